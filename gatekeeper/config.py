@@ -1,0 +1,245 @@
+"""Load and validate the YAML config into frozen attrs values.
+
+The YAML is validated against ``schemas/config.schema.json`` first; the values are then built
+by classmethods, never ``Cls(**yaml)``. Every error names the YAML path, what was expected and
+what arrived, so an operator can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jsonschema
+import yaml
+
+__all__ = [
+    "AdminConfig",
+    "Config",
+    "ConfigError",
+    "HostPort",
+    "LimitsConfig",
+    "ListenerConfig",
+    "PolicyConfig",
+    "UpstreamConfig",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
+
+DEFAULT_MAX_FRAME_BYTES = 100 * 1024 * 1024  # the broker's socket.request.max.bytes default
+DEFAULT_MAX_RESPONSE_FRAME_BYTES = 1024 * 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The operator's config is wrong. ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("gatekeeper").joinpath("schemas/config.schema.json").read_text()
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _yaml_path(path: Sequence[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def parse_duration(text: str) -> float:
+    """``250ms`` / ``5s`` / ``2m`` / ``1h`` → seconds."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * scale
+    raise ValueError(f"not a duration: {text!r}")
+
+
+@attrs.frozen
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> HostPort:
+        host, _, port = text.rpartition(":")
+        return cls(host=host, port=int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@attrs.frozen
+class ListenerConfig:
+    name: str
+    bind: HostPort
+    advertised_host: str
+    broker_ports: tuple[int, ...]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ListenerConfig:
+        bind = HostPort.parse(raw["bind"])
+        first, _, last = raw["broker_ports"].partition("-")
+        ports = tuple(range(int(first), int(last) + 1))
+        return cls(
+            name=raw["name"],
+            bind=bind,
+            advertised_host=raw.get("advertised_host", bind.host),
+            broker_ports=ports,
+        )
+
+
+@attrs.frozen
+class UpstreamConfig:
+    bootstrap_servers: tuple[HostPort, ...]
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> UpstreamConfig:
+        return cls(
+            bootstrap_servers=tuple(HostPort.parse(s) for s in raw["bootstrap_servers"]),
+            connect_timeout=parse_duration(raw.get("connect_timeout", "10s")),
+        )
+
+
+@attrs.frozen
+class PolicyConfig:
+    engine: str = "allow-all"
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PolicyConfig:
+        options = {k: v for k, v in raw.items() if k != "engine"}
+        return cls(engine=raw["engine"], options=options)
+
+
+@attrs.frozen
+class AdminConfig:
+    bind: HostPort | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AdminConfig:
+        bind = raw.get("bind")
+        return cls(bind=HostPort.parse(bind) if bind else None)
+
+
+@attrs.frozen
+class LimitsConfig:
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_response_frame_bytes: int = DEFAULT_MAX_RESPONSE_FRAME_BYTES
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> LimitsConfig:
+        return cls(
+            max_frame_bytes=raw.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES),
+            max_response_frame_bytes=raw.get(
+                "max_response_frame_bytes", DEFAULT_MAX_RESPONSE_FRAME_BYTES
+            ),
+        )
+
+
+@attrs.frozen
+class Config:
+    listeners: tuple[ListenerConfig, ...]
+    upstream: UpstreamConfig
+    policy: PolicyConfig
+    admin: AdminConfig
+    limits: LimitsConfig
+    log_level: str = "info"
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Config:
+        return cls(
+            listeners=tuple(ListenerConfig.from_dict(item) for item in raw["listeners"]),
+            upstream=UpstreamConfig.from_dict(raw["upstream"]),
+            policy=PolicyConfig.from_dict(raw.get("policy", {"engine": "allow-all"})),
+            admin=AdminConfig.from_dict(raw.get("admin", {})),
+            limits=LimitsConfig.from_dict(raw.get("limits", {})),
+            log_level=raw.get("logging", {}).get("level", "info"),
+        )
+
+
+def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
+    """Checks a JSON Schema cannot express: port ranges and clashes between listeners."""
+    errors: list[str] = []
+    used: dict[int, str] = {}
+    for i, item in enumerate(raw["listeners"]):
+        path = f"listeners[{i}]"
+        first, _, last = item["broker_ports"].partition("-")
+        lo, hi = int(first), int(last)
+        if not (1 <= lo <= hi <= 65535):
+            errors.append(
+                f"{path}.broker_ports: expected an ascending range of ports 1-65535, "
+                f"got {_describe(item['broker_ports'])}"
+            )
+            continue
+        bind_port = int(item["bind"].rpartition(":")[2])
+        if not 1 <= bind_port <= 65535:
+            errors.append(f"{path}.bind: expected a port 1-65535, got {_describe(item['bind'])}")
+        for port, where in [(bind_port, f"{path}.bind"), *[(p, f"{path}.broker_ports") for p in range(lo, hi + 1)]]:
+            if port in used:
+                errors.append(f"{where}: port {port} is already used by {used[port]}")
+            else:
+                used[port] = where
+    names = [item["name"] for item in raw["listeners"]]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            errors.append(f"listeners[{i}].name: duplicate listener name {name!r}")
+    return errors
+
+
+def parse_config(raw: Any) -> Config:
+    """Validate a parsed YAML document and build the config values, or raise ConfigError."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"(top level): expected a mapping, got {_describe(raw)}"])
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = []
+    for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
+        where = _yaml_path(list(err.absolute_path))
+        if err.validator == "additionalProperties":
+            errors.append(f"{where}: {err.message}")
+        elif err.validator == "required":
+            errors.append(f"{where}: {err.message}")
+        else:
+            errors.append(
+                f"{where}: expected {err.validator} {json.dumps(err.validator_value)}, "
+                f"got {_describe(err.instance)}"
+            )
+    if errors:
+        raise ConfigError(errors)
+    errors = _semantic_errors(raw)
+    if errors:
+        raise ConfigError(errors)
+    return Config.from_dict(raw)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML file and return the validated config, or raise ConfigError."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError([f"{p}: cannot read the config file: {e.strerror}"]) from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{p}: not valid YAML: {e}"]) from e
+    try:
+        return parse_config(raw)
+    except ConfigError as e:
+        raise ConfigError([f"{p}: {line}" for line in e.errors]) from e

@@ -1,0 +1,57 @@
+"""What Gatekeeper knows of the cluster behind it, learned from the responses it relays.
+
+Broker node ids get a port slot in the order they are first seen (slot i is the i-th port of
+every listener's ``broker_ports``); topic ids map to names for the APIs that name topics by id.
+Pure state, updated by the proxy from decoded responses; no I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from gatekeeper.config import HostPort
+
+__all__ = ["ClusterView"]
+
+
+class ClusterView:
+    def __init__(self, max_slots: int) -> None:
+        self.max_slots = max_slots
+        self._nodes: dict[int, HostPort] = {}
+        self._slots: dict[int, int] = {}  # node id -> slot index
+        self._slot_nodes: dict[int, int] = {}  # slot index -> node id
+        self._topic_names: dict[uuid.UUID, str] = {}
+
+    def observe_broker(self, node_id: int, host: str, port: int) -> int | None:
+        """Record a broker's real address; return its slot, or None if all slots are taken."""
+        if node_id < 0:
+            return None
+        self._nodes[node_id] = HostPort(host, port)
+        slot = self._slots.get(node_id)
+        if slot is None and len(self._slots) < self.max_slots:
+            slot = len(self._slots)
+            self._slots[node_id] = slot
+            self._slot_nodes[slot] = node_id
+        return slot
+
+    def observe_topics(self, pairs: Iterable[tuple[uuid.UUID | None, str | None]]) -> None:
+        for topic_id, name in pairs:
+            if topic_id is not None and topic_id.int and name:
+                self._topic_names[topic_id] = name
+
+    def topic_name(self, topic_id: uuid.UUID) -> str | None:
+        return self._topic_names.get(topic_id)
+
+    def slot_of(self, node_id: int) -> int | None:
+        return self._slots.get(node_id)
+
+    def node_at_slot(self, slot: int) -> int | None:
+        return self._slot_nodes.get(slot)
+
+    def address_of(self, node_id: int) -> HostPort | None:
+        return self._nodes.get(node_id)
+
+    @property
+    def nodes(self) -> dict[int, HostPort]:
+        return dict(self._nodes)

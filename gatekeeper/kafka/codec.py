@@ -1,0 +1,221 @@
+"""Kafka request/response codec built on kafka-python's generated message classes.
+
+kafka-python ships Kafka's JSON message schemas as ``ApiMessage`` classes but no server-side
+request decoder. This module builds the api-key → (request, response) class table from those
+classes, parses request and response headers (v0–v2, flexible tagged fields) by hand, and
+decodes/encodes bodies with the generated classes. Bytes in, values out: no I/O.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import kafka.protocol as _kp
+from kafka.protocol.api_message import ApiMessage
+
+__all__ = [
+    "API_TABLE",
+    "ApiSpec",
+    "CodecError",
+    "RequestHeader",
+    "UnsupportedApi",
+    "decode_request",
+    "decode_response_body",
+    "encode_body",
+    "parse_request_header",
+    "response_header_size",
+]
+
+# APIs that only brokers and controllers send to each other; never accepted from clients.
+_INTER_BROKER = frozenset({4, 5, 6, 7, 27, 52, 53, 54, 56, 58, 59, 62, 63, 64, 67, 70, 73})
+
+
+class CodecError(Exception):
+    """The client's bytes do not decode as the Kafka request they claim to be."""
+
+
+class UnsupportedApi(CodecError):
+    """A request for an API key or version Gatekeeper cannot inspect."""
+
+
+@attrs.frozen
+class ApiSpec:
+    key: int
+    name: str
+    request: Any
+    response: Any
+    min_version: int
+    max_version: int
+
+    def flexible(self, version: int) -> bool:
+        return bool(self.request.flexible_version_q(version))
+
+    def request_header_version(self, version: int) -> int:
+        if self.key == 7 and version == 0:  # ControlledShutdown v0 has no client id
+            return 0
+        return 2 if self.flexible(version) else 1
+
+    def response_header_version(self, version: int) -> int:
+        if self.key == 18:  # ApiVersions responses always use header v0 (KIP-511)
+            return 0
+        return 1 if self.flexible(version) else 0
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _build_table() -> dict[int, ApiSpec]:
+    for mod in pkgutil.walk_packages(_kp.__path__, _kp.__name__ + "."):
+        if ".old" in mod.name or mod.name.endswith(("generate_stubs", "__main__")):
+            continue
+        importlib.import_module(mod.name)
+    requests: dict[int, Any] = {}
+    responses: dict[int, Any] = {}
+    for cls in _subclasses(ApiMessage):
+        if getattr(cls, "_class_version", None) is not None or getattr(cls, "_json", None) is None:
+            continue
+        (requests if cls.is_request() else responses)[cls.API_KEY] = cls
+    table = {}
+    for key, req in requests.items():
+        resp = responses.get(key)
+        if resp is None or key in _INTER_BROKER:
+            continue
+        lo = max(req.valid_versions[0], resp.valid_versions[0])
+        hi = min(req.valid_versions[1], resp.valid_versions[1])
+        if lo <= hi:
+            name = req.__name__.removesuffix("Request")
+            table[key] = ApiSpec(key, name, req, resp, lo, hi)
+    return table
+
+
+API_TABLE: dict[int, ApiSpec] = _build_table()
+
+
+@attrs.frozen
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    size: int  # bytes of the header within the frame; the body starts here
+
+
+_HDR = struct.Struct(">hhi")
+_I16 = struct.Struct(">h")
+
+
+def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise CodecError("truncated varint in request header")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise CodecError("varint too long in request header")
+
+
+def peek_ids(frame: bytes) -> tuple[int, int, int] | None:
+    """(api_key, api_version, correlation_id) of a frame, or None if it is too short."""
+    if len(frame) < 8:
+        return None
+    return _HDR.unpack_from(frame, 0)  # type: ignore[return-value]
+
+
+def parse_request_header(frame: bytes) -> tuple[RequestHeader, ApiSpec]:
+    """Parse the request header; UnsupportedApi for keys/versions we cannot inspect."""
+    ids = peek_ids(frame)
+    if ids is None:
+        raise CodecError(f"request of {len(frame)} bytes is shorter than a request header")
+    api_key, api_version, correlation_id = ids
+    spec = API_TABLE.get(api_key)
+    if spec is None:
+        raise UnsupportedApi(f"API key {api_key} is not one Gatekeeper can inspect")
+    if not spec.min_version <= api_version <= spec.max_version:
+        raise UnsupportedApi(
+            f"{spec.name} v{api_version} is outside the versions Gatekeeper can inspect "
+            f"(v{spec.min_version}-v{spec.max_version})"
+        )
+    pos = 8
+    client_id = None
+    hv = spec.request_header_version(api_version)
+    if hv >= 1:
+        if len(frame) < pos + 2:
+            raise CodecError("truncated client id in request header")
+        (n,) = _I16.unpack_from(frame, pos)
+        pos += 2
+        if n >= 0:
+            if len(frame) < pos + n:
+                raise CodecError("truncated client id in request header")
+            client_id = frame[pos : pos + n].decode("utf-8", "replace")
+            pos += n
+    if hv >= 2:
+        count, pos = _read_uvarint(frame, pos)
+        for _ in range(count):
+            _tag, pos = _read_uvarint(frame, pos)
+            size, pos = _read_uvarint(frame, pos)
+            pos += size
+        if pos > len(frame):
+            raise CodecError("truncated tagged fields in request header")
+    return RequestHeader(api_key, api_version, correlation_id, client_id, pos), spec
+
+
+def decode_request(frame: bytes) -> tuple[RequestHeader, ApiSpec, Any]:
+    """Header and decoded body of a request frame. The whole frame must be consumed."""
+    header, spec = parse_request_header(frame)
+    body, end = _decode_body(spec.request, spec, frame, header.size, header.api_version)
+    if end != len(frame):
+        raise CodecError(
+            f"{spec.name} v{header.api_version} request has {len(frame) - end} "
+            "unexpected trailing bytes"
+        )
+    return header, spec, body
+
+
+def _decode_body(cls: Any, spec: ApiSpec, frame: bytes, start: int, version: int) -> tuple[Any, int]:
+    flexible = cls.flexible_version_q(version)
+    decode = cls._struct.compiled_decode_from(
+        version, compact=flexible, tagged=flexible, data_class=cls[None]
+    )
+    try:
+        body, end = decode(memoryview(frame), start)
+    except Exception as e:  # kafka-python raises assorted errors on bad bytes
+        raise CodecError(f"{spec.name} v{version} body does not decode: {type(e).__name__}: {e}") from e
+    body._version = version
+    return body, end
+
+
+def response_header_size(frame: bytes, spec: ApiSpec, version: int) -> int:
+    """Bytes of the response header (correlation id and, if flexible, tagged fields)."""
+    if spec.response_header_version(version) == 0:
+        return 4
+    count, pos = _read_uvarint(frame, 4)
+    for _ in range(count):
+        _tag, pos = _read_uvarint(frame, pos)
+        size, pos = _read_uvarint(frame, pos)
+        pos += size
+    return pos
+
+
+def decode_response_body(frame: bytes, spec: ApiSpec, version: int) -> tuple[bytes, Any]:
+    """(header bytes, decoded body) of a response frame from the broker."""
+    start = response_header_size(frame, spec, version)
+    body, _end = _decode_body(spec.response, spec, frame, start, version)
+    return frame[:start], body
+
+
+def encode_body(message: Any, version: int) -> bytes:
+    """Encode a request or response body (no header) at ``version``."""
+    return bytes(message.encode(version=version))

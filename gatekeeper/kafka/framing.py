@@ -1,0 +1,68 @@
+"""Sans-I/O Kafka framing: a 4-byte big-endian length, then that many bytes.
+
+``FrameDecoder`` takes bytes as they arrive (``receive_data``) and hands back whole frames
+(``next_frame``), or ``None`` when it needs more data. It never touches a socket.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["FrameDecoder", "FrameError", "frame"]
+
+_LEN = struct.Struct(">i")
+
+
+class FrameError(Exception):
+    """The peer's bytes cannot be framed: a negative or oversize length."""
+
+
+def frame(payload: bytes | bytearray) -> bytes:
+    """Prefix ``payload`` with its length."""
+    return _LEN.pack(len(payload)) + bytes(payload)
+
+
+class FrameDecoder:
+    """Accumulates bytes and yields whole frames (without their length prefix)."""
+
+    __slots__ = ("_buf", "_pos", "max_frame_bytes")
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._buf = bytearray()
+        self._pos = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as a frame."""
+        return len(self._buf) - self._pos
+
+    def receive_data(self, data: bytes) -> None:
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        self._buf += data
+
+    def next_frame(self) -> bytes | None:
+        """The next whole frame, ``None`` if more bytes are needed; FrameError if the length is bad."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 4:
+            self._compact()
+            return None
+        (size,) = _LEN.unpack_from(buf, pos)
+        if size < 0:
+            raise FrameError(f"negative frame length {size}")
+        if size > self.max_frame_bytes:
+            raise FrameError(f"frame length {size} exceeds the limit of {self.max_frame_bytes} bytes")
+        end = pos + 4 + size
+        if len(buf) < end:
+            self._compact()
+            return None
+        out = bytes(buf[pos + 4 : end])
+        self._pos = end
+        return out
+
+    def _compact(self) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0

@@ -1,0 +1,59 @@
+"""A small metrics registry rendered in the Prometheus text exposition format."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+__all__ = ["Metrics"]
+
+_LabelKey = tuple[tuple[str, str], ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Metrics:
+    """Counters and gauges with labels. Not thread-safe: used from the reactor thread only."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[_LabelKey, float]] = defaultdict(dict)
+        self._help: dict[str, tuple[str, str]] = {}
+
+    def describe(self, name: str, kind: str, text: str) -> None:
+        self._help[name] = (kind, text)
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        series = self._values[name]
+        series[key] = series.get(key, 0.0) + amount
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        self._values[name][tuple(sorted(labels.items()))] = value
+
+    def get(self, name: str, **labels: str) -> float:
+        return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+
+    def render(self) -> str:
+        lines = []
+        for name in sorted(set(self._values) | set(self._help)):
+            kind, text = self._help.get(name, ("untyped", ""))
+            if text:
+                lines.append(f"# HELP {name} {text}")
+            lines.append(f"# TYPE {name} {kind}")
+            for key, value in sorted(self._values.get(name, {}).items()):
+                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
+                lines.append(f"{name}{{{labels}}} {value:g}" if labels else f"{name} {value:g}")
+        return "\n".join(lines) + "\n"
+
+
+def gateway_metrics() -> Metrics:
+    m = Metrics()
+    m.describe("gatekeeper_connections_total", "counter", "Client connections accepted.")
+    m.describe("gatekeeper_connections_active", "gauge", "Client connections open now.")
+    m.describe("gatekeeper_requests_total", "counter", "Requests decoded, by API.")
+    m.describe("gatekeeper_rejected_total", "counter", "Connections closed for bad input, by reason.")
+    m.describe("gatekeeper_upstream_errors_total", "counter", "Upstream connect failures and losses.")
+    m.describe("gatekeeper_decisions_total", "counter", "Policy decisions, by action and operation.")
+    m.describe("gatekeeper_bytes_total", "counter", "Bytes relayed, by direction.")
+    return m

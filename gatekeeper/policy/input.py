@@ -1,0 +1,87 @@
+"""Build policy input documents (the contract in ``schemas/policy-input.schema.json``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from gatekeeper.api import Operation
+
+__all__ = ["ANONYMOUS", "Principal", "SessionInfo", "build_input", "new_session_id", "rfc3339"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_session_id(now: float | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32 (sortable by time)."""
+    ms = int((time.time() if now is None else now) * 1000)
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@attrs.frozen
+class Principal:
+    sub: str
+    issuer: str | None = None
+    groups: tuple[str, ...] = ()
+    claims: Mapping[str, Any] = attrs.field(factory=dict)
+    mechanism: str = "NONE"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sub": self.sub,
+            "issuer": self.issuer,
+            "groups": list(self.groups),
+            "claims": dict(self.claims),
+            "mechanism": self.mechanism,
+        }
+
+
+ANONYMOUS = Principal(sub="anonymous", mechanism="NONE")
+
+
+@attrs.frozen
+class SessionInfo:
+    """What is fixed for one client connection."""
+
+    id: str
+    started_at: float
+    client_address: str
+    principal: Principal = ANONYMOUS
+    protocol: str = "kafka"
+
+
+def build_input(
+    op: Operation,
+    *,
+    api_key: int,
+    api_name: str,
+    api_version: int,
+    client_id: str | None,
+    session: SessionInfo,
+    now: float,
+    grants: list[Any] | None = None,
+) -> dict[str, Any]:
+    """The policy input document for one operation of one request."""
+    return {
+        "version": 1,
+        "protocol": session.protocol,
+        "operation": op.name,
+        "api": {"key": api_key, "name": api_name, "version": api_version},
+        "principal": session.principal.to_json(),
+        "resource": op.resource.to_json(),
+        "client": {"id": client_id, "address": session.client_address},
+        "session": {"id": session.id, "started_at": rfc3339(session.started_at)},
+        "request": dict(op.request),
+        "grants": list(grants or ()),
+        "time": rfc3339(now),
+    }

@@ -1,0 +1,330 @@
+"""The client side of the proxy: one ClientProtocol per client connection.
+
+It moves bytes and Deferreds only. Decoding, operations and rewriting belong to the adapter;
+ordering lives in ``_Entry`` queues: requests are forwarded in arrival order once decided, and
+responses go back in request order even when some are answered by Gatekeeper itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from gatekeeper.api import Decision
+from gatekeeper.kafka.adapter import DecodedRequest
+from gatekeeper.kafka.codec import CodecError, UnsupportedApi
+from gatekeeper.kafka.framing import FrameDecoder, FrameError
+from gatekeeper.kafka.operations import UnresolvedTopicIds
+from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
+from gatekeeper.proxy.upstream import UpstreamProtocol
+
+if TYPE_CHECKING:
+    from gatekeeper.config import HostPort, ListenerConfig
+    from gatekeeper.proxy.gateway import Gateway
+
+__all__ = ["ClientProtocol"]
+
+log = Logger()
+_CID = struct.Struct(">i")
+_INTERNAL_CORRELATION_BASE = -(2**31)  # never used by clients, which count up from 0
+
+
+class _Entry:
+    """One request on its way through: decided, forwarded, answered."""
+
+    __slots__ = ("decided", "forward", "internal", "request", "response", "sent")
+
+    def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
+        self.request = request
+        self.internal = internal
+        self.decided = False
+        self.forward = False
+        self.sent = False
+        self.response: bytes | None = None
+
+    @property
+    def done(self) -> bool:
+        """Nothing more to wait for before this entry leaves the response queue."""
+        if self.response is not None:
+            return True
+        assert self.request is not None
+        return self.sent and not self.request.expects_response
+
+
+class ClientProtocol(Protocol):
+    def __init__(self, gateway: Gateway, listener: ListenerConfig, slot: int | None) -> None:
+        self.gateway = gateway
+        self.listener = listener
+        self.slot = slot
+        self.decoder = FrameDecoder(gateway.config.limits.max_frame_bytes)
+        self.upstream: UpstreamProtocol | None = None
+        self.closing = False
+        self._order: deque[_Entry] = deque()  # arrival order, for responses
+        self._undecided: deque[_Entry] = deque()  # arrival order, not yet forwarded
+        self._sent: deque[_Entry] = deque()  # send order, awaiting the broker's response
+        self._waiting_for_ids: list[_Entry] = []
+        self._pending_upstream: list[bytes] = []
+        self._internal_cid = _INTERNAL_CORRELATION_BASE
+        self.session: SessionInfo | None = None
+        self.peer = "?"
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        now = self.gateway.clock.seconds()
+        self.session = SessionInfo(new_session_id(now), now, getattr(peer, "host", "?"))
+        self.gateway.connection_opened(self)
+        target = self._upstream_address()
+        if target is None:
+            return
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        d = self.gateway.connect_upstream(target, self)
+        d.addCallbacks(self._upstream_connected, self._upstream_connect_failed, errbackArgs=(target,))
+
+    def _upstream_address(self) -> HostPort | None:
+        cluster = self.gateway.cluster
+        if self.slot is None:
+            return self.gateway.next_bootstrap()
+        node = cluster.node_at_slot(self.slot)
+        address = None if node is None else cluster.address_of(node)
+        if address is None:
+            self._close(f"no broker is known for port slot {self.slot} yet; bootstrap again")
+        return address
+
+    def _upstream_connected(self, upstream: UpstreamProtocol) -> None:
+        if self.closing:
+            upstream.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self.upstream = upstream
+        # Backpressure both ways: a slow reader pauses the other side's reads.
+        self.transport.registerProducer(upstream.transport, True)  # type: ignore[union-attr]
+        upstream.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+        pending, self._pending_upstream = self._pending_upstream, []
+        if pending:
+            upstream.transport.writeSequence(pending)  # type: ignore[union-attr]
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def _upstream_connect_failed(self, failure: Failure, target: HostPort) -> None:
+        self.gateway.metrics.inc("gatekeeper_upstream_errors_total", kind="connect")
+        self._close(f"cannot reach broker {target}: {failure.getErrorMessage()}")
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closing = True
+        self.gateway.connection_closed(self)
+        if self.upstream is not None and not self.upstream.closed:
+            self.upstream.transport.loseConnection()  # type: ignore[union-attr]
+
+    def upstream_lost(self, reason: Failure | None) -> None:
+        if not self.closing:
+            self.gateway.metrics.inc("gatekeeper_upstream_errors_total", kind="lost")
+            why = reason.getErrorMessage() if reason is not None else "closed"
+            self._close(f"broker connection closed ({why})")
+
+    def upstream_failed(self, why: str) -> None:
+        self.gateway.metrics.inc("gatekeeper_upstream_errors_total", kind="protocol")
+        self._close(why)
+        if self.upstream is not None:
+            self.upstream.transport.abortConnection()  # type: ignore[union-attr]
+
+    def _close(self, why: str, *, rejected: str | None = None) -> None:
+        """Close this client's connection (only this one) with a log line naming the client."""
+        if self.closing:
+            return
+        self.closing = True
+        if rejected:
+            self.gateway.metrics.inc("gatekeeper_rejected_total", reason=rejected)
+        log.warn(
+            "closing connection from {peer} (listener {listener}, session {session}): {why}",
+            peer=self.peer,
+            listener=self.listener.name,
+            session=self.session.id if self.session else "-",
+            why=why,
+        )
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # -- requests -------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.gateway.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_client")
+        self.decoder.receive_data(data)
+        try:
+            while not self.closing:
+                raw = self.decoder.next_frame()
+                if raw is None:
+                    return
+                self._request(raw)
+        except FrameError as e:
+            self._close(f"bad frame: {e}", rejected="frame")
+
+    def _request(self, raw: bytes) -> None:
+        adapter = self.gateway.adapter
+        try:
+            request = adapter.decode(raw)
+        except UnsupportedApi as e:
+            self._close(f"refused request: {e}", rejected="unsupported_api")
+            return
+        except CodecError as e:
+            self._close(f"malformed request: {e}", rejected="malformed")
+            return
+        self.gateway.metrics.inc("gatekeeper_requests_total", api=request.api_name)
+        entry = _Entry(request)
+        if request.expects_response:
+            self._order.append(entry)
+        self._undecided.append(entry)
+        if request.local_response is not None:
+            entry.decided, entry.response = True, request.local_response
+            self._advance()
+            return
+        self._decide(entry)
+
+    def _decide(self, entry: _Entry) -> None:
+        request = entry.request
+        assert request is not None and self.session is not None
+        try:
+            ops = self.gateway.adapter.operations(request)
+        except UnresolvedTopicIds as e:
+            self._resolve_topic_ids(entry, e)
+            return
+        h = request.header
+        now = self.gateway.clock.seconds()
+        inputs = [
+            build_input(
+                op,
+                api_key=h.api_key,
+                api_name=request.spec.name,
+                api_version=h.api_version,
+                client_id=h.client_id,
+                session=self.session,
+                now=now,
+            )
+            for op in ops
+        ]
+        self.gateway.inputs_decoded(inputs)
+        engine = self.gateway.engine
+        d = defer.gatherResults([engine.decide(i) for i in inputs], consumeErrors=True)
+        d.addCallback(self._decided, entry, inputs)
+        d.addErrback(self._decision_failed, entry)
+
+    def _decided(self, decisions: list[Decision], entry: _Entry, inputs: list[dict[str, Any]]) -> None:
+        for decision, policy_input in zip(decisions, inputs, strict=True):
+            self.gateway.metrics.inc(
+                "gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"]
+            )
+        refused = [(d, i) for d, i in zip(decisions, inputs, strict=True) if not d.allowed]
+        if refused:
+            # Enforcement of deny/mask/approve on the wire comes with the policy issue;
+            # until then anything but allow fails closed by closing the connection.
+            d, i = refused[0]
+            self._close(
+                f"{i['operation']} on {i['resource']['type']} {i['resource']['name']!r} "
+                f"was {d.action}: {d.reason}",
+                rejected="policy",
+            )
+            return
+        entry.decided = entry.forward = True
+        self._advance()
+
+    def _decision_failed(self, failure: Failure, entry: _Entry) -> None:
+        self._close(f"policy engine failed, request refused (fail closed): {failure.getErrorMessage()}", rejected="engine")
+
+    def _resolve_topic_ids(self, entry: _Entry, err: UnresolvedTopicIds) -> None:
+        """Ask the broker for all topics' metadata, then decide ``entry`` again."""
+        self._waiting_for_ids.append(entry)
+        if len(self._waiting_for_ids) > 1:
+            return  # a probe is already on its way
+        self._internal_cid += 1
+        probe = _Entry(None, internal=True)
+        self._send_upstream(self.gateway.adapter.metadata_request(self._internal_cid), probe)
+
+    def _advance(self) -> None:
+        """Forward decided requests in arrival order; then flush what can be answered."""
+        undecided = self._undecided
+        while undecided and undecided[0].decided:
+            entry = undecided.popleft()
+            if entry.forward:
+                assert entry.request is not None
+                self._send_upstream(entry.request.frame, entry)
+        self._flush()
+
+    def _send_upstream(self, payload: bytes, entry: _Entry) -> None:
+        entry.sent = True
+        if entry.internal or (entry.request is not None and entry.request.expects_response):
+            self._sent.append(entry)
+        data = [_CID.pack(len(payload)), payload]
+        if self.upstream is None:
+            self._pending_upstream.extend(data)
+        else:
+            self.upstream.transport.writeSequence(data)  # type: ignore[union-attr]
+
+    # -- responses ------------------------------------------------------------------------
+
+    def upstream_frame(self, raw: bytes) -> None:
+        if not self._sent:
+            self.upstream_failed("broker sent a response to no request")
+            return
+        entry = self._sent.popleft()
+        (cid,) = _CID.unpack_from(raw, 0)
+        if entry.internal:
+            self._internal_response(raw)
+            return
+        request = entry.request
+        assert request is not None
+        if cid != request.header.correlation_id:
+            self.upstream_failed(
+                f"broker answered correlation id {cid}, expected {request.header.correlation_id}"
+            )
+            return
+        try:
+            entry.response = self.gateway.adapter.process_response(request, raw, self._address_mapper)
+        except CodecError as e:
+            self.upstream_failed(str(e))
+            return
+        self._flush()
+
+    def _internal_response(self, raw: bytes) -> None:
+        try:
+            self.gateway.adapter.observe_metadata(raw, 12)
+        except CodecError as e:
+            self.upstream_failed(f"metadata probe failed: {e}")
+            return
+        waiting, self._waiting_for_ids = self._waiting_for_ids, []
+        for entry in waiting:
+            try:
+                self.gateway.adapter.operations(entry.request)  # type: ignore[arg-type]
+            except UnresolvedTopicIds as e:
+                self._close(f"request names topic ids the broker does not know: {e}", rejected="unknown_topic_id")
+                return
+            self._decide(entry)
+
+    def _address_mapper(self, node_id: int, host: str, port: int) -> tuple[str, int] | None:
+        slot = self.gateway.cluster.slot_of(node_id)
+        if slot is None:
+            log.error(
+                "broker node {node} has no port in listener {listener}'s broker_ports; widen the range",
+                node=node_id,
+                listener=self.listener.name,
+            )
+            return None
+        return self.listener.advertised_host, self.listener.broker_ports[slot]
+
+    def _flush(self) -> None:
+        order = self._order
+        if not order or not order[0].done:
+            return
+        out = []
+        while order and order[0].done:
+            entry = order.popleft()
+            if entry.response is not None:
+                out += (_CID.pack(len(entry.response)), entry.response)
+        if out and not self.closing:
+            self.transport.writeSequence(out)  # type: ignore[union-attr]

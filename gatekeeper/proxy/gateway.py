@@ -1,0 +1,159 @@
+"""The gateway: listeners, shared cluster view, engine and metrics for all client connections."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from gatekeeper.config import Config, HostPort, ListenerConfig
+from gatekeeper.kafka.cluster import ClusterView
+from gatekeeper.metrics import gateway_metrics
+from gatekeeper.plugins import ADAPTERS, load
+from gatekeeper.policy.engine import make_engine
+from gatekeeper.proxy.client import ClientProtocol
+from gatekeeper.proxy.upstream import UpstreamProtocol
+
+__all__ = ["Gateway", "GatewayService"]
+
+log = Logger()
+
+
+class _ClientFactory(Factory):
+    def __init__(self, gateway: Gateway, listener: ListenerConfig, slot: int | None) -> None:
+        self.gateway, self.listener, self.slot = gateway, listener, slot
+
+    def buildProtocol(self, addr: Any) -> ClientProtocol:
+        return ClientProtocol(self.gateway, self.listener, self.slot)
+
+
+class Gateway:
+    def __init__(self, config: Config, reactor: Any) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.clock: IReactorTime = reactor
+        slots = min(len(lst.broker_ports) for lst in config.listeners)
+        self.cluster = ClusterView(max_slots=slots)
+        self.adapter = load(ADAPTERS, "kafka")(self.cluster)
+        self.engine = make_engine(config.policy)
+        self.metrics = gateway_metrics()
+        self.connections: set[ClientProtocol] = set()
+        self.ports: list[IListeningPort] = []
+        self._bootstrap: Iterator[HostPort] = itertools.cycle(config.upstream.bootstrap_servers)
+        self.debug_inputs = config.log_level == "debug"
+
+    # -- listening ------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def start(self) -> Any:
+        """Listen on every listener's bootstrap port and broker ports."""
+        try:
+            for listener in self.config.listeners:
+                host = listener.bind.host
+                port = yield TCP4ServerEndpoint(self.reactor, listener.bind.port, interface=host).listen(
+                    _ClientFactory(self, listener, None)
+                )
+                self.ports.append(port)
+                for slot, broker_port in enumerate(listener.broker_ports):
+                    p = yield TCP4ServerEndpoint(self.reactor, broker_port, interface=host).listen(
+                        _ClientFactory(self, listener, slot)
+                    )
+                    self.ports.append(p)
+                log.info(
+                    "listener {name}: bootstrap {bind}, broker ports {first}-{last}, advertised as {adv}",
+                    name=listener.name,
+                    bind=str(listener.bind),
+                    first=listener.broker_ports[0],
+                    last=listener.broker_ports[-1],
+                    adv=listener.advertised_host,
+                )
+        except Exception:
+            yield self.stop()
+            raise
+
+    def bound_port(self, listener_index: int = 0) -> int:
+        """The bootstrap port actually bound (useful with port 0 in tests)."""
+        per_listener = [1 + len(lst.broker_ports) for lst in self.config.listeners]
+        return int(self.ports[sum(per_listener[:listener_index])].getHost().port)  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def stop(self) -> Any:
+        ports, self.ports = self.ports, []
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        for conn in list(self.connections):
+            conn.transport.loseConnection()  # type: ignore[union-attr]
+
+    # -- connections ----------------------------------------------------------------------
+
+    def next_bootstrap(self) -> HostPort:
+        return next(self._bootstrap)
+
+    def connect_upstream(self, target: HostPort, client: ClientProtocol) -> defer.Deferred[UpstreamProtocol]:
+        endpoint = TCP4ClientEndpoint(
+            self.reactor, target.host, target.port, timeout=self.config.upstream.connect_timeout
+        )
+        protocol = UpstreamProtocol(client, self.config.limits.max_response_frame_bytes)
+        return connectProtocol(endpoint, protocol)
+
+    def connection_opened(self, conn: ClientProtocol) -> None:
+        self.connections.add(conn)
+        self.metrics.inc("gatekeeper_connections_total", listener=conn.listener.name)
+        self.metrics.set("gatekeeper_connections_active", len(self.connections))
+
+    def connection_closed(self, conn: ClientProtocol) -> None:
+        self.connections.discard(conn)
+        self.metrics.set("gatekeeper_connections_active", len(self.connections))
+
+    def inputs_decoded(self, inputs: list[dict[str, Any]]) -> None:
+        """Hook for every policy input built; logged at debug level."""
+        if self.debug_inputs:
+            for i in inputs:
+                log.debug("policy input {input}", input=json.dumps(i, sort_keys=True))
+
+
+class GatewayService(service.Service):
+    """Runs a Gateway (and its admin endpoint) under twistd or any Twisted application."""
+
+    def __init__(self, config: Config, reactor: IReactorCore | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor  # type: ignore[assignment]
+        self.gateway = Gateway(config, reactor)
+        self.admin_port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        from gatekeeper.proxy.admin import listen_admin
+
+        d = self.gateway.start()
+
+        def started(_: Any) -> Any:
+            bind = self.gateway.config.admin.bind
+            if bind is None:
+                return None
+            return listen_admin(self.gateway, bind).addCallback(self._admin_started)
+
+        def failed(f: Any) -> None:
+            log.failure("gateway failed to start", f)
+            self.gateway.reactor.stop()
+
+        d.addCallback(started).addErrback(failed)
+
+    def _admin_started(self, port: IListeningPort) -> None:
+        self.admin_port = port
+
+    def stopService(self) -> Any:
+        super().stopService()
+        ds = [self.gateway.stop()]
+        if self.admin_port is not None:
+            ds.append(defer.maybeDeferred(self.admin_port.stopListening))
+        return defer.gatherResults(ds)
