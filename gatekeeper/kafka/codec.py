@@ -194,6 +194,8 @@ def _decode_body(cls: Any, spec: ApiSpec, frame: bytes, start: int, version: int
     except Exception as e:  # kafka-python raises assorted errors on bad bytes
         raise CodecError(f"{spec.name} v{version} body does not decode: {type(e).__name__}: {e}") from e
     body._version = version
+    body._header = None  # the fast decoder bypasses ApiMessage.__init__
+    body._min_version = body._max_version = None
     return body, end
 
 

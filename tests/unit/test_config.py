@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from gatekeeper.config import ConfigError, load_config, parse_config
+
+GOOD = """
+listeners:
+  - name: default
+    bind: 127.0.0.1:9192
+    advertised_host: 127.0.0.1
+    broker_ports: 9193-9199
+upstream:
+  bootstrap_servers: [127.0.0.1:9092]
+policy:
+  engine: allow-all
+admin:
+  bind: 127.0.0.1:9180
+"""
+
+
+def test_good_config_loads_into_values(tmp_path) -> None:
+    p = tmp_path / "gk.yaml"
+    p.write_text(GOOD)
+    cfg = load_config(p)
+    assert cfg.listeners[0].broker_ports == tuple(range(9193, 9200))
+    assert str(cfg.upstream.bootstrap_servers[0]) == "127.0.0.1:9092"
+    assert cfg.admin.bind is not None and cfg.admin.bind.port == 9180
+    assert cfg.limits.max_frame_bytes == 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        (lambda d: d["listeners"][0].update(bind="nohost"), "listeners[0].bind: expected pattern"),
+        (lambda d: d["listeners"][0].update(broker_ports="9199-9193"), "listeners[0].broker_ports: expected an ascending range"),
+        (lambda d: d["listeners"][0].update(bind="127.0.0.1:9195"), "port 9195 is already used"),
+        (lambda d: d["upstream"].update(bootstrap_servers=[]), "upstream.bootstrap_servers: expected minItems"),
+        (lambda d: d["policy"].update(engine="magic"), "policy.engine: expected enum"),
+        (lambda d: d.update(extra=1), "Additional properties are not allowed ('extra'"),
+        (lambda d: d["listeners"][0].pop("name"), "listeners[0]: 'name' is a required property"),
+        (lambda d: d.update(limits={"max_frame_bytes": "big"}), "limits.max_frame_bytes: expected type \"integer\", got 'big' (str)"),
+    ],
+)
+def test_each_error_names_the_yaml_path(patch, expected) -> None:
+    raw = yaml.safe_load(GOOD)
+    patch(raw)
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert any(expected in line for line in err.value.errors), err.value.errors
+
+
+def test_unreadable_and_invalid_yaml_files(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listeners: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
