@@ -36,8 +36,9 @@ class _ClientFactory(Factory):
 
 
 class Gateway:
-    def __init__(self, config: Config, reactor: Any) -> None:
+    def __init__(self, config: Config, reactor: Any, upstream_connector: Any = None) -> None:
         self.config = config
+        self.upstream_connector = upstream_connector or self._tcp_connect
         self.reactor = reactor
         self.clock: IReactorTime = reactor
         slots = min(len(lst.broker_ports) for lst in config.listeners)
@@ -97,10 +98,13 @@ class Gateway:
         return next(self._bootstrap)
 
     def connect_upstream(self, target: HostPort, client: ClientProtocol) -> defer.Deferred[UpstreamProtocol]:
+        protocol = UpstreamProtocol(client, self.config.limits.max_response_frame_bytes)
+        return self.upstream_connector(target, protocol)  # type: ignore[no-any-return]
+
+    def _tcp_connect(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
         endpoint = TCP4ClientEndpoint(
             self.reactor, target.host, target.port, timeout=self.config.upstream.connect_timeout
         )
-        protocol = UpstreamProtocol(client, self.config.limits.max_response_frame_bytes)
         return connectProtocol(endpoint, protocol)
 
     def connection_opened(self, conn: ClientProtocol) -> None:

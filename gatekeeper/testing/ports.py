@@ -33,7 +33,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def wait_for_port(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
+def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
     """Return True if a TCP connection to ``host:port`` succeeds within ``timeout`` seconds."""
     try:
         with socket.create_connection((host, port), timeout=timeout):

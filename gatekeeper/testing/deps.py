@@ -1,0 +1,205 @@
+"""Fetch, cache and locate the real Kafka and OPA the harness runs.
+
+Kafka's jars come from Maven Central through ``gatekeeper/testing/kafka/pom.xml``; OPA is built
+with ``go install`` at a pinned version. Both land in the cache directory
+(``$GATEKEEPER_CACHE``, else ``~/.cache/gatekeeper``) and are fetched once:
+
+    python -m gatekeeper.testing.deps      # ensure both, print their paths
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+KAFKA_VERSION = "4.3.1"
+OPA_VERSION = "v1.22.2"
+# kafka-clients pins slf4j-api 1.7.x, which Maven picks over the 2.x that log4j-slf4j2-impl
+# needs; with 1.7.x on the classpath every Kafka log line goes to the NOP logger.
+SLF4J_API_VERSION = "2.0.16"
+_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
+_MARKER = ".complete"
+
+
+class DependencyError(RuntimeError):
+    """A tool the harness needs could not be fetched or found (the machine's setup)."""
+
+
+def cache_dir() -> Path:
+    """The harness cache: ``$GATEKEEPER_CACHE`` or ``~/.cache/gatekeeper`` (created)."""
+    env = os.environ.get("GATEKEEPER_CACHE")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "gatekeeper"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def kafka_home() -> Path:
+    """Directory for this Kafka version: ``lib/`` with the jars, plus generated configs."""
+    return cache_dir() / f"kafka-{KAFKA_VERSION}"
+
+
+def java_executable() -> str:
+    """The Java used for the broker and tools: ``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise DependencyError("no 'java' on PATH and no JAVA_HOME: install a JDK 17 or newer")
+    return found
+
+
+def kafka_classpath() -> str:
+    """A ``-cp`` value holding every Kafka jar (ensures they are present)."""
+    return str(ensure_kafka_jars() / "*")
+
+
+def ensure_kafka_jars() -> Path:
+    """Return the directory with Kafka's runtime jars, resolving them with Maven if needed.
+
+    Idempotent: a marker file records the pom it was resolved from, so a changed pom or an
+    interrupted download is resolved again. Safe to call from concurrent processes.
+    """
+    lib = kafka_home() / "lib"
+    expected = _marker_text()
+    if _lib_complete(lib, expected):
+        return lib
+    with _locked(_lock_file(kafka_home())):
+        if _lib_complete(lib, expected):
+            return lib
+        staging = lib.with_name("lib.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        _mvn(
+            "-f", str(POM), "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        )
+        _fix_slf4j(staging)
+        (staging / _MARKER).write_text(expected)
+        old = lib.with_name("lib.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if lib.exists():
+            lib.rename(old)
+        staging.rename(lib)
+        shutil.rmtree(old, ignore_errors=True)
+    return lib
+
+
+def ensure_opa() -> Path:
+    """Return the path of the pinned ``opa`` binary, building it with ``go install`` if needed."""
+    target = cache_dir() / f"opa-{OPA_VERSION}"
+    binary = target / "opa"
+    if _is_executable(binary):
+        return binary
+    with _locked(_lock_file(target)):
+        if _is_executable(binary):
+            return binary
+        go = shutil.which("go")
+        if not go:
+            raise DependencyError(f"no 'go' on PATH: needed to build opa {OPA_VERSION}")
+        env = dict(os.environ, GOBIN=str(target), CGO_ENABLED=os.environ.get("CGO_ENABLED", "0"))
+        _run([go, "install", f"github.com/open-policy-agent/opa@{OPA_VERSION}"], env=env)
+        if not _is_executable(binary):
+            raise DependencyError(f"go install finished but {binary} is missing")
+    return binary
+
+
+def log4j2_properties(level: str = "INFO", log_file: Path | None = None) -> str:
+    """A log4j2 properties config: everything at ``level`` to ``log_file``, or to stderr."""
+    if log_file is None:
+        appender = ["appender.out.type = Console", "appender.out.target = SYSTEM_ERR"]
+    else:
+        appender = ["appender.out.type = File", f"appender.out.fileName = {log_file}"]
+    lines = [
+        "status = error",
+        "name = gatekeeper-testing",
+        *appender,
+        "appender.out.name = OUT",
+        "appender.out.layout.type = PatternLayout",
+        "appender.out.layout.pattern = [%d] %p %m (%c)%n",
+        f"rootLogger.level = {level}",
+        "rootLogger.appenderRef.out.ref = OUT",
+        # Chatty at INFO and of no use when reading a failed test's broker log.
+        "logger.clients.name = org.apache.kafka.clients",
+        "logger.clients.level = WARN",
+        "logger.request.name = kafka.request.logger",
+        "logger.request.level = WARN",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _marker_text() -> str:
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()
+    return f"kafka {KAFKA_VERSION}\npom-sha256 {digest}\nslf4j-api {SLF4J_API_VERSION}\n"
+
+
+def _lib_complete(lib: Path, expected: str) -> bool:
+    marker = lib / _MARKER
+    if not marker.is_file() or marker.read_text() != expected:
+        return False
+    needed = [f"kafka_2.13-{KAFKA_VERSION}.jar", f"kafka-tools-{KAFKA_VERSION}.jar"]
+    return all((lib / name).is_file() for name in needed)
+
+
+def _fix_slf4j(lib: Path) -> None:
+    if not list(lib.glob("slf4j-api-2.*.jar")):
+        _mvn(
+            f"{_DEPENDENCY_PLUGIN}:copy",
+            f"-Dartifact=org.slf4j:slf4j-api:{SLF4J_API_VERSION}",
+            f"-DoutputDirectory={lib}",
+        )
+    for old in lib.glob("slf4j-api-1.*.jar"):
+        old.unlink()
+
+
+def _mvn(*args: str) -> None:
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise DependencyError("no 'mvn' on PATH: needed to fetch Kafka's jars from Maven Central")
+    _run([mvn, "-q", "-B", *args])
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise DependencyError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{tail}")
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _lock_file(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def main() -> int:
+    print(f"kafka {KAFKA_VERSION} jars: {ensure_kafka_jars()}")
+    print(f"opa {OPA_VERSION}: {ensure_opa()}")
+    print(f"java: {java_executable()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

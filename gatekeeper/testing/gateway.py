@@ -1,0 +1,132 @@
+"""Run Gatekeeper in front of a broker for tests, the quickstart and benchmarks.
+
+Two ways: ``TwistdGateway`` starts a real ``twistd -n gatekeeper`` process; ``write_config``
+gives the YAML both ways use (the in-process fixture builds a GatewayService from it).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from gatekeeper.testing.ports import LOOPBACK, free_port, port_open
+
+__all__ = ["GatewayPorts", "TwistdGateway", "free_port_range", "write_config"]
+
+
+def free_port_range(count: int, attempts: int = 200) -> list[int]:
+    """``count`` consecutive free loopback ports (for a listener's broker_ports)."""
+    rng = random.Random()
+    for _ in range(attempts):
+        base = rng.randrange(20000, 60000 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((LOOPBACK, port))
+            return list(range(base, base + count))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports found on {LOOPBACK}")
+
+
+@attrs.frozen
+class GatewayPorts:
+    bootstrap_port: int
+    broker_ports: tuple[int, ...]
+    admin_port: int
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.bootstrap_port}"
+
+
+def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "info", extra: dict[str, Any] | None = None) -> GatewayPorts:
+    """Write a config for one listener in front of ``upstream`` on fresh loopback ports."""
+    ports = GatewayPorts(free_port(), tuple(free_port_range(slots)), free_port())
+    raw: dict[str, Any] = {
+        "listeners": [
+            {
+                "name": "default",
+                "bind": f"{LOOPBACK}:{ports.bootstrap_port}",
+                "advertised_host": LOOPBACK,
+                "broker_ports": f"{ports.broker_ports[0]}-{ports.broker_ports[-1]}",
+            }
+        ],
+        "upstream": {"bootstrap_servers": [upstream]},
+        "policy": {"engine": "allow-all"},
+        "admin": {"bind": f"{LOOPBACK}:{ports.admin_port}"},
+        "logging": {"level": level},
+    }
+    raw.update(extra or {})
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return ports
+
+
+class TwistdGateway:
+    """``twistd -n gatekeeper --config FILE`` as a child process, logs to a file."""
+
+    def __init__(self, workdir: Path, upstream: str, *, level: str = "info") -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.workdir / "gatekeeper.yaml"
+        self.log_path = self.workdir / "gatekeeper.log"
+        self.ports = write_config(self.config_path, upstream, level=level)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.ports.bootstrap
+
+    def start(self, timeout: float = 30.0) -> TwistdGateway:
+        twistd = Path(sys.executable).with_name("twistd")
+        cmd = [str(twistd), "-n", "--pidfile=", f"--logfile={self.log_path}", "gatekeeper", "--config", str(self.config_path)]
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"twistd gatekeeper exited with {self.proc.returncode}: {err}\n{self.log_tail()}")
+            if port_open(self.ports.bootstrap_port) and port_open(self.ports.admin_port):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"twistd gatekeeper did not listen within {timeout}s\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> TwistdGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,176 @@
+"""The client protocol driven by dataReceived with fake transports: no reactor, no network."""
+
+from __future__ import annotations
+
+import struct
+
+from twisted.logger import LogLevel, globalLogPublisher
+
+from gatekeeper.kafka.codec import API_TABLE
+from gatekeeper.proxy.gateway import Gateway
+from gatekeeper.testing.fakes import FakeUpstreams, ProducerStringTransport, fake_config, reactor
+from tests.unit.samples import TOPIC_ID, produce, req
+
+
+def framed(message, version: int, cid: int) -> bytes:
+    message.with_header(correlation_id=cid, client_id="unit")
+    body = bytes(message.encode(version=version, header=True))
+    return struct.pack(">i", len(body)) + body
+
+
+def response(api_key: int, version: int, cid: int, **fields) -> bytes:
+    spec = API_TABLE[api_key]
+    body = bytes(spec.response[version](**fields).encode(version=version))
+    head = struct.pack(">i", cid) + (b"\x00" if spec.response_header_version(version) == 1 else b"")
+    return struct.pack(">i", len(head) + len(body)) + head + body
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(data):
+        (n,) = struct.unpack_from(">i", data, pos)
+        out.append(data[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+def connect(gateway: Gateway, slot=None):
+    listener = gateway.config.listeners[0]
+    from gatekeeper.proxy.client import ClientProtocol
+
+    proto = ClientProtocol(gateway, listener, slot)
+    transport = ProducerStringTransport()
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def make_gateway():
+    ups = FakeUpstreams()
+    return Gateway(fake_config(), reactor(), upstream_connector=ups), ups
+
+
+def metadata_response(cid: int, version: int = 12) -> bytes:
+    R = API_TABLE[3].response
+    return response(
+        3, version, cid, throttle_time_ms=0,
+        brokers=[R.MetadataResponseBroker(node_id=7, host="broker-7.internal", port=9092, rack=None)],
+        cluster_id="c", controller_id=7,
+        topics=[R.MetadataResponseTopic(error_code=0, name="orders", topic_id=TOPIC_ID, is_internal=False, partitions=[])],
+    )
+
+
+def test_requests_forwarded_as_original_bytes_and_metadata_rewritten() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw)
+    (target, upstream), = ups.connected
+    assert str(target) == "127.0.0.1:19092"
+    M = API_TABLE[3].request
+    wire = framed(req(3, 12, topics=[M.MetadataRequestTopic(name="orders")], allow_auto_topic_creation=False), 12, 5)
+    proto.dataReceived(wire)
+    assert upstream.transport.value() == wire  # byte-identical, not re-encoded
+    upstream.dataReceived(metadata_response(5))
+    (out,) = split_frames(client.value())
+    _, body = out[:4], API_TABLE[3].response.decode(out[5:], version=12)
+    assert struct.unpack(">i", out[:4])[0] == 5
+    assert [(b.node_id, b.host, b.port) for b in body.brokers] == [(7, "gk.example", 9193)]
+    assert gw.cluster.address_of(7).host == "broker-7.internal"
+    assert gw.cluster.topic_name(TOPIC_ID) == "orders"
+
+
+def test_responses_keep_request_order_with_local_answers_and_acks0() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw)
+    (_, upstream), = ups.connected
+    hb = lambda: req(12, 4, group_id="g", generation_id=1, member_id="m")  # noqa: E731
+    too_new_api_versions = struct.pack(">hhi", 18, 99, 2) + b"\x00\x00"
+    proto.dataReceived(
+        framed(hb(), 4, 1)
+        + struct.pack(">i", len(too_new_api_versions)) + too_new_api_versions
+        + framed(produce(9, acks=0), 9, 3)
+        + framed(hb(), 4, 4)
+    )
+    assert [struct.unpack_from(">i", f, 4)[0] for f in split_frames(upstream.transport.value())] == [1, 3, 4]
+    assert client.value() == b""  # the local answer waits behind request 1
+    upstream.dataReceived(response(12, 4, 1, throttle_time_ms=0, error_code=0) + response(12, 4, 4, throttle_time_ms=0, error_code=0))
+    cids = [struct.unpack_from(">i", f)[0] for f in split_frames(client.value())]
+    assert cids == [1, 2, 4]  # acks=0 produce (3) gets no response
+    api_versions = split_frames(client.value())[1]
+    body = API_TABLE[18].response.decode(api_versions[4:], version=0)
+    assert body.error_code == 35 and body.api_keys[0].max_version == API_TABLE[18].max_version
+
+
+def test_api_versions_is_intersected_with_what_we_can_inspect() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw)
+    (_, upstream), = ups.connected
+    proto.dataReceived(framed(req(18, 3, client_software_name="t", client_software_version="1"), 3, 9))
+    A = API_TABLE[18].response
+    offered = [A.ApiVersion(api_key=0, min_version=0, max_version=99), A.ApiVersion(api_key=68, min_version=0, max_version=1),
+               A.ApiVersion(api_key=3, min_version=0, max_version=5)]
+    upstream.dataReceived(response(18, 3, 9, error_code=0, api_keys=offered, throttle_time_ms=0))
+    (out,) = split_frames(client.value())
+    body = A.decode(out[4:], version=3)
+    got = {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}
+    assert got == {0: (API_TABLE[0].min_version, API_TABLE[0].max_version), 3: (0, 5)}  # 68 dropped
+
+
+def test_unknown_topic_id_triggers_a_metadata_probe_before_forwarding() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw)
+    (_, upstream), = ups.connected
+    wire = framed(produce(13), 13, 11)
+    proto.dataReceived(wire)
+    sent = split_frames(upstream.transport.value())
+    assert len(sent) == 1 and struct.unpack_from(">h", sent[0])[0] == 3  # the probe, not the produce
+    probe_cid = struct.unpack_from(">i", sent[0], 4)[0]
+    upstream.transport.clear()
+    upstream.dataReceived(metadata_response(probe_cid))
+    assert upstream.transport.value() == wire
+    assert client.value() == b""  # the probe's answer is ours, not the client's
+
+
+def test_bad_input_closes_only_that_connection_with_a_log_line() -> None:
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        gw, ups = make_gateway()
+        bad, bad_t = connect(gw)
+        good, good_t = connect(gw)
+        for payload in (b"\x7f\xff\xff\xff", struct.pack(">i", 4) + b"\x00\x00\x00\x00", struct.pack(">i", 10) + struct.pack(">hhi", 1000, 0, 1) + b"\x00\x00"):
+            bad, bad_t = connect(gw)
+            bad.dataReceived(payload)
+            assert bad_t.disconnecting
+        assert not good_t.disconnecting
+        warnings = [e for e in events if e.get("log_level") == LogLevel.warn and "closing connection" in e.get("log_format", "")]
+        assert len(warnings) == 3
+        assert all(e["peer"] == "127.0.0.1:50000" for e in warnings)
+        assert gw.metrics.get("gatekeeper_rejected_total", reason="frame") == 1
+        assert gw.metrics.get("gatekeeper_rejected_total", reason="unsupported_api") == 1
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+
+
+def test_broker_port_connection_goes_to_that_node_and_unknown_slot_is_closed() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw, slot=0)
+    assert client.disconnecting and not ups.connected
+    gw.cluster.observe_broker(7, "broker-7.internal", 9092)
+    proto, client = connect(gw, slot=0)
+    assert str(ups.connected[-1][0]) == "broker-7.internal:9092"
+
+
+def test_unreachable_broker_closes_the_client() -> None:
+    gw, ups = make_gateway()
+    ups.fail_with = ConnectionRefusedError("refused")
+    proto, client = connect(gw)
+    assert client.disconnecting
+    assert gw.metrics.get("gatekeeper_upstream_errors_total", kind="connect") == 1
+
+
+def test_correlation_mismatch_from_broker_closes_both() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw)
+    (_, upstream), = ups.connected
+    proto.dataReceived(framed(req(12, 4, group_id="g", generation_id=1, member_id="m"), 4, 1))
+    upstream.dataReceived(response(12, 4, 99, throttle_time_ms=0, error_code=0))
+    assert client.disconnecting and upstream.transport.aborted
