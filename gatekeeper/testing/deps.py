@@ -133,6 +133,8 @@ def log4j2_properties(level: str = "INFO", log_file: Path | None = None) -> str:
         "logger.clients.level = WARN",
         "logger.request.name = kafka.request.logger",
         "logger.request.level = WARN",
+        "logger.config.name = org.apache.kafka.common.config.AbstractConfig",
+        "logger.config.level = WARN",
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,372 @@
+"""A real single-node Kafka (KRaft broker + controller) for integration tests and benchmarks.
+
+    with KafkaBroker() as broker:
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+
+The broker runs from the jars ``deps.ensure_kafka_jars()`` resolves, with the machine's Java,
+in a temporary directory, on loopback ports picked at run time. Listeners:
+
+- ``PLAINTEXT`` at :attr:`KafkaBroker.bootstrap`, no authentication;
+- ``SASL_PLAINTEXT`` at :attr:`KafkaBroker.sasl_bootstrap`, mechanisms PLAIN, SCRAM-SHA-256 and
+  SCRAM-SHA-512, one PLAIN user and one SCRAM user (random passwords, see the attributes);
+- ``CONTROLLER`` for KRaft itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from gatekeeper.testing import deps
+from gatekeeper.testing.ports import LOOPBACK, free_ports, port_open
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
+_SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+class BrokerError(RuntimeError):
+    """The test broker failed to start or a tool run against it failed (see the log tail)."""
+
+
+class KafkaBroker:
+    """A single-node KRaft Kafka broker in a temporary directory; a context manager."""
+
+    def __init__(
+        self,
+        *,
+        heap: str = "1g",
+        startup_timeout: float = 60.0,
+        extra_config: Mapping[str, str] | None = None,
+        scram_user: str = "gatekeeper",
+        plain_user: str = "gatekeeper",
+        keep_workdir: bool = False,
+    ) -> None:
+        self.heap = heap
+        self.startup_timeout = startup_timeout
+        self.extra_config = dict(extra_config or {})
+        self.keep_workdir = keep_workdir
+        self.scram_user = scram_user
+        self.scram_password = secrets.token_urlsafe(16)
+        self.plain_user = plain_user
+        self.plain_password = secrets.token_urlsafe(16)
+        self.cluster_id = _cluster_id()
+        self.port = 0
+        self.sasl_port = 0
+        self.controller_port = 0
+        self.workdir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- addresses and client settings -------------------------------------------------------
+
+    @property
+    def bootstrap(self) -> str:
+        """``127.0.0.1:PORT`` of the PLAINTEXT listener."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """``127.0.0.1:PORT`` of the SASL_PLAINTEXT listener."""
+        return f"{LOOPBACK}:{self.sasl_port}"
+
+    @property
+    def log_path(self) -> Path:
+        """The broker's log4j log file (INFO)."""
+        return self._dir / "server.log"
+
+    @property
+    def console_path(self) -> Path:
+        """The broker process's stdout and stderr."""
+        return self._dir / "console.log"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def credentials(self, mechanism: str) -> tuple[str, str]:
+        """(user, password) of the built-in user for ``mechanism``."""
+        if mechanism == "PLAIN":
+            return self.plain_user, self.plain_password
+        if mechanism in SCRAM_MECHANISMS:
+            return self.scram_user, self.scram_password
+        raise ValueError(f"unsupported SASL mechanism {mechanism!r}")
+
+    def kafka_python_sasl_config(
+        self, mechanism: str = "SCRAM-SHA-512", password: str | None = None
+    ) -> dict[str, Any]:
+        """kafka-python keyword arguments for the SASL listener as the built-in user."""
+        user, default_password = self.credentials(mechanism)
+        return {
+            "bootstrap_servers": self.sasl_bootstrap,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": mechanism,
+            "sasl_plain_username": user,
+            "sasl_plain_password": default_password if password is None else password,
+        }
+
+    def java_sasl_properties(self, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        """Java client properties (``--command-config``) for the SASL listener."""
+        user, password = self.credentials(mechanism)
+        module = _PLAIN_MODULE if mechanism == "PLAIN" else _SCRAM_MODULE
+        return {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": mechanism,
+            "sasl.jaas.config": f'{module} required username="{user}" password="{password}";',
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Format storage, start the broker and wait until it answers requests."""
+        if self.running:
+            raise BrokerError("broker already running")
+        classpath = deps.kafka_classpath()
+        self.workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-kafka-"))
+        self.port, self.sasl_port, self.controller_port = free_ports(3)
+        props = self._dir / "server.properties"
+        props.write_text(_properties_text(self._server_properties()))
+        log4j = self._dir / "log4j2.properties"
+        log4j.write_text(deps.log4j2_properties("INFO", self.log_path))
+        try:
+            self._format(classpath, props)
+            with open(self.console_path, "wb") as console:
+                self._proc = subprocess.Popen(
+                    [
+                        deps.java_executable(), f"-Xmx{self.heap}", "-Xms256m",
+                        "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                        f"-Dlog4j2.configurationFile={log4j}",
+                        "-cp", classpath, "kafka.Kafka", str(props),
+                    ],
+                    stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                    cwd=self._dir, start_new_session=True,
+                )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the broker, SIGKILL it after ``timeout`` seconds, remove the temp dir."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.workdir is not None and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self) -> KafkaBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- helpers for tests -----------------------------------------------------------------
+
+    def create_topic(
+        self, name: str, partitions: int = 1, config: Mapping[str, str] | None = None
+    ) -> None:
+        """Create ``name`` (replication factor 1) and wait until every partition has a leader."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            spec = {"num_partitions": partitions, "replication_factor": 1,
+                    "configs": dict(config or {})}
+            admin.create_topics({name: spec})
+            admin.wait_for_topics([name])
+        finally:
+            admin.close()
+
+    def set_scram_password(
+        self, user: str, password: str, mechanism: str = "SCRAM-SHA-512", wait: float = 10.0
+    ) -> None:
+        """Create or change a SCRAM credential with Kafka's own ``kafka-configs`` tool.
+
+        Waits (up to ``wait`` seconds) until the SASL listener accepts the new password.
+        """
+        if mechanism not in SCRAM_MECHANISMS:
+            raise ValueError(f"not a SCRAM mechanism: {mechanism!r}")
+        cmd = [
+            deps.java_executable(), "-Xmx256m", "-cp", deps.kafka_classpath(),
+            "kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap,
+            "--alter", "--entity-type", "users", "--entity-name", user,
+            "--add-config", f"{mechanism}=[iterations=4096,password={password}]",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise BrokerError(f"kafka-configs failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        if user == self.scram_user:
+            self.scram_password = password
+        deadline = time.monotonic() + wait
+        while not self.sasl_login_ok(user, password, mechanism):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"new {mechanism} password for {user!r} not accepted in {wait}s")
+            time.sleep(0.2)
+
+    def sasl_login_ok(self, user: str, password: str, mechanism: str = "SCRAM-SHA-512") -> bool:
+        """True if the SASL listener authenticates ``user`` with ``password`` (kafka-python)."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.sasl_bootstrap, security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism=mechanism, sasl_plain_username=user,
+                sasl_plain_password=password, request_timeout_ms=5000,
+                bootstrap_timeout_ms=5000,
+            )
+        except KafkaError:
+            return False
+        try:
+            admin.describe_cluster()
+            return True
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` of the broker log and of its console output."""
+        parts = []
+        for path in (self.log_path, self.console_path):
+            if path.is_file():
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path.name} ---\n" + "\n".join(text))
+        return "\n".join(parts) or "(no broker output)"
+
+    # -- internals -----------------------------------------------------------------------------
+
+    @property
+    def _dir(self) -> Path:
+        if self.workdir is None:
+            raise BrokerError("broker not started")
+        return self.workdir
+
+    def _server_properties(self) -> dict[str, str]:
+        plain_users = f'user_{self.plain_user}="{self.plain_password}"'
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{LOOPBACK}:{self.controller_port}",
+            "listeners": (
+                f"PLAINTEXT://{LOOPBACK}:{self.port},"
+                f"SASL_PLAINTEXT://{LOOPBACK}:{self.sasl_port},"
+                f"CONTROLLER://{LOOPBACK}:{self.controller_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://{LOOPBACK}:{self.port},SASL_PLAINTEXT://{LOOPBACK}:{self.sasl_port}"
+            ),
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "sasl.enabled.mechanisms": ",".join(("PLAIN", *SCRAM_MECHANISMS)),
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                f"{_PLAIN_MODULE} required {plain_users};"
+            ),
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": (
+                f"{_SCRAM_MODULE} required;"
+            ),
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                f"{_SCRAM_MODULE} required;"
+            ),
+            "log.dirs": str(self._dir / "data"),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "1",
+        }
+        props.update(self.extra_config)
+        return props
+
+    def _format(self, classpath: str, props: Path) -> None:
+        cmd = [
+            deps.java_executable(), "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool",
+            "format", "--cluster-id", self.cluster_id, "--config", str(props),
+            "--ignore-formatted",
+        ]
+        for mechanism in SCRAM_MECHANISMS:
+            cred = f"{mechanism}=[name={self.scram_user},password={self.scram_password}]"
+            cmd += ["--add-scram", cred]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise BrokerError(
+                f"kafka-storage format failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+            )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            if self._proc is None or self._proc.poll() is not None:
+                code = None if self._proc is None else self._proc.returncode
+                raise BrokerError(f"Kafka broker exited with {code} while starting\n{self.log_tail()}")
+            if port_open(self.port) and port_open(self.sasl_port) and self._answers_metadata():
+                return
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"Kafka broker not ready after {self.startup_timeout}s on {self.bootstrap}\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def _answers_metadata(self) -> bool:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=2000,
+                bootstrap_timeout_ms=2000,
+            )
+        except KafkaError:
+            return False
+        try:
+            return bool(admin.describe_cluster().get("brokers"))
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id (a base64url-encoded UUID, 22 characters)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _properties_text(props: Mapping[str, str]) -> str:
+    def escape(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+    return "".join(f"{key}={escape(value)}\n" for key, value in props.items())

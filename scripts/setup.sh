@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Gatekeeper and its tests need, idempotently, into a cache outside the work tree:
+# a Python 3.11 virtualenv with the package (editable) and test extras, the Kafka jars
+# (Maven, from gatekeeper/testing/kafka/pom.xml) and the OPA binary (go install, pinned).
+# Sourced by scripts/test.sh and scripts/quickstart.sh; exports GK_PY (the venv's python).
+set -euo pipefail
+GK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export GATEKEEPER_CACHE="${GATEKEEPER_CACHE:-$HOME/.cache/gatekeeper}"
+mkdir -p "$GATEKEEPER_CACHE"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+VENV="$GATEKEEPER_CACHE/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating virtualenv $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+stamp="$VENV/.gatekeeper-$(cat "$GK_ROOT/setup.cfg" "$GK_ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$(echo "$GK_ROOT" | sha256sum | cut -c1-8)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing gatekeeper and test dependencies"
+  "$VENV/bin/pip" install -q -e "$GK_ROOT[test]" --config-settings editable_mode=compat
+  rm -f "$VENV"/.gatekeeper-*
+  touch "$stamp"
+fi
+export GK_PY="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH"
+"$GK_PY" -m gatekeeper.testing.deps

@@ -1,0 +1,74 @@
+"""Gateway fixtures in front of the real broker: in-process (real reactor, via pytest-twisted)
+and as a real ``twistd -n gatekeeper`` process. Blocking Kafka clients run in a thread while
+the reactor turns, through ``blocking``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor as _reactor
+from twisted.internet import threads
+
+from gatekeeper.config import load_config
+from gatekeeper.proxy.gateway import GatewayService
+from gatekeeper.testing.gateway import GatewayPorts, TwistdGateway, write_config
+
+T = TypeVar("T")
+
+
+def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking client call in a thread while the reactor (and Gatekeeper) runs."""
+    return pytest_twisted.blockon(threads.deferToThread(fn, *args, **kwargs))  # type: ignore[no-any-return]
+
+
+class InProcessGateway:
+    def __init__(self, service: GatewayService, ports: GatewayPorts) -> None:
+        self.service = service
+        self.gateway = service.gateway
+        self.ports = ports
+        self.bootstrap = ports.bootstrap
+        self.inputs: list[dict[str, Any]] = []
+
+    def record_inputs(self) -> None:
+        original = self.gateway.inputs_decoded
+
+        def record(inputs: list[dict[str, Any]]) -> None:
+            self.inputs.extend(inputs)
+            original(inputs)
+
+        self.gateway.inputs_decoded = record  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def gateway(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
+    """Gatekeeper running in this process, on the real reactor, in front of the real broker."""
+    path = tmp_path_factory.mktemp("gateway") / "gatekeeper.yaml"
+    ports = write_config(path, kafka_broker.bootstrap)
+    service = GatewayService(load_config(path), _reactor)
+    service.startService()
+    pytest_twisted.blockon(_wait_listening(service))
+    gw = InProcessGateway(service, ports)
+    gw.record_inputs()
+    yield gw
+    pytest_twisted.blockon(service.stopService())
+
+
+def _wait_listening(service: GatewayService) -> Any:
+    from twisted.internet import task
+
+    def check() -> Any:
+        if service.gateway.ports and service.admin_port is not None:
+            return None
+        return task.deferLater(_reactor, 0.05, check)
+
+    return task.deferLater(_reactor, 0, check)
+
+
+@pytest.fixture(scope="session")
+def twistd_gateway(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwistdGateway]:
+    """Gatekeeper as a real ``twistd -n gatekeeper`` child process."""
+    with TwistdGateway(tmp_path_factory.mktemp("twistd"), kafka_broker.bootstrap) as gw:
+        yield gw
