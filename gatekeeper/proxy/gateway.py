@@ -9,7 +9,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -28,11 +28,25 @@ log = Logger()
 
 
 class _ClientFactory(Factory):
+    noisy = False
+
     def __init__(self, gateway: Gateway, listener: ListenerConfig, slot: int | None) -> None:
         self.gateway, self.listener, self.slot = gateway, listener, slot
 
     def buildProtocol(self, addr: Any) -> ClientProtocol:
         return ClientProtocol(self.gateway, self.listener, self.slot)
+
+
+class _OneProtocol(Factory):
+    """Connects one given protocol instance, quietly (no start/stop log line per connection)."""
+
+    noisy = False
+
+    def __init__(self, protocol: UpstreamProtocol) -> None:
+        self.protocol = protocol
+
+    def buildProtocol(self, addr: Any) -> UpstreamProtocol:
+        return self.protocol
 
 
 class Gateway:
@@ -105,7 +119,7 @@ class Gateway:
         endpoint = TCP4ClientEndpoint(
             self.reactor, target.host, target.port, timeout=self.config.upstream.connect_timeout
         )
-        return connectProtocol(endpoint, protocol)
+        return endpoint.connect(_OneProtocol(protocol))
 
     def connection_opened(self, conn: ClientProtocol) -> None:
         self.connections.add(conn)

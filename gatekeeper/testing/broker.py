@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gatekeeper.testing import deps
+from gatekeeper.testing import deps, javatools
 from gatekeeper.testing.ports import LOOPBACK, free_ports, port_open
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -126,18 +126,21 @@ class KafkaBroker:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Format storage, start the broker and wait until it answers requests."""
+        """Format storage, start the broker and wait until it answers requests.
+
+        Starting again after :meth:`stop` gives a new, empty cluster on new ports.
+        """
         if self.running:
             raise BrokerError("broker already running")
         classpath = deps.kafka_classpath()
         self.workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-kafka-"))
-        self.port, self.sasl_port, self.controller_port = free_ports(3)
-        props = self._dir / "server.properties"
-        props.write_text(_properties_text(self._server_properties()))
-        log4j = self._dir / "log4j2.properties"
-        log4j.write_text(deps.log4j2_properties("INFO", self.log_path))
         try:
-            self._format(classpath, props)
+            self.port, self.sasl_port, self.controller_port = free_ports(3)
+            props = self._dir / "server.properties"
+            props.write_text(_properties_text(self._server_properties()))
+            log4j = self._dir / "log4j2.properties"
+            log4j.write_text(deps.log4j2_properties("INFO", self.log_path))
+            self._format(props)
             with open(self.console_path, "wb") as console:
                 self._proc = subprocess.Popen(
                     [
@@ -206,15 +209,15 @@ class KafkaBroker:
         """
         if mechanism not in SCRAM_MECHANISMS:
             raise ValueError(f"not a SCRAM mechanism: {mechanism!r}")
-        cmd = [
-            deps.java_executable(), "-Xmx256m", "-cp", deps.kafka_classpath(),
-            "kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap,
-            "--alter", "--entity-type", "users", "--entity-name", user,
+        args = [
+            "--bootstrap-server", self.bootstrap, "--alter", "--entity-type", "users",
+            "--entity-name", user,
             "--add-config", f"{mechanism}=[iterations=4096,password={password}]",
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-        if proc.returncode != 0:
-            raise BrokerError(f"kafka-configs failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        try:
+            javatools.run_tool(javatools.CONFIG_COMMAND, args, heap="256m")
+        except javatools.JavaToolError as exc:
+            raise BrokerError(f"kafka-configs could not set the password: {exc}") from exc
         if user == self.scram_user:
             self.scram_password = password
         deadline = time.monotonic() + wait
@@ -224,7 +227,10 @@ class KafkaBroker:
             time.sleep(0.2)
 
     def sasl_login_ok(self, user: str, password: str, mechanism: str = "SCRAM-SHA-512") -> bool:
-        """True if the SASL listener authenticates ``user`` with ``password`` (kafka-python)."""
+        """True if the SASL listener authenticates ``user`` with ``password`` (kafka-python).
+
+        A refused login takes about 3 s: kafka-python retries it until its bootstrap timeout.
+        """
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
 
@@ -232,8 +238,8 @@ class KafkaBroker:
             admin = KafkaAdminClient(
                 bootstrap_servers=self.sasl_bootstrap, security_protocol="SASL_PLAINTEXT",
                 sasl_mechanism=mechanism, sasl_plain_username=user,
-                sasl_plain_password=password, request_timeout_ms=5000,
-                bootstrap_timeout_ms=5000,
+                sasl_plain_password=password, request_timeout_ms=3000,
+                bootstrap_timeout_ms=3000,
             )
         except KafkaError:
             return False
@@ -244,6 +250,11 @@ class KafkaBroker:
             return False
         finally:
             admin.close()
+
+    def failed_authentications(self) -> list[str]:
+        """The broker log's "Failed authentication" lines (SASL logins it refused), in order."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+        return [line for line in text.splitlines() if "Failed authentication" in line]
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` of the broker log and of its console output."""
@@ -311,20 +322,18 @@ class KafkaBroker:
         props.update(self.extra_config)
         return props
 
-    def _format(self, classpath: str, props: Path) -> None:
-        cmd = [
-            deps.java_executable(), "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool",
+    def _format(self, props: Path) -> None:
+        args = [
             "format", "--cluster-id", self.cluster_id, "--config", str(props),
             "--ignore-formatted",
         ]
         for mechanism in SCRAM_MECHANISMS:
-            cred = f"{mechanism}=[name={self.scram_user},password={self.scram_password}]"
-            cmd += ["--add-scram", cred]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-        if proc.returncode != 0:
-            raise BrokerError(
-                f"kafka-storage format failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
-            )
+            args += ["--add-scram",
+                     f"{mechanism}=[name={self.scram_user},password={self.scram_password}]"]
+        try:
+            javatools.run_tool(javatools.STORAGE_TOOL, args, heap="256m")
+        except javatools.JavaToolError as exc:
+            raise BrokerError(f"kafka-storage format failed: {exc}") from exc
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

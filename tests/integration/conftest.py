@@ -1,6 +1,9 @@
 """Gateway fixtures in front of the real broker: in-process (real reactor, via pytest-twisted)
-and as a real ``twistd -n gatekeeper`` process. Blocking Kafka clients run in a thread while
-the reactor turns, through ``blocking``."""
+and as a real ``twistd -n gatekeeper`` process.
+
+pytest-twisted runs every test inside the reactor's greenlet, so a test that drives a blocking
+Kafka client against the in-process gateway is an ``@pytest_twisted.inlineCallbacks`` test that
+``yield in_thread(fn, ...)``: the client runs in a thread while the reactor (Gatekeeper) turns."""
 
 from __future__ import annotations
 
@@ -19,9 +22,9 @@ from gatekeeper.testing.gateway import GatewayPorts, TwistdGateway, write_config
 T = TypeVar("T")
 
 
-def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking client call in a thread while the reactor (and Gatekeeper) runs."""
-    return pytest_twisted.blockon(threads.deferToThread(fn, *args, **kwargs))  # type: ignore[no-any-return]
+def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
+    """A Deferred for a blocking client call run in a thread while the reactor turns."""
+    return threads.deferToThread(fn, *args, **kwargs)
 
 
 class InProcessGateway:
