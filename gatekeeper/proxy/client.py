@@ -117,6 +117,16 @@ class ClientProtocol(Protocol):
         self._close(f"cannot reach broker {target}: {failure.getErrorMessage()}")
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if not self.closing and self.decoder.buffered:
+            self.gateway.metrics.inc("gatekeeper_rejected_total", reason="truncated")
+            log.warn(
+                "connection from {peer} (listener {listener}, session {session}) ended inside a "
+                "frame: {n} bytes of an incomplete request dropped",
+                peer=self.peer,
+                listener=self.listener.name,
+                session=self.session.id if self.session else "-",
+                n=self.decoder.buffered,
+            )
         self.closing = True
         self.gateway.connection_closed(self)
         if self.upstream is not None and not self.upstream.closed:

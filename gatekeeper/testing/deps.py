@@ -24,7 +24,6 @@ OPA_VERSION = "v1.22.2"
 # kafka-clients pins slf4j-api 1.7.x, which Maven picks over the 2.x that log4j-slf4j2-impl
 # needs; with 1.7.x on the classpath every Kafka log line goes to the NOP logger.
 SLF4J_API_VERSION = "2.0.16"
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 _MARKER = ".complete"
@@ -83,7 +82,7 @@ def ensure_kafka_jars() -> Path:
             "-f", str(POM), "dependency:copy-dependencies",
             f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
         )
-        _fix_slf4j(staging)
+        _check_slf4j(staging)
         (staging / _MARKER).write_text(expected)
         old = lib.with_name("lib.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -152,15 +151,10 @@ def _lib_complete(lib: Path, expected: str) -> bool:
     return all((lib / name).is_file() for name in needed)
 
 
-def _fix_slf4j(lib: Path) -> None:
-    if not list(lib.glob("slf4j-api-2.*.jar")):
-        _mvn(
-            f"{_DEPENDENCY_PLUGIN}:copy",
-            f"-Dartifact=org.slf4j:slf4j-api:{SLF4J_API_VERSION}",
-            f"-DoutputDirectory={lib}",
-        )
-    for old in lib.glob("slf4j-api-1.*.jar"):
-        old.unlink()
+def _check_slf4j(lib: Path) -> None:
+    """The pom pins slf4j-api 2.x; with 1.x on the classpath Kafka's log lines all vanish."""
+    if list(lib.glob("slf4j-api-1.*.jar")) or not list(lib.glob("slf4j-api-2.*.jar")):
+        raise DependencyError(f"{POM} must resolve slf4j-api 2.x (and not 1.x) for Kafka's logs")
 
 
 def _mvn(*args: str) -> None:
