@@ -30,6 +30,7 @@ class DecodedRequest:
     frame: bytes
     expects_response: bool
     local_response: bytes | None = None  # answered by Gatekeeper, never forwarded
+    trailing: int = 0  # bytes after the body, ignored by the broker as by us
 
     @property
     def api_name(self) -> str:
@@ -48,14 +49,14 @@ class KafkaAdapter:
     def decode(self, frame: bytes) -> DecodedRequest:
         """Decode one request frame; CodecError/UnsupportedApi if it cannot be inspected."""
         try:
-            header, spec, body = codec.decode_request(frame)
+            header, spec, body, trailing = codec.decode_request(frame)
         except UnsupportedApi:
             ids = codec.peek_ids(frame)
             if ids is not None and ids[0] == API_VERSIONS and ids[1] > API_TABLE[API_VERSIONS].max_version:
                 return self._api_versions_too_new(frame, ids[2])
             raise
         expects = not (spec.key == 0 and body.acks == 0)
-        return DecodedRequest(header, spec, body, frame, expects)
+        return DecodedRequest(header, spec, body, frame, expects, trailing=trailing)
 
     def _api_versions_too_new(self, frame: bytes, correlation_id: int) -> DecodedRequest:
         # KIP-511: answer an unknown ApiVersions version with a v0 response carrying

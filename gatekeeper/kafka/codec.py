@@ -172,16 +172,17 @@ def parse_request_header(frame: bytes) -> tuple[RequestHeader, ApiSpec]:
     return RequestHeader(api_key, api_version, correlation_id, client_id, pos), spec
 
 
-def decode_request(frame: bytes) -> tuple[RequestHeader, ApiSpec, Any]:
-    """Header and decoded body of a request frame. The whole frame must be consumed."""
+def decode_request(frame: bytes) -> tuple[RequestHeader, ApiSpec, Any, int]:
+    """Header, decoded body and the count of trailing bytes after the body.
+
+    Trailing bytes are tolerated as the broker tolerates them (it parses the same schema and
+    ignores what follows; librdkafka sends some): the caller decides what to do with the count.
+    """
     header, spec = parse_request_header(frame)
     body, end = _decode_body(spec.request, spec, frame, header.size, header.api_version)
-    if end != len(frame):
-        raise CodecError(
-            f"{spec.name} v{header.api_version} request has {len(frame) - end} "
-            "unexpected trailing bytes"
-        )
-    return header, spec, body
+    if end > len(frame):  # a length prefix inside the body points past the frame
+        raise CodecError(f"{spec.name} v{header.api_version} request is truncated ({end - len(frame)} bytes short)")
+    return header, spec, body, len(frame) - end
 
 
 def _decode_body(cls: Any, spec: ApiSpec, frame: bytes, start: int, version: int) -> tuple[Any, int]:

@@ -187,6 +187,8 @@ class ClientProtocol(Protocol):
             self._close(f"malformed request: {e}", rejected="malformed")
             return
         self.gateway.metrics.inc("gatekeeper_requests_total", api=request.api_name)
+        if request.trailing:
+            self.gateway.metrics.inc("gatekeeper_trailing_bytes_total", request.trailing, api=request.api_name)
         entry = _Entry(request)
         if request.expects_response:
             self._order.append(entry)

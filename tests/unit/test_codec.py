@@ -19,7 +19,8 @@ def encoded(message, version: int, cid: int = 42) -> bytes:
 @pytest.mark.parametrize(("label", "message", "version"), SAMPLES, ids=[s[0] for s in SAMPLES])
 def test_decode_whole(label, message, version) -> None:
     raw = encoded(message, version)
-    header, spec, body = codec.decode_request(raw)
+    header, spec, body, trailing = codec.decode_request(raw)
+    assert trailing == 0
     assert (header.api_key, header.api_version, header.correlation_id) == (message.API_KEY, version, 42)
     assert header.client_id == "unit-test"
     # The decoded body re-encodes to the very same bytes: nothing was lost or misread.
@@ -40,16 +41,19 @@ def test_decode_byte_by_byte(label, message, version) -> None:
 
 
 @pytest.mark.parametrize(("label", "message", "version"), SAMPLES, ids=[s[0] for s in SAMPLES])
-def test_trailing_bytes_are_refused(label, message, version) -> None:
+def test_trailing_bytes_are_counted_and_do_not_change_the_body(label, message, version) -> None:
+    # The broker ignores bytes after the body (librdkafka sends some on Metadata v13), so do we,
+    # but the count is reported so the proxy can meter it.
     raw = encoded(message, version)
-    with pytest.raises(codec.CodecError, match="trailing bytes"):
-        codec.decode_request(raw + b"\x00\x01")
+    _, _, body, trailing = codec.decode_request(raw + b"\x00\x01\x00")
+    assert trailing == 3
+    assert body == codec.decode_request(raw)[2]
 
 
 @pytest.mark.parametrize(("label", "message", "version"), SAMPLES, ids=[s[0] for s in SAMPLES])
 def test_truncated_body_is_refused(label, message, version) -> None:
     raw = encoded(message, version)
-    header, _, _ = codec.decode_request(raw)
+    header, _, _, _ = codec.decode_request(raw)
     if len(raw) - header.size < 2:
         pytest.skip("body too short to truncate")
     with pytest.raises(codec.CodecError):

@@ -22,7 +22,7 @@ def resolve(topic_id):
 
 def ops_of(message, version):
     message.with_header(correlation_id=1, client_id="c")
-    header, spec, body = codec.decode_request(bytes(message.encode(version=version, header=True)))
+    header, spec, body, _ = codec.decode_request(bytes(message.encode(version=version, header=True)))
     return header, spec, operations_for(header.api_key, spec.name, version, body, resolve)
 
 
@@ -54,7 +54,7 @@ def test_topic_ids_resolve_to_names_or_raise() -> None:
     assert ops[0].resource.name == SAMPLES_TOPIC_NAME
     message = produce(13)
     message.with_header(correlation_id=1, client_id="c")
-    header, spec, body = codec.decode_request(bytes(message.encode(version=13, header=True)))
+    header, spec, body, _ = codec.decode_request(bytes(message.encode(version=13, header=True)))
     with pytest.raises(UnresolvedTopicIds) as err:
         operations_for(0, "Produce", 13, body, lambda _id: None)
     assert err.value.ids == {TOPIC_ID}
