@@ -211,9 +211,7 @@ def parse_config(raw: Any) -> Config:
     errors = []
     for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
         where = _yaml_path(list(err.absolute_path))
-        if err.validator == "additionalProperties":
-            errors.append(f"{where}: {err.message}")
-        elif err.validator == "required":
+        if err.validator == "additionalProperties" or err.validator == "required":
             errors.append(f"{where}: {err.message}")
         else:
             errors.append(

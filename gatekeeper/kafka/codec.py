@@ -66,7 +66,7 @@ class ApiSpec:
         return 1 if self.flexible(version) else 0
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: Any) -> Iterator[Any]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)

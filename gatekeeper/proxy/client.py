@@ -333,7 +333,7 @@ class ClientProtocol(Protocol):
         order = self._order
         if not order or not order[0].done:
             return
-        out = []
+        out: list[bytes] = []
         while order and order[0].done:
             entry = order.popleft()
             if entry.response is not None:

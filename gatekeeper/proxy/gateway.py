@@ -42,11 +42,11 @@ class _OneProtocol(Factory):
 
     noisy = False
 
-    def __init__(self, protocol: UpstreamProtocol) -> None:
-        self.protocol = protocol
+    def __init__(self, upstream: UpstreamProtocol) -> None:
+        self.upstream = upstream
 
     def buildProtocol(self, addr: Any) -> UpstreamProtocol:
-        return self.protocol
+        return self.upstream
 
 
 class Gateway:
@@ -119,7 +119,7 @@ class Gateway:
         endpoint = TCP4ClientEndpoint(
             self.reactor, target.host, target.port, timeout=self.config.upstream.connect_timeout
         )
-        return endpoint.connect(_OneProtocol(protocol))
+        return endpoint.connect(_OneProtocol(protocol))  # type: ignore[return-value]
 
     def connection_opened(self, conn: ClientProtocol) -> None:
         self.connections.add(conn)
