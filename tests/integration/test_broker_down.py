@@ -94,7 +94,7 @@ def test_unreachable_broker_closes_clients_and_recovers(kafka_broker, tmp_path):
         # 1. Nothing listens upstream: the client is closed, with a line naming the broker.
         outcome = yield in_thread(_api_versions_roundtrip, ports.bootstrap)
         assert outcome == "closed"
-        assert any("cannot reach broker 127.0.0.1:%d" % relay_port in str(e.get("why", "")) for e in events)
+        assert any(f"cannot reach broker 127.0.0.1:{relay_port}" in str(e.get("why", "")) for e in events)
         # 2. The broker comes back: a later connection works, and real clients produce.
         relay = _Relay(host, int(port))
         listening = yield TCP4ServerEndpoint(_reactor, relay_port, interface="127.0.0.1").listen(relay)
