@@ -70,10 +70,12 @@ class KafkaAdapter:
         local = struct.pack(">i", correlation_id) + codec.encode_body(body, 0)
         return DecodedRequest(header, spec, None, frame, True, local_response=local)
 
-    def operations(self, request: DecodedRequest) -> list[Operation]:
+    def operations(self, request: DecodedRequest, *, strict: bool = True) -> list[Operation]:
         """One operation per (operation, resource); UnresolvedTopicIds if ids are unknown."""
         h = request.header
-        return operations.operations_for(h.api_key, request.spec.name, h.api_version, request.body, self.cluster.topic_name)
+        return operations.operations_for(
+            h.api_key, request.spec.name, h.api_version, request.body, self.cluster.topic_name, strict=strict
+        )
 
     def needs_response_processing(self, request: DecodedRequest) -> bool:
         return request.header.api_key in _REWRITTEN or request.header.api_key == API_VERSIONS

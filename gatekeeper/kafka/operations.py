@@ -14,11 +14,13 @@ from typing import Any
 from gatekeeper.api import CLUSTER, Operation, Resource
 from gatekeeper.kafka.records import count_records
 
-__all__ = ["OPERATION_NAMES", "UnresolvedTopicIds", "operations_for"]
+__all__ = ["OPERATION_NAMES", "UNKNOWN_TOPIC_ID_PREFIX", "UnresolvedTopicIds", "operations_for"]
 
 TopicResolver = Callable[[uuid.UUID], "str | None"]
 
 _ZERO_UUID = uuid.UUID(int=0)
+# The name given to a topic id the broker itself does not know (it will answer UNKNOWN_TOPIC_ID).
+UNKNOWN_TOPIC_ID_PREFIX = "unknown-topic-id:"
 
 
 class UnresolvedTopicIds(Exception):
@@ -42,7 +44,7 @@ class _Ctx:
             resolved = self.resolve(topic_id)
             if resolved is None:
                 self.missing.add(topic_id)
-                return Resource("topic", str(topic_id))
+                return Resource("topic", f"{UNKNOWN_TOPIC_ID_PREFIX}{topic_id}")
             name = resolved
         return Resource("topic", name or "")
 
@@ -333,13 +335,19 @@ OPERATION_NAMES = frozenset(
 )
 
 
-def operations_for(api_key: int, api_name: str, version: int, body: Any, resolve: TopicResolver) -> list[Operation]:
-    """The operations one decoded request performs; UnresolvedTopicIds if some ids are unknown."""
+def operations_for(
+    api_key: int, api_name: str, version: int, body: Any, resolve: TopicResolver, *, strict: bool = True
+) -> list[Operation]:
+    """The operations one decoded request performs.
+
+    With ``strict``, raise UnresolvedTopicIds for topic ids ``resolve`` does not know (the caller
+    asks the broker and tries again); otherwise name them ``unknown-topic-id:<uuid>``.
+    """
     fn = _TABLE.get(api_key)
     if fn is None:
         return [Operation("other", CLUSTER, {"api": api_name})]
     ctx = _Ctx(version, resolve)
     ops = fn(body, ctx)
-    if ctx.missing:
+    if ctx.missing and strict:
         raise UnresolvedTopicIds(ctx.missing)
     return ops

@@ -199,11 +199,13 @@ class ClientProtocol(Protocol):
             return
         self._decide(entry)
 
-    def _decide(self, entry: _Entry) -> None:
+    def _decide(self, entry: _Entry, *, probed: bool = False) -> None:
         request = entry.request
         assert request is not None and self.session is not None
         try:
-            ops = self.gateway.adapter.operations(request)
+            # After a metadata probe, ids the broker does not know either are decided under an
+            # ``unknown-topic-id:`` name and forwarded if allowed: the broker answers UNKNOWN_TOPIC_ID.
+            ops = self.gateway.adapter.operations(request, strict=not probed)
         except UnresolvedTopicIds as e:
             self._resolve_topic_ids(entry, e)
             return
@@ -311,12 +313,7 @@ class ClientProtocol(Protocol):
             return
         waiting, self._waiting_for_ids = self._waiting_for_ids, []
         for entry in waiting:
-            try:
-                self.gateway.adapter.operations(entry.request)  # type: ignore[arg-type]
-            except UnresolvedTopicIds as e:
-                self._close(f"request names topic ids the broker does not know: {e}", rejected="unknown_topic_id")
-                return
-            self._decide(entry)
+            self._decide(entry, probed=True)
 
     def _address_mapper(self, node_id: int, host: str, port: int) -> tuple[str, int] | None:
         slot = self.gateway.cluster.slot_of(node_id)

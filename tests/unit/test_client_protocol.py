@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import uuid
 
 from twisted.logger import LogLevel, globalLogPublisher
 
@@ -174,3 +175,20 @@ def test_correlation_mismatch_from_broker_closes_both() -> None:
     proto.dataReceived(framed(req(12, 4, group_id="g", generation_id=1, member_id="m"), 4, 1))
     upstream.dataReceived(response(12, 4, 99, throttle_time_ms=0, error_code=0))
     assert client.disconnecting and upstream.transport.aborted
+
+
+def test_topic_id_unknown_to_the_broker_too_is_decided_under_a_marked_name() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw)
+    (_, upstream), = ups.connected
+    wire = framed(produce(13), 13, 21)
+    proto.dataReceived(wire)
+    probe_cid = struct.unpack_from(">i", split_frames(upstream.transport.value())[0], 4)[0]
+    upstream.transport.clear()
+    R = API_TABLE[3].response
+    empty = response(3, 12, probe_cid, throttle_time_ms=0, brokers=[], cluster_id="c", controller_id=7, topics=[R.MetadataResponseTopic(error_code=0, name="other", topic_id=uuid.uuid4(), is_internal=False, partitions=[])])
+    decided = []
+    gw.inputs_decoded = decided.extend  # type: ignore[method-assign]
+    upstream.dataReceived(empty)
+    assert upstream.transport.value() == wire  # forwarded: the broker answers UNKNOWN_TOPIC_ID
+    assert decided[0]["resource"]["name"] == f"unknown-topic-id:{TOPIC_ID}"
