@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 echo "== ruff"
-ruff check gatekeeper tests bench twisted
+ruff check .
 echo "== mypy"
 mypy
 if compgen -G "policies/**/*.rego" >/dev/null || compgen -G "policies/*.rego" >/dev/null; then
