@@ -11,6 +11,7 @@ import struct
 __all__ = ["FrameDecoder", "FrameError", "frame"]
 
 _LEN = struct.Struct(">i")
+_LEN2 = struct.Struct(">ii")
 
 
 class FrameError(Exception):
@@ -58,7 +59,21 @@ class FrameDecoder:
         if len(buf) < end:
             self._compact()
             return None
-        out = bytes(buf[pos + 4 : end])
+        out = bytes(memoryview(buf)[pos + 4 : end])
+        self._pos = end
+        return out
+
+    def peek_ids(self) -> tuple[int, int] | None:
+        """(frame length, first int32 of the payload) if 8 bytes are buffered: for a response,
+        its size and correlation id, read without consuming anything."""
+        if len(self._buf) - self._pos < 8:
+            return None
+        return _LEN2.unpack_from(self._buf, self._pos)  # type: ignore[return-value]
+
+    def take(self, n: int) -> bytes:
+        """Remove and return up to ``n`` buffered bytes (length prefix included, as on the wire)."""
+        end = min(self._pos + n, len(self._buf))
+        out = bytes(memoryview(self._buf)[self._pos : end])
         self._pos = end
         return out
 

@@ -32,7 +32,15 @@ __all__ = ["ClientProtocol"]
 
 log = Logger()
 _CID = struct.Struct(">i")
-_INTERNAL_CORRELATION_BASE = -(2**31)  # never used by clients, which count up from 0
+_INTERNAL_CORRELATION_BASE = -(2**31)
+_WRITE_BUFFER_PAUSE = 4 * 1024 * 1024  # bytes queued for a peer before its source is paused  # never used by clients, which count up from 0
+
+
+def _no_delay(transport: Any) -> None:
+    """Kafka is request/response with small requests: Nagle's algorithm would hold them back."""
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        set_no_delay(True)
 
 
 class _Entry:
@@ -63,6 +71,8 @@ class ClientProtocol(Protocol):
         self.listener = listener
         self.slot = slot
         self.decoder = FrameDecoder(gateway.config.limits.max_frame_bytes)
+        self.responses = FrameDecoder(gateway.config.limits.max_response_frame_bytes)
+        self._stream_left = 0  # bytes of a response being passed through as it arrives
         self.upstream: UpstreamProtocol | None = None
         self.closing = False
         self._order: deque[_Entry] = deque()  # arrival order, for responses
@@ -77,6 +87,7 @@ class ClientProtocol(Protocol):
     # -- connection lifecycle -------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        _no_delay(self.transport)
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         now = self.gateway.clock.seconds()
@@ -104,7 +115,12 @@ class ClientProtocol(Protocol):
             upstream.transport.loseConnection()  # type: ignore[union-attr]
             return
         self.upstream = upstream
-        # Backpressure both ways: a slow reader pauses the other side's reads.
+        # Backpressure both ways: a slow reader pauses the other side's reads. The pause
+        # threshold is raised from Twisted's 64 KiB so a large Fetch response keeps flowing
+        # while the client drains it, instead of stop-and-go at every 64 KiB.
+        for t in (self.transport, upstream.transport):
+            if hasattr(t, "bufferSize"):
+                t.bufferSize = _WRITE_BUFFER_PAUSE  # type: ignore[union-attr]
         self.transport.registerProducer(upstream.transport, True)  # type: ignore[union-attr]
         upstream.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
         pending, self._pending_upstream = self._pending_upstream, []
@@ -282,10 +298,71 @@ class ClientProtocol(Protocol):
 
     # -- responses ------------------------------------------------------------------------
 
-    def upstream_frame(self, raw: bytes) -> None:
-        if not self._sent:
-            self.upstream_failed("broker sent a response to no request")
+    def upstream_data(self, data: bytes) -> None:
+        """Bytes from the broker. A response that needs no rewriting and is next in line for
+        the client is passed through as it arrives (cut-through): no reassembly, no copy of
+        large Fetch responses; anything else is reassembled and processed as a whole frame."""
+        if self.closing:
             return
+        self.gateway.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_broker")
+        left = self._stream_left
+        if left:
+            if len(data) <= left:
+                self._stream_left = left - len(data)
+                self.transport.write(data)  # type: ignore[union-attr]
+                if not self._stream_left:
+                    self._flush()
+                return
+            self.transport.write(data[:left])  # type: ignore[union-attr]
+            self._stream_left = 0
+            data = data[left:]
+            self._flush()
+        responses = self.responses
+        responses.receive_data(data)
+        try:
+            while not self.closing and not self._stream_left:
+                ids = responses.peek_ids()
+                if ids is None:
+                    break
+                size, cid = ids
+                if not self._sent:
+                    self.upstream_failed("broker sent a response to no request")
+                    return
+                entry = self._sent[0]
+                if not entry.internal and self._order and self._order[0] is entry and (
+                    not self.gateway.adapter.needs_response_processing(entry.request)  # type: ignore[arg-type]
+                ):
+                    if size > responses.max_frame_bytes or size < 4:
+                        raise FrameError(f"response frame length {size} is out of bounds")
+                    if not self._matches(entry, cid):
+                        return
+                    self._sent.popleft()
+                    self._order.popleft()
+                    chunk = responses.take(4 + size)
+                    self._stream_left = 4 + size - len(chunk)
+                    self.transport.write(chunk)  # type: ignore[union-attr]
+                    continue
+                raw = responses.next_frame()
+                if raw is None:
+                    break
+                self.upstream_frame(raw)
+        except FrameError as e:
+            self.upstream_failed(f"broker sent an unframeable response: {e}")
+            return
+        if not self._stream_left:
+            self._flush()
+
+    def _matches(self, entry: _Entry, cid: int) -> bool:
+        assert entry.request is not None
+        if cid != entry.request.header.correlation_id:
+            self.upstream_failed(
+                f"broker answered correlation id {cid}, expected {entry.request.header.correlation_id}"
+            )
+            return False
+        return True
+
+    def upstream_frame(self, raw: bytes) -> None:
+        """One whole response frame that has to be processed before the client sees it."""
         entry = self._sent.popleft()
         (cid,) = _CID.unpack_from(raw, 0)
         if entry.internal:
@@ -293,17 +370,13 @@ class ClientProtocol(Protocol):
             return
         request = entry.request
         assert request is not None
-        if cid != request.header.correlation_id:
-            self.upstream_failed(
-                f"broker answered correlation id {cid}, expected {request.header.correlation_id}"
-            )
+        if not self._matches(entry, cid):
             return
         try:
             entry.response = self.gateway.adapter.process_response(request, raw, self._address_mapper)
         except CodecError as e:
             self.upstream_failed(str(e))
             return
-        self._flush()
 
     def _internal_response(self, raw: bytes) -> None:
         try:
@@ -328,7 +401,7 @@ class ClientProtocol(Protocol):
 
     def _flush(self) -> None:
         order = self._order
-        if not order or not order[0].done:
+        if self._stream_left or not order or not order[0].done:
             return
         out: list[bytes] = []
         while order and order[0].done:

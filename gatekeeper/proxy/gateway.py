@@ -112,7 +112,7 @@ class Gateway:
         return next(self._bootstrap)
 
     def connect_upstream(self, target: HostPort, client: ClientProtocol) -> defer.Deferred[UpstreamProtocol]:
-        protocol = UpstreamProtocol(client, self.config.limits.max_response_frame_bytes)
+        protocol = UpstreamProtocol(client)
         return self.upstream_connector(target, protocol)  # type: ignore[no-any-return]
 
     def _tcp_connect(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:

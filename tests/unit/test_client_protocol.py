@@ -192,3 +192,22 @@ def test_topic_id_unknown_to_the_broker_too_is_decided_under_a_marked_name() -> 
     upstream.dataReceived(empty)
     assert upstream.transport.value() == wire  # forwarded: the broker answers UNKNOWN_TOPIC_ID
     assert decided[0]["resource"]["name"] == f"unknown-topic-id:{TOPIC_ID}"
+
+
+def test_passthrough_response_is_cut_through_and_local_answers_wait_for_its_end() -> None:
+    gw, ups = make_gateway()
+    proto, client = connect(gw)
+    (_, upstream), = ups.connected
+    too_new = struct.pack(">hhi", 18, 99, 2) + b"\x00\x00"
+    proto.dataReceived(framed(produce(9), 9, 1) + struct.pack(">i", len(too_new)) + too_new)
+    P = API_TABLE[0].response
+    big = response(0, 9, 1, responses=[P.TopicProduceResponse(name="orders" * 2000, partition_responses=[])], throttle_time_ms=0)
+    half = len(big) // 2
+    for i in range(half):
+        upstream.dataReceived(big[i : i + 1])
+    # Half the response is already with the client, before the broker finished sending it.
+    assert client.value() == big[:half]
+    upstream.dataReceived(big[half:])
+    frames = split_frames(client.value())
+    assert [struct.unpack_from(">i", f)[0] for f in frames] == [1, 2]
+    assert client.value().startswith(big)
