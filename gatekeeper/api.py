@@ -52,6 +52,7 @@ class Decision:
     mask: tuple[Mapping[str, Any], ...] = ()
     approval: Mapping[str, Any] | None = None
     ttl: float | None = None
+    error: str = "authorization"  # for deny: authorization | policy_violation
 
     @property
     def allowed(self) -> bool:

@@ -20,6 +20,7 @@ import yaml
 __all__ = [
     "AdminConfig",
     "Config",
+    "IdentityConfig",
     "ConfigError",
     "HostPort",
     "LimitsConfig",
@@ -120,12 +121,43 @@ class UpstreamConfig:
 @attrs.frozen
 class PolicyConfig:
     engine: str = "allow-all"
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    url: str | None = None
+    decision: str = "gatekeeper/decision"
+    policies: Path | None = None
+    data: Path | None = None
+    cache_max_entries: int = 100_000
+    cache_default_ttl: float = 5.0
+    timeout: float = 0.25
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> PolicyConfig:
-        options = {k: v for k, v in raw.items() if k != "engine"}
-        return cls(engine=raw["engine"], options=options)
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> PolicyConfig:
+        def path(key: str) -> Path | None:
+            value = raw.get(key)
+            if value is None:
+                return None
+            p = Path(value)
+            return p if p.is_absolute() or base is None else base / p
+
+        cache = raw.get("cache", {})
+        return cls(
+            engine=raw["engine"],
+            url=raw.get("url"),
+            decision=raw.get("decision", "gatekeeper/decision"),
+            policies=path("policies"),
+            data=path("data"),
+            cache_max_entries=cache.get("max_entries", 100_000),
+            cache_default_ttl=parse_duration(cache.get("default_ttl", "5s")),
+            timeout=parse_duration(raw.get("timeout", "250ms")),
+        )
+
+
+@attrs.frozen
+class IdentityConfig:
+    client_id_principals: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> IdentityConfig:
+        return cls(client_id_principals=dict(raw.get("client_id_principals", {})))
 
 
 @attrs.frozen
@@ -161,13 +193,15 @@ class Config:
     admin: AdminConfig
     limits: LimitsConfig
     log_level: str = "info"
+    identity: IdentityConfig = attrs.field(factory=IdentityConfig)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Config:
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
         return cls(
             listeners=tuple(ListenerConfig.from_dict(item) for item in raw["listeners"]),
             upstream=UpstreamConfig.from_dict(raw["upstream"]),
-            policy=PolicyConfig.from_dict(raw.get("policy", {"engine": "allow-all"})),
+            identity=IdentityConfig.from_dict(raw.get("identity", {})),
+            policy=PolicyConfig.from_dict(raw.get("policy", {"engine": "allow-all"}), base),
             admin=AdminConfig.from_dict(raw.get("admin", {})),
             limits=LimitsConfig.from_dict(raw.get("limits", {})),
             log_level=raw.get("logging", {}).get("level", "info"),
@@ -203,8 +237,10 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def parse_config(raw: Any) -> Config:
-    """Validate a parsed YAML document and build the config values, or raise ConfigError."""
+def parse_config(raw: Any, base: Path | None = None) -> Config:
+    """Validate a parsed YAML document and build the config values, or raise ConfigError.
+
+    Relative paths in the config (policies, data) are taken relative to ``base``."""
     if not isinstance(raw, Mapping):
         raise ConfigError([f"(top level): expected a mapping, got {_describe(raw)}"])
     validator = jsonschema.Draft202012Validator(_schema())
@@ -223,7 +259,7 @@ def parse_config(raw: Any) -> Config:
     errors = _semantic_errors(raw)
     if errors:
         raise ConfigError(errors)
-    return Config.from_dict(raw)
+    return Config.from_dict(raw, base)
 
 
 def load_config(path: str | Path) -> Config:
@@ -238,6 +274,6 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as e:
         raise ConfigError([f"{p}: not valid YAML: {e}"]) from e
     try:
-        return parse_config(raw)
+        return parse_config(raw, p.parent)
     except ConfigError as e:
         raise ConfigError([f"{p}: {line}" for line in e.errors]) from e

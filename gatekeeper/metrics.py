@@ -31,6 +31,20 @@ class Metrics:
     def set(self, name: str, value: float, **labels: str) -> None:
         self._values[name][tuple(sorted(labels.items()))] = value
 
+    def observe(self, name: str, value: float, buckets: tuple[float, ...], **labels: str) -> None:
+        """A histogram sample: cumulative ``_bucket{le=…}``, ``_sum`` and ``_count`` series."""
+        for le in buckets:
+            if value <= le:
+                self._add(f"{name}_bucket", 1.0, {**labels, "le": f"{le:g}"})
+        self._add(f"{name}_bucket", 1.0, {**labels, "le": "+Inf"})
+        self._add(f"{name}_sum", value, labels)
+        self._add(f"{name}_count", 1.0, labels)
+
+    def _add(self, name: str, amount: float, labels: dict[str, str]) -> None:
+        key = tuple(sorted(labels.items()))
+        series = self._values[name]
+        series[key] = series.get(key, 0.0) + amount
+
     def get(self, name: str, **labels: str) -> float:
         return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
 
@@ -56,4 +70,8 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_upstream_errors_total", "counter", "Upstream connect failures and losses.")
     m.describe("gatekeeper_decisions_total", "counter", "Policy decisions, by action and operation.")
     m.describe("gatekeeper_bytes_total", "counter", "Bytes relayed, by direction.")
+    m.describe("gatekeeper_decision_cache_total", "counter", "Decision cache lookups, by result (hit/miss).")
+    m.describe("gatekeeper_engine_errors_total", "counter", "Policy engine failures, by engine and kind.")
+    m.describe("gatekeeper_engine_latency_seconds_bucket", "counter", "Policy engine round trip, histogram buckets.")
+    m.describe("gatekeeper_policy_reloads_total", "counter", "Policy reloads, by result.")
     return m

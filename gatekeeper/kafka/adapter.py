@@ -80,23 +80,39 @@ class KafkaAdapter:
     def needs_response_processing(self, request: DecodedRequest) -> bool:
         return request.header.api_key in _REWRITTEN or request.header.api_key == API_VERSIONS
 
-    def process_response(self, request: DecodedRequest, frame: bytes, mapper: rewrite.AddressMapper) -> bytes:
-        """Learn from and rewrite a broker response for ``request``; other responses pass as-is."""
-        key, version = request.header.api_key, request.header.api_version
-        if key not in _REWRITTEN and key != API_VERSIONS:
-            return frame
+    def decode_response(self, request: DecodedRequest, frame: bytes) -> tuple[bytes, Any]:
+        """(header bytes, decoded body) of the broker's response to ``request``."""
+        version = request.header.api_version
         try:
-            head, body = codec.decode_response_body(frame, request.spec, version)
+            return codec.decode_response_body(frame, request.spec, version)
         except CodecError as e:
             raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e
+
+    def finish_response(self, request: DecodedRequest, head: bytes, body: Any, mapper: rewrite.AddressMapper) -> bytes:
+        """Learn from and rewrite a decoded response, and encode it behind its original header."""
+        key, version = request.header.api_key, request.header.api_version
         if key == API_VERSIONS:
-            if body.error_code != 0:
-                return frame  # the broker's own UNSUPPORTED_VERSION answer: relay as-is
-            rewrite.intersect_api_versions(body, self.inspectable)
+            if body.error_code == 0:
+                rewrite.intersect_api_versions(body, self.inspectable)
         else:
             rewrite.observe(key, version, body, self.cluster)
             rewrite.rewrite_addresses(key, version, body, mapper)
         return head + codec.encode_body(body, version)
+
+    def process_response(self, request: DecodedRequest, frame: bytes, mapper: rewrite.AddressMapper) -> bytes:
+        """Learn from and rewrite a broker response for ``request``; other responses pass as-is."""
+        key = request.header.api_key
+        if key not in _REWRITTEN and key != API_VERSIONS:
+            return frame
+        head, body = self.decode_response(request, frame)
+        if key == API_VERSIONS and body.error_code != 0:
+            return frame  # the broker's own UNSUPPORTED_VERSION answer: relay as-is
+        return self.finish_response(request, head, body, mapper)
+
+    def response_header(self, request: DecodedRequest) -> bytes:
+        """The header of a response Gatekeeper answers itself."""
+        cid = struct.pack(">i", request.header.correlation_id)
+        return cid + (b"\x00" if request.spec.response_header_version(request.header.api_version) == 1 else b"")
 
     def observe_metadata(self, frame: bytes, version: int) -> None:
         """Learn from a Metadata response to a request Gatekeeper sent itself."""

@@ -11,12 +11,13 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+import attrs
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gatekeeper.api import Decision
+from gatekeeper.api import Decision, Operation, Resource
+from gatekeeper.kafka import enforce
 from gatekeeper.kafka.adapter import DecodedRequest
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -32,6 +33,7 @@ __all__ = ["ClientProtocol"]
 
 log = Logger()
 _CID = struct.Struct(">i")
+METADATA = 3
 _INTERNAL_CORRELATION_BASE = -(2**31)
 _WRITE_BUFFER_PAUSE = 4 * 1024 * 1024  # bytes queued for a peer before its source is paused  # never used by clients, which count up from 0
 
@@ -46,7 +48,7 @@ def _no_delay(transport: Any) -> None:
 class _Entry:
     """One request on its way through: decided, forwarded, answered."""
 
-    __slots__ = ("decided", "forward", "internal", "request", "response", "sent")
+    __slots__ = ("decided", "filter_listing", "forward", "internal", "merge", "outgoing", "request", "response", "sent")
 
     def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
         self.request = request
@@ -55,6 +57,14 @@ class _Entry:
         self.forward = False
         self.sent = False
         self.response: bytes | None = None
+        self.outgoing: bytes | None = None  # what goes to the broker (original bytes unless split)
+        self.merge: Any = None  # adds denied entities' errors to a split request's response
+        self.filter_listing = False  # an all-topics Metadata: drop topics the principal may not see
+
+    @property
+    def processed(self) -> bool:
+        """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
+        return self.merge is not None or self.filter_listing
 
     @property
     def done(self) -> bool:
@@ -225,47 +235,59 @@ class ClientProtocol(Protocol):
         except UnresolvedTopicIds as e:
             self._resolve_topic_ids(entry, e)
             return
-        h = request.header
-        now = self.gateway.clock.seconds()
-        inputs = [
-            build_input(
-                op,
-                api_key=h.api_key,
-                api_name=request.spec.name,
-                api_version=h.api_version,
-                client_id=h.client_id,
-                session=self.session,
-                now=now,
-            )
-            for op in ops
-        ]
+        inputs = self._inputs(request, ops)
         self.gateway.inputs_decoded(inputs)
-        engine = self.gateway.engine
-        d = defer.gatherResults([engine.decide(i) for i in inputs], consumeErrors=True)
-        d.addCallback(self._decided, entry, inputs)
+        d = self.gateway.engine.decide_many(inputs)
+        d.addCallback(self._decided, entry, ops, inputs)
         d.addErrback(self._decision_failed, entry)
 
-    def _decided(self, decisions: list[Decision], entry: _Entry, inputs: list[dict[str, Any]]) -> None:
-        for decision, policy_input in zip(decisions, inputs, strict=True):
-            self.gateway.metrics.inc(
-                "gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"]
-            )
-        refused = [(d, i) for d, i in zip(decisions, inputs, strict=True) if not d.allowed]
-        if refused:
-            # Enforcement of deny/mask/approve on the wire comes with the policy issue;
-            # until then anything but allow fails closed by closing the connection.
-            d, i = refused[0]
-            self._close(
-                f"{i['operation']} on {i['resource']['type']} {i['resource']['name']!r} "
-                f"was {d.action}: {d.reason}",
-                rejected="policy",
-            )
+    def _inputs(self, request: DecodedRequest, ops: list[Operation]) -> list[dict[str, Any]]:
+        assert self.session is not None
+        h = request.header
+        session = self.session
+        principal = self.gateway.principal_for(h.client_id)
+        if principal is not session.principal:
+            session = self.session = attrs.evolve(session, principal=principal)
+        now = self.gateway.clock.seconds()
+        return [
+            build_input(op, api_key=h.api_key, api_name=request.spec.name, api_version=h.api_version,
+                        client_id=h.client_id, session=session, now=now)
+            for op in ops
+        ]
+
+    def _decided(self, decisions: list[Decision], entry: _Entry, ops: list[Operation], inputs: list[dict[str, Any]]) -> None:
+        if self.closing:
             return
-        entry.decided = entry.forward = True
+        request = entry.request
+        assert request is not None
+        metrics = self.gateway.metrics
+        for decision, policy_input in zip(decisions, inputs, strict=True):
+            metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
+            if not decision.allowed:
+                log.info(
+                    "denied {operation} on {rtype} {rname!r} for {sub} (client {client}, session {session}): {reason}",
+                    operation=policy_input["operation"], rtype=policy_input["resource"]["type"],
+                    rname=policy_input["resource"]["name"], sub=policy_input["principal"]["sub"],
+                    client=policy_input["client"]["id"], session=policy_input["session"]["id"], reason=decision.reason,
+                )
+        outcome = enforce.plan(request, ops, decisions, self.gateway.cluster.topic_name)
+        if isinstance(outcome, enforce.Close):
+            self._close(outcome.reason, rejected="policy")
+            return
+        entry.decided = True
+        if isinstance(outcome, enforce.Respond):
+            entry.response = self.gateway.adapter.response_header(request) + outcome.body
+        else:
+            entry.forward = True
+            entry.outgoing = outcome.frame
+            if isinstance(outcome, enforce.Partial):
+                entry.merge = outcome.merge
+            entry.filter_listing = request.header.api_key == METADATA and request.body.topics is None
         self._advance()
 
     def _decision_failed(self, failure: Failure, entry: _Entry) -> None:
-        self._close(f"policy engine failed, request refused (fail closed): {failure.getErrorMessage()}", rejected="engine")
+        log.failure("bug: deciding a request failed", failure)
+        self._close(f"policy enforcement failed, request refused (fail closed): {failure.getErrorMessage()}", rejected="engine")
 
     def _resolve_topic_ids(self, entry: _Entry, err: UnresolvedTopicIds) -> None:
         """Ask the broker for all topics' metadata, then decide ``entry`` again."""
@@ -282,8 +304,8 @@ class ClientProtocol(Protocol):
         while undecided and undecided[0].decided:
             entry = undecided.popleft()
             if entry.forward:
-                assert entry.request is not None
-                self._send_upstream(entry.request.frame, entry)
+                assert entry.outgoing is not None
+                self._send_upstream(entry.outgoing, entry)
         self._flush()
 
     def _send_upstream(self, payload: bytes, entry: _Entry) -> None:
@@ -329,7 +351,7 @@ class ClientProtocol(Protocol):
                     self.upstream_failed("broker sent a response to no request")
                     return
                 entry = self._sent[0]
-                if not entry.internal and self._order and self._order[0] is entry and (
+                if not entry.internal and not entry.processed and self._order and self._order[0] is entry and (
                     not self.gateway.adapter.needs_response_processing(entry.request)  # type: ignore[arg-type]
                 ):
                     if size > responses.max_frame_bytes or size < 4:
@@ -372,11 +394,42 @@ class ClientProtocol(Protocol):
         assert request is not None
         if not self._matches(entry, cid):
             return
+        adapter = self.gateway.adapter
         try:
-            entry.response = self.gateway.adapter.process_response(request, raw, self._address_mapper)
+            if not entry.processed:
+                entry.response = adapter.process_response(request, raw, self._address_mapper)
+                return
+            head, body = adapter.decode_response(request, raw)
         except CodecError as e:
             self.upstream_failed(str(e))
             return
+        if entry.merge is not None:
+            body = entry.merge(body)
+        if not entry.filter_listing:
+            entry.response = adapter.finish_response(request, head, body, self._address_mapper)
+            return
+        self._filter_listing(entry, head, body)
+
+    def _filter_listing(self, entry: _Entry, head: bytes, body: Any) -> None:
+        """An all-topics Metadata answer lists only the topics the principal may describe,
+        as Kafka's own authorizer does, so a topic's existence is not leaked."""
+        request = entry.request
+        assert request is not None
+        ops = [Operation("describe_topic", Resource("topic", t.name), {"listing": True}) for t in body.topics]
+        if not ops:
+            entry.response = self.gateway.adapter.finish_response(request, head, body, self._address_mapper)
+            return
+        inputs = self._inputs(request, ops)
+        self.gateway.inputs_decoded(inputs)
+
+        def filtered(decisions: list[Decision]) -> None:
+            body.topics = [t for t, d in zip(body.topics, decisions, strict=True) if d.allowed]
+            entry.response = self.gateway.adapter.finish_response(request, head, body, self._address_mapper)
+            self._flush()
+
+        d = self.gateway.engine.decide_many(inputs)
+        d.addCallback(filtered)
+        d.addErrback(self._decision_failed, entry)
 
     def _internal_response(self, raw: bytes) -> None:
         try:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +22,8 @@ from gatekeeper.config import Config, HostPort, ListenerConfig
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
-from gatekeeper.policy.engine import make_engine
+from gatekeeper.policy.factory import make_engine
+from gatekeeper.policy.input import ANONYMOUS, Principal
 from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.upstream import UpstreamProtocol
 
@@ -58,8 +63,12 @@ class Gateway:
         slots = min(len(lst.broker_ports) for lst in config.listeners)
         self.cluster = ClusterView(max_slots=slots)
         self.adapter = load(ADAPTERS, "kafka")(self.cluster)
-        self.engine = make_engine(config.policy)
         self.metrics = gateway_metrics()
+        self.engine = make_engine(config.policy, self.metrics, reactor)
+        self._client_principals = {
+            cid: Principal(sub=p["sub"], groups=tuple(p.get("groups", ())), mechanism="CLIENT_ID")
+            for cid, p in config.identity.client_id_principals.items()
+        }
         self.connections: set[ClientProtocol] = set()
         self.ports: list[IListeningPort] = []
         self._bootstrap: Iterator[HostPort] = itertools.cycle(config.upstream.bootstrap_servers)
@@ -69,7 +78,9 @@ class Gateway:
 
     @defer.inlineCallbacks
     def start(self) -> Any:
-        """Listen on every listener's bootstrap port and broker ports."""
+        """Load the policies, then listen on every listener's bootstrap and broker ports."""
+        yield self.engine.start()
+        log.info("policy engine {engine} ready", engine=self.engine.name)
         try:
             for listener in self.config.listeners:
                 host = listener.bind.host
@@ -105,8 +116,13 @@ class Gateway:
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
         for conn in list(self.connections):
             conn.transport.loseConnection()  # type: ignore[union-attr]
+        yield self.engine.stop()
 
     # -- connections ----------------------------------------------------------------------
+
+    def principal_for(self, client_id: str | None) -> Principal:
+        """Until identity lands: a test-only client id → principal mapping, else anonymous."""
+        return self._client_principals.get(client_id or "", ANONYMOUS)
 
     def next_bootstrap(self) -> HostPort:
         return next(self._bootstrap)
@@ -161,10 +177,30 @@ class GatewayService(service.Service):
             return listen_admin(self.gateway, bind).addCallback(self._admin_started)
 
         def failed(f: Any) -> None:
-            log.failure("gateway failed to start", f)
-            self.gateway.reactor.stop()
+            log.critical("gateway failed to start: {err}", err=f.getErrorMessage())
+            sys.stderr.write(f"gatekeeper: failed to start: {f.getErrorMessage()}\n")
+            reactor = self.gateway.reactor
+            reactor.addSystemEventTrigger("after", "shutdown", os._exit, 3)
+            reactor.stop()
 
         d.addCallback(started).addErrback(failed)
+        self._install_sighup()
+
+    def _install_sighup(self) -> None:
+        """SIGHUP reloads policies and data; client connections stay up."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        reactor = self.gateway.reactor
+
+        def on_hup(signum: int, frame: Any) -> None:
+            reactor.callFromThread(self.reload)
+
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def reload(self) -> Any:
+        d = self.gateway.engine.reload()
+        d.addErrback(lambda f: None)  # refused: logged by the engine, the old policies stay
+        return d
 
     def _admin_started(self, port: IListeningPort) -> None:
         self.admin_port = port

@@ -1,0 +1,158 @@
+"""Turning decisions into what goes on the wire: forward, answer locally, split, or drop.
+
+``plan(request, ops, decisions)`` is pure. Allowed requests go on as their original bytes. A
+request denied as a whole is answered by Gatekeeper with the API's own error response. A
+request over several topics (or groups, or config resources) with some denied is split: the
+allowed entities go to the broker re-encoded, and the denied ones' errors are merged into the
+broker's response. A denied acks=0 Produce is dropped and the connection closed, as the broker
+does.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from gatekeeper.api import Decision, Operation, Resource
+from gatekeeper.kafka import codec
+from gatekeeper.kafka.adapter import DecodedRequest
+from gatekeeper.kafka.denials import Denial, ErrorResponseUnavailable, denial_of, error_response
+
+__all__ = ["Close", "Forward", "Partial", "Plan", "Respond", "disable_fetch_session", "plan"]
+
+Resolve = Callable[[uuid.UUID], "str | None"]
+
+
+@attrs.frozen
+class Forward:
+    frame: bytes
+
+
+@attrs.frozen
+class Respond:
+    body: bytes  # response body (no header); the caller adds the response header
+
+
+@attrs.frozen
+class Partial:
+    frame: bytes  # the request with only the allowed entities
+    merge: Callable[[Any], Any]  # adds the denied entities' errors to the decoded response body
+
+
+@attrs.frozen
+class Close:
+    reason: str
+
+
+Plan = Forward | Respond | Partial | Close
+
+
+def _topic(name: str | None, topic_id: Any, resolve: Resolve) -> Resource:
+    if not name and topic_id is not None and topic_id.int:
+        name = resolve(topic_id) or f"unknown-topic-id:{topic_id}"
+    return Resource("topic", name or "")
+
+
+def _config(r: Any, resolve: Resolve) -> Resource:
+    from gatekeeper.api import CLUSTER
+
+    return {2: Resource("topic", r.resource_name), 32: Resource("group", r.resource_name)}.get(r.resource_type, CLUSTER)
+
+
+# api key -> (request list, response list, entity -> resource), by version where it differs.
+_Entities = tuple[str, str, Callable[[Any, Resolve], Resource]]
+
+
+def _entities(api_key: int, version: int) -> _Entities | None:
+    topic_name = lambda e, r: Resource("topic", e.name)  # noqa: E731
+    table: dict[int, _Entities] = {
+        0: ("topic_data", "responses", lambda e, r: _topic(getattr(e, "name", None), getattr(e, "topic_id", None), r)),
+        1: ("topics", "responses", lambda e, r: _topic(getattr(e, "topic", None), getattr(e, "topic_id", None), r)),
+        2: ("topics", "topics", topic_name),
+        3: ("topics", "topics", lambda e, r: _topic(e.name, getattr(e, "topic_id", None), r)),
+        8: ("topics", "topics", lambda e, r: _topic(getattr(e, "name", None), getattr(e, "topic_id", None), r)),
+        15: ("groups", "groups", lambda e, r: Resource("group", e)),
+        19: ("topics", "topics", topic_name),
+        20: ("topics", "responses", lambda e, r: _topic(e.name, e.topic_id, r)) if version >= 6
+        else ("topic_names", "responses", lambda e, r: Resource("topic", e)),
+        21: ("topics", "topics", topic_name),
+        23: ("topics", "topics", lambda e, r: Resource("topic", e.topic)),
+        32: ("resources", "results", _config),
+        33: ("resources", "responses", _config),
+        37: ("topics", "results", topic_name),
+        42: ("groups_names", "results", lambda e, r: Resource("group", e)),
+        44: ("resources", "responses", _config),
+        61: ("topics", "topics", topic_name),
+        75: ("topics", "topics", topic_name),
+    }
+    return table.get(api_key)
+
+
+def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[Decision], resolve: Resolve) -> Plan:
+    denied = [(op, d) for op, d in zip(ops, decisions, strict=True) if not d.allowed]
+    if not denied:
+        return Forward(disable_fetch_session(request) if request.header.api_key == 1 else request.frame)
+    denials: dict[Resource, Denial] = {}
+    for op, d in denied:
+        if d.action in ("mask", "approve"):
+            d = Decision(action="deny", reason=f"mask/approve not enabled: the policy said {d.action} ({d.reason}); denied, fail closed")
+        denials.setdefault(op.resource, denial_of(op.resource, d))
+    first = next(iter(denials.values()))
+    summary = f"{denied[0][0].name} on {denied[0][0].resource.type} {denied[0][0].resource.name!r} denied: {first.message}"
+    if not request.expects_response:
+        return Close(f"acks=0 {summary}; request dropped")
+    h, body = request.header, request.body
+    spec = _entities(h.api_key, h.api_version)
+    if spec is not None:
+        req_attr, resp_attr, resource_of = spec
+        entities = list(getattr(body, req_attr) or ())
+        resources = [resource_of(e, resolve) for e in entities]
+        gate_denied = any(r not in resources for r in denials)
+        allowed = [e for e, r in zip(entities, resources, strict=True) if r not in denials]
+        if not gate_denied and (allowed or h.api_key == 3):
+            return _partial(request, req_attr, resp_attr, entities, resources, allowed, denials, resolve)
+    try:
+        response = error_response(h.api_key, h.api_version, body, lambda r: denials.get(r, first), resolve)
+    except ErrorResponseUnavailable as e:
+        return Close(f"{summary}; {e}")
+    return Respond(codec.encode_body(response, h.api_version))
+
+
+def _partial(request: DecodedRequest, req_attr: str, resp_attr: str, entities: list[Any], resources: list[Resource],
+             allowed: list[Any], denials: dict[Resource, Denial], resolve: Resolve) -> Partial:
+    h, body = request.header, request.body
+    denied = [e for e, r in zip(entities, resources, strict=True) if r in denials]
+    setattr(body, req_attr, denied)
+    errors = list(getattr(error_response(h.api_key, h.api_version, body, lambda r: denials[r], resolve), resp_attr))
+    setattr(body, req_attr, allowed)
+    if h.api_key == 1 and h.api_version >= 7:  # see disable_fetch_session
+        body.session_id, body.session_epoch = 0, -1
+    frame = request.frame[: h.size] + codec.encode_body(body, h.api_version)
+
+    def merge(response: Any) -> Any:
+        setattr(response, resp_attr, list(getattr(response, resp_attr) or ()) + errors)
+        return response
+
+    return Partial(frame, merge)
+
+
+_I32x2 = struct.Struct(">ii")
+
+
+def disable_fetch_session(request: DecodedRequest) -> bytes:
+    """The Fetch request as a sessionless full fetch (session id 0, epoch -1), patched in place.
+
+    Incremental fetch sessions let a client stop naming partitions it keeps fetching; with them
+    off, every Fetch names every partition, so every partition is decided on every fetch.
+    """
+    h = request.header
+    if h.api_version < 7:
+        return request.frame
+    offset = h.size + (4 if h.api_version < 15 else 0) + 4 + 4 + 4 + 1
+    frame = bytearray(request.frame)
+    _I32x2.pack_into(frame, offset, 0, -1)
+    return bytes(frame)
