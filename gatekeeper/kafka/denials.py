@@ -31,6 +31,7 @@ _BY_RESOURCE = {
     "cluster": CLUSTER_AUTHORIZATION_FAILED,
 }
 _NO_AUTH_OPS = -2147483648  # "authorized operations not requested"
+_NEVER_ANSWERED = frozenset({17, 18, 36})  # SaslHandshake, ApiVersions, SaslAuthenticate
 
 
 @attrs.frozen
@@ -63,6 +64,8 @@ def error_response(api_key: int, version: int, b: Any, deny: DenialFor, resolve:
     spec = API_TABLE[api_key]
     R = spec.response
     build = _BUILDERS.get(api_key)
+    if api_key in _NEVER_ANSWERED:
+        raise ErrorResponseUnavailable(f"{spec.name} is not answered with an error: the connection is closed")
     if build is not None:
         return build(R, version, b, deny, resolve)
     fields = {f["name"] for f in R.json["fields"]}
@@ -122,7 +125,7 @@ def _metadata(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
     for t in b.topics or ():
         r = _topic(t.name, getattr(t, "topic_id", None), resolve)
         topics.append(T(error_code=deny(r).code, name=t.name, topic_id=getattr(t, "topic_id", None) or uuid.UUID(int=0),
-                        is_internal=False, partitions=[], authorized_operations=_NO_AUTH_OPS))
+                        is_internal=False, partitions=[], authorized_operations=None))
     return R[v](throttle_time_ms=0, brokers=[], cluster_id=None, controller_id=-1, topics=topics)
 
 
@@ -182,7 +185,7 @@ def _describe_groups(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> A
     for g in b.groups:
         d = deny(Resource("group", g))
         out.append(G(error_code=d.code, group_id=g, group_state="", protocol_type="", protocol_data="", members=[],
-                     authorized_operations=_NO_AUTH_OPS, **_msg(v, 6, d)))
+                     authorized_operations=None, **_msg(v, 6, d)))
     return R[v](throttle_time_ms=0, groups=out)
 
 

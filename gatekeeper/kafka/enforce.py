@@ -106,6 +106,10 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
     if not request.expects_response:
         return Close(f"acks=0 {summary}; request dropped")
     h, body = request.header, request.body
+    if h.api_key == 3 and body.topics is None:
+        # Listing all topics is never refused outright (the client needs the brokers): with
+        # list_topics denied the listing comes back empty, as Kafka's authorizer would filter it.
+        return Partial(request.frame, _no_topics)
     spec = _entities(h.api_key, h.api_version)
     if spec is not None:
         req_attr, resp_attr, resource_of = spec
@@ -138,6 +142,11 @@ def _partial(request: DecodedRequest, req_attr: str, resp_attr: str, entities: l
         return response
 
     return Partial(frame, merge)
+
+
+def _no_topics(response: Any) -> Any:
+    response.topics = []
+    return response
 
 
 _I32x2 = struct.Struct(">ii")
