@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import treq
 from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
 from zope.interface import implementer
 
@@ -24,6 +26,7 @@ from gatekeeper.policy.loading import PolicyLoadError, read_data, read_modules
 __all__ = ["OpaBackend"]
 
 _BATCH_ID = "gatekeeper_batch.rego"
+log = Logger()
 
 
 def _batch_module(decision_path: str) -> str:
@@ -49,6 +52,8 @@ class OpaBackend:
         self.pool.maxPersistentPerHost = 16
         self.pool.retryAutomatically = False
         self._loaded: dict[str, str] = {}
+        self._repushing = False
+        self._last_repush = -1e9
 
     # -- loading (blocking client, in a thread) -------------------------------------------
 
@@ -107,12 +112,29 @@ class OpaBackend:
 
     @defer.inlineCallbacks
     def evaluate_many(self, inputs: Sequence[Mapping[str, Any]]) -> Any:
-        if len(inputs) == 1:
-            result = yield self._query(self.decision_path, inputs[0])
-            return [result]
-        batch = yield self._query("gatekeeper_batch/decisions", {"inputs": list(inputs)})
-        batch = batch or {}
+        # Always through the batch rule: it is defined (at least {}) whenever our policies are
+        # loaded, so an undefined answer means OPA lost them (restarted) rather than a policy bug.
+        answer = yield self._query("gatekeeper_batch/decisions", {"inputs": list(inputs)})
+        if "result" not in answer:
+            self._repush()
+            raise RuntimeError("OPA has no Gatekeeper policies loaded (restarted?); pushing them again")
+        batch = answer["result"] or {}
         return [batch.get(str(i)) for i in range(len(inputs))]
+
+    def _repush(self) -> None:
+        now = self.reactor.seconds()
+        if self._repushing or now - self._last_repush < 1.0:
+            return
+        self._repushing, self._last_repush = True, now
+
+        def done(result: Any) -> None:
+            self._repushing = False
+            if isinstance(result, Failure):
+                log.error("re-pushing policies to OPA failed: {err}", err=result.getErrorMessage())
+            else:
+                log.info("policies pushed to OPA again after it lost them")
+
+        self.reload().addBoth(done)
 
     @defer.inlineCallbacks
     def _query(self, path: str, policy_input: Any) -> Any:
@@ -122,4 +144,4 @@ class OpaBackend:
         content = yield response.content()
         if response.code != 200:
             raise RuntimeError(f"OPA answered HTTP {response.code}: {content[:300].decode('utf-8', 'replace')}")
-        return json.loads(content).get("result")
+        return json.loads(content)

@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -34,6 +35,11 @@ __all__ = ["ClientProtocol"]
 log = Logger()
 _CID = struct.Struct(">i")
 METADATA = 3
+# Protocol negotiation (ApiVersions, SaslHandshake, SaslAuthenticate) is decoded and logged like
+# everything else but not put to the policy: Kafka authorizes none of it, and a client must be
+# able to connect to be told what it may not do. Gatekeeper itself answers SASL (identity issue).
+_NEGOTIATION = frozenset({17, 18, 36})
+_NEGOTIATED = Decision(action="allow", reason="protocol negotiation is not subject to policy")
 _INTERNAL_CORRELATION_BASE = -(2**31)
 _WRITE_BUFFER_PAUSE = 4 * 1024 * 1024  # bytes queued for a peer before its source is paused  # never used by clients, which count up from 0
 
@@ -237,7 +243,10 @@ class ClientProtocol(Protocol):
             return
         inputs = self._inputs(request, ops)
         self.gateway.inputs_decoded(inputs)
-        d = self.gateway.engine.decide_many(inputs)
+        if request.header.api_key in _NEGOTIATION:
+            d = defer.succeed([_NEGOTIATED] * len(inputs))
+        else:
+            d = self.gateway.engine.decide_many(inputs)
         d.addCallback(self._decided, entry, ops, inputs)
         d.addErrback(self._decision_failed, entry)
 

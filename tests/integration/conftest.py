@@ -75,3 +75,14 @@ def twistd_gateway(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) 
     """Gatekeeper as a real ``twistd -n gatekeeper`` child process."""
     with TwistdGateway(tmp_path_factory.mktemp("twistd"), kafka_broker.bootstrap) as gw:
         yield gw
+
+
+def start_gateway(path: Any, upstream: str, extra: dict[str, Any]) -> InProcessGateway:
+    """An in-process gateway with extra config (policy engine, identity …), started."""
+    ports = write_config(path, upstream, extra=extra)
+    service = GatewayService(load_config(path), _reactor)
+    service.startService()
+    pytest_twisted.blockon(_wait_listening(service))
+    gw = InProcessGateway(service, ports)
+    gw.record_inputs()
+    return gw
