@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gatekeeper import __version__
 from gatekeeper.config import ConfigError, load_config
@@ -34,6 +35,35 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_test(args: argparse.Namespace) -> int:
+    from gatekeeper.policy.authoring import OpaMissing, run_tests
+
+    try:
+        return run_tests(Path(args.policies), verbose=args.verbose)
+    except OpaMissing as e:
+        print(f"gatekeeper: {e}", file=sys.stderr)
+        return 3
+
+
+def _policy_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from gatekeeper.policy.authoring import OpaMissing, eval_input
+
+    try:
+        policy_input = json.loads(Path(args.input).read_text())
+    except (OSError, ValueError) as e:
+        print(f"gatekeeper: cannot read the input document {args.input}: {e}", file=sys.stderr)
+        return 2
+    try:
+        out = eval_input(Path(args.policies), Path(args.data) if args.data else None, args.decision, policy_input)
+    except OpaMissing as e:
+        print(f"gatekeeper: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 1 if "error" in out else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gatekeeper", description="Gatekeeper policy gateway for Kafka")
     parser.add_argument("--version", action="version", version=f"gatekeeper {__version__}")
@@ -44,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run the gateway in the foreground")
     p.add_argument("--config", "-c", required=True)
     p.set_defaults(func=_run)
+    policy = sub.add_parser("policy", help="policy authoring: run the Rego tests, evaluate an input")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    p = psub.add_parser("test", help="run opa test over the policies")
+    p.add_argument("policies", nargs="?", default="policies")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=_policy_test)
+    p = psub.add_parser("eval", help="print the decision for one policy input document")
+    p.add_argument("--input", "-i", required=True, help="a JSON policy input document")
+    p.add_argument("--policies", default="policies")
+    p.add_argument("--data", help="a data document (policies/data.json is loaded with the policies)")
+    p.add_argument("--decision", default="gatekeeper/decision", help="data path of the decision rule")
+    p.set_defaults(func=_policy_eval)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
