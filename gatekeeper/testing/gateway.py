@@ -80,12 +80,12 @@ def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "inf
 class TwistdGateway:
     """``twistd -n gatekeeper --config FILE`` as a child process, logs to a file."""
 
-    def __init__(self, workdir: Path, upstream: str, *, level: str = "info") -> None:
+    def __init__(self, workdir: Path, upstream: str, *, level: str = "info", extra: dict[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "gatekeeper.yaml"
         self.log_path = self.workdir / "gatekeeper.log"
-        self.ports = write_config(self.config_path, upstream, level=level)
+        self.ports = write_config(self.config_path, upstream, level=level, extra=extra)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -106,6 +106,11 @@ class TwistdGateway:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"twistd gatekeeper did not listen within {timeout}s\n{self.log_tail()}")
+
+    def reload(self) -> None:
+        """SIGHUP: reload policies and data."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
