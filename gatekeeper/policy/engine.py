@@ -38,7 +38,8 @@ class IPolicyBackend(Interface):
         """Load policies and data again; on failure the old ones stay in force."""
 
     def evaluate_many(inputs: Sequence[Mapping[str, Any]]) -> defer.Deferred[list[Any]]:  # type: ignore[misc]
-        """The raw value of the decision rule for each input (None where undefined)."""
+        """The raw value of the decision rule for each input: None where undefined, an
+        Exception instance where evaluating that input failed."""
 
     def stop() -> defer.Deferred[None]:  # type: ignore[misc]
         """Release connections and threads."""
@@ -119,6 +120,8 @@ class PolicyEngine:
                 raise DecisionError(f"engine answered {len(raws)} decisions for {len(missing)} inputs")
             for (i, key), raw in zip(missing, raws, strict=True):
                 try:
+                    if isinstance(raw, Exception):  # a backend's per-input evaluation error
+                        raise DecisionError(f"evaluation failed: {raw}")
                     decision = parse_decision(raw)
                 except DecisionError as e:
                     self.metrics.inc("gatekeeper_engine_errors_total", engine=self.backend.name, kind="malformed")
