@@ -86,35 +86,73 @@ class HostPort:
 
 
 @attrs.frozen
+class AuthenticationConfig:
+    required: bool = True
+    mechanisms: tuple[str, ...] = ("OAUTHBEARER", "PLAIN")
+    failure_delay: float = 0.2
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AuthenticationConfig:
+        return cls(
+            required=raw.get("required", True),
+            mechanisms=tuple(raw.get("mechanisms", ("OAUTHBEARER", "PLAIN"))),
+            failure_delay=parse_duration(raw.get("failure_delay", "200ms")),
+        )
+
+
+@attrs.frozen
 class ListenerConfig:
     name: str
     bind: HostPort
     advertised_host: str
     broker_ports: tuple[int, ...]
+    authentication: AuthenticationConfig | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ListenerConfig:
         bind = HostPort.parse(raw["bind"])
         first, _, last = raw["broker_ports"].partition("-")
         ports = tuple(range(int(first), int(last) + 1))
+        auth = raw.get("authentication")
         return cls(
             name=raw["name"],
             bind=bind,
             advertised_host=raw.get("advertised_host", bind.host),
             broker_ports=ports,
+            authentication=None if auth is None else AuthenticationConfig.from_dict(auth),
         )
+
+
+@attrs.frozen
+class UpstreamSaslConfig:
+    """Gatekeeper's own broker credentials. The secret is read at start and on SIGHUP."""
+
+    mechanism: str
+    username: str
+    password_file: Path | None = None
+    password_env: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> UpstreamSaslConfig:
+        pf = raw.get("password_file")
+        path = None if pf is None else (Path(pf) if Path(pf).is_absolute() or base is None else base / pf)
+        return cls(raw["mechanism"], raw["username"], path, raw.get("password_env"), raw.get("password"))
 
 
 @attrs.frozen
 class UpstreamConfig:
     bootstrap_servers: tuple[HostPort, ...]
     connect_timeout: float = 10.0
+    sasl: UpstreamSaslConfig | None = None
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> UpstreamConfig:
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> UpstreamConfig:
+        sasl = raw.get("sasl")
         return cls(
             bootstrap_servers=tuple(HostPort.parse(s) for s in raw["bootstrap_servers"]),
             connect_timeout=parse_duration(raw.get("connect_timeout", "10s")),
+            sasl=None if sasl is None else UpstreamSaslConfig.from_dict(sasl, base),
         )
 
 
@@ -152,12 +190,45 @@ class PolicyConfig:
 
 
 @attrs.frozen
-class IdentityConfig:
-    client_id_principals: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+class JwtSettings:
+    issuer: str
+    audience: str
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    principal_claim: str = "sub"
+    groups_claim: str = "groups"
+    leeway: float = 30.0
+    max_token_bytes: int = 16384
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> IdentityConfig:
-        return cls(client_id_principals=dict(raw.get("client_id_principals", {})))
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> JwtSettings:
+        jf = raw.get("jwks_file")
+        return cls(
+            issuer=raw["issuer"],
+            audience=raw["audience"],
+            jwks_file=None if jf is None else (Path(jf) if Path(jf).is_absolute() or base is None else base / jf),
+            jwks_url=raw.get("jwks_url"),
+            algorithms=tuple(raw.get("algorithms", ("RS256", "ES256"))),
+            principal_claim=raw.get("principal_claim", "sub"),
+            groups_claim=raw.get("groups_claim", "groups"),
+            leeway=parse_duration(raw.get("leeway", "30s")),
+            max_token_bytes=raw.get("max_token_bytes", 16384),
+        )
+
+
+@attrs.frozen
+class IdentityConfig:
+    client_id_principals: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    jwt: JwtSettings | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> IdentityConfig:
+        j = raw.get("jwt")
+        return cls(
+            client_id_principals=dict(raw.get("client_id_principals", {})),
+            jwt=None if j is None else JwtSettings.from_dict(j, base),
+        )
 
 
 @attrs.frozen
@@ -199,8 +270,8 @@ class Config:
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
         return cls(
             listeners=tuple(ListenerConfig.from_dict(item) for item in raw["listeners"]),
-            upstream=UpstreamConfig.from_dict(raw["upstream"]),
-            identity=IdentityConfig.from_dict(raw.get("identity", {})),
+            upstream=UpstreamConfig.from_dict(raw["upstream"], base),
+            identity=IdentityConfig.from_dict(raw.get("identity", {}), base),
             policy=PolicyConfig.from_dict(raw.get("policy", {"engine": "allow-all"}), base),
             admin=AdminConfig.from_dict(raw.get("admin", {})),
             limits=LimitsConfig.from_dict(raw.get("limits", {})),
@@ -230,6 +301,16 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
                 errors.append(f"{where}: port {port} is already used by {used[port]}")
             else:
                 used[port] = where
+    has_jwt = bool(raw.get("identity", {}).get("jwt"))
+    for i, item in enumerate(raw["listeners"]):
+        if item.get("authentication") is not None and not has_jwt:
+            errors.append(f"listeners[{i}].authentication: needs identity.jwt to validate tokens")
+    sasl = raw["upstream"].get("sasl") or {}
+    if "password" in sasl and not sasl.get("allow_inline_secret"):
+        errors.append(
+            "upstream.sasl.password: inline secrets are refused; use password_file or password_env "
+            "(or set allow_inline_secret: true, for tests only)"
+        )
     names = [item["name"] for item in raw["listeners"]]
     for i, name in enumerate(names):
         if name in names[:i]:

@@ -18,12 +18,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gatekeeper.api import Decision, Operation, Resource
+from gatekeeper.identity.sasl_session import SaslSession
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.adapter import DecodedRequest
-from gatekeeper.kafka.codec import CodecError, UnsupportedApi
+from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
 from gatekeeper.kafka.operations import UnresolvedTopicIds
-from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
+from gatekeeper.policy.input import Principal, SessionInfo, build_input, new_session_id
 from gatekeeper.proxy.upstream import UpstreamProtocol
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = ["ClientProtocol"]
 log = Logger()
 _CID = struct.Struct(">i")
 METADATA = 3
+SASL_HANDSHAKE, API_VERSIONS, SASL_AUTHENTICATE = 17, 18, 36
 # Protocol negotiation (ApiVersions, SaslHandshake, SaslAuthenticate) is decoded and logged like
 # everything else but not put to the policy: Kafka authorizes none of it, and a client must be
 # able to connect to be told what it may not do. Gatekeeper itself answers SASL (identity issue).
@@ -99,6 +101,13 @@ class ClientProtocol(Protocol):
         self._internal_cid = _INTERNAL_CORRELATION_BASE
         self.session: SessionInfo | None = None
         self.peer = "?"
+        auth = listener.authentication
+        identity = gateway.identity
+        self.sasl = SaslSession(auth.mechanisms, identity) if auth is not None and identity is not None else None
+        self.auth_required = auth is not None and auth.required
+        self.principal: Principal | None = None  # set by SASL
+        self._expiry: Any = None
+        self._raw_sasl_next = False
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -160,6 +169,8 @@ class ClientProtocol(Protocol):
                 n=self.decoder.buffered,
             )
         self.closing = True
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
         self.gateway.connection_closed(self)
         if self.upstream is not None and not self.upstream.closed:
             self.upstream.transport.loseConnection()  # type: ignore[union-attr]
@@ -209,6 +220,10 @@ class ClientProtocol(Protocol):
             self._close(f"bad frame: {e}", rejected="frame")
 
     def _request(self, raw: bytes) -> None:
+        if self._raw_sasl_next:  # after SaslHandshake v0 the token comes as a bare frame
+            self._raw_sasl_next = False
+            self._authenticate(None, raw, 0)
+            return
         adapter = self.gateway.adapter
         try:
             request = adapter.decode(raw)
@@ -221,6 +236,24 @@ class ClientProtocol(Protocol):
         self.gateway.metrics.inc("gatekeeper_requests_total", api=request.api_name)
         if request.trailing:
             self.gateway.metrics.inc("gatekeeper_trailing_bytes_total", request.trailing, api=request.api_name)
+        key = request.header.api_key
+        if self.sasl is not None and key in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
+            self.gateway.inputs_decoded(self._inputs(request, self.gateway.adapter.operations(request)))
+            entry = _Entry(request)
+            self._order.append(entry)
+            entry.decided = True
+            self._undecided.append(entry)
+            if key == SASL_HANDSHAKE:
+                body = self.sasl.handshake(request.body, request.header.api_version)
+                entry.response = self.gateway.adapter.response_header(request) + encode_body(body, request.header.api_version)
+                self._raw_sasl_next = request.header.api_version == 0 and body.error_code == 0
+                self._advance()
+            else:
+                self._authenticate(entry, request.body.auth_bytes, request.header.api_version)
+            return
+        if self.auth_required and self.principal is None and key != API_VERSIONS:
+            self._close(f"{request.api_name} before authentication: refused", rejected="unauthenticated")
+            return
         entry = _Entry(request)
         if request.expects_response:
             self._order.append(entry)
@@ -230,6 +263,50 @@ class ClientProtocol(Protocol):
             self._advance()
             return
         self._decide(entry)
+
+    def _authenticate(self, entry: _Entry | None, auth_bytes: bytes, version: int) -> None:
+        assert self.sasl is not None and self.session is not None
+        now = self.gateway.clock.seconds()
+        outcome = self.sasl.authenticate(bytes(auth_bytes), version, now)
+        token = outcome.token
+        if token is None:
+            self.gateway.metrics.inc("gatekeeper_authentications_total", result="refused")
+            log.warn("authentication refused for {peer} (listener {listener}, session {session}): {reason}",
+                     peer=self.peer, listener=self.listener.name, session=self.session.id, reason=outcome.reason)
+            delay = self.listener.authentication.failure_delay if self.listener.authentication else 0.2
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+            self.gateway.reactor.callLater(delay, self._refuse, entry, outcome.response, version)
+            return
+        if self.principal is not None and token.principal.sub != self.principal.sub:
+            self._close(f"re-authenticated as {token.principal.sub!r}, not {self.principal.sub!r}: refused", rejected="reauth_subject")
+            return
+        first = self.principal is None
+        self.principal = token.principal
+        self.session = attrs.evolve(self.session, principal=token.principal)
+        self.gateway.metrics.inc("gatekeeper_authentications_total", result="ok" if first else "reauthenticated")
+        log.info("{what} {sub} ({mech}) from {peer}, session {session}, token valid for {secs:.0f}s",
+                 what="authenticated" if first else "re-authenticated", sub=token.principal.sub,
+                 mech=token.principal.mechanism, peer=self.peer, session=self.session.id, secs=token.expires_at - now)
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = self.gateway.reactor.callLater(max(0.0, token.expires_at - now), self._expired)
+        if entry is None:  # SaslHandshake v0: the answer is a bare frame
+            self.transport.write(struct.pack(">i", 0))  # type: ignore[union-attr]
+            return
+        assert entry.request is not None
+        entry.response = self.gateway.adapter.response_header(entry.request) + encode_body(outcome.response, version)
+        self._advance()
+
+    def _refuse(self, entry: _Entry | None, response: Any, version: int) -> None:
+        if self.closing:
+            return
+        if entry is not None and entry.request is not None:
+            entry.response = self.gateway.adapter.response_header(entry.request) + encode_body(response, version)
+            self._advance()
+        self._close("authentication failed", rejected="authentication")
+
+    def _expired(self) -> None:
+        self._close("token expired and the client did not re-authenticate (KIP-368)", rejected="expired")
 
     def _decide(self, entry: _Entry, *, probed: bool = False) -> None:
         request = entry.request
@@ -254,7 +331,7 @@ class ClientProtocol(Protocol):
         assert self.session is not None
         h = request.header
         session = self.session
-        principal = self.gateway.principal_for(h.client_id)
+        principal = self.principal or self.gateway.principal_for(h.client_id)
         if principal is not session.principal:
             session = self.session = attrs.evolve(session, principal=principal)
         now = self.gateway.clock.seconds()

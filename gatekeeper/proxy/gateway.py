@@ -19,6 +19,9 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from gatekeeper.config import Config, HostPort, ListenerConfig
+from gatekeeper.identity.secrets import read_password
+from gatekeeper.identity.service import IdentityService
+from gatekeeper.identity.upstream_auth import UpstreamAuthenticator
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
@@ -73,6 +76,9 @@ class Gateway:
         self.ports: list[IListeningPort] = []
         self._bootstrap: Iterator[HostPort] = itertools.cycle(config.upstream.bootstrap_servers)
         self.debug_inputs = config.log_level == "debug"
+        self.upstream_password: str | None = None
+        self.load_secrets()
+        self.identity = IdentityService(config.identity.jwt, reactor) if config.identity.jwt else None
 
     # -- listening ------------------------------------------------------------------------
 
@@ -128,8 +134,24 @@ class Gateway:
         return next(self._bootstrap)
 
     def connect_upstream(self, target: HostPort, client: ClientProtocol) -> defer.Deferred[UpstreamProtocol]:
-        protocol = UpstreamProtocol(client)
-        return self.upstream_connector(target, protocol)  # type: ignore[no-any-return]
+        """Connect (and, with held credentials, authenticate) to a broker for one client."""
+        sasl = self.config.upstream.sasl
+        authenticator = None
+        if sasl is not None and self.upstream_password is not None:
+            authenticator = UpstreamAuthenticator(sasl.mechanism, sasl.username, self.upstream_password)
+        protocol = UpstreamProtocol(client, authenticator)
+        d = self.upstream_connector(target, protocol)
+        d.addCallback(lambda p: p.ready)
+        return d  # type: ignore[no-any-return]
+
+    def load_secrets(self) -> None:
+        """Read Gatekeeper's broker secret (at start and on SIGHUP); new connections use it."""
+        sasl = self.config.upstream.sasl
+        if sasl is None:
+            return
+        if sasl.password is not None:
+            log.warn("upstream.sasl.password is inline in the config: use password_file or password_env")
+        self.upstream_password = read_password(sasl)
 
     def _tcp_connect(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
         endpoint = TCP4ClientEndpoint(
@@ -198,6 +220,13 @@ class GatewayService(service.Service):
         signal.signal(signal.SIGHUP, on_hup)
 
     def reload(self) -> Any:
+        try:
+            self.gateway.load_secrets()
+            log.info("broker credentials re-read; new upstream connections use them")
+        except Exception as e:
+            log.error("re-reading broker credentials failed, the previous ones stay: {err}", err=str(e))
+        if self.gateway.identity is not None:
+            self.gateway.identity.refresh_jwks()
         d = self.gateway.engine.reload()
         d.addErrback(lambda f: None)  # refused: logged by the engine, the old policies stay
         return d

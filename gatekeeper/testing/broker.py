@@ -186,16 +186,24 @@ class KafkaBroker:
     # -- helpers for tests -----------------------------------------------------------------
 
     def create_topic(
-        self, name: str, partitions: int = 1, config: Mapping[str, str] | None = None
+        self, name: str, partitions: int = 1, config: Mapping[str, str] | None = None,
+        exist_ok: bool = True,
     ) -> None:
-        """Create ``name`` (replication factor 1) and wait until every partition has a leader."""
+        """Create ``name`` (replication factor 1) and wait until every partition has a leader.
+
+        With ``exist_ok`` an existing topic of that name is fine (tests share one broker)."""
         from kafka import KafkaAdminClient
+        from kafka.errors import TopicAlreadyExistsError
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
             spec = {"num_partitions": partitions, "replication_factor": 1,
                     "configs": dict(config or {})}
-            admin.create_topics({name: spec})
+            try:
+                admin.create_topics({name: spec})
+            except TopicAlreadyExistsError:
+                if not exist_ok:
+                    raise
             admin.wait_for_topics([name])
         finally:
             admin.close()

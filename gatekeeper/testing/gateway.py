@@ -55,7 +55,8 @@ class GatewayPorts:
         return f"{LOOPBACK}:{self.bootstrap_port}"
 
 
-def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "info", extra: dict[str, Any] | None = None) -> GatewayPorts:
+def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "info", extra: dict[str, Any] | None = None,
+                 auth: dict[str, Any] | None = None) -> GatewayPorts:
     """Write a config for one listener in front of ``upstream`` on fresh loopback ports."""
     ports = GatewayPorts(free_port(), tuple(free_port_range(slots)), free_port())
     raw: dict[str, Any] = {
@@ -72,6 +73,8 @@ def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "inf
         "admin": {"bind": f"{LOOPBACK}:{ports.admin_port}"},
         "logging": {"level": level},
     }
+    if auth is not None:
+        raw["listeners"][0]["authentication"] = auth
     raw.update(extra or {})
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return ports
