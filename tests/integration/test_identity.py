@@ -197,3 +197,47 @@ def test_kip368_confluent_keeps_producing_across_reauthentications(idp_gateway):
     assert tokens >= 3, "the client fetched fresh tokens and re-authenticated several times"
     log = [e for e in idp_gateway.gateway.metrics.render().splitlines() if "reauthenticated" in e]
     assert log and float(log[0].split()[-1]) >= 2
+
+
+def _produce_with_token(bootstrap: str) -> Any:
+    def token(_cfg: Any) -> tuple[str, float]:
+        return IDP.token(sub="svc-orders", groups=("orders-writers",)), time.time() + 300
+
+    out: list[Any] = []
+    p = Producer({**_confluent(bootstrap, token), "message.timeout.ms": 15000})
+    p.produce("orders", b"rotated", on_delivery=lambda e, m: out.append(e.code() if e else None))
+    p.flush(20)
+    return out[0] if out else "no delivery report"
+
+
+@pytest_twisted.inlineCallbacks
+def test_zz_secret_rotation_and_no_secret_anywhere(idp_gateway, kafka_broker):
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    seen: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        seen.append(formatEvent(event) + repr(event.get("log_failure", "")))
+
+    globalLogPublisher.addObserver(observe)
+    old = kafka_broker.scram_password
+    try:
+        new = "rotated-" + old[::-1]
+        yield in_thread(kafka_broker.set_scram_password, kafka_broker.scram_user, new)
+        idp_gateway.secret_file.write_text(new + "\n")
+        idp_gateway.service.reload()  # what SIGHUP does
+        assert (yield in_thread(_produce_with_token, idp_gateway.bootstrap)) is None, "new sessions use the new secret"
+        text = "\n".join(seen) + idp_gateway.gateway.metrics.render() + repr(idp_gateway.inputs)
+        for secret in (old, new):
+            assert secret not in text
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+
+def test_direct_to_the_broker_without_credentials_fails(kafka_broker) -> None:
+    from kafka.errors import KafkaError as KafkaPythonError
+
+    with pytest.raises(KafkaPythonError):
+        KafkaProducer(bootstrap_servers=kafka_broker.sasl_bootstrap, security_protocol="SASL_PLAINTEXT",
+                      sasl_mechanism="PLAIN", sasl_plain_username="svc-orders", sasl_plain_password=IDP.token(),
+                      max_block_ms=5000).send("orders", b"x").get(10)
