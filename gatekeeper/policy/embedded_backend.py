@@ -32,11 +32,16 @@ class EmbeddedBackend:
         self.reactor = reactor
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="gatekeeper-embedded-rego")
         self._evaluator: Any = None
+        self._shutdown: Any = None
 
     def start(self) -> defer.Deferred[None]:
         self.pool.start()
-        self.reactor.addSystemEventTrigger("during", "shutdown", self.pool.stop)
+        self._shutdown = self.reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
         return self.reload()
+
+    def _stop_pool(self) -> None:
+        if self.pool.started and not self.pool.joined:
+            self.pool.stop()
 
     def reload(self) -> defer.Deferred[None]:
         return threads.deferToThreadPool(self.reactor, self.pool, self._load)
@@ -62,6 +67,8 @@ class EmbeddedBackend:
         return out
 
     def stop(self) -> defer.Deferred[None]:
-        if self.pool.started:
-            self.pool.stop()
+        if self._shutdown is not None:
+            self.reactor.removeSystemEventTrigger(self._shutdown)
+            self._shutdown = None
+        self._stop_pool()
         return defer.succeed(None)
