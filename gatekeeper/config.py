@@ -101,15 +101,32 @@ class AuthenticationConfig:
 
 
 @attrs.frozen
+class TlsConfig:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> TlsConfig:
+        def path(value: str) -> Path:
+            p = Path(value)
+            return p if p.is_absolute() or base is None else base / p
+
+        ca = raw.get("client_ca_file")
+        return cls(path(raw["cert_file"]), path(raw["key_file"]), None if ca is None else path(ca))
+
+
+@attrs.frozen
 class ListenerConfig:
     name: str
     bind: HostPort
     advertised_host: str
     broker_ports: tuple[int, ...]
     authentication: AuthenticationConfig | None = None
+    tls: TlsConfig | None = None
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ListenerConfig:
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> ListenerConfig:
         bind = HostPort.parse(raw["bind"])
         first, _, last = raw["broker_ports"].partition("-")
         ports = tuple(range(int(first), int(last) + 1))
@@ -120,6 +137,7 @@ class ListenerConfig:
             advertised_host=raw.get("advertised_host", bind.host),
             broker_ports=ports,
             authentication=None if auth is None else AuthenticationConfig.from_dict(auth),
+            tls=None if raw.get("tls") is None else TlsConfig.from_dict(raw["tls"], base),
         )
 
 
@@ -269,7 +287,7 @@ class Config:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
         return cls(
-            listeners=tuple(ListenerConfig.from_dict(item) for item in raw["listeners"]),
+            listeners=tuple(ListenerConfig.from_dict(item, base) for item in raw["listeners"]),
             upstream=UpstreamConfig.from_dict(raw["upstream"], base),
             identity=IdentityConfig.from_dict(raw.get("identity", {}), base),
             policy=PolicyConfig.from_dict(raw.get("policy", {"engine": "allow-all"}), base),

@@ -25,6 +25,7 @@ from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
 from gatekeeper.kafka.operations import UnresolvedTopicIds
 from gatekeeper.policy.input import Principal, SessionInfo, build_input, new_session_id
+from gatekeeper.proxy.tls import certificate_principal
 from gatekeeper.proxy.upstream import UpstreamProtocol
 
 if TYPE_CHECKING:
@@ -331,6 +332,8 @@ class ClientProtocol(Protocol):
         assert self.session is not None
         h = request.header
         session = self.session
+        if self.principal is None and self.sasl is None and self.listener.tls is not None and self.listener.tls.client_ca_file:
+            self.principal = certificate_principal(self.transport)
         principal = self.principal or self.gateway.principal_for(h.client_id)
         if principal is not session.principal:
             session = self.session = attrs.evolve(session, principal=principal)

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -28,6 +28,7 @@ from gatekeeper.plugins import ADAPTERS, load
 from gatekeeper.policy.factory import make_engine
 from gatekeeper.policy.input import ANONYMOUS, Principal
 from gatekeeper.proxy.client import ClientProtocol
+from gatekeeper.proxy.tls import listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
 
 __all__ = ["Gateway", "GatewayService"]
@@ -89,15 +90,11 @@ class Gateway:
         log.info("policy engine {engine} ready", engine=self.engine.name)
         try:
             for listener in self.config.listeners:
-                host = listener.bind.host
-                port = yield TCP4ServerEndpoint(self.reactor, listener.bind.port, interface=host).listen(
-                    _ClientFactory(self, listener, None)
-                )
+                endpoint = listener_endpoint(self.reactor, listener)
+                port = yield endpoint(listener.bind.port).listen(_ClientFactory(self, listener, None))
                 self.ports.append(port)
                 for slot, broker_port in enumerate(listener.broker_ports):
-                    p = yield TCP4ServerEndpoint(self.reactor, broker_port, interface=host).listen(
-                        _ClientFactory(self, listener, slot)
-                    )
+                    p = yield endpoint(broker_port).listen(_ClientFactory(self, listener, slot))
                     self.ports.append(p)
                 log.info(
                     "listener {name}: bootstrap {bind}, broker ports {first}-{last}, advertised as {adv}",

@@ -56,7 +56,7 @@ class GatewayPorts:
 
 
 def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "info", extra: dict[str, Any] | None = None,
-                 auth: dict[str, Any] | None = None) -> GatewayPorts:
+                 auth: dict[str, Any] | None = None, tls: dict[str, Any] | None = None) -> GatewayPorts:
     """Write a config for one listener in front of ``upstream`` on fresh loopback ports."""
     ports = GatewayPorts(free_port(), tuple(free_port_range(slots)), free_port())
     raw: dict[str, Any] = {
@@ -75,6 +75,8 @@ def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "inf
     }
     if auth is not None:
         raw["listeners"][0]["authentication"] = auth
+    if tls is not None:
+        raw["listeners"][0]["tls"] = tls
     raw.update(extra or {})
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return ports

@@ -77,9 +77,10 @@ def twistd_gateway(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) 
         yield gw
 
 
-def start_gateway(path: Any, upstream: str, extra: dict[str, Any], auth: dict[str, Any] | None = None) -> InProcessGateway:
+def start_gateway(path: Any, upstream: str, extra: dict[str, Any], auth: dict[str, Any] | None = None,
+                  tls: dict[str, Any] | None = None) -> InProcessGateway:
     """An in-process gateway with extra config (policy engine, identity …), started."""
-    ports = write_config(path, upstream, extra=extra, auth=auth)
+    ports = write_config(path, upstream, extra=extra, auth=auth, tls=tls)
     service = GatewayService(load_config(path), _reactor)
     service.startService()
     pytest_twisted.blockon(_wait_listening(service))
