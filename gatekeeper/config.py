@@ -159,10 +159,29 @@ class UpstreamSaslConfig:
 
 
 @attrs.frozen
+class UpstreamTlsConfig:
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_hostname: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> UpstreamTlsConfig:
+        def path(value: str | None) -> Path | None:
+            if value is None:
+                return None
+            p = Path(value)
+            return p if p.is_absolute() or base is None else base / p
+
+        return cls(path(raw["ca_file"]), path(raw.get("cert_file")), path(raw.get("key_file")), raw.get("server_hostname"))  # type: ignore[arg-type]
+
+
+@attrs.frozen
 class UpstreamConfig:
     bootstrap_servers: tuple[HostPort, ...]
     connect_timeout: float = 10.0
     sasl: UpstreamSaslConfig | None = None
+    tls: UpstreamTlsConfig | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> UpstreamConfig:
@@ -171,6 +190,7 @@ class UpstreamConfig:
             bootstrap_servers=tuple(HostPort.parse(s) for s in raw["bootstrap_servers"]),
             connect_timeout=parse_duration(raw.get("connect_timeout", "10s")),
             sasl=None if sasl is None else UpstreamSaslConfig.from_dict(sasl, base),
+            tls=None if raw.get("tls") is None else UpstreamTlsConfig.from_dict(raw["tls"], base),
         )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -28,7 +28,7 @@ from gatekeeper.plugins import ADAPTERS, load
 from gatekeeper.policy.factory import make_engine
 from gatekeeper.policy.input import ANONYMOUS, Principal
 from gatekeeper.proxy.client import ClientProtocol
-from gatekeeper.proxy.tls import listener_endpoint
+from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
 
 __all__ = ["Gateway", "GatewayService"]
@@ -151,9 +151,13 @@ class Gateway:
         self.upstream_password = read_password(sasl)
 
     def _tcp_connect(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
-        endpoint = TCP4ClientEndpoint(
-            self.reactor, target.host, target.port, timeout=self.config.upstream.connect_timeout
-        )
+        up = self.config.upstream
+        endpoint: Any
+        if up.tls is not None:
+            options = client_options(up.tls, target.host)
+            endpoint = SSL4ClientEndpoint(self.reactor, target.host, target.port, options, timeout=up.connect_timeout)
+        else:
+            endpoint = TCP4ClientEndpoint(self.reactor, target.host, target.port, timeout=up.connect_timeout)
         return endpoint.connect(_OneProtocol(protocol))  # type: ignore[return-value]
 
     def connection_opened(self, conn: ClientProtocol) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 from twisted.internet import ssl
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
 
-from gatekeeper.config import ListenerConfig, TlsConfig
+from gatekeeper.config import ListenerConfig, TlsConfig, UpstreamTlsConfig
 from gatekeeper.policy.input import Principal
 
-__all__ = ["certificate_principal", "listener_endpoint", "server_options"]
+__all__ = ["certificate_principal", "client_options", "listener_endpoint", "server_options"]
 
 
 def server_options(tls: TlsConfig) -> Any:
@@ -31,6 +31,15 @@ def listener_endpoint(reactor: Any, listener: ListenerConfig) -> Callable[[int],
         return lambda port: TCP4ServerEndpoint(reactor, port, interface=host)
     options = server_options(listener.tls)
     return lambda port: SSL4ServerEndpoint(reactor, port, options, interface=host)
+
+
+def client_options(tls: UpstreamTlsConfig, host: str) -> Any:
+    """TLS to a broker: verify it against ``ca_file`` (and present a client certificate)."""
+    trust = ssl.Certificate.loadPEM(tls.ca_file.read_bytes())
+    client = None
+    if tls.cert_file is not None and tls.key_file is not None:
+        client = ssl.PrivateCertificate.loadPEM(tls.cert_file.read_bytes() + b"\n" + tls.key_file.read_bytes())
+    return ssl.optionsForClientTLS(tls.server_hostname or host, trustRoot=trust, clientCertificate=client)
 
 
 def certificate_principal(transport: Any) -> Principal | None:

@@ -53,3 +53,43 @@ def test_mtls_certificate_subject_is_the_principal(mtls):
         # Without a client certificate the TLS handshake is refused: nothing gets through.
         out = yield in_thread(_produce_tls, gw.bootstrap, str(ca.ca_file))
         assert out["orders"] is not None
+
+
+@pytest.fixture(scope="module")
+def chained(kafka_broker, tmp_path_factory):
+    """client → gateway A (plaintext) → TLS → gateway B (TLS listener) → broker."""
+    kafka_broker.create_topic("chained")
+    work = tmp_path_factory.mktemp("chain")
+    ca = TestCa(work / "pki")
+    cert, key = ca.issue("b", "127.0.0.1", server=True)
+    b = start_gateway(work / "b.yaml", kafka_broker.bootstrap, {}, tls={"cert_file": str(cert), "key_file": str(key)})
+    a = start_gateway(work / "a.yaml", b.bootstrap, {"upstream": {"bootstrap_servers": [b.bootstrap], "tls": {"ca_file": str(ca.ca_file)}}})
+    wrong = TestCa(work / "other-pki")
+    c = start_gateway(work / "c.yaml", b.bootstrap, {"upstream": {"bootstrap_servers": [b.bootstrap], "tls": {"ca_file": str(wrong.ca_file)}}})
+    yield a, b, c
+    for gw in (a, b, c):
+        pytest_twisted.blockon(gw.service.stopService())
+
+
+def _roundtrip(bootstrap: str) -> list[bytes]:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=8000)
+    p.send("chained", b"over-tls").get(15)
+    p.close()
+    c = KafkaConsumer("chained", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=8000)
+    values = [m.value for m in c]
+    c.close()
+    return values
+
+
+@pytest_twisted.inlineCallbacks
+def test_upstream_tls_verifies_the_broker_certificate(chained):
+    a, b, c = chained
+    assert b"over-tls" in (yield in_thread(_roundtrip, a.bootstrap))
+    assert b.gateway.metrics.get("gatekeeper_requests_total", api="Produce") >= 1  # it went through B
+    with pytest.raises(Exception):  # noqa: B017 - any client error: nothing gets through an untrusted upstream
+        yield in_thread(_roundtrip, c.bootstrap)
+    m = c.gateway.metrics  # the TLS handshake fails after TCP connects: the upstream is lost
+    assert m.get("gatekeeper_upstream_errors_total", kind="connect") + m.get("gatekeeper_upstream_errors_total", kind="lost") >= 1
+    assert m.get("gatekeeper_requests_total", api="Produce") == 0
