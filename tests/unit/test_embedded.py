@@ -335,14 +335,14 @@ def test_engines_never_outlive_their_thread(tmp_path: Path, monkeypatch: pytest.
 
 # -- the policy library's corpus ---------------------------------------------------------------
 
-CORPUS = sorted((REPO / "policies" / "corpus").glob("*.json"))
+CORPUS = sorted((REPO / "tests" / "policy_corpus").glob("*.json"))
 
 
 @pytest.mark.parametrize("corpus", CORPUS or [None], ids=lambda p: p.name if p else "absent")
 def test_policy_corpus(corpus: Path | None) -> None:
-    """Every case of policies/corpus/*.json ({"policy", "data", "cases": [{name, input, expected}]})."""
+    """Every case of tests/policy_corpus/*.json ({"policy", "data", "cases": [{name, input, expected}]})."""
     if corpus is None:
-        pytest.skip("no policies/corpus/*.json in this checkout: nothing to cross-check")
+        pytest.skip("no tests/policy_corpus/*.json in this checkout: nothing to cross-check")
     spec = json.loads(corpus.read_text())
     data = spec.get("data")
     if isinstance(data, str):

@@ -1,0 +1,71 @@
+"""Regenerate the decision corpus: inputs across the default library and its example configs,
+with the decisions the real OPA gives today. Run it after an intended policy change and review
+the diff; tests/integration/test_engines_agree.py holds both engines to these decisions.
+
+    ~/.cache/gatekeeper/venv/bin/python tests/policy_corpus/generate.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+from pathlib import Path
+
+from gatekeeper.testing.deps import ensure_opa
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+
+OPS = [("produce", "topic"), ("consume", "topic"), ("describe_topic", "topic"), ("delete_topic", "topic"),
+       ("delete_records", "topic"), ("join_group", "group"), ("commit_offset", "group"), ("api_versions", "cluster"),
+       ("describe_cluster", "cluster"), ("init_producer", "transactional_id")]
+NAMES = {"topic": ["orders", "orders.eu", "orders.eu.x", "orders-x", "audit.logins", "ledger", "ingest.clicks", "payments.settled"],
+         "group": ["analytics-1", "orders-app", "ingestion-pipeline", "payments-reporting"],
+         "cluster": ["kafka-cluster"], "transactional_id": ["tx-orders"]}
+PRINCIPALS = [("svc-orders", ["orders-writers", "team-orders"]), ("svc-analytics", ["analytics-readers"]),
+              ("ops", ["platform"]), ("anonymous", []), ("svc-audit-writer", ["ingestion-pipeline"])]
+
+
+def doc(op: str, rtype: str, name: str, sub: str, groups: list[str], extra: dict | None = None) -> dict:
+    d = {"version": 1, "protocol": "kafka", "operation": op, "api": {"key": 0, "name": "Produce", "version": 9},
+         "principal": {"sub": sub, "issuer": "https://idp.example", "groups": groups, "claims": {}, "mechanism": "OAUTHBEARER"},
+         "resource": {"type": rtype, "name": name}, "client": {"id": "corpus", "address": "127.0.0.1"},
+         "session": {"id": "01CORPUS", "started_at": "2026-11-23T10:00:00Z"}, "request": {}, "grants": [],
+         "time": "2026-11-23T10:00:03Z"}
+    d.update(extra or {})
+    return d
+
+
+def opa_decision(data: Path, policy_input: dict) -> dict:
+    cmd = [str(ensure_opa()), "eval", "--format", "json", "--stdin-input", "-d", str(ROOT / "policies" / "gatekeeper"),
+           "-d", str(data), "data.gatekeeper.decision"]
+    out = subprocess.run(cmd, input=json.dumps(policy_input), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["result"][0]["expressions"][0]["value"]
+
+
+def build(name: str, data: Path, inputs: list[tuple[str, dict]]) -> None:
+    cases = [{"name": n, "input": i, "expected": opa_decision(data, i)} for n, i in inputs]
+    (OUT / f"{name}.json").write_text(json.dumps({"policy": "gatekeeper/decision", "data": str(data.relative_to(ROOT)),
+                                                   "cases": cases}, indent=1) + "\n")
+    print(f"{name}: {len(cases)} cases, {sum(c['expected']['action'] == 'allow' for c in cases)} allowed")
+
+
+def main() -> None:
+    inputs = []
+    for (op, rtype), (sub, groups) in itertools.product(OPS, PRINCIPALS):
+        for resource in NAMES[rtype][:4 if rtype == "topic" and op not in ("delete_topic", "produce") else None]:
+            inputs.append((f"{op}-{rtype}-{resource}-{sub}", doc(op, rtype, resource, sub, groups)))
+    grant = {"operation": "produce", "resource": {"type": "topic", "name": "payments.settled"}, "expires_at": "2026-11-23T10:05:00Z"}
+    inputs.append(("time-boxed-grant-valid", doc("produce", "topic", "payments.settled", "svc-x", [], {"grants": [grant]})))
+    inputs.append(("time-boxed-grant-expired", doc("produce", "topic", "payments.settled", "svc-x", [], {"grants": [grant], "time": "2026-11-23T11:00:00Z"})))
+    inputs.append(("retention-on-immutable", doc("alter_topic_config", "topic", "ledger", "ops", ["platform"], {"request": {"configs": {"retention.ms": "1"}}})))
+    inputs.append(("other-config-on-immutable", doc("alter_topic_config", "topic", "ledger", "ops", ["platform"], {"request": {"configs": {"max.message.bytes": "1"}}})))
+    build("default_library", ROOT / "policies" / "data.json", inputs)
+    for example in sorted(p.name for p in (ROOT / "policies" / "examples").iterdir() if p.is_dir()):
+        sample = [(n, i) for n, i in inputs if i["resource"]["type"] in ("topic", "group")][::3]
+        build(f"example_{example}", ROOT / "policies" / "examples" / example / "data.json", sample)
+
+
+if __name__ == "__main__":
+    main()
