@@ -18,7 +18,11 @@ fi
 stamp="$VENV/.gatekeeper-$(cat "$GK_ROOT/setup.cfg" "$GK_ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$(echo "$GK_ROOT" | sha256sum | cut -c1-8)"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing gatekeeper and test dependencies"
-  "$VENV/bin/pip" install -q -e "$GK_ROOT[test]" --config-settings editable_mode=compat
+  if ! "$VENV/bin/pip" install -q -e "$GK_ROOT[test]" --config-settings editable_mode=compat >"$GATEKEEPER_CACHE/pip.log" 2>&1; then
+    cat "$GATEKEEPER_CACHE/pip.log" >&2
+    echo "setup: pip install failed (log above)" >&2
+    exit 1
+  fi
   rm -f "$VENV"/.gatekeeper-*
   touch "$stamp"
 fi

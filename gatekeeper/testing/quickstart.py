@@ -27,6 +27,10 @@ def main(argv: list[str]) -> int:
     raw = yaml.safe_load(source.read_text())
     workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-quickstart-"))
     print(f"quickstart: starting a Kafka broker (logs in {workdir})", flush=True)
+    policy = raw.get("policy", {})
+    for key in ("policies", "data"):  # the copy lives elsewhere: make its paths absolute
+        if key in policy and not Path(policy[key]).is_absolute():
+            policy[key] = str((source.parent / policy[key]).resolve())
     with KafkaBroker() as broker:
         raw["upstream"]["bootstrap_servers"] = [broker.bootstrap]
         try:
@@ -47,7 +51,11 @@ def main(argv: list[str]) -> int:
                     f"  Admin (health, metrics): http://{config.admin.bind}/healthz  /metrics" if config.admin.bind else "",
                     f"  Config in use:           {path}",
                     "",
-                    f"  Try: kafka-console-producer --bootstrap-server {listener.advertised_host}:{listener.bind.port} --topic demo",
+                    f"  Policy:                  {config.policy.engine} engine, {config.policy.policies}",
+                    "  Topics demo, demo.* and audit.* are open to anyone (audit.* cannot be deleted);",
+                    "  everything else is denied by the default policy. Try:",
+                    f"    {sys.executable} -c \"from kafka import KafkaProducer as P; "
+                    f"print(P(bootstrap_servers='{listener.advertised_host}:{listener.bind.port}').send('demo', b'hi').get(10))\"",
                     "  Ctrl-C stops Gatekeeper and the broker.",
                     "",
                 ]
