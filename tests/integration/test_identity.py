@@ -155,7 +155,8 @@ def _recv(s: socket.socket, n: int) -> bytes:
     return out
 
 
-@pytest.mark.parametrize("case", ["expired", "wrong audience", "alg none", "hs256 with the rsa public key", "unknown kid", "1 MB token"])
+@pytest.mark.parametrize("case", ["expired", "not yet valid", "wrong issuer", "wrong audience", "bad signature", "alg none",
+                                  "hs256 with the rsa public key", "unknown kid", "malformed base64", "1 MB token", "missing sub"])
 @pytest_twisted.inlineCallbacks
 def test_bad_tokens_get_sasl_authentication_failed_and_no_crash(idp_gateway, case):
     from tests.unit.test_identity import BAD
