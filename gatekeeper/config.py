@@ -63,6 +63,14 @@ def _describe(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
+def _resolve(value: str | None, base: Path | None) -> Path | None:
+    """A path from the config: absolute as written, else relative to the config file."""
+    if value is None:
+        return None
+    p = Path(value)
+    return p if p.is_absolute() or base is None else base / p
+
+
 def parse_duration(text: str) -> float:
     """``250ms`` / ``5s`` / ``2m`` / ``1h`` → seconds."""
     for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
@@ -108,12 +116,8 @@ class TlsConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> TlsConfig:
-        def path(value: str) -> Path:
-            p = Path(value)
-            return p if p.is_absolute() or base is None else base / p
-
-        ca = raw.get("client_ca_file")
-        return cls(path(raw["cert_file"]), path(raw["key_file"]), None if ca is None else path(ca))
+        return cls(_resolve(raw["cert_file"], base), _resolve(raw["key_file"], base),  # type: ignore[arg-type]
+                   _resolve(raw.get("client_ca_file"), base))
 
 
 @attrs.frozen
@@ -153,9 +157,8 @@ class UpstreamSaslConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> UpstreamSaslConfig:
-        pf = raw.get("password_file")
-        path = None if pf is None else (Path(pf) if Path(pf).is_absolute() or base is None else base / pf)
-        return cls(raw["mechanism"], raw["username"], path, raw.get("password_env"), raw.get("password"))
+        return cls(raw["mechanism"], raw["username"], _resolve(raw.get("password_file"), base),
+                   raw.get("password_env"), raw.get("password"))
 
 
 @attrs.frozen
@@ -167,13 +170,8 @@ class UpstreamTlsConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> UpstreamTlsConfig:
-        def path(value: str | None) -> Path | None:
-            if value is None:
-                return None
-            p = Path(value)
-            return p if p.is_absolute() or base is None else base / p
-
-        return cls(path(raw["ca_file"]), path(raw.get("cert_file")), path(raw.get("key_file")), raw.get("server_hostname"))  # type: ignore[arg-type]
+        return cls(_resolve(raw["ca_file"], base), _resolve(raw.get("cert_file"), base),  # type: ignore[arg-type]
+                   _resolve(raw.get("key_file"), base), raw.get("server_hostname"))
 
 
 @attrs.frozen
@@ -207,20 +205,13 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> PolicyConfig:
-        def path(key: str) -> Path | None:
-            value = raw.get(key)
-            if value is None:
-                return None
-            p = Path(value)
-            return p if p.is_absolute() or base is None else base / p
-
         cache = raw.get("cache", {})
         return cls(
             engine=raw["engine"],
             url=raw.get("url"),
             decision=raw.get("decision", "gatekeeper/decision"),
-            policies=path("policies"),
-            data=path("data"),
+            policies=_resolve(raw.get("policies"), base),
+            data=_resolve(raw.get("data"), base),
             cache_max_entries=cache.get("max_entries", 100_000),
             cache_default_ttl=parse_duration(cache.get("default_ttl", "5s")),
             timeout=parse_duration(raw.get("timeout", "250ms")),
@@ -241,11 +232,10 @@ class JwtSettings:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> JwtSettings:
-        jf = raw.get("jwks_file")
         return cls(
             issuer=raw["issuer"],
             audience=raw["audience"],
-            jwks_file=None if jf is None else (Path(jf) if Path(jf).is_absolute() or base is None else base / jf),
+            jwks_file=_resolve(raw.get("jwks_file"), base),
             jwks_url=raw.get("jwks_url"),
             algorithms=tuple(raw.get("algorithms", ("RS256", "ES256"))),
             principal_claim=raw.get("principal_claim", "sub"),

@@ -16,7 +16,7 @@ import attrs
 from gatekeeper.api import Decision, Resource
 from gatekeeper.kafka.codec import API_TABLE
 
-__all__ = ["Denial", "ErrorResponseUnavailable", "denial_of", "error_response"]
+__all__ = ["Denial", "ErrorResponseUnavailable", "config_resource", "denial_of", "error_response", "topic_resource"]
 
 TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
@@ -53,7 +53,7 @@ class ErrorResponseUnavailable(Exception):
 DenialFor = Callable[[Resource], Denial]
 
 
-def _topic(name: str | None, topic_id: Any, resolve: Callable[[uuid.UUID], str | None]) -> Resource:
+def topic_resource(name: str | None, topic_id: Any, resolve: Callable[[uuid.UUID], str | None]) -> Resource:
     if not name and topic_id is not None and topic_id.int:
         name = resolve(topic_id) or f"unknown-topic-id:{topic_id}"
     return Resource("topic", name or "")
@@ -89,7 +89,7 @@ def _produce(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
     P = T.PartitionProduceResponse
     out = []
     for t in b.topic_data:
-        d = deny(_topic(getattr(t, "name", None), getattr(t, "topic_id", None), resolve))
+        d = deny(topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve))
         key = {"topic_id": t.topic_id} if v >= 13 else {"name": t.name}
         out.append(T(**key, partition_responses=[
             P(index=p.index, error_code=d.code, base_offset=-1, **_msg(v, 8, d)) for p in t.partition_data]))
@@ -101,7 +101,7 @@ def _fetch(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
     P = T.PartitionData
     out = []
     for t in b.topics:
-        d = deny(_topic(getattr(t, "topic", None), getattr(t, "topic_id", None), resolve))
+        d = deny(topic_resource(getattr(t, "topic", None), getattr(t, "topic_id", None), resolve))
         key = {"topic_id": t.topic_id} if v >= 13 else {"topic": t.topic}
         out.append(T(**key, partitions=[
             P(partition_index=p.partition, error_code=d.code, high_watermark=-1, last_stable_offset=-1,
@@ -123,7 +123,7 @@ def _metadata(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
     T = R.MetadataResponseTopic
     topics = []
     for t in b.topics or ():
-        r = _topic(t.name, getattr(t, "topic_id", None), resolve)
+        r = topic_resource(t.name, getattr(t, "topic_id", None), resolve)
         topics.append(T(error_code=deny(r).code, name=t.name, topic_id=getattr(t, "topic_id", None) or uuid.UUID(int=0),
                         is_internal=False, partitions=[], authorized_operations=None))
     return R[v](throttle_time_ms=0, brokers=[], cluster_id=None, controller_id=-1, topics=topics)
@@ -134,7 +134,7 @@ def _offset_commit(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any
     P = T.OffsetCommitResponsePartition
     out = []
     for t in b.topics:
-        d = deny(_topic(getattr(t, "name", None), getattr(t, "topic_id", None), resolve))
+        d = deny(topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve))
         key = {"topic_id": t.topic_id} if v >= 10 else {"name": t.name}
         out.append(T(**key, partitions=[P(partition_index=p.partition_index, error_code=d.code) for p in t.partitions]))
     return R[v](throttle_time_ms=0, topics=out)
@@ -204,7 +204,7 @@ def _delete_topics(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any
     out = []
     if v >= 6:
         for t in b.topics:
-            d = deny(_topic(t.name, t.topic_id, resolve))
+            d = deny(topic_resource(t.name, t.topic_id, resolve))
             out.append(T(name=t.name, topic_id=t.topic_id or uuid.UUID(int=0), error_code=d.code, error_message=d.message))
     else:
         for n in b.topic_names:
@@ -256,7 +256,7 @@ def _txn_offset_commit(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) ->
         T(name=t.name, partitions=[P(partition_index=p.partition_index, error_code=code) for p in t.partitions]) for t in b.topics])
 
 
-def _config_resource(rtype: int, name: str) -> Resource:
+def config_resource(rtype: int, name: str) -> Resource:
     from gatekeeper.api import CLUSTER
 
     return {2: Resource("topic", name), 32: Resource("group", name)}.get(rtype, CLUSTER)
@@ -266,7 +266,7 @@ def _describe_configs(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> 
     X = R.DescribeConfigsResult
     out = []
     for r in b.resources:
-        d = deny(_config_resource(r.resource_type, r.resource_name))
+        d = deny(config_resource(r.resource_type, r.resource_name))
         out.append(X(error_code=d.code, error_message=d.message, resource_type=r.resource_type, resource_name=r.resource_name, configs=[]))
     return R[v](throttle_time_ms=0, results=out)
 
@@ -275,7 +275,7 @@ def _alter_configs(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any
     X = R.AlterConfigsResourceResponse
     out = []
     for r in b.resources:
-        d = deny(_config_resource(r.resource_type, r.resource_name))
+        d = deny(config_resource(r.resource_type, r.resource_name))
         out.append(X(error_code=d.code, error_message=d.message, resource_type=r.resource_type, resource_name=r.resource_name))
     return R[v](throttle_time_ms=0, responses=out)
 

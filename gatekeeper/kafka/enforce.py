@@ -20,7 +20,14 @@ import attrs
 from gatekeeper.api import Decision, Operation, Resource
 from gatekeeper.kafka import codec
 from gatekeeper.kafka.adapter import DecodedRequest
-from gatekeeper.kafka.denials import Denial, ErrorResponseUnavailable, denial_of, error_response
+from gatekeeper.kafka.denials import (
+    Denial,
+    ErrorResponseUnavailable,
+    config_resource,
+    denial_of,
+    error_response,
+    topic_resource,
+)
 
 __all__ = ["Close", "Forward", "Partial", "Plan", "Respond", "disable_fetch_session", "plan"]
 
@@ -51,16 +58,8 @@ class Close:
 Plan = Forward | Respond | Partial | Close
 
 
-def _topic(name: str | None, topic_id: Any, resolve: Resolve) -> Resource:
-    if not name and topic_id is not None and topic_id.int:
-        name = resolve(topic_id) or f"unknown-topic-id:{topic_id}"
-    return Resource("topic", name or "")
-
-
 def _config(r: Any, resolve: Resolve) -> Resource:
-    from gatekeeper.api import CLUSTER
-
-    return {2: Resource("topic", r.resource_name), 32: Resource("group", r.resource_name)}.get(r.resource_type, CLUSTER)
+    return config_resource(r.resource_type, r.resource_name)
 
 
 # api key -> (request list, response list, entity -> resource), by version where it differs.
@@ -70,14 +69,14 @@ _Entities = tuple[str, str, Callable[[Any, Resolve], Resource]]
 def _entities(api_key: int, version: int) -> _Entities | None:
     topic_name = lambda e, r: Resource("topic", e.name)  # noqa: E731
     table: dict[int, _Entities] = {
-        0: ("topic_data", "responses", lambda e, r: _topic(getattr(e, "name", None), getattr(e, "topic_id", None), r)),
-        1: ("topics", "responses", lambda e, r: _topic(getattr(e, "topic", None), getattr(e, "topic_id", None), r)),
+        0: ("topic_data", "responses", lambda e, r: topic_resource(getattr(e, "name", None), getattr(e, "topic_id", None), r)),
+        1: ("topics", "responses", lambda e, r: topic_resource(getattr(e, "topic", None), getattr(e, "topic_id", None), r)),
         2: ("topics", "topics", topic_name),
-        3: ("topics", "topics", lambda e, r: _topic(e.name, getattr(e, "topic_id", None), r)),
-        8: ("topics", "topics", lambda e, r: _topic(getattr(e, "name", None), getattr(e, "topic_id", None), r)),
+        3: ("topics", "topics", lambda e, r: topic_resource(e.name, getattr(e, "topic_id", None), r)),
+        8: ("topics", "topics", lambda e, r: topic_resource(getattr(e, "name", None), getattr(e, "topic_id", None), r)),
         15: ("groups", "groups", lambda e, r: Resource("group", e)),
         19: ("topics", "topics", topic_name),
-        20: ("topics", "responses", lambda e, r: _topic(e.name, e.topic_id, r)) if version >= 6
+        20: ("topics", "responses", lambda e, r: topic_resource(e.name, e.topic_id, r)) if version >= 6
         else ("topic_names", "responses", lambda e, r: Resource("topic", e)),
         21: ("topics", "topics", topic_name),
         23: ("topics", "topics", lambda e, r: Resource("topic", e.topic)),
