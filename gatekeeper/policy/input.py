@@ -24,8 +24,16 @@ def new_session_id(now: float | None = None) -> str:
     return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
 
 
+_last_second: list[Any] = [None, ""]
+
+
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """``2026-11-23T10:00:03.125Z``; the date-time part is formatted once per second (hot path)."""
+    second = int(ts)
+    if _last_second[0] != second:
+        _last_second[0] = second
+        _last_second[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_last_second[1]}.{int((ts - second) * 1000):03d}Z"
 
 
 @attrs.frozen
@@ -58,6 +66,11 @@ class SessionInfo:
     client_address: str
     principal: Principal = ANONYMOUS
     protocol: str = "kafka"
+    started_at_text: str = attrs.field(init=False)
+
+    @started_at_text.default
+    def _started_at_text(self) -> str:
+        return rfc3339(self.started_at)
 
 
 def build_input(
@@ -72,15 +85,16 @@ def build_input(
     grants: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The policy input document for one operation of one request."""
+    principal = session.principal
     return {
         "version": 1,
         "protocol": session.protocol,
         "operation": op.name,
         "api": {"key": api_key, "name": api_name, "version": api_version},
-        "principal": session.principal.to_json(),
+        "principal": principal.to_json(),
         "resource": op.resource.to_json(),
         "client": {"id": client_id, "address": session.client_address},
-        "session": {"id": session.id, "started_at": rfc3339(session.started_at)},
+        "session": {"id": session.id, "started_at": session.started_at_text},
         "request": dict(op.request),
         "grants": list(grants or ()),
         "time": rfc3339(now),
