@@ -28,6 +28,7 @@ from typing import Any
 
 from gatekeeper.testing import deps, javatools
 from gatekeeper.testing.ports import LOOPBACK, free_ports, port_open
+from gatekeeper.testing.processes import terminate
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 _PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
@@ -160,13 +161,7 @@ class KafkaBroker:
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the broker, SIGKILL it after ``timeout`` seconds, remove the temp dir."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout)
         if self.workdir is not None and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None

@@ -20,6 +20,7 @@ import attrs
 import yaml
 
 from gatekeeper.testing.ports import LOOPBACK, free_port, port_open
+from gatekeeper.testing.processes import terminate
 
 __all__ = ["GatewayPorts", "TwistdGateway", "free_port_range", "write_config"]
 
@@ -126,13 +127,7 @@ class TwistdGateway:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
         self.proc = None
 
     def __enter__(self) -> TwistdGateway:

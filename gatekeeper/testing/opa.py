@@ -14,6 +14,7 @@ from types import TracebackType
 
 from gatekeeper.testing import deps
 from gatekeeper.testing.ports import LOOPBACK, free_port
+from gatekeeper.testing.processes import terminate
 
 
 class OpaError(RuntimeError):
@@ -95,13 +96,7 @@ class OpaServer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM OPA, SIGKILL it after ``timeout`` seconds. The log file is kept."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL OPA at once, as a crash would (for fail-closed tests)."""
