@@ -29,7 +29,7 @@ from gatekeeper.kafka.denials import (
     topic_resource,
 )
 
-__all__ = ["Close", "Forward", "Partial", "Plan", "Respond", "disable_fetch_session", "plan"]
+__all__ = ["Close", "Forward", "Listing", "Partial", "Plan", "Respond", "disable_fetch_session", "listing_of", "plan"]
 
 Resolve = Callable[[uuid.UUID], "str | None"]
 
@@ -141,6 +141,40 @@ def _partial(request: DecodedRequest, req_attr: str, resp_attr: str, entities: l
         return response
 
     return Partial(frame, merge)
+
+
+@attrs.frozen
+class Listing:
+    """A response that lists resources: each entry is kept only if the principal may describe
+    it, as Kafka's own authorizer filters such listings, so existence is not leaked."""
+
+    attr: str
+    operation: str
+    resource_type: str
+    name: Callable[[Any], str]
+
+    def operations(self, body: Any) -> list[Operation]:
+        return [Operation(self.operation, Resource(self.resource_type, self.name(e)), {"listing": True})
+                for e in getattr(body, self.attr) or ()]
+
+    def keep(self, body: Any, allowed: Sequence[bool]) -> Any:
+        setattr(body, self.attr, [e for e, ok in zip(getattr(body, self.attr) or (), allowed, strict=True) if ok])
+        return body
+
+
+_LISTINGS = {
+    3: Listing("topics", "describe_topic", "topic", lambda t: t.name),
+    16: Listing("groups", "describe_group", "group", lambda g: g.group_id),
+    66: Listing("transaction_states", "describe_transaction", "transactional_id", lambda s: s.transactional_id),
+}
+
+
+def listing_of(request: DecodedRequest) -> Listing | None:
+    """The listing filter for a request's response: all-topics Metadata, ListGroups, ListTransactions."""
+    key = request.header.api_key
+    if key == 3 and request.body.topics is not None:
+        return None
+    return _LISTINGS.get(key)
 
 
 def _no_topics(response: Any) -> Any:

@@ -17,7 +17,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gatekeeper.api import Decision, Operation, Resource
+from gatekeeper.api import Decision, Operation
 from gatekeeper.identity.sasl_session import SaslSession
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.adapter import DecodedRequest
@@ -68,12 +68,12 @@ class _Entry:
         self.response: bytes | None = None
         self.outgoing: bytes | None = None  # what goes to the broker (original bytes unless split)
         self.merge: Any = None  # adds denied entities' errors to a split request's response
-        self.filter_listing = False  # an all-topics Metadata: drop topics the principal may not see
+        self.filter_listing: enforce.Listing | None = None  # drop listed resources the principal may not see
 
     @property
     def processed(self) -> bool:
         """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
-        return self.merge is not None or self.filter_listing
+        return self.merge is not None or self.filter_listing is not None
 
     @property
     def done(self) -> bool:
@@ -371,7 +371,7 @@ class ClientProtocol(Protocol):
             entry.outgoing = outcome.frame
             if isinstance(outcome, enforce.Partial):
                 entry.merge = outcome.merge
-            entry.filter_listing = request.header.api_key == METADATA and request.body.topics is None
+            entry.filter_listing = enforce.listing_of(request)
         self._advance()
 
     def _decision_failed(self, failure: Failure, entry: _Entry) -> None:
@@ -494,17 +494,17 @@ class ClientProtocol(Protocol):
             return
         if entry.merge is not None:
             body = entry.merge(body)
-        if not entry.filter_listing:
+        if entry.filter_listing is None:
             entry.response = adapter.finish_response(request, head, body, self._address_mapper)
             return
-        self._filter_listing(entry, head, body)
+        self._filter_listing(entry, entry.filter_listing, head, body)
 
-    def _filter_listing(self, entry: _Entry, head: bytes, body: Any) -> None:
-        """An all-topics Metadata answer lists only the topics the principal may describe,
-        as Kafka's own authorizer does, so a topic's existence is not leaked."""
+    def _filter_listing(self, entry: _Entry, listing: enforce.Listing, head: bytes, body: Any) -> None:
+        """A listing (all topics, groups, transactions) keeps only what the principal may
+        describe, as Kafka's own authorizer does, so existence is not leaked."""
         request = entry.request
         assert request is not None
-        ops = [Operation("describe_topic", Resource("topic", t.name), {"listing": True}) for t in body.topics]
+        ops = listing.operations(body)
         if not ops:
             entry.response = self.gateway.adapter.finish_response(request, head, body, self._address_mapper)
             return
@@ -512,7 +512,7 @@ class ClientProtocol(Protocol):
         self.gateway.inputs_decoded(inputs)
 
         def filtered(decisions: list[Decision]) -> None:
-            body.topics = [t for t, d in zip(body.topics, decisions, strict=True) if d.allowed]
+            listing.keep(body, [d.allowed for d in decisions])
             entry.response = self.gateway.adapter.finish_response(request, head, body, self._address_mapper)
             self._flush()
 

@@ -149,3 +149,27 @@ def test_opa_killed_denies_with_the_engine_error_then_recovers(opa_gateway, opa_
     finally:
         globalLogPublisher.removeObserver(events.append)
 
+
+
+def _make_groups(direct: str) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    for group in ("pub-dashboards", "priv-billing"):
+        c = KafkaConsumer(bootstrap_servers=direct, group_id=group, enable_auto_commit=False)
+        c.commit({TopicPartition("orders", 0): OffsetAndMetadata(0, "", -1)})
+        c.close()
+
+
+def _list_groups(bootstrap: str, client_id: str) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": client_id})
+    return {g.group_id for g in admin.list_consumer_groups().result(30).valid}
+
+
+@pytest_twisted.inlineCallbacks
+def test_group_listing_hides_groups_the_principal_may_not_describe(opa_gateway, kafka_broker):
+    yield in_thread(_make_groups, kafka_broker.bootstrap)
+    reader = yield in_thread(_list_groups, opa_gateway.bootstrap, "orders-reader")
+    admin = yield in_thread(_list_groups, opa_gateway.bootstrap, "ops-admin")
+    assert "pub-dashboards" in reader and "priv-billing" not in reader
+    assert {"pub-dashboards", "priv-billing"} <= admin

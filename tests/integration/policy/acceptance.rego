@@ -9,7 +9,7 @@ readable := {"orders-readers": {"orders"}, "orders-writers": {"orders", "payment
 
 immutable := {"audit.log"}
 
-housekeeping := {"api_versions", "authenticate", "find_coordinator", "list_topics", "describe_cluster", "init_producer", "join_group", "commit_offset", "fetch_offset", "describe_group"}
+housekeeping := {"api_versions", "authenticate", "find_coordinator", "list_topics", "list_groups", "describe_cluster", "init_producer", "join_group", "commit_offset", "fetch_offset"}
 
 decision := {"action": "allow", "reason": "housekeeping", "ttl": "1s"} if {
 	input.operation in housekeeping
@@ -17,6 +17,9 @@ decision := {"action": "allow", "reason": "housekeeping", "ttl": "1s"} if {
 } else := {"action": "deny", "reason": sprintf("topic %s is immutable: it can never be deleted or truncated", [input.resource.name]), "error": "policy_violation"} if {
 	input.operation in {"delete_topic", "delete_records"}
 	input.resource.name in immutable
+} else := {"action": "allow", "reason": "public groups may be described by anyone", "ttl": "1s"} if {
+	input.operation == "describe_group"
+	startswith(input.resource.name, "pub-")
 } else := {"action": "allow", "reason": "platform team", "ttl": "1s"} if {
 	"platform" in input.principal.groups
 } else := {"action": "allow", "reason": "writer", "ttl": "1s"} if {
