@@ -1,97 +1,171 @@
 # METADATA
 # title: Gatekeeper default policy library
 # description: |
-#   Default deny. Configured with data, not code: data.gatekeeper_config holds grants
-#   (principals -> resource patterns -> operations), immutable topics, operations every
-#   client needs, and the decision ttl. See policies/README.md.
+#   Default deny, configured with data rather than code. data.gatekeeper_config holds grants
+#   (principals -> resource patterns -> operations), immutable topics, the operations every
+#   client needs to connect, and the decision ttl; input.grants holds time-boxed grants from
+#   approvals. The configuration's shape is in policies/README.md, the input contract in
+#   docs/policy-input.md.
+#
+#   The decision is one rule with an ordered else-chain, plus a default: whatever the input and
+#   the data, it has exactly one value (never undefined, never a conflict).
 package gatekeeper
-
-default _config := {}
-
-_config := data.gatekeeper_config
-
-_ttl := object.get(_config, "default_ttl", "5s")
-
-_truncating_configs := {"retention.ms", "retention.bytes", "cleanup.policy"}
 
 # METADATA
 # title: decision
-# description: The decision for one policy input; always exactly one object.
+# description: |
+#   The decision for one policy input, matching gatekeeper/schemas/decision.schema.json.
+#   In order: an immutable topic's truncation is a policy violation (whatever the grants say);
+#   then an always-allowed operation, a configured grant or a live time-boxed grant allows;
+#   anything else is denied with a reason naming the request and the principal. The default
+#   only applies to an input that does not follow the contract.
 # entrypoint: true
-decision := _immutable_violation if {
-	_immutable_violation
-} else := {"action": "allow", "reason": _allow_reason, "ttl": _ttl} if {
-	_allow_reason
-} else := {"action": "deny", "reason": _deny_reason, "ttl": _ttl}
+default decision := {
+	"action": "deny",
+	"reason": "not a Gatekeeper policy input (see docs/policy-input.md)",
+	"ttl": "5s",
+}
 
-_immutable_violation := {
+decision := {
 	"action": "deny",
 	"error": "policy_violation",
-	"reason": sprintf("topic %q is immutable: %s is never allowed on it", [input.resource.name, input.operation]),
+	"reason": _cap(_immutable_reason),
 	"ttl": _ttl,
 } if {
-	_immutable_topic
-	_truncating
-}
+	_immutable_reason
+} else := {"action": "allow", "reason": _cap(_allow_reason), "ttl": _ttl} if {
+	_allow_reason
+} else := {"action": "deny", "reason": _cap(_deny_reason), "ttl": _ttl}
 
-_immutable_topic if {
+# -- configuration -----------------------------------------------------------------------------
+#
+# Every value read from data is type-checked: a malformed entry is ignored (it allows nothing),
+# and neither engine ever calls a builtin on a value of the wrong type.
+
+default _config := {}
+
+_config := data.gatekeeper_config if is_object(data.gatekeeper_config)
+
+default _ttl := "5s"
+
+_ttl := _config.default_ttl if is_string(_config.default_ttl)
+
+# _config[key] if it is an array, else [].
+_config_list(key) := _config[key] if is_array(_config[key])
+
+else := []
+
+# -- immutable topics ----------------------------------------------------------------------------
+
+# Topic configs whose change can delete records (shorter retention, compaction).
+_truncating_configs := {"retention.ms", "retention.bytes", "cleanup.policy"}
+
+_immutable_reason := sprintf("topic %q is immutable: %s", [input.resource.name, _truncation]) if {
 	input.resource.type == "topic"
-	some pattern in object.get(_config, "immutable_topics", [])
-	glob.match(pattern, ["."], input.resource.name)
+	_matches_any(_config_list("immutable_topics"), input.resource.name)
 }
 
-_truncating if input.operation in {"delete_topic", "delete_records"}
-
-_truncating if {
+_truncation := sprintf("%s is never allowed on it", [input.operation]) if {
+	input.operation in {"delete_topic", "delete_records"}
+} else := sprintf("alter_topic_config may not change %s", [concat(", ", _truncating_keys)]) if {
 	input.operation == "alter_topic_config"
-	some key, _ in object.get(input.request, "configs", {})
+	count(_truncating_keys) > 0
+}
+
+_truncating_keys := sort([key |
+	some key, _ in _request_configs
 	key in _truncating_configs
-}
+])
 
+default _request_configs := {}
+
+_request_configs := input.request.configs if is_object(input.request.configs)
+
+# -- allowing ------------------------------------------------------------------------------------
+
+# Why the request is allowed; undefined if it is not. Ordered, so exactly one reason.
 _allow_reason := sprintf("%s is allowed to every client", [input.operation]) if {
-	input.operation in object.get(_config, "always_allowed", [])
+	input.operation in _config_list("always_allowed")
 } else := sprintf("grant %d allows %s on %s %q", [i, input.operation, input.resource.type, input.resource.name]) if {
-	some i, grant in object.get(_config, "grants", [])
-	_grant_matches(grant)
-} else := sprintf("time-boxed grant for %s on %s %q until %s", [input.operation, input.resource.type, input.resource.name, g.expires_at]) if {
-	some g in input.grants
-	g.operation == input.operation
-	g.resource == input.resource
-	time.parse_rfc3339_ns(g.expires_at) > time.parse_rfc3339_ns(input.time)
+	i := _matching_grants[0]
+} else := sprintf("time-boxed grant for %s on %s %q until %s", [
+	input.operation, input.resource.type, input.resource.name, g.expires_at,
+]) if {
+	g := _live_time_boxed_grants[0]
 }
 
-_grant_matches(grant) if {
+# Indexes of the configured grants that allow this request, lowest first.
+_matching_grants := [i |
+	some i, grant in _config_list("grants")
+	is_object(grant)
 	_principal_matches(grant.principals)
-	grant.resources.type == input.resource.type
-	some pattern in grant.resources.patterns
-	glob.match(pattern, ["."], input.resource.name)
+	_resource_matches(grant.resources)
 	_operation_matches(grant.operations)
+]
+
+_principal_matches(principals) if principals == "*"
+
+_principal_matches(principals) if {
+	is_object(principals)
+	is_array(principals.subs)
+	input.principal.sub in principals.subs
 }
 
-_principal_matches(p) if p == "*"
-
-# is_object guards: the embedded engine treats builtin errors (object.get on "*") as errors,
-# not as undefined the way OPA does, so the policy never relies on that difference.
-_principal_matches(p) if {
-	is_object(p)
-	input.principal.sub in object.get(p, "subs", [])
-}
-
-_principal_matches(p) if {
-	is_object(p)
-	some group in object.get(p, "groups", [])
+_principal_matches(principals) if {
+	is_object(principals)
+	is_array(principals.groups)
+	some group in principals.groups
 	group in input.principal.groups
 }
 
-_operation_matches(ops) if "*" in ops
+_resource_matches(resources) if {
+	is_object(resources)
+	resources.type == input.resource.type
+	is_array(resources.patterns)
+	_matches_any(resources.patterns, input.resource.name)
+}
 
-_operation_matches(ops) if input.operation in ops
+_operation_matches(operations) if {
+	is_array(operations)
+	"*" in operations
+}
+
+_operation_matches(operations) if {
+	is_array(operations)
+	input.operation in operations
+}
+
+# Globs with "." as the delimiter: "orders.*" matches "orders.eu", not "orders.eu.x";
+# "orders.**" matches any depth; "**" matches every name.
+_matches_any(patterns, name) if {
+	some pattern in patterns
+	is_string(pattern)
+	glob.match(pattern, ["."], name)
+}
+
+# Time-boxed grants from approvals for exactly this operation and resource, not yet expired.
+_live_time_boxed_grants := [grant |
+	some grant in input.grants
+	is_object(grant)
+	grant.operation == input.operation
+	is_object(grant.resource)
+	grant.resource.type == input.resource.type
+	grant.resource.name == input.resource.name
+	is_string(grant.expires_at)
+	time.parse_rfc3339_ns(grant.expires_at) > time.parse_rfc3339_ns(input.time)
+]
+
+# -- denying -------------------------------------------------------------------------------------
 
 _deny_reason := sprintf("no grant allows %s on %s %q for %s (groups: %s)", [
-	input.operation, input.resource.type, input.resource.name, input.principal.sub,
-	_groups_text,
+	input.operation, input.resource.type, input.resource.name, input.principal.sub, _groups_text,
 ])
 
-_groups_text := concat(", ", input.principal.groups) if count(input.principal.groups) > 0
+_groups_text := concat(", ", input.principal.groups) if {
+	count(input.principal.groups) > 0
+} else := "none"
 
-else := "none"
+# The decision schema caps reason at 1024 characters (names and group lists can be long).
+_cap(reason) := reason if {
+	count(reason) <= 1024
+} else := concat("", [substring(reason, 0, 1021), "..."])

@@ -1,120 +1,389 @@
 package gatekeeper_test
 
 import data.gatekeeper
+import data.gatekeeper.inputs_test as fixtures
 
 config := {
 	"default_ttl": "7s",
-	"always_allowed": ["api_versions", "find_coordinator"],
+	"always_allowed": ["api_versions", "authenticate", "find_coordinator"],
 	"immutable_topics": ["audit.**", "ledger"],
 	"grants": [
-		{"principals": {"groups": ["orders-writers"]}, "resources": {"type": "topic", "patterns": ["orders", "orders.*"]}, "operations": ["produce", "describe_topic"]},
-		{"principals": {"subs": ["svc-audit"]}, "resources": {"type": "topic", "patterns": ["audit.**"]}, "operations": ["consume"]},
-		{"principals": {"groups": ["readers"]}, "resources": {"type": "group", "patterns": ["readers-*"]}, "operations": ["join_group"]},
-		{"principals": "*", "resources": {"type": "topic", "patterns": ["public"]}, "operations": ["consume"]},
-		{"principals": {"groups": ["platform"]}, "resources": {"type": "topic", "patterns": ["**"]}, "operations": ["*"]},
+		{
+			"principals": {"groups": ["orders-writers"]},
+			"resources": {"type": "topic", "patterns": ["orders", "orders.*"]},
+			"operations": ["produce", "describe_topic"],
+		},
+		{
+			"principals": {"subs": ["svc-audit-reader"]},
+			"resources": {"type": "topic", "patterns": ["audit.*"]},
+			"operations": ["consume", "describe_topic"],
+		},
+		{
+			"principals": {"groups": ["analytics-readers"]},
+			"resources": {"type": "group", "patterns": ["analytics-*"]},
+			"operations": ["join_group", "commit_offset", "fetch_offset", "describe_group"],
+		},
+		{
+			"principals": "*",
+			"resources": {"type": "topic", "patterns": ["public.**"]},
+			"operations": ["consume", "describe_topic"],
+		},
+		{
+			"principals": {"groups": ["orders-writers"]},
+			"resources": {"type": "transactional_id", "patterns": ["orders-tx-?"]},
+			"operations": ["init_producer", "transactional_write"],
+		},
+		{
+			"principals": {"groups": ["sre"]},
+			"resources": {"type": "cluster", "patterns": ["kafka-cluster"]},
+			"operations": ["describe_cluster", "describe_cluster_config"],
+		},
+		{
+			"principals": {"groups": ["platform"]},
+			"resources": {"type": "topic", "patterns": ["**"]},
+			"operations": ["*"],
+		},
 	],
 }
 
-input_for(op, rtype, name, sub, groups) := {
-	"version": 1, "protocol": "kafka", "operation": op,
-	"api": {"key": 0, "name": "Produce", "version": 9},
-	"principal": {"sub": sub, "issuer": null, "groups": groups, "claims": {}, "mechanism": "OAUTHBEARER"},
-	"resource": {"type": rtype, "name": name},
-	"client": {"id": "c", "address": "127.0.0.1"},
-	"session": {"id": "s", "started_at": "2026-11-23T10:00:00Z"},
-	"request": {}, "grants": [], "time": "2026-11-23T10:00:03Z",
+decide(policy_input) := d if {
+	d := gatekeeper.decision with input as policy_input with data.gatekeeper_config as config
 }
 
-decide(i) := d if {
-	d := gatekeeper.decision with input as i with data.gatekeeper_config as config
+decide_as(op, rtype, name, sub, groups) := decide(fixtures.policy_input(op, rtype, name, sub, groups))
+
+allow(reason) := {"action": "allow", "reason": reason, "ttl": "7s"}
+
+deny(reason) := {"action": "deny", "reason": reason, "ttl": "7s"}
+
+violation(reason) := {"action": "deny", "error": "policy_violation", "reason": reason, "ttl": "7s"}
+
+# -- grants --------------------------------------------------------------------------------------
+
+test_group_grant_allows_its_operations if {
+	decide_as("produce", "topic", "orders", "svc-orders", ["orders-writers"]) == allow(`grant 0 allows produce on topic "orders"`)
+	decide_as("describe_topic", "topic", "orders.eu", "svc-orders", ["orders-writers"]).action == "allow"
 }
 
-test_group_grant_allows_produce if {
-	d := decide(input_for("produce", "topic", "orders", "svc-orders", ["orders-writers"]))
-	d.action == "allow"
-	d.ttl == "7s"
-	contains(d.reason, "grant 0")
-}
-
-test_glob_one_level if {
-	decide(input_for("produce", "topic", "orders.eu", "svc", ["orders-writers"])).action == "allow"
-	decide(input_for("produce", "topic", "orders.eu.x", "svc", ["orders-writers"])).action == "deny"
-}
-
-test_near_miss_topic_name_is_denied if {
-	d := decide(input_for("produce", "topic", "orders-x", "svc-orders", ["orders-writers"]))
-	d.action == "deny"
-	not d.error
-	d.reason == "no grant allows produce on topic \"orders-x\" for svc-orders (groups: orders-writers)"
-}
-
-test_wrong_group_and_wrong_operation_are_denied if {
-	decide(input_for("produce", "topic", "orders", "svc", ["orders-readers"])).action == "deny"
-	decide(input_for("consume", "topic", "orders", "svc", ["orders-writers"])).action == "deny"
-}
-
-test_resource_type_must_match if {
-	decide(input_for("join_group", "group", "readers-1", "svc", ["readers"])).action == "allow"
-	decide(input_for("join_group", "topic", "readers-1", "svc", ["readers"])).action == "deny"
-}
-
-test_sub_and_any_principal if {
-	decide(input_for("consume", "topic", "audit.payments", "svc-audit", [])).action == "allow"
-	decide(input_for("consume", "topic", "audit.payments", "svc-other", [])).action == "deny"
-	decide(input_for("consume", "topic", "public", "anonymous", [])).action == "allow"
-}
-
-test_always_allowed if {
-	decide(input_for("api_versions", "cluster", "kafka-cluster", "anonymous", [])).action == "allow"
-	decide(input_for("describe_cluster", "cluster", "kafka-cluster", "anonymous", [])).action == "deny"
-}
-
-test_immutable_topic_delete_is_a_policy_violation_even_for_a_wildcard_grant if {
-	d := decide(input_for("delete_topic", "topic", "audit.log", "ops", ["platform"]))
-	d.action == "deny"
-	d.error == "policy_violation"
-	contains(d.reason, "immutable")
-	decide(input_for("delete_records", "topic", "ledger", "ops", ["platform"])).error == "policy_violation"
-	decide(input_for("delete_topic", "topic", "ledger-2", "ops", ["platform"])).action == "allow"
-}
-
-test_retention_change_on_immutable_topic_is_refused_other_configs_are_not if {
-	i := input_for("alter_topic_config", "topic", "ledger", "ops", ["platform"])
-	decide(object.union(i, {"request": {"configs": {"retention.ms": "1"}}})).error == "policy_violation"
-	decide(object.union(i, {"request": {"configs": {"max.message.bytes": "2000000"}}})).action == "allow"
-}
-
-test_time_boxed_grant_until_it_expires if {
-	grant := {"operation": "produce", "resource": {"type": "topic", "name": "payments"}, "expires_at": "2026-11-23T10:05:00Z"}
-	i := object.union(input_for("produce", "topic", "payments", "svc", []), {"grants": [grant]})
-	decide(i).action == "allow"
-	decide(object.union(i, {"time": "2026-11-23T10:05:01Z"})).action == "deny"
-	decide(object.union(i, {"resource": {"type": "topic", "name": "payments-2"}})).action == "deny"
-}
-
-test_decision_has_only_contract_keys if {
-	allowed_keys := {"action", "reason", "error", "ttl"}
-	every i in [
-		input_for("produce", "topic", "orders", "svc", ["orders-writers"]),
-		input_for("produce", "topic", "nope", "svc", []),
-		input_for("delete_topic", "topic", "ledger", "svc", ["platform"]),
-	] {
-		d := decide(i)
-		every k, _ in d {
-			k in allowed_keys
-		}
-		d.action in {"allow", "deny"}
+test_near_miss_topic_names_are_denied if {
+	decide_as("produce", "topic", "orders-x", "svc-orders", ["orders-writers"]) == deny(`no grant allows produce on topic "orders-x" for svc-orders (groups: orders-writers)`)
+	every name in ["ordersx", "xorders", "orders.eu.x", "Orders", "orders.eu-x.y"] {
+		decide_as("produce", "topic", name, "svc-orders", ["orders-writers"]).action == "deny"
 	}
 }
 
-test_no_config_denies_everything if {
-	d := gatekeeper.decision with input as input_for("produce", "topic", "orders", "svc", ["orders-writers"])
-		with data.gatekeeper_config as {}
-	d.action == "deny"
-	d.ttl == "5s"
+test_wrong_group_is_denied if {
+	decide_as("produce", "topic", "orders", "svc-orders", ["orders-readers"]) == deny(`no grant allows produce on topic "orders" for svc-orders (groups: orders-readers)`)
+	decide_as("produce", "topic", "orders", "svc-orders", ["orders-writers-old", "Orders-Writers"]).action == "deny"
+	decide_as("produce", "topic", "orders", "svc-orders", []) == deny(`no grant allows produce on topic "orders" for svc-orders (groups: none)`)
 }
 
-test_shipped_example_data_loads if {
-	d := gatekeeper.decision with input as input_for("produce", "topic", "orders", "svc", ["orders-writers"])
-	d.action == "allow"
+test_operation_outside_the_grant_is_denied if {
+	decide_as("consume", "topic", "orders", "svc-orders", ["orders-writers"]).action == "deny"
+	decide_as("delete_topic", "topic", "orders", "svc-orders", ["orders-writers"]).action == "deny"
+}
+
+test_grant_by_sub if {
+	decide_as("consume", "topic", "audit.logins", "svc-audit-reader", []) == allow(`grant 1 allows consume on topic "audit.logins"`)
+	decide_as("consume", "topic", "audit.logins", "svc-audit-reader-2", []).action == "deny"
+	decide_as("consume", "topic", "audit.logins.eu", "svc-audit-reader", []).action == "deny"
+}
+
+test_subs_and_groups_are_different_namespaces if {
+	# A group that happens to be called like a granted sub gets nothing.
+	decide_as("consume", "topic", "audit.logins", "someone", ["svc-audit-reader"]).action == "deny"
+
+	# A sub that happens to be called like a granted group gets nothing.
+	decide_as("produce", "topic", "orders", "orders-writers", []).action == "deny"
+}
+
+test_grant_to_any_principal_includes_anonymous if {
+	decide(fixtures.anonymous_input("consume", "topic", "public.news")) == allow(`grant 3 allows consume on topic "public.news"`)
+	decide(fixtures.anonymous_input("consume", "topic", "public.news.eu")).action == "allow"
+	decide(fixtures.anonymous_input("produce", "topic", "public.news")) == deny(`no grant allows produce on topic "public.news" for anonymous (groups: none)`)
+	decide(fixtures.anonymous_input("consume", "topic", "public")).action == "deny"
+}
+
+test_group_resources if {
+	decide_as("join_group", "group", "analytics-eu", "svc-analytics", ["analytics-readers"]) == allow(`grant 2 allows join_group on group "analytics-eu"`)
+	decide_as("commit_offset", "group", "analytics-eu", "svc-analytics", ["analytics-readers"]).action == "allow"
+	decide_as("fetch_offset", "group", "analytics-eu", "svc-analytics", ["analytics-readers"]).action == "allow"
+	decide_as("describe_group", "group", "analytics-eu", "svc-analytics", ["analytics-readers"]).action == "allow"
+	decide_as("delete_group", "group", "analytics-eu", "svc-analytics", ["analytics-readers"]).action == "deny"
+	decide_as("join_group", "group", "analytics", "svc-analytics", ["analytics-readers"]).action == "deny"
+	decide_as("join_group", "group", "analytics-eu.x", "svc-analytics", ["analytics-readers"]).action == "deny"
+}
+
+test_resource_type_must_match if {
+	# Same name, but a topic: the group grant does not apply.
+	decide_as("commit_offset", "topic", "analytics-eu", "svc-analytics", ["analytics-readers"]) == deny(`no grant allows commit_offset on topic "analytics-eu" for svc-analytics (groups: analytics-readers)`)
+
+	# The topic grant for platform does not reach groups.
+	decide_as("join_group", "group", "orders", "ops", ["platform"]).action == "deny"
+}
+
+test_transactional_id_resources if {
+	decide_as("init_producer", "transactional_id", "orders-tx-1", "svc-orders", ["orders-writers"]) == allow(`grant 4 allows init_producer on transactional_id "orders-tx-1"`)
+	decide_as("transactional_write", "transactional_id", "orders-tx-1", "svc-orders", ["orders-writers"]).action == "allow"
+
+	# "?" is exactly one character.
+	decide_as("init_producer", "transactional_id", "orders-tx-12", "svc-orders", ["orders-writers"]).action == "deny"
+	decide_as("init_producer", "transactional_id", "orders-tx-1", "svc-payments", ["payments-writers"]).action == "deny"
+	decide_as("describe_transaction", "transactional_id", "orders-tx-1", "svc-orders", ["orders-writers"]).action == "deny"
+}
+
+test_cluster_resources if {
+	decide_as("describe_cluster", "cluster", fixtures.cluster, "alice", ["sre"]) == allow(`grant 5 allows describe_cluster on cluster "kafka-cluster"`)
+	decide_as("alter_cluster_config", "cluster", fixtures.cluster, "alice", ["sre"]).action == "deny"
+	decide_as("describe_cluster", "cluster", fixtures.cluster, "bob", ["platform"]) == deny(`no grant allows describe_cluster on cluster "kafka-cluster" for bob (groups: platform)`)
+}
+
+test_wildcard_operations if {
+	every op in ["create_topic", "delete_topic", "delete_records", "create_partitions", "alter_topic_config", "produce", "consume"] {
+		decide_as(op, "topic", "payments.settled", "ops", ["platform"]).action == "allow"
+	}
+	decide_as("delete_topic", "topic", "payments.settled", "ops", ["platform"]) == allow(`grant 6 allows delete_topic on topic "payments.settled"`)
+}
+
+test_always_allowed_operations if {
+	decide(fixtures.anonymous_input("api_versions", "cluster", fixtures.cluster)) == allow("api_versions is allowed to every client")
+	decide(fixtures.anonymous_input("find_coordinator", "group", "any-group")).action == "allow"
+	decide(fixtures.anonymous_input("find_coordinator", "transactional_id", "any-tx")).action == "allow"
+
+	# Not in always_allowed: list_topics, describe_cluster.
+	decide(fixtures.anonymous_input("list_topics", "cluster", fixtures.cluster)).action == "deny"
+	decide(fixtures.anonymous_input("describe_cluster", "cluster", fixtures.cluster)).action == "deny"
+}
+
+test_overlapping_grants_give_one_decision_from_the_first if {
+	# Grants 0 and 6 both allow this; the decision names the first and is not a conflict.
+	decide_as("produce", "topic", "orders", "svc", ["platform", "orders-writers"]) == allow(`grant 0 allows produce on topic "orders"`)
+}
+
+# -- globs ---------------------------------------------------------------------------------------
+
+test_glob_star_stays_within_one_dot_separated_part if {
+	decide_as("consume", "topic", "audit.logins", "svc-audit-reader", []).action == "allow"
+	decide_as("consume", "topic", "audit.logins.eu", "svc-audit-reader", []).action == "deny"
+}
+
+test_glob_double_star_crosses_dots if {
+	decide(fixtures.anonymous_input("consume", "topic", "public.a.b.c")).action == "allow"
+	decide(fixtures.anonymous_input("consume", "topic", "publicity.a")).action == "deny"
+}
+
+# -- immutable topics ----------------------------------------------------------------------------
+
+test_deleting_an_immutable_topic_is_a_policy_violation_even_with_a_wildcard_grant if {
+	decide_as("delete_topic", "topic", "audit.logins", "ops", ["platform"]) == violation(`topic "audit.logins" is immutable: delete_topic is never allowed on it`)
+	decide_as("delete_records", "topic", "ledger", "ops", ["platform"]) == violation(`topic "ledger" is immutable: delete_records is never allowed on it`)
+	decide_as("delete_topic", "topic", "audit.a.b", "ops", ["platform"]).error == "policy_violation"
+}
+
+test_immutable_topics_near_misses_are_not_immutable if {
+	every name in ["ledger-2", "ledger.eu", "ledgers", "audit", "audits.x"] {
+		decide_as("delete_topic", "topic", name, "ops", ["platform"]) == allow(sprintf("grant 6 allows delete_topic on topic %q", [name]))
+	}
+}
+
+test_immutable_is_a_violation_without_any_grant_too if {
+	decide_as("delete_topic", "topic", "ledger", "mallory", []) == violation(`topic "ledger" is immutable: delete_topic is never allowed on it`)
+}
+
+test_immutable_beats_a_time_boxed_grant if {
+	grant := {"operation": "delete_records", "resource": {"type": "topic", "name": "ledger"}, "expires_at": "2026-11-23T08:00:00Z"}
+	i := fixtures.with_overrides("delete_records", "topic", "ledger", "ops", [], {"grants": [grant]})
+	decide(i).error == "policy_violation"
+}
+
+test_immutable_beats_always_allowed if {
+	d := gatekeeper.decision with input as fixtures.policy_input("delete_topic", "topic", "ledger", "ops", [])
+		with data.gatekeeper_config as object.union(config, {"always_allowed": ["delete_topic"]})
+	d.error == "policy_violation"
+}
+
+test_changing_retention_of_an_immutable_topic_is_a_violation if {
+	retention := fixtures.with_overrides("alter_topic_config", "topic", "ledger", "ops", ["platform"], {"request": {"configs": {"retention.ms": "1000"}}})
+	decide(retention) == violation(`topic "ledger" is immutable: alter_topic_config may not change retention.ms`)
+
+	several := fixtures.with_overrides("alter_topic_config", "topic", "audit.logins", "ops", ["platform"], {"request": {"configs": {
+		"retention.bytes": "1",
+		"cleanup.policy": "compact",
+		"max.message.bytes": "1",
+	}}})
+	decide(several) == violation(`topic "audit.logins" is immutable: alter_topic_config may not change cleanup.policy, retention.bytes`)
+
+	# IncrementalAlterConfigs DELETE (back to the broker default) changes retention too.
+	reset := fixtures.with_overrides("alter_topic_config", "topic", "ledger", "ops", ["platform"], {"request": {"configs": {"retention.ms": null}}})
+	decide(reset).error == "policy_violation"
+}
+
+test_other_config_changes_on_immutable_topics_follow_the_grants if {
+	# The fixture's alter_topic_config changes max.message.bytes only.
+	decide_as("alter_topic_config", "topic", "ledger", "ops", ["platform"]) == allow(`grant 6 allows alter_topic_config on topic "ledger"`)
+	decide_as("alter_topic_config", "topic", "ledger", "svc-orders", ["orders-writers"]).action == "deny"
+	not decide_as("alter_topic_config", "topic", "ledger", "svc-orders", ["orders-writers"]).error
+}
+
+test_retention_changes_on_other_topics_follow_the_grants if {
+	i := fixtures.with_overrides("alter_topic_config", "topic", "ledger-archive", "ops", ["platform"], {"request": {"configs": {"retention.ms": "1"}}})
+	decide(i).action == "allow"
+}
+
+test_immutable_applies_to_topics_only if {
+	d := decide_as("delete_group", "group", "ledger", "ops", ["platform"])
+	d.action == "deny"
+	not d.error
+}
+
+# -- time-boxed grants ---------------------------------------------------------------------------
+
+payments_grant := {"operation": "produce", "resource": {"type": "topic", "name": "payments"}, "expires_at": "2026-11-23T07:30:00Z"}
+
+with_grants(grants) := fixtures.with_overrides("produce", "topic", "payments", "svc-x", ["team-x"], {"grants": grants})
+
+test_time_boxed_grant_allows_until_it_expires if {
+	decide(with_grants([payments_grant])) == allow(`time-boxed grant for produce on topic "payments" until 2026-11-23T07:30:00Z`)
+	decide(object.union(with_grants([payments_grant]), {"time": "2026-11-23T07:29:59.999Z"})).action == "allow"
+}
+
+test_time_boxed_grant_expired_is_denied if {
+	decide(object.union(with_grants([payments_grant]), {"time": "2026-11-23T07:30:00.001Z"})) == deny(`no grant allows produce on topic "payments" for svc-x (groups: team-x)`)
+
+	# Expiry is exclusive.
+	decide(object.union(with_grants([payments_grant]), {"time": "2026-11-23T07:30:00Z"})).action == "deny"
+}
+
+test_time_boxed_grant_compares_instants_not_strings if {
+	# 08:30+01:00 is 07:30Z: still five minutes to go at 07:24:49Z.
+	grant := object.union(payments_grant, {"expires_at": "2026-11-23T08:30:00+01:00"})
+	decide(with_grants([grant])).action == "allow"
+
+	# 06:30+01:00 is 05:30Z: expired.
+	decide(with_grants([object.union(payments_grant, {"expires_at": "2026-11-23T06:30:00+01:00"})])).action == "deny"
+}
+
+test_time_boxed_grant_is_for_exactly_that_operation_and_resource if {
+	decide(fixtures.with_overrides("produce", "topic", "payments-2", "svc-x", [], {"grants": [payments_grant]})).action == "deny"
+	decide(fixtures.with_overrides("consume", "topic", "payments", "svc-x", [], {"grants": [payments_grant]})).action == "deny"
+	decide(fixtures.with_overrides("produce", "group", "payments", "svc-x", [], {"grants": [payments_grant]})).action == "deny"
+}
+
+test_several_live_time_boxed_grants_give_one_decision if {
+	later := object.union(payments_grant, {"expires_at": "2026-11-23T09:00:00Z"})
+	decide(with_grants([payments_grant, later])).reason == `time-boxed grant for produce on topic "payments" until 2026-11-23T07:30:00Z`
+	decide(with_grants([later, payments_grant])).reason == `time-boxed grant for produce on topic "payments" until 2026-11-23T09:00:00Z`
+}
+
+test_malformed_time_boxed_grants_are_ignored if {
+	decide(with_grants([
+		"produce",
+		{"operation": "produce"},
+		{"operation": "produce", "resource": "payments", "expires_at": "2026-11-23T09:00:00Z"},
+		{"operation": "produce", "resource": {"type": "topic", "name": "payments"}, "expires_at": 1795420000},
+	])).action == "deny"
+}
+
+test_config_grant_is_named_before_a_time_boxed_one if {
+	grant := {"operation": "produce", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T09:00:00Z"}
+	i := fixtures.with_overrides("produce", "topic", "orders", "svc-orders", ["orders-writers"], {"grants": [grant]})
+	decide(i).reason == `grant 0 allows produce on topic "orders"`
+}
+
+# -- the decision's shape ------------------------------------------------------------------------
+
+test_every_operation_gets_exactly_one_well_formed_decision if {
+	every op, types in fixtures.operations {
+		every rtype in types {
+			every who in [["svc-orders", ["orders-writers"]], ["ops", ["platform", "sre"]], ["anonymous", []]] {
+				every name in ["orders", "ledger", "analytics-eu"] {
+					fixtures.well_formed(decide_as(op, rtype, name, who[0], who[1]))
+				}
+			}
+		}
+	}
+}
+
+test_authorization_denials_carry_no_error_key if {
+	d := decide_as("produce", "topic", "payments", "svc", [])
+	object.keys(d) == {"action", "reason", "ttl"}
+}
+
+test_long_reasons_are_capped_at_the_schema_limit if {
+	sub := concat("", [s | some _ in numbers.range(1, 300); s := "abcd"])
+	d := decide_as("produce", "topic", "payments", sub, ["g1", "g2"])
+	count(d.reason) == 1024
+	endswith(d.reason, "...")
+	fixtures.well_formed(d)
+}
+
+test_input_outside_the_contract_gets_the_default_deny if {
+	default_deny := {"action": "deny", "reason": "not a Gatekeeper policy input (see docs/policy-input.md)", "ttl": "5s"}
+	decide({}) == default_deny
+	decide({"operation": "produce"}) == default_deny
+	decide(object.remove(fixtures.policy_input("produce", "topic", "payments", "svc", []), ["principal"])) == default_deny
+}
+
+# -- configuration -------------------------------------------------------------------------------
+
+test_no_configuration_denies_everything if {
+	d := gatekeeper.decision with input as fixtures.policy_input("produce", "topic", "orders", "svc", ["orders-writers"])
+		with data.gatekeeper_config as {}
+	d == {"action": "deny", "reason": `no grant allows produce on topic "orders" for svc (groups: orders-writers)`, "ttl": "5s"}
+}
+
+test_configuration_of_the_wrong_type_denies_everything if {
+	every bad in ["grants", [], {"grants": {"0": config.grants[0]}, "default_ttl": 5}] {
+		d := gatekeeper.decision with input as fixtures.policy_input("produce", "topic", "orders", "svc", ["orders-writers"])
+			with data.gatekeeper_config as bad
+		d.action == "deny"
+		d.ttl == "5s"
+	}
+}
+
+test_malformed_grants_allow_nothing if {
+	open := {"type": "topic", "patterns": ["**"]}
+	bad := {"grants": [
+		"everything",
+		{"principals": "*", "operations": ["*"]},
+		{"principals": "*", "resources": {"type": "topic", "patterns": "**"}, "operations": ["*"]},
+		{"principals": "*", "resources": open, "operations": "*"},
+		{"principals": ["*"], "resources": open, "operations": ["*"]},
+		{"principals": {"groups": "orders-writers"}, "resources": open, "operations": ["*"]},
+		{"principals": {"subs": "svc"}, "resources": open, "operations": ["*"]},
+		{"principals": "*", "resources": {"type": "topic", "patterns": [1, null]}, "operations": ["*"]},
+	]}
+	d := gatekeeper.decision with input as fixtures.policy_input("produce", "topic", "orders", "svc", ["orders-writers"])
+		with data.gatekeeper_config as bad
+	d.action == "deny"
+}
+
+# -- the shipped example configuration (policies/data.json, loaded by opa test) ----------------------
+
+shipped(policy_input) := d if {
+	d := gatekeeper.decision with input as policy_input
+}
+
+test_shipped_data_orders_and_analytics if {
+	shipped(fixtures.policy_input("produce", "topic", "orders.eu", "svc-orders", ["orders-writers"])).action == "allow"
+	shipped(fixtures.policy_input("consume", "topic", "orders.eu", "svc-orders", ["orders-writers"])).action == "deny"
+	shipped(fixtures.policy_input("consume", "topic", "orders.eu", "svc-analytics", ["analytics-readers"])).action == "allow"
+	shipped(fixtures.policy_input("join_group", "group", "analytics-daily", "svc-analytics", ["analytics-readers"])).action == "allow"
+	shipped(fixtures.policy_input("join_group", "group", "orders-app", "svc-analytics", ["analytics-readers"])).action == "deny"
+}
+
+test_shipped_data_producers_and_transactions if {
+	# Every producer is idempotent by default: InitProducerId on the cluster is granted to all.
+	shipped(fixtures.anonymous_input("init_producer", "cluster", fixtures.cluster)).action == "allow"
+
+	# A transactional id is not: only its owners may init (and so fence) it.
+	shipped(fixtures.policy_input("init_producer", "transactional_id", "orders-tx", "svc-orders", ["orders-writers"])).action == "allow"
+	shipped(fixtures.policy_input("init_producer", "transactional_id", "orders-tx", "svc-analytics", ["analytics-readers"])).action == "deny"
+	shipped(fixtures.policy_input("init_producer", "transactional_id", "tx-orders", "svc-orders", ["orders-writers"])).action == "deny"
+}
+
+test_shipped_data_audit_topics_are_immutable if {
+	shipped(fixtures.policy_input("delete_topic", "topic", "audit.logins", "ops", ["platform"])).error == "policy_violation"
+	shipped(fixtures.policy_input("consume", "topic", "audit.logins", "eve", ["auditors"])).action == "allow"
+	shipped(fixtures.policy_input("produce", "topic", "audit.logins", "eve", ["auditors"])).action == "deny"
 }

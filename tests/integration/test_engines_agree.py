@@ -18,7 +18,9 @@ from gatekeeper.policy.opa import OpaBackend
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = sorted((ROOT / "tests" / "policy_corpus").glob("*.json"))
+# The generated corpus (tests/policy_corpus) and the hand-written one beside the policies
+# (policies/corpus/<name>/cases.json: one directory each, since opa merges JSON per directory).
+CORPUS = sorted((ROOT / "tests" / "policy_corpus").glob("*.json")) + sorted((ROOT / "policies" / "corpus").glob("*/cases.json"))
 
 
 def _data_file(spec: Any, tmp: Path) -> Path | None:
@@ -33,10 +35,10 @@ def _data_file(spec: Any, tmp: Path) -> Path | None:
 
 def test_corpus_exists() -> None:
     assert CORPUS, "tests/policy_corpus/*.json is the cross-engine decision corpus"
-    assert sum(len(json.loads(p.read_text())["cases"]) for p in CORPUS) >= 40
+    assert sum(len(json.loads(p.read_text())["cases"]) for p in CORPUS) >= 500
 
 
-@pytest.mark.parametrize("corpus", CORPUS, ids=[p.stem for p in CORPUS])
+@pytest.mark.parametrize("corpus", CORPUS, ids=[p.stem if p.stem != "cases" else p.parent.name for p in CORPUS])
 @pytest_twisted.inlineCallbacks
 def test_opa_and_embedded_agree_on_the_corpus(corpus, opa_server, tmp_path):
     doc = json.loads(corpus.read_text())

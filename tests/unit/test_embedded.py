@@ -335,10 +335,10 @@ def test_engines_never_outlive_their_thread(tmp_path: Path, monkeypatch: pytest.
 
 # -- the policy library's corpus ---------------------------------------------------------------
 
-CORPUS = sorted((REPO / "tests" / "policy_corpus").glob("*.json"))
+CORPUS = sorted((REPO / "tests" / "policy_corpus").glob("*.json")) + sorted((REPO / "policies" / "corpus").glob("*/cases.json"))
 
 
-@pytest.mark.parametrize("corpus", CORPUS or [None], ids=lambda p: p.name if p else "absent")
+@pytest.mark.parametrize("corpus", CORPUS or [None], ids=lambda p: (p.parent.name if p.name == "cases.json" else p.name) if p else "absent")
 def test_policy_corpus(corpus: Path | None) -> None:
     """Every case of tests/policy_corpus/*.json ({"policy", "data", "cases": [{name, input, expected}]})."""
     if corpus is None:

@@ -1,0 +1,389 @@
+"""Write the decision corpus (policies/corpus/<name>/cases.json) from the tables below.
+
+Every expected decision here is written by hand, from what the policy is meant to do; none is
+taken from an engine. check.py then holds OPA to them (and the engine tests hold both engines):
+
+    ~/.cache/gatekeeper/venv/bin/python policies/corpus/build.py
+    ~/.cache/gatekeeper/venv/bin/python policies/corpus/check.py
+
+Each corpus sits in a directory of its own because `opa test policies/` and `opa eval -d
+policies/` load every *.json under policies/ as data, merging the files of one directory at one
+path: two corpus files side by side would collide.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+# The Kafka API and the request keys Gatekeeper sends with each operation (docs/policy-input.md).
+KAFKA: dict[str, tuple[tuple[int, str, int], dict[str, Any]]] = {
+    "produce": ((0, "Produce", 9), {"acks": -1, "partitions": [0, 2], "record_count": 120, "bytes": 48211}),
+    "consume": ((1, "Fetch", 13), {"partitions": [0, 1, 2], "isolation_level": 1}),
+    "describe_topic": ((3, "Metadata", 12), {"allow_auto_topic_creation": False}),
+    "list_topics": ((3, "Metadata", 12), {}),
+    "create_topic": ((19, "CreateTopics", 7), {"num_partitions": 3, "replication_factor": 3, "configs": {}, "validate_only": False}),
+    "delete_topic": ((20, "DeleteTopics", 6), {}),
+    "delete_records": ((21, "DeleteRecords", 2), {"partitions": [0]}),
+    "create_partitions": ((37, "CreatePartitions", 3), {"count": 6}),
+    "commit_offset": ((8, "OffsetCommit", 8), {"group": "analytics-daily", "partitions": [0]}),
+    "fetch_offset": ((9, "OffsetFetch", 8), {"all_topics": False}),
+    "delete_offsets": ((47, "OffsetDelete", 0), {}),
+    "find_coordinator": ((10, "FindCoordinator", 4), {}),
+    "join_group": ((11, "JoinGroup", 9), {}),
+    "describe_group": ((15, "DescribeGroups", 5), {}),
+    "delete_group": ((42, "DeleteGroups", 2), {}),
+    "list_groups": ((16, "ListGroups", 4), {}),
+    "init_producer": ((22, "InitProducerId", 4), {"transactional": False}),
+    "transactional_write": ((26, "EndTxn", 3), {"committed": True}),
+    "describe_transaction": ((65, "DescribeTransactions", 0), {}),
+    "describe_topic_config": ((32, "DescribeConfigs", 4), {"keys": ["retention.ms"]}),
+    "alter_topic_config": ((44, "IncrementalAlterConfigs", 1), {"configs": {"max.message.bytes": "2097152"}, "validate_only": False}),
+    "describe_group_config": ((32, "DescribeConfigs", 4), {"keys": None}),
+    "alter_cluster_config": ((44, "IncrementalAlterConfigs", 1),
+                             {"configs": {"log.cleaner.threads": "2"}, "validate_only": False, "config_resource": {"type": "broker", "name": "1"}}),
+    "alter_acls": ((30, "CreateAcls", 3), {"creations": 1}),
+    "describe_cluster": ((60, "DescribeCluster", 1), {}),
+    "api_versions": ((18, "ApiVersions", 3), {}),
+    "other": ((43, "ElectLeaders", 2), {"api": "ElectLeaders"}),
+}
+
+ANONYMOUS = ("anonymous", None)
+CLUSTER = "kafka-cluster"
+DEFAULT_REASON = "not a Gatekeeper policy input (see docs/policy-input.md)"
+
+
+def policy_input(op: str, rtype: str, name: str, who: tuple[str, list[str] | None], **overrides: Any) -> dict[str, Any]:
+    """A complete policy input; who is (sub, groups), or ANONYMOUS."""
+    (key, api_name, version), request = KAFKA[op]
+    sub, groups = who
+    if groups is None:
+        principal = {"sub": sub, "issuer": None, "groups": [], "claims": {}, "mechanism": "NONE"}
+    else:
+        principal = {"sub": sub, "issuer": "https://idp.example.com/", "groups": groups,
+                     "claims": {"sub": sub, "groups": groups, "exp": 1795420000}, "mechanism": "OAUTHBEARER"}
+    doc = {
+        "version": 1, "protocol": "kafka", "operation": op,
+        "api": {"key": key, "name": api_name, "version": version},
+        "principal": principal,
+        "resource": {"type": rtype, "name": name},
+        "client": {"id": "rdkafka", "address": "10.20.30.40"},
+        "session": {"id": "01JDBQ3V9ZKQ6X8G2M4N7P5R1T", "started_at": "2026-11-23T07:24:49.596Z"},
+        "request": dict(request),
+        "grants": [],
+        "time": "2026-11-23T07:24:49.689Z",
+    }
+    doc.update(overrides)
+    return doc
+
+
+class Corpus:
+    def __init__(self, name: str, policy: str, data: str | dict[str, Any] | None, ttl: str) -> None:
+        self.name, self.policy, self.data, self.ttl = name, policy, data, ttl
+        self.cases: list[dict[str, Any]] = []
+
+    def allow(self, reason: str) -> dict[str, Any]:
+        return {"action": "allow", "reason": reason, "ttl": self.ttl}
+
+    def deny(self, reason: str) -> dict[str, Any]:
+        return {"action": "deny", "reason": reason, "ttl": self.ttl}
+
+    def violation(self, reason: str) -> dict[str, Any]:
+        return {"action": "deny", "error": "policy_violation", "reason": reason, "ttl": self.ttl}
+
+    def case(self, name: str, expected: dict[str, Any], op: str, rtype: str, rname: str,
+             who: tuple[str, list[str] | None], **overrides: Any) -> None:
+        assert name not in {c["name"] for c in self.cases}, name
+        self.cases.append({"name": name, "input": policy_input(op, rtype, rname, who, **overrides), "expected": expected})
+
+    def write(self) -> None:
+        out = HERE / self.name / "cases.json"
+        out.parent.mkdir(exist_ok=True)
+        doc = {"policy": self.policy, "data": self.data, "cases": self.cases}
+        out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        print(f"{out.relative_to(HERE.parent.parent)}: {len(self.cases)} cases")
+
+
+def no_grant(op: str, rtype: str, name: str, sub: str, groups: list[str] | None) -> str:
+    return f'no grant allows {op} on {rtype} {json.dumps(name)} for {sub} (groups: {", ".join(groups or []) or "none"})'
+
+
+def default_library() -> Corpus:
+    """The default library with the shipped example configuration, policies/data.json."""
+    c = Corpus("default_library", "gatekeeper/decision", "policies/data.json", "5s")
+    writer = ("svc-orders", ["orders-writers"])
+    analyst = ("svc-analytics", ["analytics-readers"])
+    auditor = ("eve", ["auditors"])
+    ops = ("ops", ["platform"])
+    a, d, v = c.allow, c.deny, c.violation
+    c.case("produce-orders-by-writer", a('grant 0 allows produce on topic "orders"'), "produce", "topic", "orders", writer)
+    c.case("produce-orders.eu-one-level", a('grant 0 allows produce on topic "orders.eu"'), "produce", "topic", "orders.eu", writer)
+    c.case("produce-orders.eu.x-two-levels", d(no_grant("produce", "topic", "orders.eu.x", *writer)), "produce", "topic", "orders.eu.x", writer)
+    c.case("produce-orders-x-near-miss", d(no_grant("produce", "topic", "orders-x", *writer)), "produce", "topic", "orders-x", writer)
+    c.case("produce-orders-wrong-group", d(no_grant("produce", "topic", "orders", *analyst)), "produce", "topic", "orders", analyst)
+    c.case("produce-orders-anonymous", d(no_grant("produce", "topic", "orders", "anonymous", [])), "produce", "topic", "orders", ANONYMOUS)
+    c.case("consume-orders-by-writer-wrong-operation", d(no_grant("consume", "topic", "orders", *writer)), "consume", "topic", "orders", writer)
+    c.case("consume-orders.eu-by-analyst", a('grant 1 allows consume on topic "orders.eu"'), "consume", "topic", "orders.eu", analyst)
+    c.case("commit_offset-topic-orders-by-analyst", a('grant 1 allows commit_offset on topic "orders"'),
+           "commit_offset", "topic", "orders", analyst)
+    c.case("join_group-analytics-daily", a('grant 2 allows join_group on group "analytics-daily"'), "join_group", "group", "analytics-daily", analyst)
+    c.case("fetch_offset-group-analytics-daily", a('grant 2 allows fetch_offset on group "analytics-daily"'),
+           "fetch_offset", "group", "analytics-daily", analyst)
+    c.case("join_group-analytics-near-miss", d(no_grant("join_group", "group", "analytics", *analyst)), "join_group", "group", "analytics", analyst)
+    c.case("join_group-analytics-daily-wrong-group", d(no_grant("join_group", "group", "analytics-daily", *writer)),
+           "join_group", "group", "analytics-daily", writer)
+    c.case("delete_group-not-granted", d(no_grant("delete_group", "group", "analytics-daily", *analyst)),
+           "delete_group", "group", "analytics-daily", analyst)
+    c.case("consume-topic-named-like-a-group", d(no_grant("consume", "topic", "analytics-daily", *analyst)),
+           "consume", "topic", "analytics-daily", analyst)
+    c.case("consume-audit-by-auditor", a('grant 3 allows consume on topic "audit.logins.eu"'), "consume", "topic", "audit.logins.eu", auditor)
+    c.case("produce-audit-by-auditor", d(no_grant("produce", "topic", "audit.logins", *auditor)), "produce", "topic", "audit.logins", auditor)
+    c.case("delete_topic-audit-by-platform-immutable", v('topic "audit.logins" is immutable: delete_topic is never allowed on it'),
+           "delete_topic", "topic", "audit.logins", ops)
+    c.case("delete_records-ledger-by-platform-immutable", v('topic "ledger" is immutable: delete_records is never allowed on it'),
+           "delete_records", "topic", "ledger", ops)
+    c.case("delete_topic-ledger-anonymous-immutable", v('topic "ledger" is immutable: delete_topic is never allowed on it'),
+           "delete_topic", "topic", "ledger", ANONYMOUS)
+    c.case("delete_topic-ledger-2-not-immutable", a('grant 4 allows delete_topic on topic "ledger-2"'), "delete_topic", "topic", "ledger-2", ops)
+    c.case("alter-retention-on-immutable", v('topic "ledger" is immutable: alter_topic_config may not change retention.ms'),
+           "alter_topic_config", "topic", "ledger", ops,
+           request={"configs": {"retention.ms": "1000", "segment.ms": "60000"}, "validate_only": False})
+    c.case("alter-other-config-on-immutable", a('grant 4 allows alter_topic_config on topic "ledger"'), "alter_topic_config", "topic", "ledger", ops)
+    c.case("create_topic-by-platform", a('grant 4 allows create_topic on topic "orders.new"'), "create_topic", "topic", "orders.new", ops)
+    c.case("produce-orders-two-grants-first-wins", a('grant 0 allows produce on topic "orders"'),
+           "produce", "topic", "orders", ("svc-both", ["platform", "orders-writers"]))
+    c.case("describe_group_config-by-platform", a('grant 5 allows describe_group_config on group "analytics-daily"'),
+           "describe_group_config", "group", "analytics-daily", ops)
+    c.case("api_versions-anonymous", a("api_versions is allowed to every client"), "api_versions", "cluster", CLUSTER, ANONYMOUS)
+    c.case("find_coordinator-group-anonymous", a("find_coordinator is allowed to every client"), "find_coordinator", "group", "any", ANONYMOUS)
+    c.case("find_coordinator-transactional_id", a("find_coordinator is allowed to every client"),
+           "find_coordinator", "transactional_id", "orders-tx", writer)
+    c.case("list_topics-anonymous", a("list_topics is allowed to every client"), "list_topics", "cluster", CLUSTER, ANONYMOUS)
+    c.case("describe_cluster-anonymous", a("describe_cluster is allowed to every client"), "describe_cluster", "cluster", CLUSTER, ANONYMOUS)
+    c.case("list_groups-anonymous", d(no_grant("list_groups", "cluster", CLUSTER, "anonymous", [])), "list_groups", "cluster", CLUSTER, ANONYMOUS)
+    c.case("other-api-anonymous", d(no_grant("other", "cluster", CLUSTER, "anonymous", [])), "other", "cluster", CLUSTER, ANONYMOUS)
+    c.case("alter_acls-by-platform", a('grant 6 allows alter_acls on cluster "kafka-cluster"'), "alter_acls", "cluster", CLUSTER, ops)
+    c.case("alter_acls-by-writer", d(no_grant("alter_acls", "cluster", CLUSTER, *writer)), "alter_acls", "cluster", CLUSTER, writer)
+    c.case("init_producer-idempotent-anonymous", a('grant 7 allows init_producer on cluster "kafka-cluster"'),
+           "init_producer", "cluster", CLUSTER, ANONYMOUS)
+    c.case("init_producer-transactional-by-owner", a('grant 8 allows init_producer on transactional_id "orders-tx"'),
+           "init_producer", "transactional_id", "orders-tx", writer, request={"transactional": True})
+    c.case("init_producer-transactional-by-other", d(no_grant("init_producer", "transactional_id", "orders-tx", *analyst)),
+           "init_producer", "transactional_id", "orders-tx", analyst, request={"transactional": True})
+    c.case("init_producer-transactional-near-miss", d(no_grant("init_producer", "transactional_id", "tx-orders", *writer)),
+           "init_producer", "transactional_id", "tx-orders", writer, request={"transactional": True})
+    c.case("transactional_write-by-owner", a('grant 8 allows transactional_write on transactional_id "orders-tx"'),
+           "transactional_write", "transactional_id", "orders-tx", writer)
+    c.case("describe_transaction-by-platform", a('grant 9 allows describe_transaction on transactional_id "payments-tx"'),
+           "describe_transaction", "transactional_id", "payments-tx", ops)
+    grant = {"operation": "produce", "resource": {"type": "topic", "name": "payments.settled"}, "expires_at": "2026-11-23T07:30:00Z"}
+    c.case("time-boxed-grant-live", a('time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:30:00Z'),
+           "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant])
+    c.case("time-boxed-grant-expired", d(no_grant("produce", "topic", "payments.settled", "svc-x", [])),
+           "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant], time="2026-11-23T07:30:00.001Z")
+    c.case("time-boxed-grant-other-topic", d(no_grant("produce", "topic", "payments.refunds", "svc-x", [])),
+           "produce", "topic", "payments.refunds", ("svc-x", []), grants=[grant])
+    c.case("time-boxed-grant-other-operation", d(no_grant("consume", "topic", "payments.settled", "svc-x", [])),
+           "consume", "topic", "payments.settled", ("svc-x", []), grants=[grant])
+    c.case("time-boxed-grant-does-not-lift-immutable", v('topic "ledger" is immutable: delete_topic is never allowed on it'),
+           "delete_topic", "topic", "ledger", ("svc-x", []),
+           grants=[{"operation": "delete_topic", "resource": {"type": "topic", "name": "ledger"}, "expires_at": "2026-11-23T09:00:00Z"}])
+    return c
+
+
+INLINE_CONFIG = {"gatekeeper_config": {
+    "default_ttl": "30s",
+    "always_allowed": ["api_versions", "authenticate", "find_coordinator"],
+    "immutable_topics": ["audit.*", "ledger"],
+    "grants": [
+        {"principals": {"groups": ["orders-writers"]}, "resources": {"type": "topic", "patterns": ["orders", "orders.*"]},
+         "operations": ["produce", "describe_topic"]},
+        {"principals": {"subs": ["svc-audit-reader"]}, "resources": {"type": "topic", "patterns": ["audit.*"]},
+         "operations": ["consume", "describe_topic"]},
+        {"principals": "*", "resources": {"type": "topic", "patterns": ["public.**"]}, "operations": ["consume"]},
+        {"principals": {"subs": ["svc-deployer"]}, "resources": {"type": "cluster", "patterns": ["kafka-cluster"]}, "operations": ["*"]},
+        {"principals": {"groups": ["tx-writers"]}, "resources": {"type": "transactional_id", "patterns": ["payments-tx-?"]},
+         "operations": ["init_producer", "transactional_write"]},
+        {"principals": {"groups": ["analytics-*"]}, "resources": {"type": "group", "patterns": ["*"]}, "operations": ["join_group"]},
+    ],
+}}
+
+
+def default_library_inline() -> Corpus:
+    """The default library with a configuration given inline: grants by sub, to anyone, on the
+    cluster and on transactional ids; a ttl of its own."""
+    c = Corpus("default_library_inline", "gatekeeper/decision", INLINE_CONFIG, "30s")
+    a, d, v = c.allow, c.deny, c.violation
+    reader = ("svc-audit-reader", [])
+    c.case("grant-by-sub", a('grant 1 allows consume on topic "audit.logins"'), "consume", "topic", "audit.logins", reader)
+    c.case("grant-by-sub-near-miss-sub", d(no_grant("consume", "topic", "audit.logins", "svc-audit-reader-2", [])),
+           "consume", "topic", "audit.logins", ("svc-audit-reader-2", []))
+    c.case("grant-by-sub-not-by-group-of-that-name", d(no_grant("consume", "topic", "audit.logins", "x", ["svc-audit-reader"])),
+           "consume", "topic", "audit.logins", ("x", ["svc-audit-reader"]))
+    c.case("grant-by-sub-one-level-only", d(no_grant("consume", "topic", "audit.logins.eu", "svc-audit-reader", [])),
+           "consume", "topic", "audit.logins.eu", reader)
+    c.case("grant-to-anyone-anonymous", a('grant 2 allows consume on topic "public.news.eu"'), "consume", "topic", "public.news.eu", ANONYMOUS)
+    c.case("grant-to-anyone-other-operation", d(no_grant("produce", "topic", "public.news", "anonymous", [])),
+           "produce", "topic", "public.news", ANONYMOUS)
+    c.case("grant-to-anyone-prefix-near-miss", d(no_grant("consume", "topic", "publicity", "anonymous", [])),
+           "consume", "topic", "publicity", ANONYMOUS)
+    c.case("cluster-grant-any-operation", a('grant 3 allows alter_cluster_config on cluster "kafka-cluster"'),
+           "alter_cluster_config", "cluster", CLUSTER, ("svc-deployer", []))
+    c.case("cluster-grant-does-not-reach-topics", d(no_grant("delete_topic", "topic", "orders", "svc-deployer", [])),
+           "delete_topic", "topic", "orders", ("svc-deployer", []))
+    c.case("transactional-id-single-char-glob", a('grant 4 allows init_producer on transactional_id "payments-tx-7"'),
+           "init_producer", "transactional_id", "payments-tx-7", ("svc-pay", ["tx-writers"]), request={"transactional": True})
+    c.case("transactional-id-two-chars-near-miss", d(no_grant("init_producer", "transactional_id", "payments-tx-42", "svc-pay", ["tx-writers"])),
+           "init_producer", "transactional_id", "payments-tx-42", ("svc-pay", ["tx-writers"]), request={"transactional": True})
+    c.case("idempotent-producer-not-granted-here", d(no_grant("init_producer", "cluster", CLUSTER, "svc-pay", ["tx-writers"])),
+           "init_producer", "cluster", CLUSTER, ("svc-pay", ["tx-writers"]))
+    c.case("group-patterns-in-principals-are-not-globs", d(no_grant("join_group", "group", "dash", "svc", ["analytics-eu"])),
+           "join_group", "group", "dash", ("svc", ["analytics-eu"]))
+    c.case("group-named-with-a-glob-character", a('grant 5 allows join_group on group "dash"'),
+           "join_group", "group", "dash", ("svc", ["analytics-*"]))
+    c.case("immutable-one-level-glob", v('topic "audit.logins" is immutable: delete_topic is never allowed on it'),
+           "delete_topic", "topic", "audit.logins", reader)
+    c.case("immutable-glob-near-miss-is-just-ungranted", d(no_grant("delete_topic", "topic", "audit.logins.eu", "svc-audit-reader", [])),
+           "delete_topic", "topic", "audit.logins.eu", reader)
+    c.case("immutable-several-truncating-configs",
+           v('topic "ledger" is immutable: alter_topic_config may not change cleanup.policy, retention.bytes, retention.ms'),
+           "alter_topic_config", "topic", "ledger", ANONYMOUS,
+           request={"configs": {"retention.ms": None, "retention.bytes": "1", "cleanup.policy": "compact"}, "validate_only": True})
+    c.case("list_topics-not-always-allowed-here", d(no_grant("list_topics", "cluster", CLUSTER, "anonymous", [])),
+           "list_topics", "cluster", CLUSTER, ANONYMOUS)
+    grant = {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T08:30:00+01:00"}
+    c.case("time-boxed-grant-with-offset-live", a('time-boxed grant for consume on topic "orders" until 2026-11-23T08:30:00+01:00'),
+           "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant])
+    c.case("time-boxed-grant-with-offset-expired", d(no_grant("consume", "topic", "orders", "svc-y", ["oncall"])),
+           "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant], time="2026-11-23T07:31:00Z")
+    c.case("time-boxed-grant-first-of-two", a('time-boxed grant for consume on topic "orders" until 2026-11-23T07:40:00Z'),
+           "consume", "topic", "orders", ("svc-y", ["oncall"]),
+           grants=[{**grant, "expires_at": "2026-11-23T07:00:00Z"}, {**grant, "expires_at": "2026-11-23T07:40:00Z"},
+                   {**grant, "expires_at": "2026-11-23T07:50:00Z"}])
+    long_sub = "svc-" + "x" * 1100
+    reason = no_grant("produce", "topic", "orders", long_sub, [])
+    c.case("reason-capped-at-1024", d(reason[:1021] + "..."), "produce", "topic", "orders", (long_sub, []))
+    c.case("reason-quotes-names", d('no grant allows join_group on group "team \\"α\\" ☃" for svc (groups: ops, ünïcode)'),
+           "join_group", "group", 'team "α" ☃', ("svc", ["ops", "ünïcode"]))
+    return c
+
+
+def team_allowlists() -> Corpus:
+    c = Corpus("team_allowlists", "gatekeeper/examples/team_allowlists/decision", None, "5s")
+    a, d = c.allow, c.deny
+    orders = ("svc-orders", ["team-orders"])
+    both = ("svc-both", ["team-payments", "team-orders"])
+
+    def no_list(op: str, rtype: str, name: str, sub: str, teams: str) -> str:
+        return f"no allow-list of {sub}'s teams ({teams}) allows {op} on {rtype} {json.dumps(name)}"
+
+    c.case("produce-own-topic", a('topic "orders.created" is on the allow-list of team team-orders'), "produce", "topic", "orders.created", orders)
+    c.case("consume-own-topic-root", a('topic "orders" is on the allow-list of team team-orders'), "consume", "topic", "orders", orders)
+    c.case("produce-other-teams-topic", d(no_list("produce", "topic", "payments.settled", "svc-orders", "team-orders")),
+           "produce", "topic", "payments.settled", orders)
+    c.case("produce-near-miss-name", d(no_list("produce", "topic", "orders-x", "svc-orders", "team-orders")),
+           "produce", "topic", "orders-x", orders)
+    c.case("delete-own-topic-is-administration", d(no_list("delete_topic", "topic", "orders.created", "svc-orders", "team-orders")),
+           "delete_topic", "topic", "orders.created", orders)
+    c.case("no-team", d(no_list("consume", "topic", "orders", "svc-x", "none")), "consume", "topic", "orders", ("svc-x", ["orders"]))
+    c.case("anonymous", d(no_list("consume", "topic", "orders", "anonymous", "none")), "consume", "topic", "orders", ANONYMOUS)
+    c.case("join-own-group", a('group "orders-app" is on the allow-list of team team-orders'), "join_group", "group", "orders-app", orders)
+    c.case("join-other-teams-group", d(no_list("join_group", "group", "payments-reporting", "svc-orders", "team-orders")),
+           "join_group", "group", "payments-reporting", orders)
+    c.case("topic-pattern-does-not-reach-groups", d(no_list("join_group", "group", "orders", "svc-orders", "team-orders")),
+           "join_group", "group", "orders", orders)
+    c.case("own-transactional-id", a('transactional_id "payments-tx-1" is on the allow-list of team team-payments'),
+           "init_producer", "transactional_id", "payments-tx-1", ("svc-payments", ["team-payments"]), request={"transactional": True})
+    c.case("two-teams-both-lists", a('topic "payments.settled" is on the allow-list of team team-payments'),
+           "produce", "topic", "payments.settled", both)
+    c.case("two-teams-reason-lists-both", d(no_list("produce", "topic", "ledger", "svc-both", "team-orders, team-payments")),
+           "produce", "topic", "ledger", both)
+    c.case("housekeeping", a("find_coordinator is allowed to every client"), "find_coordinator", "group", "anything", ANONYMOUS)
+    c.case("idempotent-producer", a("an idempotent producer is allowed to every client"), "init_producer", "cluster", CLUSTER, ANONYMOUS)
+    c.case("cluster-administration", d(no_list("alter_acls", "cluster", CLUSTER, "svc-orders", "team-orders")),
+           "alter_acls", "cluster", CLUSTER, orders)
+    return c
+
+
+def readonly_audit() -> Corpus:
+    c = Corpus("readonly_audit", "gatekeeper/examples/readonly_audit/decision", "policies/data.json", "5s")
+    a, d, v = c.allow, c.deny, c.violation
+    ops = ("ops", ["platform"])
+    c.case("anyone-consumes-audit", a('topic "audit.logins" is an audit topic: consume is allowed to everyone'),
+           "consume", "topic", "audit.logins", ANONYMOUS)
+    c.case("anyone-describes-audit-root", a('topic "audit" is an audit topic: describe_topic is allowed to everyone'),
+           "describe_topic", "topic", "audit", ("svc", []))
+    c.case("produce-audit-even-platform", v('topic "audit.logins" is an audit topic, read-only for everyone: produce is not allowed'),
+           "produce", "topic", "audit.logins", ops)
+    c.case("alter-audit-config", v('topic "audit.logins" is an audit topic, read-only for everyone: alter_topic_config is not allowed'),
+           "alter_topic_config", "topic", "audit.logins", ops)
+    c.case("create-partitions-audit", v('topic "audit.a.b" is an audit topic, read-only for everyone: create_partitions is not allowed'),
+           "create_partitions", "topic", "audit.a.b", ops)
+    c.case("near-miss-audits-is-library", a('grant 4 allows produce on topic "audits"'), "produce", "topic", "audits", ops)
+    c.case("near-miss-audits-consume-anonymous", d(no_grant("consume", "topic", "audits", "anonymous", [])),
+           "consume", "topic", "audits", ANONYMOUS)
+    c.case("audit-group-is-library", d(no_grant("join_group", "group", "audit.logins", "svc", [])), "join_group", "group", "audit.logins", ("svc", []))
+    c.case("library-allows-orders", a('grant 0 allows produce on topic "orders"'), "produce", "topic", "orders", ("svc-orders", ["orders-writers"]))
+    return c
+
+
+def write_only_ingestion() -> Corpus:
+    c = Corpus("write_only_ingestion", "gatekeeper/examples/write_only_ingestion/decision", "policies/data.json", "5s")
+    a, d = c.allow, c.deny
+    pipe = ("svc-pipeline", ["etl", "ingestion-pipeline"])
+    ops = ("ops", ["platform"])
+    c.case("authenticated-produces", a('topic "ingest.clicks" is an ingestion topic: produce is allowed to every authenticated client'),
+           "produce", "topic", "ingest.clicks", ("svc-web", []))
+    c.case("authenticated-describes", a('topic "ingest.clicks.eu" is an ingestion topic: describe_topic is allowed to every authenticated client'),
+           "describe_topic", "topic", "ingest.clicks.eu", ("svc-web", ["web"]))
+    c.case("anonymous-produce-is-library", d(no_grant("produce", "topic", "ingest.clicks", "anonymous", [])),
+           "produce", "topic", "ingest.clicks", ANONYMOUS)
+    c.case("pipeline-consumes", a('topic "ingest.clicks" is read by the ingestion-pipeline group: consume is allowed to its members'),
+           "consume", "topic", "ingest.clicks", pipe)
+    c.case("platform-may-not-consume", d('topic "ingest.clicks" is read by the ingestion-pipeline group only: consume is not allowed to ops'),
+           "consume", "topic", "ingest.clicks", ops)
+    c.case("near-miss-group-may-not-consume",
+           d('topic "ingest.clicks" is read by the ingestion-pipeline group only: fetch_offset is not allowed to svc-dev'),
+           "fetch_offset", "topic", "ingest.clicks", ("svc-dev", ["ingestion-pipeline-dev"]))
+    c.case("pipeline-joins-its-group", a('group "ingestion-pipeline" is read by the ingestion-pipeline group: join_group is allowed to its members'),
+           "join_group", "group", "ingestion-pipeline", pipe)
+    c.case("others-may-not-join-pipeline-group",
+           d('group "ingestion-pipeline-backfill" is read by the ingestion-pipeline group only: join_group is not allowed to ops'),
+           "join_group", "group", "ingestion-pipeline-backfill", ops)
+    c.case("delete-pipeline-group-is-library", a('grant 5 allows delete_group on group "ingestion-pipeline"'),
+           "delete_group", "group", "ingestion-pipeline", ops)
+    c.case("delete-ingestion-topic-is-library", a('grant 4 allows delete_topic on topic "ingest.clicks"'),
+           "delete_topic", "topic", "ingest.clicks", ops)
+    c.case("near-miss-topic-is-library", a('grant 4 allows consume on topic "ingested.clicks"'), "consume", "topic", "ingested.clicks", ops)
+    return c
+
+
+def immutable_topics() -> Corpus:
+    c = Corpus("immutable_topics", "gatekeeper/examples/immutable_topics/decision", "policies/data.json", "5s")
+    a, d, v = c.allow, c.deny, c.violation
+    ops = ("ops", ["platform"])
+    c.case("delete-ledger-child", v('topic "ledger.2026" is immutable: delete_topic would delete its records'),
+           "delete_topic", "topic", "ledger.2026", ops)
+    c.case("delete-records-ledger", v('topic "ledger" is immutable: delete_records would delete its records'),
+           "delete_records", "topic", "ledger", ops)
+    c.case("retention-change", v('topic "audit.logins" is immutable: changing retention.bytes would let the broker delete its records'),
+           "alter_topic_config", "topic", "audit.logins", ops, request={"configs": {"retention.bytes": "1"}, "validate_only": False})
+    c.case("other-config-is-library", a('grant 4 allows alter_topic_config on topic "ledger.2026"'), "alter_topic_config", "topic", "ledger.2026", ops)
+    c.case("produce-is-library", a('grant 4 allows produce on topic "ledger"'), "produce", "topic", "ledger", ops)
+    c.case("near-miss-ledgers", a('grant 4 allows delete_topic on topic "ledgers"'), "delete_topic", "topic", "ledgers", ops)
+    c.case("no-grant-still-violation", v('topic "ledger" is immutable: delete_topic would delete its records'),
+           "delete_topic", "topic", "ledger", ("mallory", []))
+    c.case("groups-are-not-immutable", d(no_grant("delete_group", "group", "ledger", "svc", [])), "delete_group", "group", "ledger", ("svc", []))
+    return c
+
+
+def main() -> None:
+    for build in (default_library, default_library_inline, team_allowlists, readonly_audit, write_only_ingestion, immutable_topics):
+        build().write()
+
+
+if __name__ == "__main__":
+    main()
