@@ -52,7 +52,8 @@ _DECISION_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 # What eval_rule_as_json returns for an undefined rule.
 _UNDEFINED = '"<undefined>"'
 # Errors of a smoke evaluation that say the policy is wrong whatever the input.
-_STATIC_ERRORS = ("is unsafe", "could not find function")
+# Errors regorus only reports on evaluation that mean the policies can never work: refused at load.
+_STATIC_ERRORS = ("is unsafe", "could not find function", "used before definition", "recursion detected")
 
 
 class EvaluationError(Exception):

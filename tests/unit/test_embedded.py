@@ -361,3 +361,11 @@ def test_policy_corpus(corpus: Path | None) -> None:
         if got != expected:
             failures.append(f"{case.get('name', '?')}: expected {json.dumps(expected)}, got {json.dumps(got)}")
     assert not failures, f"{corpus.name}: {len(failures)} of {len(spec['cases'])} cases differ:\n" + "\n".join(failures)
+
+
+def test_a_recursive_policy_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "p.rego").write_text(
+        "package gatekeeper\n\ndecision := x if {\n\tx := data.gatekeeper.decision\n}\n"
+    )
+    with pytest.raises(PolicyLoadError):
+        EmbeddedEvaluator.load(tmp_path, {}, "gatekeeper/decision")
