@@ -101,12 +101,15 @@ class TwistdGateway:
     def start(self, timeout: float = 30.0) -> TwistdGateway:
         twistd = Path(sys.executable).with_name("twistd")
         cmd = [str(twistd), "-n", "--pidfile=", f"--logfile={self.log_path}", "gatekeeper", "--config", str(self.config_path)]
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+        # stderr to a file, not a pipe: a pipe nobody reads would block twistd once it filled.
+        self.stderr_path = self.workdir / "twistd.stderr"
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"twistd gatekeeper exited with {self.proc.returncode}: {err}\n{self.log_tail()}")
+                detail = self.stderr_path.read_text(errors="replace")
+                raise RuntimeError(f"twistd gatekeeper exited with {self.proc.returncode}: {detail}\n{self.log_tail()}")
             if port_open(self.ports.bootstrap_port) and port_open(self.ports.admin_port):
                 return self
             time.sleep(0.1)
