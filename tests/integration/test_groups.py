@@ -33,7 +33,10 @@ class Member(threading.Thread):
             consumer = KafkaConsumer(
                 TOPIC, bootstrap_servers=self.bootstrap, group_id=GROUP, client_id=self.name,
                 auto_offset_reset="earliest", enable_auto_commit=False,
-                session_timeout_ms=10000, heartbeat_interval_ms=500, max_poll_interval_ms=30000,
+                session_timeout_ms=30000, heartbeat_interval_ms=1000, max_poll_interval_ms=60000,
+                # A leader that saw the new topic without partitions yet assigns nothing; a short
+                # metadata age makes it notice the partitions and rebalance (seen once under load).
+                metadata_max_age_ms=2000,
             )
             while not self.stop.is_set():
                 batch = consumer.poll(timeout_ms=200)
@@ -47,7 +50,7 @@ class Member(threading.Thread):
             self.error = e
 
 
-def _wait(cond: Any, what: str, timeout: float = 60.0) -> None:
+def _wait(cond: Any, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
