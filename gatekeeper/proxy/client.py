@@ -75,14 +75,6 @@ class _Entry:
         """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
         return self.merge is not None or self.filter_listing is not None
 
-    @property
-    def done(self) -> bool:
-        """Nothing more to wait for before this entry leaves the response queue."""
-        if self.response is not None:
-            return True
-        assert self.request is not None
-        return self.sent and not self.request.expects_response
-
 
 class ClientProtocol(Protocol):
     def __init__(self, gateway: Gateway, listener: ListenerConfig, slot: int | None) -> None:
@@ -543,12 +535,12 @@ class ClientProtocol(Protocol):
 
     def _flush(self) -> None:
         order = self._order
-        if self._stream_left or not order or not order[0].done:
+        if self._stream_left:
             return
         out: list[bytes] = []
-        while order and order[0].done:
-            entry = order.popleft()
-            if entry.response is not None:
-                out += (_CID.pack(len(entry.response)), entry.response)
+        # Only requests that expect a response are queued, so each waits for its response.
+        while order and (response := order[0].response) is not None:
+            order.popleft()
+            out += (_CID.pack(len(response)), response)
         if out and not self.closing:
             self.transport.writeSequence(out)  # type: ignore[union-attr]

@@ -48,15 +48,9 @@ class InProcessGateway:
 @pytest.fixture(scope="session")
 def gateway(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
     """Gatekeeper running in this process, on the real reactor, in front of the real broker."""
-    path = tmp_path_factory.mktemp("gateway") / "gatekeeper.yaml"
-    ports = write_config(path, kafka_broker.bootstrap)
-    service = GatewayService(load_config(path), _reactor)
-    service.startService()
-    pytest_twisted.blockon(_wait_listening(service))
-    gw = InProcessGateway(service, ports)
-    gw.record_inputs()
+    gw = start_gateway(tmp_path_factory.mktemp("gateway") / "gatekeeper.yaml", kafka_broker.bootstrap, {})
     yield gw
-    pytest_twisted.blockon(service.stopService())
+    pytest_twisted.blockon(gw.service.stopService())
 
 
 def _wait_listening(service: GatewayService) -> Any:
