@@ -20,6 +20,23 @@ def kafka_broker() -> Iterator[KafkaBroker]:
         yield broker
 
 
+AUTHZ_OUTSIDER = ("outsider", "outsider-secret")
+
+
+@pytest.fixture(scope="session")
+def authz_broker() -> Iterator[KafkaBroker]:
+    """A second broker that runs Kafka's own StandardAuthorizer: ``AUTHZ_OUTSIDER`` (a SASL user
+    with no ACLs) is refused everything, so the broker's own error responses can be compared
+    with Gatekeeper's. The PLAINTEXT listener (ANONYMOUS) and ``gatekeeper`` are super users."""
+    user, password = AUTHZ_OUTSIDER
+    config = {
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS;User:gatekeeper",
+    }
+    with KafkaBroker(heap="512m", extra_users={user: password}, extra_config=config) as broker:
+        yield broker
+
+
 @pytest.fixture(scope="session")
 def opa_server() -> Iterator[OpaServer]:
     """A started ``opa run --server`` with no policies loaded."""

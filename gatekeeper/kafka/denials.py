@@ -1,14 +1,20 @@
 """Kafka error responses built from the request: what a client sees for a denied operation.
 
-``error_response(api_key, version, request_body, denial_for)`` answers every entity of the
+``error_response(api_key, version, request_body, denials)`` answers every entity of the
 request (topic, partition, group, resource …) in the API's own response shape, with the error
-code and, where the version has one, the message that ``denial_for`` gives for it. Pure.
+code and, where the version has one, the message that ``denials`` gives for it. Pure.
+
+Each shape is the one the broker itself sends when its own authorizer refuses the same request
+(``tests/integration/test_denial_conformance.py`` compares them field by field against a broker
+running Kafka's StandardAuthorizer): empty record sets and arrays where the broker sends empty
+ones, never null; the group's error on every partition when the group is refused, because Kafka
+authorizes the group before the topics.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -16,7 +22,7 @@ import attrs
 from gatekeeper.api import Decision, Resource
 from gatekeeper.kafka.codec import API_TABLE
 
-__all__ = ["Denial", "ErrorResponseUnavailable", "config_resource", "denial_of", "error_response", "topic_resource"]
+__all__ = ["Denial", "Denials", "ErrorResponseUnavailable", "config_resource", "denial_of", "error_response", "topic_resource"]
 
 TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
@@ -50,7 +56,35 @@ class ErrorResponseUnavailable(Exception):
     """No error response shape is known for this API: the caller closes the connection."""
 
 
-DenialFor = Callable[[Resource], Denial]
+@attrs.frozen
+class Denials:
+    """The denials of one request, by resource. Calling it gives an entity's denial: its own,
+    or ``fallback`` (the first denial) for an entity of a request refused as a whole because of
+    another resource."""
+
+    by_resource: Mapping[Resource, Denial]
+    fallback: Denial
+    everything: bool = False  # every resource is refused with ``fallback``
+
+    def __call__(self, resource: Resource) -> Denial:
+        return self.by_resource.get(resource, self.fallback)
+
+    def get(self, resource: Resource) -> Denial | None:
+        """The resource's own denial, None if it was allowed."""
+        return self.fallback if self.everything else self.by_resource.get(resource)
+
+    def scoped(self, scope: Resource, resource: Resource) -> Denial | None:
+        """An entity inside ``scope`` (a topic in a group's offset request): the scope's denial
+        if the scope is refused (Kafka checks it first), else the entity's own, else None."""
+        return self.get(scope) or self.get(resource)
+
+    @classmethod
+    def uniform(cls, denial: Denial) -> Denials:
+        """Every resource refused with ``denial``."""
+        return cls({}, denial, everything=True)
+
+
+DenialFor = Denials
 
 
 def topic_resource(name: str | None, topic_id: Any, resolve: Callable[[uuid.UUID], str | None]) -> Resource:
@@ -104,8 +138,11 @@ def _fetch(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
         d = deny(topic_resource(getattr(t, "topic", None), getattr(t, "topic_id", None), resolve))
         key = {"topic_id": t.topic_id} if v >= 13 else {"topic": t.topic}
         out.append(T(**key, partitions=[
+            # An empty record set and an empty aborted-transaction list, as the broker sends on an
+            # error partition: a null record set is a parse failure for librdkafka
+            # ("invalid MessageSetSize -1"), which then refetches at once, without backoff.
             P(partition_index=p.partition, error_code=d.code, high_watermark=-1, last_stable_offset=-1,
-              log_start_offset=-1, aborted_transactions=None, preferred_read_replica=-1, records=None)
+              log_start_offset=-1, aborted_transactions=[], preferred_read_replica=-1, records=b"")
             for p in t.partitions]))
     return R[v](throttle_time_ms=0, error_code=0, session_id=0, responses=out)
 
@@ -129,29 +166,52 @@ def _metadata(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
     return R[v](throttle_time_ms=0, brokers=[], cluster_id=None, controller_id=-1, topics=topics)
 
 
+def _scoped_code(deny: DenialFor, scope: Resource, resource: Resource) -> int:
+    d = deny.scoped(scope, resource)
+    return 0 if d is None else d.code
+
+
 def _offset_commit(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
     T = R.OffsetCommitResponseTopic
     P = T.OffsetCommitResponsePartition
+    group = Resource("group", b.group_id)
     out = []
     for t in b.topics:
-        d = deny(topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve))
+        code = _scoped_code(deny, group, topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve))
         key = {"topic_id": t.topic_id} if v >= 10 else {"name": t.name}
-        out.append(T(**key, partitions=[P(partition_index=p.partition_index, error_code=d.code) for p in t.partitions]))
+        out.append(T(**key, partitions=[P(partition_index=p.partition_index, error_code=code) for p in t.partitions]))
     return R[v](throttle_time_ms=0, topics=out)
 
 
 def _offset_fetch(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
+    # A refused group: from v2 on, the group's error at the top (per group from v8) and no
+    # topics, as the broker answers; v1 has no top-level code, so each partition carries it.
+    # A group that is allowed, with refused topics: the topics' own codes per partition.
     if v < 8:
-        gd = deny(Resource("group", b.group_id))
+        group = Resource("group", b.group_id)
+        gd = deny.get(group)
         T = R.OffsetFetchResponseTopic
         P = T.OffsetFetchResponsePartition
-        topics = [T(name=t.name, partitions=[
+        topics = [] if gd is not None and v >= 2 else [T(name=t.name, partitions=[
             P(partition_index=i, committed_offset=-1, committed_leader_epoch=-1, metadata="",
-              error_code=deny(Resource("topic", t.name)).code) for i in t.partition_indexes]) for t in b.topics or ()]
-        return R[v](throttle_time_ms=0, topics=topics, error_code=gd.code)
+              error_code=_scoped_code(deny, group, Resource("topic", t.name))) for i in t.partition_indexes])
+            for t in b.topics or ()]
+        return R[v](throttle_time_ms=0, topics=topics, error_code=0 if gd is None else gd.code)
     G = R.OffsetFetchResponseGroup
-    return R[v](throttle_time_ms=0, groups=[
-        G(group_id=g.group_id, topics=[], error_code=deny(Resource("group", g.group_id)).code) for g in b.groups])
+    T8 = G.OffsetFetchResponseTopics
+    P8 = T8.OffsetFetchResponsePartitions
+    groups = []
+    for g in b.groups:
+        gd = deny.get(Resource("group", g.group_id))
+        topics = [] if gd is not None else [
+            T8(name=t.name, topic_id=t.topic_id, partitions=[
+                P8(partition_index=i, committed_offset=-1, committed_leader_epoch=-1, metadata="",
+                   error_code=_scoped_code(deny, Resource("group", g.group_id),
+                                           topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve)))
+                for i in t.partition_indexes])
+            for t in g.topics or ()]
+        groups.append(G(group_id=g.group_id, topics=topics, error_code=0 if gd is None else gd.code))
+    return R[v](throttle_time_ms=0, groups=groups)
 
 
 def _find_coordinator(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
@@ -195,7 +255,7 @@ def _create_topics(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any
     for t in b.topics:
         d = deny(Resource("topic", t.name))
         out.append(T(name=t.name, topic_id=uuid.UUID(int=0), error_code=d.code, num_partitions=-1, replication_factor=-1,
-                     configs=None, **_msg(v, 1, d)))
+                     configs=[], **_msg(v, 1, d)))
     return R[v](throttle_time_ms=0, topics=out)
 
 
@@ -249,11 +309,18 @@ def _add_partitions_to_txn(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any
 
 
 def _txn_offset_commit(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
+    # Kafka checks the transactional id, then the group, then each topic.
     T = R.TxnOffsetCommitResponseTopic
     P = T.TxnOffsetCommitResponsePartition
-    code = deny(Resource("transactional_id", b.transactional_id)).code
+    txn = deny.get(Resource("transactional_id", b.transactional_id))
+    group = Resource("group", b.group_id)
+
+    def code(topic: str) -> int:
+        return txn.code if txn is not None else _scoped_code(deny, group, Resource("topic", topic))
+
     return R[v](throttle_time_ms=0, topics=[
-        T(name=t.name, partitions=[P(partition_index=p.partition_index, error_code=code) for p in t.partitions]) for t in b.topics])
+        T(name=t.name, partitions=[P(partition_index=p.partition_index, error_code=code(t.name)) for p in t.partitions])
+        for t in b.topics])
 
 
 def config_resource(rtype: int, name: str) -> Resource:
@@ -307,8 +374,15 @@ def _acls(list_name: str, item: str, request_list: str) -> Callable[..., Any]:
 
 
 def _offset_delete(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
-    gd = deny(Resource("group", b.group_id))
-    return R[v](error_code=gd.code, throttle_time_ms=0, topics=[])
+    group = Resource("group", b.group_id)
+    gd = deny.get(group)
+    if gd is not None:
+        return R[v](error_code=gd.code, throttle_time_ms=0, topics=[])
+    T = R.OffsetDeleteResponseTopic
+    P = T.OffsetDeleteResponsePartition
+    return R[v](error_code=0, throttle_time_ms=0, topics=[
+        T(name=t.name, partitions=[P(partition_index=p.partition_index, error_code=_scoped_code(deny, group, Resource("topic", t.name)))
+                                   for p in t.partitions]) for t in b.topics])
 
 
 def _describe_topic_partitions(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any) -> Any:
@@ -341,7 +415,7 @@ def _describe_transactions(R: Any, v: int, b: Any, deny: DenialFor, resolve: Any
     X = R.TransactionState
     return R[v](throttle_time_ms=0, transaction_states=[
         X(error_code=deny(Resource("transactional_id", t)).code, transactional_id=t, transaction_state="",
-          transaction_timeout_ms=-1, transaction_start_time_ms=-1, producer_id=-1, producer_epoch=-1, topics=[])
+          transaction_timeout_ms=0, transaction_start_time_ms=0, producer_id=0, producer_epoch=0, topics=[])
         for t in b.transactional_ids])
 
 

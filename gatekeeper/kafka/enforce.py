@@ -22,6 +22,7 @@ from gatekeeper.kafka import codec
 from gatekeeper.kafka.adapter import DecodedRequest
 from gatekeeper.kafka.denials import (
     Denial,
+    Denials,
     ErrorResponseUnavailable,
     config_resource,
     denial_of,
@@ -119,7 +120,7 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
         if not gate_denied and (allowed or h.api_key == 3):
             return _partial(request, req_attr, resp_attr, entities, resources, allowed, denials, resolve)
     try:
-        response = error_response(h.api_key, h.api_version, body, lambda r: denials.get(r, first), resolve)
+        response = error_response(h.api_key, h.api_version, body, Denials(denials, first), resolve)
     except ErrorResponseUnavailable as e:
         return Close(f"{summary}; {e}")
     return Respond(codec.encode_body(response, h.api_version))
@@ -130,14 +131,22 @@ def _partial(request: DecodedRequest, req_attr: str, resp_attr: str, entities: l
     h, body = request.header, request.body
     denied = [e for e, r in zip(entities, resources, strict=True) if r in denials]
     setattr(body, req_attr, denied)
-    errors = list(getattr(error_response(h.api_key, h.api_version, body, lambda r: denials[r], resolve), resp_attr))
+    first = next(iter(denials.values()))
+    errors = list(getattr(error_response(h.api_key, h.api_version, body, Denials(denials, first), resolve), resp_attr))
     setattr(body, req_attr, allowed)
     if h.api_key == 1 and h.api_version >= 7:  # see disable_fetch_session
         body.session_id, body.session_epoch = 0, -1
     frame = request.frame[: h.size] + codec.encode_body(body, h.api_version)
 
+    # Metadata answers only the topics it was asked for; a v0 request left with no topic means
+    # "all topics" to the broker, so its answer is cut back to the allowed ones.
+    wanted = {k for e in allowed for k in (e.name, getattr(e, "topic_id", None)) if k} if h.api_key == 3 else None
+
     def merge(response: Any) -> Any:
-        setattr(response, resp_attr, list(getattr(response, resp_attr) or ()) + errors)
+        kept = list(getattr(response, resp_attr) or ())
+        if wanted is not None:
+            kept = [t for t in kept if t.name in wanted or getattr(t, "topic_id", None) in wanted]
+        setattr(response, resp_attr, kept + errors)
         return response
 
     return Partial(frame, merge)

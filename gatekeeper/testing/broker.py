@@ -8,7 +8,8 @@ in a temporary directory, on loopback ports picked at run time. Listeners:
 
 - ``PLAINTEXT`` at :attr:`KafkaBroker.bootstrap`, no authentication;
 - ``SASL_PLAINTEXT`` at :attr:`KafkaBroker.sasl_bootstrap`, mechanisms PLAIN, SCRAM-SHA-256 and
-  SCRAM-SHA-512, one PLAIN user and one SCRAM user (random passwords, see the attributes);
+  SCRAM-SHA-512, one PLAIN user and one SCRAM user (random passwords, see the attributes), and
+  ``extra_users`` (name -> password) for every mechanism;
 - ``CONTROLLER`` for KRaft itself.
 """
 
@@ -50,6 +51,7 @@ class KafkaBroker:
         extra_config: Mapping[str, str] | None = None,
         scram_user: str = "gatekeeper",
         plain_user: str = "gatekeeper",
+        extra_users: Mapping[str, str] | None = None,
         keep_workdir: bool = False,
     ) -> None:
         self.heap = heap
@@ -60,6 +62,7 @@ class KafkaBroker:
         self.scram_password = secrets.token_urlsafe(16)
         self.plain_user = plain_user
         self.plain_password = secrets.token_urlsafe(16)
+        self.extra_users = dict(extra_users or {})  # more PLAIN and SCRAM users: name -> password
         self.cluster_id = _cluster_id()
         self.port = 0
         self.sasl_port = 0
@@ -277,7 +280,8 @@ class KafkaBroker:
         return self.workdir
 
     def _server_properties(self) -> dict[str, str]:
-        plain_users = f'user_{self.plain_user}="{self.plain_password}"'
+        plain = {self.plain_user: self.plain_password, **self.extra_users}
+        plain_users = " ".join(f'user_{user}="{password}"' for user, password in plain.items())
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -330,9 +334,10 @@ class KafkaBroker:
             "format", "--cluster-id", self.cluster_id, "--config", str(props),
             "--ignore-formatted",
         ]
+        users = {self.scram_user: self.scram_password, **self.extra_users}
         for mechanism in SCRAM_MECHANISMS:
-            args += ["--add-scram",
-                     f"{mechanism}=[name={self.scram_user},password={self.scram_password}]"]
+            for user, password in users.items():
+                args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
         try:
             javatools.run_tool(javatools.STORAGE_TOOL, args, heap="256m")
         except javatools.JavaToolError as exc:

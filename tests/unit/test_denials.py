@@ -11,7 +11,7 @@ from gatekeeper.kafka import codec, enforce
 from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.codec import API_TABLE
-from gatekeeper.kafka.denials import Denial, ErrorResponseUnavailable, error_response
+from gatekeeper.kafka.denials import Denial, Denials, ErrorResponseUnavailable, error_response
 from tests.unit.samples import TOPIC_ID, req, samples
 
 ADAPTER = KafkaAdapter(ClusterView(3))
@@ -44,7 +44,7 @@ def _codes(value, found=None):
 def test_every_sample_request_has_an_encodable_error_response(label, message, version) -> None:
     r = decoded(message, version)
     try:
-        body = error_response(r.header.api_key, version, r.body, lambda res: Denial(29, "nope"), lambda _: "orders")
+        body = error_response(r.header.api_key, version, r.body, Denials.uniform(Denial(29, "nope")), lambda _: "orders")
     except ErrorResponseUnavailable:
         pytest.skip("no error response shape for this API (connection is closed instead)")
     raw = codec.encode_body(body, version)
