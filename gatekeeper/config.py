@@ -273,15 +273,26 @@ class AdminConfig:
 class LimitsConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_response_frame_bytes: int = DEFAULT_MAX_RESPONSE_FRAME_BYTES
+    denied_requests_per_second: float = 50.0
+    denied_requests_burst: int = 100
+    denial_throttle_max: float = 1.0
+    denial_log_interval: float = 10.0
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> LimitsConfig:
+        d = cls()
         return cls(
-            max_frame_bytes=raw.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES),
-            max_response_frame_bytes=raw.get(
-                "max_response_frame_bytes", DEFAULT_MAX_RESPONSE_FRAME_BYTES
-            ),
+            max_frame_bytes=raw.get("max_frame_bytes", d.max_frame_bytes),
+            max_response_frame_bytes=raw.get("max_response_frame_bytes", d.max_response_frame_bytes),
+            denied_requests_per_second=raw.get("denied_requests_per_second", d.denied_requests_per_second),
+            denied_requests_burst=raw.get("denied_requests_burst", d.denied_requests_burst),
+            denial_throttle_max=_duration_or(raw, "denial_throttle_max", d.denial_throttle_max),
+            denial_log_interval=_duration_or(raw, "denial_log_interval", d.denial_log_interval),
         )
+
+
+def _duration_or(raw: Mapping[str, Any], key: str, default: float) -> float:
+    return parse_duration(raw[key]) if key in raw else default
 
 
 @attrs.frozen
@@ -330,9 +341,16 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
             else:
                 used[port] = where
     has_jwt = bool(raw.get("identity", {}).get("jwt"))
+    by_client_id = bool(raw.get("identity", {}).get("client_id_principals"))
     for i, item in enumerate(raw["listeners"]):
         if item.get("authentication") is not None and not has_jwt:
             errors.append(f"listeners[{i}].authentication: needs identity.jwt to validate tokens")
+        if item.get("authentication") is not None and by_client_id:
+            errors.append(
+                f"identity.client_id_principals: cannot be combined with listeners[{i}].authentication: "
+                "any client can claim any client id, so it would undercut the authenticated identity; "
+                "remove one of them"
+            )
     sasl = raw["upstream"].get("sasl") or {}
     if "password" in sasl and not sasl.get("allow_inline_secret"):
         errors.append(

@@ -74,4 +74,5 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_engine_errors_total", "counter", "Policy engine failures, by engine and kind.")
     m.describe("gatekeeper_engine_latency_seconds_bucket", "counter", "Policy engine round trip, histogram buckets.")
     m.describe("gatekeeper_policy_reloads_total", "counter", "Policy reloads, by result.")
+    m.describe("gatekeeper_denials_throttled_total", "counter", "Denials that repeated the previous one on a connection and asked the client to wait (throttle_time_ms), by API.")
     return m

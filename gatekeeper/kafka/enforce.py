@@ -92,7 +92,11 @@ def _entities(api_key: int, version: int) -> _Entities | None:
     return table.get(api_key)
 
 
-def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[Decision], resolve: Resolve) -> Plan:
+def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[Decision], resolve: Resolve,
+         throttle_ms: int = 0) -> Plan:
+    """What to do with a decided request. ``throttle_ms`` goes into the ``throttle_time_ms`` of
+    a response that carries denials (where the API has the field), asking the client to wait
+    before it sends again: Gatekeeper's brake on a client that repeats a refused request."""
     denied = [(op, d) for op, d in zip(ops, decisions, strict=True) if not d.allowed]
     if not denied:
         return Forward(disable_fetch_session(request) if request.header.api_key == 1 else request.frame)
@@ -118,16 +122,22 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
         gate_denied = any(r not in resources for r in denials)
         allowed = [e for e, r in zip(entities, resources, strict=True) if r not in denials]
         if not gate_denied and (allowed or h.api_key == 3):
-            return _partial(request, req_attr, resp_attr, entities, resources, allowed, denials, resolve)
+            return _partial(request, req_attr, resp_attr, entities, resources, allowed, denials, resolve, throttle_ms)
     try:
         response = error_response(h.api_key, h.api_version, body, Denials(denials, first), resolve)
     except ErrorResponseUnavailable as e:
         return Close(f"{summary}; {e}")
+    _throttle(response, throttle_ms)
     return Respond(codec.encode_body(response, h.api_version))
 
 
+def _throttle(response: Any, throttle_ms: int) -> None:
+    if throttle_ms > 0 and getattr(response, "throttle_time_ms", None) is not None:
+        response.throttle_time_ms = max(response.throttle_time_ms, throttle_ms)
+
+
 def _partial(request: DecodedRequest, req_attr: str, resp_attr: str, entities: list[Any], resources: list[Resource],
-             allowed: list[Any], denials: dict[Resource, Denial], resolve: Resolve) -> Partial:
+             allowed: list[Any], denials: dict[Resource, Denial], resolve: Resolve, throttle_ms: int) -> Partial:
     h, body = request.header, request.body
     denied = [e for e, r in zip(entities, resources, strict=True) if r in denials]
     setattr(body, req_attr, denied)
@@ -147,6 +157,7 @@ def _partial(request: DecodedRequest, req_attr: str, resp_attr: str, entities: l
         if wanted is not None:
             kept = [t for t in kept if t.name in wanted or getattr(t, "topic_id", None) in wanted]
         setattr(response, resp_attr, kept + errors)
+        _throttle(response, throttle_ms)
         return response
 
     return Partial(frame, merge)

@@ -27,6 +27,7 @@ from gatekeeper.kafka.operations import UnresolvedTopicIds
 from gatekeeper.policy.input import Principal, SessionInfo, build_input, new_session_id
 from gatekeeper.proxy.tls import certificate_principal
 from gatekeeper.proxy.upstream import UpstreamProtocol
+from gatekeeper.ratelimit import RepeatBackoff, TokenBucket
 
 if TYPE_CHECKING:
     from gatekeeper.config import HostPort, ListenerConfig
@@ -43,8 +44,10 @@ SASL_HANDSHAKE, API_VERSIONS, SASL_AUTHENTICATE = 17, 18, 36
 # able to connect to be told what it may not do. Gatekeeper itself answers SASL (identity issue).
 _NEGOTIATION = frozenset({17, 18, 36})
 _NEGOTIATED = Decision(action="allow", reason="protocol negotiation is not subject to policy")
-_INTERNAL_CORRELATION_BASE = -(2**31)
-_WRITE_BUFFER_PAUSE = 4 * 1024 * 1024  # bytes queued for a peer before its source is paused  # never used by clients, which count up from 0
+_INTERNAL_CORRELATION_BASE = -(2**31)  # never used by clients, which count up from 0
+_WRITE_BUFFER_PAUSE = 4 * 1024 * 1024  # bytes queued for a peer before its source is paused
+_DENIAL_THROTTLE_BASE = 0.05  # seconds: the first repeat of a denial asks the client to wait this long
+_DENIAL_REPEAT_WINDOW = 1.0  # seconds: the same denial again within this is a repeat
 
 
 def _no_delay(transport: Any) -> None:
@@ -101,6 +104,11 @@ class ClientProtocol(Protocol):
         self.principal: Principal | None = None  # set by SASL
         self._expiry: Any = None
         self._raw_sasl_next = False
+        limits = gateway.config.limits
+        # A client that repeats a refused request without backing off: asked to wait (throttle
+        # time) on each repeat, and disconnected past a rate of denied requests.
+        self._denial_budget = TokenBucket(limits.denied_requests_per_second, limits.denied_requests_burst)
+        self._denial_backoff = RepeatBackoff(_DENIAL_THROTTLE_BASE, limits.denial_throttle_max, _DENIAL_REPEAT_WINDOW)
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -342,16 +350,27 @@ class ClientProtocol(Protocol):
         request = entry.request
         assert request is not None
         metrics = self.gateway.metrics
+        now = self.gateway.clock.seconds()
+        refused: list[tuple[str, str, str]] = []
         for decision, policy_input in zip(decisions, inputs, strict=True):
             metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
             if not decision.allowed:
-                log.info(
-                    "denied {operation} on {rtype} {rname!r} for {sub} (client {client}, session {session}): {reason}",
-                    operation=policy_input["operation"], rtype=policy_input["resource"]["type"],
-                    rname=policy_input["resource"]["name"], sub=policy_input["principal"]["sub"],
-                    client=policy_input["client"]["id"], session=policy_input["session"]["id"], reason=decision.reason,
+                self._log_denial(decision, policy_input, now)
+                refused.append((policy_input["operation"], policy_input["resource"]["type"], policy_input["resource"]["name"]))
+        throttle_ms = 0
+        if refused:
+            if not self._denial_budget.take(now):
+                limits = self.gateway.config.limits
+                self._close(
+                    f"more than {limits.denied_requests_per_second:g} denied requests a second (burst "
+                    f"{limits.denied_requests_burst}): the client retries refused requests without backing off",
+                    rejected="denial_flood",
                 )
-        outcome = enforce.plan(request, ops, decisions, self.gateway.cluster.topic_name)
+                return
+            throttle_ms = int(1000 * self._denial_backoff.delay((request.header.api_key, tuple(refused)), now))
+            if throttle_ms:
+                metrics.inc("gatekeeper_denials_throttled_total", api=request.api_name)
+        outcome = enforce.plan(request, ops, decisions, self.gateway.cluster.topic_name, throttle_ms)
         if isinstance(outcome, enforce.Close):
             self._close(outcome.reason, rejected="policy")
             return
@@ -365,6 +384,21 @@ class ClientProtocol(Protocol):
                 entry.merge = outcome.merge
             entry.filter_listing = enforce.listing_of(request)
         self._advance()
+
+    def _log_denial(self, decision: Decision, policy_input: dict[str, Any], now: float) -> None:
+        """One line per (principal, operation, resource) per interval; the next one counts those
+        held back. The decisions metric counts every denial."""
+        principal, resource = policy_input["principal"], policy_input["resource"]
+        key = (principal["sub"], principal.get("issuer"), policy_input["operation"], resource["type"], resource["name"])
+        held = self.gateway.denial_log.admit(key, now)
+        if held is None:
+            return
+        log.info(
+            "denied {operation} on {rtype} {rname!r} for {sub} (client {client}, session {session}): {reason}{held_back}",
+            operation=policy_input["operation"], rtype=resource["type"], rname=resource["name"], sub=principal["sub"],
+            client=policy_input["client"]["id"], session=policy_input["session"]["id"], reason=decision.reason,
+            held_back=f" ({held} more like it since the last such line)" if held else "",
+        )
 
     def _decision_failed(self, failure: Failure, entry: _Entry) -> None:
         log.failure("bug: deciding a request failed", failure)

@@ -30,6 +30,7 @@ from gatekeeper.policy.input import ANONYMOUS, Principal
 from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
+from gatekeeper.ratelimit import LogSampler
 
 __all__ = ["Gateway", "GatewayService"]
 
@@ -74,6 +75,7 @@ class Gateway:
             for cid, p in config.identity.client_id_principals.items()
         }
         self.connections: set[ClientProtocol] = set()
+        self.denial_log = LogSampler(config.limits.denial_log_interval)
         self.ports: list[IListeningPort] = []
         self._bootstrap: Iterator[HostPort] = itertools.cycle(config.upstream.bootstrap_servers)
         self.debug_inputs = config.log_level == "debug"
@@ -88,6 +90,13 @@ class Gateway:
         """Load the policies, then listen on every listener's bootstrap and broker ports."""
         yield self.engine.start()
         log.info("policy engine {engine} ready", engine=self.engine.name)
+        if self._client_principals:
+            log.warn(
+                "identity.client_id_principals is configured: {n} principal(s) are given to whoever "
+                "claims their client id, which any client can do; use it for tests and demos only, "
+                "never where the identities matter",
+                n=len(self._client_principals),
+            )
         try:
             for listener in self.config.listeners:
                 endpoint = listener_endpoint(self.reactor, listener)
@@ -124,7 +133,8 @@ class Gateway:
     # -- connections ----------------------------------------------------------------------
 
     def principal_for(self, client_id: str | None) -> Principal:
-        """Until identity lands: a test-only client id → principal mapping, else anonymous."""
+        """The principal of a connection without authentication: from the (test-only) client id
+        mapping, else anonymous."""
         return self._client_principals.get(client_id or "", ANONYMOUS)
 
     def next_bootstrap(self) -> HostPort:

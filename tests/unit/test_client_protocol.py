@@ -211,3 +211,79 @@ def test_passthrough_response_is_cut_through_and_local_answers_wait_for_its_end(
     frames = split_frames(client.value())
     assert [struct.unpack_from(">i", f)[0] for f in frames] == [1, 2]
     assert client.value().startswith(big)
+
+
+class _DenyAll:
+    """A policy engine that refuses everything (the real engines need a reactor thread)."""
+
+    name = "deny-all"
+
+    def decide_many(self, inputs):
+        from twisted.internet import defer
+
+        from gatekeeper.api import Decision
+
+        return defer.succeed([Decision("deny", reason=f"no {i['operation']} for you") for i in inputs])
+
+
+def _fetch(cid: int, topic: str = "orders"):
+    F = API_TABLE[1].request
+    return framed(req(1, 12, replica_id=-1, max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                      session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
+                      topics=[F.FetchTopic(topic=topic, partitions=[F.FetchTopic.FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1 << 20)])]),
+                  12, cid)
+
+
+def test_a_denied_fetch_is_answered_with_an_empty_record_set_not_a_null_one() -> None:
+    gw, ups = make_gateway()
+    gw.engine = _DenyAll()
+    proto, client = connect(gw)
+    (_, upstream), = ups.connected
+    proto.dataReceived(_fetch(1))
+    assert upstream.transport.value() == b""  # nothing reaches the broker
+    (out,) = split_frames(client.value())
+    body = API_TABLE[1].response.decode(out[5:], version=12)
+    (p,) = body.responses[0].partitions
+    assert (p.error_code, p.records, p.aborted_transactions) == (29, b"", [])
+    assert body.throttle_time_ms == 0  # the first denial is not throttled
+
+
+def test_repeated_denials_are_throttled_then_the_connection_is_closed() -> None:
+    from gatekeeper.testing.fakes import fake_config
+
+    gw, ups = make_gateway()
+    gw.config = fake_config(limits={"max_frame_bytes": 1 << 20, "denied_requests_per_second": 5, "denied_requests_burst": 8})
+    gw.engine = _DenyAll()
+    proto, client = connect(gw)
+    for cid in range(1, 8):
+        proto.dataReceived(_fetch(cid))
+    throttles = [API_TABLE[1].response.decode(f[5:], version=12).throttle_time_ms for f in split_frames(client.value())]
+    assert throttles == [0, 50, 100, 200, 400, 800, 1000]
+    assert gw.metrics.get("gatekeeper_denials_throttled_total", api="Fetch") == 6
+    assert not client.disconnecting
+    proto.dataReceived(_fetch(8))  # the burst's last token
+    assert not client.disconnecting
+    proto.dataReceived(_fetch(9))  # the clock has not moved: over the rate
+    assert client.disconnecting
+    assert gw.metrics.get("gatekeeper_rejected_total", reason="denial_flood") == 1
+    assert gw.metrics.get("gatekeeper_decisions_total", action="deny", operation="consume") == 9
+
+
+def test_denied_log_lines_are_rate_limited_per_resource_and_count_what_they_held_back() -> None:
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        gw, ups = make_gateway()
+        gw.engine = _DenyAll()
+        proto, client = connect(gw)
+        for cid in range(1, 6):
+            proto.dataReceived(_fetch(cid))
+        proto.dataReceived(_fetch(6, topic="payments"))
+        gw.reactor.advance(11)
+        proto.dataReceived(_fetch(7))
+        lines = [e for e in events if e.get("log_format", "").startswith("denied ")]
+        assert [(e["rname"], e["held_back"]) for e in lines] == [
+            ("orders", ""), ("payments", ""), ("orders", " (4 more like it since the last such line)")]
+        assert gw.metrics.get("gatekeeper_decisions_total", action="deny", operation="consume") == 7
+    finally:
+        globalLogPublisher.removeObserver(events.append)

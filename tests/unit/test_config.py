@@ -41,6 +41,9 @@ def test_good_config_loads_into_values(tmp_path) -> None:
         (lambda d: d.update(extra=1), "Additional properties are not allowed ('extra'"),
         (lambda d: d["listeners"][0].pop("name"), "listeners[0]: 'name' is a required property"),
         (lambda d: d.update(limits={"max_frame_bytes": "big"}), "limits.max_frame_bytes: expected type \"integer\", got 'big' (str)"),
+        (lambda d: (d["listeners"][0].update(authentication={"mechanisms": ["OAUTHBEARER"]}),
+                    d.update(identity={"client_id_principals": {"ci": {"sub": "ci"}}})),
+         "identity.client_id_principals: cannot be combined with listeners[0].authentication"),
     ],
 )
 def test_each_error_names_the_yaml_path(patch, expected) -> None:
