@@ -128,6 +128,7 @@ class ListenerConfig:
     broker_ports: tuple[int, ...]
     authentication: AuthenticationConfig | None = None
     tls: TlsConfig | None = None
+    protocol: str = "kafka"
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> ListenerConfig:
@@ -142,6 +143,7 @@ class ListenerConfig:
             broker_ports=ports,
             authentication=None if auth is None else AuthenticationConfig.from_dict(auth),
             tls=None if raw.get("tls") is None else TlsConfig.from_dict(raw["tls"], base),
+            protocol=raw.get("protocol", attrs.fields(cls).protocol.default),
         )
 
 

@@ -33,10 +33,6 @@ __all__ = [
 
 # APIs that only brokers and controllers send to each other; never accepted from clients.
 _INTER_BROKER = frozenset({4, 5, 6, 7, 27, 52, 53, 54, 56, 58, 59, 62, 63, 64, 67, 70, 73})
-# Versions of client APIs that only brokers send: AddPartitionsToTxn v4+ is the brokers'
-# batched verification form (KIP-890), which the broker authorizes as CLUSTER_ACTION; clients
-# send v3 and below. Gatekeeper's own credentials would pass that check, so it is not offered.
-_CLIENT_MAX_VERSION = {24: 3}
 
 
 class CodecError(Exception):
@@ -93,7 +89,7 @@ def _build_table() -> dict[int, ApiSpec]:
         if resp is None or key in _INTER_BROKER:
             continue
         lo = max(req.valid_versions[0], resp.valid_versions[0])
-        hi = min(req.valid_versions[1], resp.valid_versions[1], _CLIENT_MAX_VERSION.get(key, 1 << 15))
+        hi = min(req.valid_versions[1], resp.valid_versions[1])
         if lo <= hi:
             name = req.__name__.removesuffix("Request")
             table[key] = ApiSpec(key, name, req, resp, lo, hi)

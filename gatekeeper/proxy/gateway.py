@@ -1,4 +1,5 @@
-"""The gateway: listeners, shared cluster view, engine and metrics for all client connections."""
+"""The gateway: listeners, protocol adapters, the policy engine and metrics for all client
+connections. Protocol-neutral: adapters come from the ``gatekeeper.adapters`` entry points."""
 
 from __future__ import annotations
 
@@ -18,19 +19,18 @@ from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTi
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from gatekeeper.api import AdapterServices
 from gatekeeper.config import Config, HostPort, ListenerConfig
 from gatekeeper.identity.secrets import read_password
 from gatekeeper.identity.service import IdentityService
-from gatekeeper.identity.upstream_auth import UpstreamAuthenticator
-from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
 from gatekeeper.policy.factory import make_engine
 from gatekeeper.policy.input import ANONYMOUS, Principal
 from gatekeeper.proxy.client import ClientProtocol
+from gatekeeper.proxy.context import ProxyContext
 from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
-from gatekeeper.ratelimit import LogSampler
 
 __all__ = ["Gateway", "GatewayService"]
 
@@ -40,11 +40,11 @@ log = Logger()
 class _ClientFactory(Factory):
     noisy = False
 
-    def __init__(self, gateway: Gateway, listener: ListenerConfig, slot: int | None) -> None:
-        self.gateway, self.listener, self.slot = gateway, listener, slot
+    def __init__(self, context: ProxyContext, listener: ListenerConfig, slot: int | None) -> None:
+        self.context, self.listener, self.slot = context, listener, slot
 
     def buildProtocol(self, addr: Any) -> ClientProtocol:
-        return ClientProtocol(self.gateway, self.listener, self.slot)
+        return ClientProtocol(self.context, self.listener, self.slot)
 
 
 class _OneProtocol(Factory):
@@ -65,9 +65,6 @@ class Gateway:
         self.upstream_connector = upstream_connector or self._tcp_connect
         self.reactor = reactor
         self.clock: IReactorTime = reactor
-        slots = min(len(lst.broker_ports) for lst in config.listeners)
-        self.cluster = ClusterView(max_slots=slots)
-        self.adapter = load(ADAPTERS, "kafka")(self.cluster)
         self.metrics = gateway_metrics()
         self.engine = make_engine(config.policy, self.metrics, reactor)
         self._client_principals = {
@@ -75,13 +72,22 @@ class Gateway:
             for cid, p in config.identity.client_id_principals.items()
         }
         self.connections: set[ClientProtocol] = set()
-        self.denial_log = LogSampler(config.limits.denial_log_interval)
         self.ports: list[IListeningPort] = []
         self._bootstrap: Iterator[HostPort] = itertools.cycle(config.upstream.bootstrap_servers)
         self.debug_inputs = config.log_level == "debug"
         self.upstream_password: str | None = None
         self.load_secrets()
         self.identity = IdentityService(config.identity.jwt, reactor) if config.identity.jwt else None
+        services = AdapterServices(
+            config=config, metrics=self.metrics, clock=reactor.seconds, identity=self.identity,
+            upstream_credentials=self.upstream_credentials, principal_for_client_id=self.principal_for,
+            next_bootstrap=self.next_bootstrap, inputs_decoded=lambda inputs: self.inputs_decoded(inputs),
+        )
+        self.adapters = {name: load(ADAPTERS, name)(services) for name in sorted({lst.protocol for lst in config.listeners})}
+        self.context = ProxyContext(
+            adapters=self.adapters, engine=self.engine, metrics=self.metrics, clock=reactor,
+            connect=self.connect_upstream, opened=self.connection_opened, closed=self.connection_closed,
+        )
 
     # -- listening ------------------------------------------------------------------------
 
@@ -100,10 +106,10 @@ class Gateway:
         try:
             for listener in self.config.listeners:
                 endpoint = listener_endpoint(self.reactor, listener)
-                port = yield endpoint(listener.bind.port).listen(_ClientFactory(self, listener, None))
+                port = yield endpoint(listener.bind.port).listen(_ClientFactory(self.context, listener, None))
                 self.ports.append(port)
                 for slot, broker_port in enumerate(listener.broker_ports):
-                    p = yield endpoint(broker_port).listen(_ClientFactory(self, listener, slot))
+                    p = yield endpoint(broker_port).listen(_ClientFactory(self.context, listener, slot))
                     self.ports.append(p)
                 log.info(
                     "listener {name}: bootstrap {bind}, broker ports {first}-{last}, advertised as {adv}",
@@ -140,16 +146,16 @@ class Gateway:
     def next_bootstrap(self) -> HostPort:
         return next(self._bootstrap)
 
-    def connect_upstream(self, target: HostPort, client: ClientProtocol) -> defer.Deferred[UpstreamProtocol]:
-        """Connect (and, with held credentials, authenticate) to a broker for one client."""
+    def connect_upstream(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
+        """Connect to a broker for one client (the connection core authenticates it)."""
+        return self.upstream_connector(target, protocol)  # type: ignore[no-any-return]
+
+    def upstream_credentials(self) -> tuple[str, str, str] | None:
+        """Gatekeeper's own broker credentials in force: (mechanism, username, password)."""
         sasl = self.config.upstream.sasl
-        authenticator = None
-        if sasl is not None and self.upstream_password is not None:
-            authenticator = UpstreamAuthenticator(sasl.mechanism, sasl.username, self.upstream_password)
-        protocol = UpstreamProtocol(client, authenticator)
-        d = self.upstream_connector(target, protocol)
-        d.addCallback(lambda p: p.ready)
-        return d  # type: ignore[no-any-return]
+        if sasl is None or self.upstream_password is None:
+            return None
+        return sasl.mechanism, sasl.username, self.upstream_password
 
     def load_secrets(self) -> None:
         """Read Gatekeeper's broker secret (at start and on SIGHUP); new connections use it."""

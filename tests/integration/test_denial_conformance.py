@@ -19,9 +19,9 @@ import pytest
 
 from gatekeeper.api import Decision
 from gatekeeper.kafka import codec, enforce
-from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.codec import API_TABLE
+from gatekeeper.kafka.messages import KafkaCodec
 from tests.conftest import AUTHZ_OUTSIDER
 from tests.integration.rawkafka import RawKafka
 from tests.integration.requests_catalog import CATALOG, Names, request_fields
@@ -85,7 +85,7 @@ def differences(broker: Any, ours: Any, path: str = "") -> list[str]:
 def _gatekeeper_answer(frame: bytes, names: Names, admin: RawKafka) -> Any:
     cluster = ClusterView(3)
     cluster.observe_topics([(names.topic_id, names.topic)])
-    adapter = KafkaAdapter(cluster)
+    adapter = KafkaCodec(cluster)
     request = adapter.decode(frame)
     ops = adapter.operations(request)
     plan = enforce.plan(request, ops, [DENY] * len(ops), cluster.topic_name)

@@ -35,19 +35,22 @@ def split_frames(data: bytes) -> list[bytes]:
     return out
 
 
-def connect(gateway: Gateway, slot=None):
-    listener = gateway.config.listeners[0]
+def connect(gateway: Gateway, slot=None, engine=None):
+    import attrs
+
     from gatekeeper.proxy.client import ClientProtocol
 
-    proto = ClientProtocol(gateway, listener, slot)
+    listener = gateway.config.listeners[0]
+    context = gateway.context if engine is None else attrs.evolve(gateway.context, engine=engine)
+    proto = ClientProtocol(context, listener, slot)
     transport = ProducerStringTransport()
     proto.makeConnection(transport)
     return proto, transport
 
 
-def make_gateway():
+def make_gateway(**config):
     ups = FakeUpstreams()
-    return Gateway(fake_config(), reactor(), upstream_connector=ups), ups
+    return Gateway(fake_config(**config), reactor(), upstream_connector=ups), ups
 
 
 def metadata_response(cid: int, version: int = 12) -> bytes:
@@ -74,8 +77,8 @@ def test_requests_forwarded_as_original_bytes_and_metadata_rewritten() -> None:
     _, body = out[:4], API_TABLE[3].response.decode(out[5:], version=12)
     assert struct.unpack(">i", out[:4])[0] == 5
     assert [(b.node_id, b.host, b.port) for b in body.brokers] == [(7, "gk.example", 9193)]
-    assert gw.cluster.address_of(7).host == "broker-7.internal"
-    assert gw.cluster.topic_name(TOPIC_ID) == "orders"
+    assert gw.adapters["kafka"].cluster.address_of(7).host == "broker-7.internal"
+    assert gw.adapters["kafka"].cluster.topic_name(TOPIC_ID) == "orders"
 
 
 def test_responses_keep_request_order_with_local_answers_and_acks0() -> None:
@@ -155,7 +158,7 @@ def test_broker_port_connection_goes_to_that_node_and_unknown_slot_is_closed() -
     gw, ups = make_gateway()
     proto, client = connect(gw, slot=0)
     assert client.disconnecting and not ups.connected
-    gw.cluster.observe_broker(7, "broker-7.internal", 9092)
+    gw.adapters["kafka"].cluster.observe_broker(7, "broker-7.internal", 9092)
     proto, client = connect(gw, slot=0)
     assert str(ups.connected[-1][0]) == "broker-7.internal:9092"
 
@@ -236,8 +239,7 @@ def _fetch(cid: int, topic: str = "orders"):
 
 def test_a_denied_fetch_is_answered_with_an_empty_record_set_not_a_null_one() -> None:
     gw, ups = make_gateway()
-    gw.engine = _DenyAll()
-    proto, client = connect(gw)
+    proto, client = connect(gw, engine=_DenyAll())
     (_, upstream), = ups.connected
     proto.dataReceived(_fetch(1))
     assert upstream.transport.value() == b""  # nothing reaches the broker
@@ -249,12 +251,8 @@ def test_a_denied_fetch_is_answered_with_an_empty_record_set_not_a_null_one() ->
 
 
 def test_repeated_denials_are_throttled_then_the_connection_is_closed() -> None:
-    from gatekeeper.testing.fakes import fake_config
-
-    gw, ups = make_gateway()
-    gw.config = fake_config(limits={"max_frame_bytes": 1 << 20, "denied_requests_per_second": 5, "denied_requests_burst": 8})
-    gw.engine = _DenyAll()
-    proto, client = connect(gw)
+    gw, ups = make_gateway(limits={"max_frame_bytes": 1 << 20, "denied_requests_per_second": 5, "denied_requests_burst": 8})
+    proto, client = connect(gw, engine=_DenyAll())
     for cid in range(1, 8):
         proto.dataReceived(_fetch(cid))
     throttles = [API_TABLE[1].response.decode(f[5:], version=12).throttle_time_ms for f in split_frames(client.value())]
@@ -274,8 +272,7 @@ def test_denied_log_lines_are_rate_limited_per_resource_and_count_what_they_held
     globalLogPublisher.addObserver(events.append)
     try:
         gw, ups = make_gateway()
-        gw.engine = _DenyAll()
-        proto, client = connect(gw)
+        proto, client = connect(gw, engine=_DenyAll())
         for cid in range(1, 6):
             proto.dataReceived(_fetch(cid))
         proto.dataReceived(_fetch(6, topic="payments"))

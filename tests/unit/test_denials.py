@@ -8,13 +8,15 @@ import pytest
 
 from gatekeeper.api import Decision
 from gatekeeper.kafka import codec, enforce
-from gatekeeper.kafka.adapter import KafkaAdapter
+from gatekeeper.kafka.apis.base import Denial, Denials
+from gatekeeper.kafka.apis.fetch import disable_fetch_session
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.codec import API_TABLE
-from gatekeeper.kafka.denials import Denial, Denials, ErrorResponseUnavailable, error_response
+from gatekeeper.kafka.denials import ErrorResponseUnavailable, error_response
+from gatekeeper.kafka.messages import KafkaCodec
 from tests.unit.samples import TOPIC_ID, req, samples
 
-ADAPTER = KafkaAdapter(ClusterView(3))
+ADAPTER = KafkaCodec(ClusterView(3))
 ALLOW = Decision("allow")
 DENY = Decision("deny", reason="not yours")
 
@@ -157,7 +159,7 @@ def test_fetch_sessions_are_turned_off_in_place() -> None:
         m = req(1, v, replica_id=-1, max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, isolation_level=1,
                 session_id=1234, session_epoch=7, topics=[F.FetchTopic(**topic, partitions=[])], forgotten_topics_data=[], rack_id="r")
         r = decoded(m, v)
-        patched = ADAPTER.decode(enforce.disable_fetch_session(r))
+        patched = ADAPTER.decode(disable_fetch_session(v, r.header.size, r.frame))
         assert (patched.body.session_id, patched.body.session_epoch) == (0, -1), v
         assert patched.body.max_wait_ms == 500 and patched.body.isolation_level == 1
         assert patched.body.rack_id == ("r" if v >= 11 else "")

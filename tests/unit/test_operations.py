@@ -23,7 +23,7 @@ def resolve(topic_id):
 def ops_of(message, version):
     message.with_header(correlation_id=1, client_id="c")
     header, spec, body, _ = codec.decode_request(bytes(message.encode(version=version, header=True)))
-    return header, spec, operations_for(header.api_key, spec.name, version, body, resolve)
+    return header, spec, operations_for(header.api_key, version, body, resolve)
 
 
 @pytest.mark.parametrize(("label", "message", "version"), samples(), ids=[s[0] for s in samples()])
@@ -56,12 +56,12 @@ def test_topic_ids_resolve_to_names_or_raise() -> None:
     message.with_header(correlation_id=1, client_id="c")
     header, spec, body, _ = codec.decode_request(bytes(message.encode(version=13, header=True)))
     with pytest.raises(UnresolvedTopicIds) as err:
-        operations_for(0, "Produce", 13, body, lambda _id: None)
+        operations_for(0, 13, body, lambda _id: None)
     assert err.value.ids == {TOPIC_ID}
 
 
 def test_unmapped_api_is_other() -> None:
-    ops = operations_for(57, "UpdateFeatures", 1, object(), resolve)
+    ops = operations_for(57, 1, object(), resolve)
     assert [(o.name, o.resource.type, o.request["api"]) for o in ops] == [("other", "cluster", "UpdateFeatures")]
 
 

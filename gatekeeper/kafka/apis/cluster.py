@@ -1,0 +1,36 @@
+"""The cluster: DescribeCluster (broker addresses learned and rewritten), and the
+administrative APIs that have no vocabulary of their own yet (operation ``other``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatekeeper.api import CLUSTER, Operation
+from gatekeeper.kafka.apis.addresses import map_address
+from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, OpContext
+
+
+def _describe(b: Any, c: OpContext) -> list[Operation]:
+    return [Operation("describe_cluster", CLUSTER, {})]
+
+
+def _observe(version: int, body: Any, cluster: Any) -> None:
+    for b in body.brokers:
+        cluster.observe_broker(b.broker_id, b.host, b.port)
+
+
+def _rewrite(version: int, body: Any, mapper: Any) -> None:
+    for b in body.brokers:
+        b.host, b.port = map_address(mapper, b.broker_id, b.host, b.port)
+
+
+UNITS = [
+    ApiUnit(ApiKey.DESCRIBE_CLUSTER, _describe, observe=_observe, rewrite=_rewrite),
+    *(ApiUnit.other(key) for key in (
+        ApiKey.ALTER_REPLICA_LOG_DIRS, ApiKey.DESCRIBE_LOG_DIRS, ApiKey.ELECT_LEADERS,
+        ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
+        ApiKey.DESCRIBE_CLIENT_QUOTAS, ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
+        ApiKey.ALTER_USER_SCRAM_CREDENTIALS, ApiKey.DESCRIBE_QUORUM, ApiKey.UPDATE_FEATURES,
+        ApiKey.LIST_CONFIG_RESOURCES,
+    )),
+]

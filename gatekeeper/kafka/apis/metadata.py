@@ -1,0 +1,71 @@
+"""Metadata: ``describe_topic`` per named topic, ``list_topics`` for all topics (a listing
+filtered by describe rights); broker addresses learned and rewritten to Gatekeeper's."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from gatekeeper.api import CLUSTER, Operation
+from gatekeeper.kafka.apis.addresses import map_address
+from gatekeeper.kafka.apis.base import (
+    ApiKey,
+    ApiUnit,
+    Denials,
+    Entities,
+    Listing,
+    OpContext,
+    Resolve,
+    topic_resource,
+)
+
+
+def _operations(b: Any, c: OpContext) -> list[Operation]:
+    if b.topics is None:
+        return [Operation("list_topics", CLUSTER, {})]
+    auto = bool(getattr(b, "allow_auto_topic_creation", False))
+    return [
+        Operation("describe_topic", c.topic(t.name, getattr(t, "topic_id", None)), {"allow_auto_topic_creation": auto})
+        for t in b.topics
+    ]
+
+
+def _error_response(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    T = R.MetadataResponseTopic
+    topics = []
+    for t in b.topics or ():
+        r = topic_resource(t.name, getattr(t, "topic_id", None), resolve)
+        topics.append(T(error_code=deny(r).code, name=t.name, topic_id=getattr(t, "topic_id", None) or uuid.UUID(int=0),
+                        is_internal=False, partitions=[], authorized_operations=None))
+    return R[v](throttle_time_ms=0, brokers=[], cluster_id=None, controller_id=-1, topics=topics)
+
+
+def _only_asked(allowed: list[Any]) -> Any:
+    wanted = {k for e in allowed for k in (e.name, getattr(e, "topic_id", None)) if k}
+    return lambda t: t.name in wanted or getattr(t, "topic_id", None) in wanted
+
+
+# A request left with no topic after a split still goes to the broker (the client needs the
+# brokers); in v0 an empty list means "all topics", so the answer keeps only what was asked.
+_ENTITIES = Entities("topics", "topics", lambda e, r: topic_resource(e.name, getattr(e, "topic_id", None), r),
+                     keep=_only_asked)
+_LISTING = Listing("topics", "describe_topic", "topic", lambda t: t.name)
+
+
+def _listing(body: Any) -> Listing | None:
+    return _LISTING if body.topics is None else None
+
+
+def _observe(version: int, body: Any, cluster: Any) -> None:
+    for b in body.brokers:
+        cluster.observe_broker(b.node_id, b.host, b.port)
+    cluster.observe_topics((getattr(t, "topic_id", None), t.name) for t in body.topics)
+
+
+def _rewrite(version: int, body: Any, mapper: Any) -> None:
+    for b in body.brokers:
+        b.host, b.port = map_address(mapper, b.node_id, b.host, b.port)
+
+
+UNITS = [ApiUnit(ApiKey.METADATA, _operations, _error_response, entities=lambda v: _ENTITIES, listing=_listing,
+                 observe=_observe, rewrite=_rewrite, forward_when_all_denied=True)]

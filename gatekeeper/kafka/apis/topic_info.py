@@ -1,0 +1,80 @@
+"""Reading about topics: ListOffsets, OffsetForLeaderEpoch, DescribeProducers and
+DescribeTopicPartitions, each ``describe_topic`` per topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatekeeper.api import Operation, Resource
+from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, Denials, Entities, OpContext, Resolve
+
+_NO_AUTH_OPS = -2147483648  # "authorized operations not requested"
+
+
+def _list_offsets(b: Any, c: OpContext) -> list[Operation]:
+    return [Operation("describe_topic", c.topic(t.name), {"partitions": [p.partition_index for p in t.partitions], "api": "list_offsets"})
+            for t in b.topics]
+
+
+def _list_offsets_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    T = R.ListOffsetsTopicResponse
+    P = T.ListOffsetsPartitionResponse
+    return R[v](throttle_time_ms=0, topics=[
+        T(name=t.name, partitions=[P(partition_index=p.partition_index, error_code=deny(Resource("topic", t.name)).code,
+                                     timestamp=-1, offset=-1, leader_epoch=-1) for p in t.partitions])
+        for t in b.topics])
+
+
+def _leader_epoch(b: Any, c: OpContext) -> list[Operation]:
+    return [Operation("describe_topic", c.topic(t.topic), {"api": "offset_for_leader_epoch"}) for t in b.topics]
+
+
+def _leader_epoch_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    T = R.OffsetForLeaderTopicResult
+    P = T.EpochEndOffset
+    return R[v](throttle_time_ms=0, topics=[
+        T(topic=t.topic, partitions=[P(error_code=deny(Resource("topic", t.topic)).code, partition=p.partition,
+                                       leader_epoch=-1, end_offset=-1) for p in t.partitions]) for t in b.topics])
+
+
+def _producers(b: Any, c: OpContext) -> list[Operation]:
+    return [Operation("describe_topic", c.topic(t.name), {"api": "describe_producers"}) for t in b.topics]
+
+
+def _producers_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    T = R.TopicResponse
+    P = T.PartitionResponse
+    out = []
+    for t in b.topics:
+        d = deny(Resource("topic", t.name))
+        out.append(T(name=t.name, partitions=[P(partition_index=i, error_code=d.code, error_message=d.message, active_producers=[])
+                                              for i in t.partition_indexes]))
+    return R[v](throttle_time_ms=0, topics=out)
+
+
+def _partitions(b: Any, c: OpContext) -> list[Operation]:
+    return [Operation("describe_topic", c.topic(t.name), {}) for t in b.topics]
+
+
+def _partitions_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    import uuid
+
+    T = R.DescribeTopicPartitionsResponseTopic
+    return R[v](throttle_time_ms=0, next_cursor=None, topics=[
+        T(error_code=deny(Resource("topic", t.name)).code, name=t.name, topic_id=uuid.UUID(int=0), is_internal=False,
+          partitions=[], topic_authorized_operations=_NO_AUTH_OPS) for t in b.topics])
+
+
+def _by_name(e: Any, r: Resolve) -> Resource:
+    return Resource("topic", e.name)
+
+
+_TOPICS = Entities("topics", "topics", _by_name)
+_EPOCH = Entities("topics", "topics", lambda e, r: Resource("topic", e.topic))
+
+UNITS = [
+    ApiUnit(ApiKey.LIST_OFFSETS, _list_offsets, _list_offsets_error, entities=lambda v: _TOPICS),
+    ApiUnit(ApiKey.OFFSET_FOR_LEADER_EPOCH, _leader_epoch, _leader_epoch_error, entities=lambda v: _EPOCH),
+    ApiUnit(ApiKey.DESCRIBE_PRODUCERS, _producers, _producers_error, entities=lambda v: _TOPICS),
+    ApiUnit(ApiKey.DESCRIBE_TOPIC_PARTITIONS, _partitions, _partitions_error, entities=lambda v: _TOPICS),
+]

@@ -1,0 +1,585 @@
+"""The sans-I/O core of one client connection: Kafka bytes and decisions in, actions out.
+
+It owns everything between the two sockets: framing, SASL at the listener, Gatekeeper's own
+SASL to the broker, decoding into operations, asking for decisions, enforcing them, the order
+of responses, cut-through of responses that need no rewriting, and the topic-id probe. It
+never touches a socket, a Deferred or the reactor: the shell behind :class:`ConnectionIO`
+carries its bytes, asks the policy engine and runs its timers.
+
+Ordering: requests are forwarded in arrival order once decided; responses go back in request
+order even when some are answered by Gatekeeper itself (``_order``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Any
+
+import attrs
+from twisted.logger import Logger
+
+from gatekeeper.api import Connection, ConnectionIO, Decision, Operation
+from gatekeeper.kafka import enforce
+from gatekeeper.kafka.apis import UNITS
+from gatekeeper.kafka.apis.base import ApiKey, Listing
+from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
+from gatekeeper.kafka.framing import FrameDecoder, FrameError
+from gatekeeper.kafka.operations import UnresolvedTopicIds
+from gatekeeper.kafka.request import DecodedRequest
+from gatekeeper.kafka.sasl_client import UpstreamAuthenticator, UpstreamAuthError
+from gatekeeper.kafka.sasl_server import SaslSession
+from gatekeeper.kafka.settings import KafkaSettings
+from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
+from gatekeeper.ratelimit import RepeatBackoff, TokenBucket
+
+__all__ = ["KafkaConnection"]
+
+log = Logger(namespace="gatekeeper.proxy.client")
+_CID = struct.Struct(">i")
+_NEGOTIATED = Decision(action="allow", reason="protocol negotiation is not subject to policy")
+_INTERNAL_CORRELATION_BASE = -(2**31)  # never used by clients, which count up from 0
+_DENIAL_THROTTLE_BASE = 0.05  # seconds: the first repeat of a denial asks the client to wait this long
+_DENIAL_REPEAT_WINDOW = 1.0  # seconds: the same denial again within this is a repeat
+
+
+class _Entry:
+    """One request on its way through: decided, forwarded, answered."""
+
+    __slots__ = ("decided", "filter_listing", "forward", "internal", "merge", "outgoing", "request", "response")
+
+    def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
+        self.request = request
+        self.internal = internal
+        self.decided = False
+        self.forward = False
+        self.response: bytes | None = None
+        self.outgoing: bytes | None = None  # what goes to the broker (original bytes unless split)
+        self.merge: Any = None  # adds denied entities' errors to a split request's response
+        self.filter_listing: Listing | None = None  # drop listed resources the principal may not see
+
+    @property
+    def processed(self) -> bool:
+        """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
+        return self.merge is not None or self.filter_listing is not None
+
+
+class KafkaConnection(Connection):
+    def __init__(self, settings: KafkaSettings, listener: Any, slot: int | None, io: ConnectionIO) -> None:
+        self.s = settings
+        self.listener = listener
+        self.slot = slot
+        self.io = io
+        limits = settings.config.limits
+        self.decoder = FrameDecoder(limits.max_frame_bytes)
+        self.responses = FrameDecoder(limits.max_response_frame_bytes)
+        self.closing = False
+        self.peer = "?"
+        self.session: SessionInfo | None = None
+        self.principal: Any = None  # set by SASL (or a TLS client certificate)
+        auth = listener.authentication
+        self.sasl = SaslSession(auth.mechanisms, settings.identity) if auth is not None and settings.identity is not None else None
+        self.auth_required = auth is not None and auth.required
+        self._raw_sasl_next = False
+        self._expiry: Any = None
+        self._upstream_ready = False
+        self._upstream_auth: UpstreamAuthenticator | None = None
+        self._pending_upstream: list[bytes] = []
+        self._stream_left = 0  # bytes of a response being passed through as it arrives
+        self._order: deque[_Entry] = deque()  # arrival order, for responses
+        self._undecided: deque[_Entry] = deque()  # arrival order, not yet forwarded
+        self._sent: deque[_Entry] = deque()  # send order, awaiting the broker's response
+        self._waiting_for_ids: list[_Entry] = []
+        self._internal_cid = _INTERNAL_CORRELATION_BASE
+        self._decisions: dict[int, Any] = {}  # token -> what to do with the decisions
+        self._token = 0
+        # A client that repeats a refused request without backing off: asked to wait (throttle
+        # time) on each repeat, and disconnected past a rate of denied requests.
+        self._denial_budget = TokenBucket(limits.denied_requests_per_second, limits.denied_requests_burst)
+        self._denial_backoff = RepeatBackoff(_DENIAL_THROTTLE_BASE, limits.denial_throttle_max, _DENIAL_REPEAT_WINDOW)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, peer_host: str, peer_port: int) -> None:
+        self.peer = f"{peer_host}:{peer_port}"
+        now = self.s.clock()
+        self.session = SessionInfo(new_session_id(now), now, peer_host)
+        if self.slot is None:
+            target = self.s.next_bootstrap()
+        else:
+            node = self.s.cluster.node_at_slot(self.slot)
+            target = None if node is None else self.s.cluster.address_of(node)
+            if target is None:
+                self._close(f"no broker is known for port slot {self.slot} yet; bootstrap again")
+                return
+        self.io.connect_upstream(target)
+
+    def upstream_connected(self) -> None:
+        credentials = self.s.upstream_credentials()
+        if credentials is None:
+            self._upstream_is_ready()
+            return
+        self._upstream_auth = UpstreamAuthenticator(*credentials)
+        self.io.to_upstream(self._upstream_auth.start())
+
+    def _upstream_is_ready(self) -> None:
+        self._upstream_ready = True
+        pending, self._pending_upstream = self._pending_upstream, []
+        if pending:
+            self.io.to_upstream(pending)
+
+    def upstream_failed(self, reason: str) -> None:
+        self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="connect")
+        self._close(f"cannot reach broker: {reason}")
+
+    def upstream_lost(self, reason: str) -> None:
+        if self.closing:
+            return
+        if not self._upstream_ready:  # during Gatekeeper's own SASL (or TLS) with the broker
+            self.upstream_failed(f"the broker closed the connection before it was ready ({reason})")
+            return
+        self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="lost")
+        self._close(f"broker connection closed ({reason})")
+
+    def client_lost(self) -> None:
+        if not self.closing and self.decoder.buffered:
+            self.s.metrics.inc("gatekeeper_rejected_total", reason="truncated")
+            log.warn(
+                "connection from {peer} (listener {listener}, session {session}) ended inside a "
+                "frame: {n} bytes of an incomplete request dropped",
+                peer=self.peer, listener=self.listener.name, session=self._session_id(), n=self.decoder.buffered,
+            )
+        self.closing = True
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+
+    def _session_id(self) -> str:
+        return self.session.id if self.session else "-"
+
+    def _close(self, why: str, *, rejected: str | None = None, abort_upstream: bool = False) -> None:
+        """Close this client's connection (only this one) with a log line naming the client."""
+        if self.closing:
+            return
+        self.closing = True
+        if rejected:
+            self.s.metrics.inc("gatekeeper_rejected_total", reason=rejected)
+        log.warn(
+            "closing connection from {peer} (listener {listener}, session {session}): {why}",
+            peer=self.peer, listener=self.listener.name, session=self._session_id(), why=why,
+        )
+        self.io.close(abort_upstream)
+
+    def _upstream_broken(self, why: str) -> None:
+        self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="protocol")
+        self._close(why, abort_upstream=True)
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def client_data(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_client")
+        self.decoder.receive_data(data)
+        try:
+            while not self.closing:
+                raw = self.decoder.next_frame()
+                if raw is None:
+                    return
+                self._request(raw)
+        except FrameError as e:
+            self._close(f"bad frame: {e}", rejected="frame")
+
+    def _request(self, raw: bytes) -> None:
+        if self._raw_sasl_next:  # after SaslHandshake v0 the token comes as a bare frame
+            self._raw_sasl_next = False
+            self._authenticate(None, raw, 0)
+            return
+        try:
+            request = self.s.codec.decode(raw)
+        except UnsupportedApi as e:
+            self._close(f"refused request: {e}", rejected="unsupported_api")
+            return
+        except CodecError as e:
+            self._close(f"malformed request: {e}", rejected="malformed")
+            return
+        metrics = self.s.metrics
+        metrics.inc("gatekeeper_requests_total", api=request.api_name)
+        if request.trailing:
+            metrics.inc("gatekeeper_trailing_bytes_total", request.trailing, api=request.api_name)
+        key = request.header.api_key
+        if self.sasl is not None and key in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
+            self.s.inputs_decoded(self._inputs(request, self.s.codec.operations(request)))
+            entry = self._queue(request)
+            entry.decided = True
+            if key == ApiKey.SASL_HANDSHAKE:
+                body = self.sasl.handshake(request.body, request.header.api_version)
+                entry.response = self.s.codec.response_header(request) + encode_body(body, request.header.api_version)
+                self._raw_sasl_next = request.header.api_version == 0 and body.error_code == 0
+                self._advance()
+            else:
+                self._authenticate(entry, request.body.auth_bytes, request.header.api_version)
+            return
+        if self.auth_required and self.principal is None and key != ApiKey.API_VERSIONS:
+            self._close(f"{request.api_name} before authentication: refused", rejected="unauthenticated")
+            return
+        entry = self._queue(request)
+        if request.local_response is not None:
+            entry.decided, entry.response = True, request.local_response
+            self._advance()
+            return
+        self._decide(entry)
+
+    def _queue(self, request: DecodedRequest) -> _Entry:
+        entry = _Entry(request)
+        if request.expects_response:
+            self._order.append(entry)
+        self._undecided.append(entry)
+        return entry
+
+    def _authenticate(self, entry: _Entry | None, auth_bytes: bytes, version: int) -> None:
+        assert self.sasl is not None and self.session is not None
+        now = self.s.clock()
+        outcome = self.sasl.authenticate(bytes(auth_bytes), version, now)
+        token = outcome.token
+        metrics = self.s.metrics
+        if token is None:
+            metrics.inc("gatekeeper_authentications_total", result="refused")
+            log.warn("authentication refused for {peer} (listener {listener}, session {session}): {reason}",
+                     peer=self.peer, listener=self.listener.name, session=self.session.id, reason=outcome.reason)
+            delay = self.listener.authentication.failure_delay if self.listener.authentication else 0.2
+            self.io.pause_client()
+            self.io.call_later(delay, lambda: self._refuse(entry, outcome.response, version))
+            return
+        if self.principal is not None and token.principal.sub != self.principal.sub:
+            self._close(f"re-authenticated as {token.principal.sub!r}, not {self.principal.sub!r}: refused", rejected="reauth_subject")
+            return
+        first = self.principal is None
+        self.principal = token.principal
+        self.session = attrs.evolve(self.session, principal=token.principal)
+        metrics.inc("gatekeeper_authentications_total", result="ok" if first else "reauthenticated")
+        log.info("{what} {sub} ({mech}) from {peer}, session {session}, token valid for {secs:.0f}s",
+                 what="authenticated" if first else "re-authenticated", sub=token.principal.sub,
+                 mech=token.principal.mechanism, peer=self.peer, session=self.session.id, secs=token.expires_at - now)
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = self.io.call_later(max(0.0, token.expires_at - now), self._expired)
+        if entry is None:  # SaslHandshake v0: the answer is a bare frame
+            self.io.to_client([_CID.pack(0)])
+            return
+        assert entry.request is not None
+        entry.response = self.s.codec.response_header(entry.request) + encode_body(outcome.response, version)
+        self._advance()
+
+    def _refuse(self, entry: _Entry | None, response: Any, version: int) -> None:
+        if self.closing:
+            return
+        if entry is not None and entry.request is not None:
+            entry.response = self.s.codec.response_header(entry.request) + encode_body(response, version)
+            self._advance()
+        self._close("authentication failed", rejected="authentication")
+
+    def _expired(self) -> None:
+        self._close("token expired and the client did not re-authenticate (KIP-368)", rejected="expired")
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    def _ask(self, inputs: list[dict[str, Any]], then: Any) -> None:
+        self._token += 1
+        self._decisions[self._token] = then
+        self.io.decide(self._token, inputs)
+
+    def decided(self, token: int, decisions: list[Decision]) -> None:
+        then = self._decisions.pop(token, None)
+        if then is not None and not self.closing:
+            then(decisions)
+
+    def decision_failed(self, token: int, reason: str) -> None:
+        self._decisions.pop(token, None)
+        log.error("bug: deciding a request failed: {reason}", reason=reason)
+        self._close(f"policy enforcement failed, request refused (fail closed): {reason}", rejected="engine")
+
+    def _decide(self, entry: _Entry, *, probed: bool = False) -> None:
+        request = entry.request
+        assert request is not None
+        try:
+            # After a metadata probe, ids the broker does not know either are decided under an
+            # ``unknown-topic-id:`` name and forwarded if allowed: the broker answers UNKNOWN_TOPIC_ID.
+            ops = self.s.codec.operations(request, strict=not probed)
+        except UnresolvedTopicIds:
+            self._resolve_topic_ids(entry)
+            return
+        inputs = self._inputs(request, ops)
+        self.s.inputs_decoded(inputs)
+        if UNITS[request.header.api_key].negotiation:
+            self._decided(entry, ops, inputs, [_NEGOTIATED] * len(inputs))
+        else:
+            self._ask(inputs, lambda decisions: self._decided(entry, ops, inputs, decisions))
+
+    def _inputs(self, request: DecodedRequest, ops: list[Operation]) -> list[dict[str, Any]]:
+        assert self.session is not None
+        h = request.header
+        session = self.session
+        if self.principal is None and self.sasl is None and self.listener.tls is not None and self.listener.tls.client_ca_file:
+            self.principal = self.io.peer_principal()
+        principal = self.principal or self.s.principal_for_client_id(h.client_id)
+        if principal is not session.principal:
+            session = self.session = attrs.evolve(session, principal=principal)
+        now = self.s.clock()
+        return [
+            build_input(op, api_key=h.api_key, api_name=request.spec.name, api_version=h.api_version,
+                        client_id=h.client_id, session=session, now=now)
+            for op in ops
+        ]
+
+    def _decided(self, entry: _Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
+        request = entry.request
+        assert request is not None
+        metrics = self.s.metrics
+        now = self.s.clock()
+        refused: list[tuple[str, str, str]] = []
+        for decision, policy_input in zip(decisions, inputs, strict=True):
+            metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
+            if not decision.allowed:
+                self._log_denial(decision, policy_input, now)
+                refused.append((policy_input["operation"], policy_input["resource"]["type"], policy_input["resource"]["name"]))
+        throttle_ms = 0
+        if refused:
+            if not self._denial_budget.take(now):
+                limits = self.s.config.limits
+                self._close(
+                    f"more than {limits.denied_requests_per_second:g} denied requests a second (burst "
+                    f"{limits.denied_requests_burst}): the client retries refused requests without backing off",
+                    rejected="denial_flood",
+                )
+                return
+            throttle_ms = int(1000 * self._denial_backoff.delay((request.header.api_key, tuple(refused)), now))
+            if throttle_ms:
+                metrics.inc("gatekeeper_denials_throttled_total", api=request.api_name)
+        outcome = enforce.plan(request, ops, decisions, self.s.cluster.topic_name, throttle_ms)
+        if isinstance(outcome, enforce.Close):
+            self._close(outcome.reason, rejected="policy")
+            return
+        entry.decided = True
+        if isinstance(outcome, enforce.Respond):
+            entry.response = self.s.codec.response_header(request) + outcome.body
+        else:
+            entry.forward = True
+            entry.outgoing = outcome.frame
+            if isinstance(outcome, enforce.Partial):
+                entry.merge = outcome.merge
+            entry.filter_listing = enforce.listing_of(request)
+        self._advance()
+
+    def _log_denial(self, decision: Decision, policy_input: dict[str, Any], now: float) -> None:
+        """One line per (principal, operation, resource) per interval; the next one counts those
+        held back. The decisions metric counts every denial."""
+        principal, resource = policy_input["principal"], policy_input["resource"]
+        key = (principal["sub"], principal.get("issuer"), policy_input["operation"], resource["type"], resource["name"])
+        held = self.s.denial_log.admit(key, now)
+        if held is None:
+            return
+        log.info(
+            "denied {operation} on {rtype} {rname!r} for {sub} (client {client}, session {session}): {reason}{held_back}",
+            operation=policy_input["operation"], rtype=resource["type"], rname=resource["name"], sub=principal["sub"],
+            client=policy_input["client"]["id"], session=policy_input["session"]["id"], reason=decision.reason,
+            held_back=f" ({held} more like it since the last such line)" if held else "",
+        )
+
+    def _resolve_topic_ids(self, entry: _Entry) -> None:
+        """Ask the broker for all topics' metadata, then decide ``entry`` again."""
+        self._waiting_for_ids.append(entry)
+        if len(self._waiting_for_ids) > 1:
+            return  # a probe is already on its way
+        self._internal_cid += 1
+        self._send_upstream(self.s.codec.metadata_request(self._internal_cid), _Entry(None, internal=True))
+
+    def _advance(self) -> None:
+        """Forward decided requests in arrival order; then flush what can be answered."""
+        undecided = self._undecided
+        while undecided and undecided[0].decided:
+            entry = undecided.popleft()
+            if entry.forward:
+                assert entry.outgoing is not None
+                self._send_upstream(entry.outgoing, entry)
+        self._flush()
+
+    def _send_upstream(self, payload: bytes, entry: _Entry) -> None:
+        if entry.internal or (entry.request is not None and entry.request.expects_response):
+            self._sent.append(entry)
+        data = [_CID.pack(len(payload)), payload]
+        if self._upstream_ready:
+            self.io.to_upstream(data)
+        else:
+            self._pending_upstream.extend(data)
+
+    # -- responses -------------------------------------------------------------------------------
+
+    def upstream_data(self, data: bytes) -> None:
+        """Bytes from the broker. A response that needs no rewriting and is next in line for
+        the client is passed through as it arrives (cut-through): no reassembly, no copy of
+        large Fetch responses; anything else is reassembled and processed as a whole frame."""
+        if self.closing:
+            return
+        if not self._upstream_ready:
+            self._authenticating_upstream(data)
+            return
+        self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_broker")
+        left = self._stream_left
+        if left:
+            if len(data) <= left:
+                self._stream_left = left - len(data)
+                self.io.to_client([data])
+                if not self._stream_left:
+                    self._flush()
+                return
+            self.io.to_client([data[:left]])
+            self._stream_left = 0
+            data = data[left:]
+            self._flush()
+        responses = self.responses
+        responses.receive_data(data)
+        try:
+            while not self.closing and not self._stream_left:
+                ids = responses.peek_ids()
+                if ids is None:
+                    break
+                size, cid = ids
+                if not self._sent:
+                    self._upstream_broken("broker sent a response to no request")
+                    return
+                entry = self._sent[0]
+                if not entry.internal and not entry.processed and self._order and self._order[0] is entry and (
+                    not self.s.codec.needs_response_processing(entry.request)  # type: ignore[arg-type]
+                ):
+                    if size > responses.max_frame_bytes or size < 4:
+                        raise FrameError(f"response frame length {size} is out of bounds")
+                    if not self._matches(entry, cid):
+                        return
+                    self._sent.popleft()
+                    self._order.popleft()
+                    chunk = responses.take(4 + size)
+                    self._stream_left = 4 + size - len(chunk)
+                    self.io.to_client([chunk])
+                    continue
+                raw = responses.next_frame()
+                if raw is None:
+                    break
+                self._response(raw)
+        except FrameError as e:
+            self._upstream_broken(f"broker sent an unframeable response: {e}")
+            return
+        if not self._stream_left:
+            self._flush()
+
+    def _authenticating_upstream(self, data: bytes) -> None:
+        """Gatekeeper's own SASL exchange with the broker, before any client request goes."""
+        auth = self._upstream_auth
+        if auth is None:
+            self._upstream_broken("broker sent data before the connection was ready")
+            return
+        self.responses.receive_data(data)
+        try:
+            while not auth.done:
+                frame = self.responses.next_frame()
+                if frame is None:
+                    return
+                out = auth.receive(frame)
+                if out:
+                    self.io.to_upstream(out)
+        except (UpstreamAuthError, FrameError) as e:
+            self._upstream_failed_auth(str(e))
+            return
+        except Exception as e:  # a response that does not decode
+            self._upstream_failed_auth(f"broker's SASL response does not decode: {e}")
+            return
+        self._upstream_is_ready()
+        leftover = self.responses.take(self.responses.buffered)
+        if leftover:
+            self.upstream_data(leftover)
+
+    def _upstream_failed_auth(self, why: str) -> None:
+        self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="connect")
+        self._close(f"cannot reach broker: {why}", abort_upstream=True)
+
+    def _matches(self, entry: _Entry, cid: int) -> bool:
+        assert entry.request is not None
+        if cid != entry.request.header.correlation_id:
+            self._upstream_broken(f"broker answered correlation id {cid}, expected {entry.request.header.correlation_id}")
+            return False
+        return True
+
+    def _response(self, raw: bytes) -> None:
+        """One whole response frame that has to be processed before the client sees it."""
+        entry = self._sent.popleft()
+        (cid,) = _CID.unpack_from(raw, 0)
+        if entry.internal:
+            self._probe_answered(raw)
+            return
+        request = entry.request
+        assert request is not None
+        if not self._matches(entry, cid):
+            return
+        codec = self.s.codec
+        try:
+            if not entry.processed:
+                entry.response = codec.process_response(request, raw, self._address_mapper)
+                return
+            head, body = codec.decode_response(request, raw)
+        except CodecError as e:
+            self._upstream_broken(str(e))
+            return
+        if entry.merge is not None:
+            body = entry.merge(body)
+        if entry.filter_listing is None:
+            entry.response = codec.finish_response(request, head, body, self._address_mapper)
+            return
+        self._filter_listing(entry, entry.filter_listing, head, body)
+
+    def _filter_listing(self, entry: _Entry, listing: Listing, head: bytes, body: Any) -> None:
+        """A listing (all topics, groups, transactions) keeps only what the principal may
+        describe, as Kafka's own authorizer does, so existence is not leaked."""
+        request = entry.request
+        assert request is not None
+        ops = listing.operations(body)
+        if not ops:
+            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
+            return
+        inputs = self._inputs(request, ops)
+        self.s.inputs_decoded(inputs)
+
+        def filtered(decisions: list[Decision]) -> None:
+            listing.keep(body, [d.allowed for d in decisions])
+            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
+            self._flush()
+
+        self._ask(inputs, filtered)
+
+    def _probe_answered(self, raw: bytes) -> None:
+        try:
+            self.s.codec.observe_metadata(raw, 12)
+        except CodecError as e:
+            self._upstream_broken(f"metadata probe failed: {e}")
+            return
+        waiting, self._waiting_for_ids = self._waiting_for_ids, []
+        for entry in waiting:
+            self._decide(entry, probed=True)
+
+    def _address_mapper(self, node_id: int, host: str, port: int) -> tuple[str, int] | None:
+        slot = self.s.cluster.slot_of(node_id)
+        if slot is None:
+            log.error("broker node {node} has no port in listener {listener}'s broker_ports; widen the range",
+                      node=node_id, listener=self.listener.name)
+            return None
+        return self.listener.advertised_host, self.listener.broker_ports[slot]
+
+    def _flush(self) -> None:
+        order = self._order
+        if self._stream_left:
+            return
+        out: list[bytes] = []
+        # Only requests that expect a response are queued, so each waits for its response.
+        while order and (response := order[0].response) is not None:
+            order.popleft()
+            out += (_CID.pack(len(response)), response)
+        if out and not self.closing:
+            self.io.to_client(out)

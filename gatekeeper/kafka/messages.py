@@ -1,0 +1,133 @@
+"""The Kafka adapter's request and response handling: frames in, decoded
+requests and operations out, broker responses learned from and rewritten on the way back.
+Pure: the connection core calls it, it does no I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from gatekeeper.api import Operation
+from gatekeeper.kafka import codec, operations
+from gatekeeper.kafka.apis import UNITS
+from gatekeeper.kafka.apis.addresses import AddressMapper
+from gatekeeper.kafka.apis.base import ApiKey
+from gatekeeper.kafka.apis.negotiation import intersect_api_versions
+from gatekeeper.kafka.cluster import ClusterView
+from gatekeeper.kafka.codec import API_TABLE, CodecError, RequestHeader, UnsupportedApi
+from gatekeeper.kafka.request import DecodedRequest
+
+__all__ = ["INSPECTABLE", "DecodedRequest", "KafkaCodec"]
+
+UNSUPPORTED_VERSION = 35
+
+
+def _inspectable() -> dict[int, tuple[int, int]]:
+    """The versions Gatekeeper inspects, per API: the schema's, capped by the API's unit."""
+    out = {}
+    for key, unit in UNITS.items():
+        spec = API_TABLE[key]
+        hi = spec.max_version if unit.max_version is None else min(spec.max_version, unit.max_version)
+        if spec.min_version <= hi:
+            out[key] = (spec.min_version, hi)
+    return out
+
+
+INSPECTABLE: dict[int, tuple[int, int]] = _inspectable()
+_RESPONSE_PROCESSED = frozenset(k for k, u in UNITS.items() if u.rewrite is not None) | {ApiKey.API_VERSIONS}
+
+
+class KafkaCodec:
+    """Decodes Kafka requests into operations and rewrites responses, for one gateway."""
+
+    def __init__(self, cluster: ClusterView) -> None:
+        self.cluster = cluster
+
+    def decode(self, frame: bytes) -> DecodedRequest:
+        """Decode one request frame; CodecError/UnsupportedApi if it cannot be inspected."""
+        try:
+            header, spec, body, trailing = codec.decode_request(frame)
+        except UnsupportedApi:
+            ids = codec.peek_ids(frame)
+            if ids is not None and ids[0] == ApiKey.API_VERSIONS and ids[1] > API_TABLE[ApiKey.API_VERSIONS].max_version:
+                return self._api_versions_too_new(frame, ids[2])
+            raise
+        lo, hi = INSPECTABLE.get(spec.key, (0, -1))
+        if not lo <= header.api_version <= hi:
+            raise UnsupportedApi(f"{spec.name} v{header.api_version} is outside the versions Gatekeeper inspects (v{lo}-v{hi})")
+        expects = not (spec.key == ApiKey.PRODUCE and body.acks == 0)
+        return DecodedRequest(header, spec, body, frame, expects, trailing=trailing)
+
+    def _api_versions_too_new(self, frame: bytes, correlation_id: int) -> DecodedRequest:
+        # KIP-511: answer an unknown ApiVersions version with a v0 response carrying
+        # UNSUPPORTED_VERSION and the versions we do support, so the client retries lower.
+        spec = API_TABLE[ApiKey.API_VERSIONS]
+        body = spec.response[0](
+            error_code=UNSUPPORTED_VERSION,
+            api_keys=[spec.response.ApiVersion(api_key=ApiKey.API_VERSIONS, min_version=spec.min_version, max_version=spec.max_version)],
+        )
+        header = RequestHeader(ApiKey.API_VERSIONS, struct.unpack_from(">h", frame, 2)[0], correlation_id, None, 8)
+        local = struct.pack(">i", correlation_id) + codec.encode_body(body, 0)
+        return DecodedRequest(header, spec, None, frame, True, local_response=local)
+
+    def operations(self, request: DecodedRequest, *, strict: bool = True) -> list[Operation]:
+        """One operation per (operation, resource); UnresolvedTopicIds if ids are unknown."""
+        h = request.header
+        return operations.operations_for(h.api_key, h.api_version, request.body, self.cluster.topic_name, strict=strict)
+
+    @staticmethod
+    def needs_response_processing(request: DecodedRequest) -> bool:
+        return request.header.api_key in _RESPONSE_PROCESSED
+
+    @staticmethod
+    def decode_response(request: DecodedRequest, frame: bytes) -> tuple[bytes, Any]:
+        """(header bytes, decoded body) of the broker's response to ``request``."""
+        version = request.header.api_version
+        try:
+            return codec.decode_response_body(frame, request.spec, version)
+        except CodecError as e:
+            raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e
+
+    def finish_response(self, request: DecodedRequest, head: bytes, body: Any, mapper: AddressMapper) -> bytes:
+        """Learn from and rewrite a decoded response, and encode it behind its original header."""
+        key, version = request.header.api_key, request.header.api_version
+        unit = UNITS[key]
+        if key == ApiKey.API_VERSIONS:
+            if body.error_code == 0:
+                intersect_api_versions(body, INSPECTABLE)
+        else:
+            if unit.observe is not None:
+                unit.observe(version, body, self.cluster)
+            if unit.rewrite is not None:
+                unit.rewrite(version, body, mapper)
+        return head + codec.encode_body(body, version)
+
+    def process_response(self, request: DecodedRequest, frame: bytes, mapper: AddressMapper) -> bytes:
+        """Learn from and rewrite a broker response for ``request``; other responses pass as-is."""
+        if not self.needs_response_processing(request):
+            return frame
+        head, body = self.decode_response(request, frame)
+        if request.header.api_key == ApiKey.API_VERSIONS and body.error_code != 0:
+            return frame  # the broker's own UNSUPPORTED_VERSION answer: relay as-is
+        return self.finish_response(request, head, body, mapper)
+
+    @staticmethod
+    def response_header(request: DecodedRequest) -> bytes:
+        """The header of a response Gatekeeper answers itself."""
+        cid = struct.pack(">i", request.header.correlation_id)
+        return cid + (b"\x00" if request.spec.response_header_version(request.header.api_version) == 1 else b"")
+
+    def observe_metadata(self, frame: bytes, version: int) -> None:
+        """Learn from a Metadata response to a request Gatekeeper sent itself."""
+        _head, body = codec.decode_response_body(frame, API_TABLE[ApiKey.METADATA], version)
+        observe = UNITS[ApiKey.METADATA].observe
+        assert observe is not None
+        observe(version, body, self.cluster)
+
+    @staticmethod
+    def metadata_request(correlation_id: int, version: int = 12) -> bytes:
+        """An all-topics Metadata request Gatekeeper sends to learn topic ids and brokers."""
+        req = API_TABLE[ApiKey.METADATA].request[version](topics=None, allow_auto_topic_creation=False)
+        req.with_header(correlation_id=correlation_id, client_id="gatekeeper")
+        return bytes(req.encode(header=True))

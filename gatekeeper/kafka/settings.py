@@ -1,0 +1,29 @@
+"""What every connection of the Kafka adapter shares: a narrow, frozen view of the gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from gatekeeper.kafka.cluster import ClusterView
+from gatekeeper.kafka.messages import KafkaCodec
+from gatekeeper.ratelimit import LogSampler
+
+__all__ = ["KafkaSettings"]
+
+
+@attrs.frozen
+class KafkaSettings:
+    config: Any  # gatekeeper.config.Config
+    codec: KafkaCodec
+    cluster: ClusterView
+    metrics: Any
+    clock: Callable[[], float]
+    identity: Any  # IdentityService or None
+    upstream_credentials: Callable[[], tuple[str, str, str] | None]  # (mechanism, user, password)
+    principal_for_client_id: Callable[[str | None], Any]
+    next_bootstrap: Callable[[], Any]
+    inputs_decoded: Callable[[list[dict[str, Any]]], None]
+    denial_log: LogSampler

@@ -1,0 +1,21 @@
+"""What a client connection's Twisted shell needs from the gateway: a narrow, frozen value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["ProxyContext"]
+
+
+@attrs.frozen
+class ProxyContext:
+    adapters: Mapping[str, Any]  # protocol name -> loaded adapter (``listeners[].protocol``)
+    engine: Any  # the policy engine: decide_many(inputs) -> Deferred[list[Decision]]
+    metrics: Any
+    clock: Any  # IReactorTime: callLater for the connection core's timers
+    connect: Callable[[Any, Any], Any]  # (target, protocol) -> Deferred[protocol], connected
+    opened: Callable[[Any], None]  # a client connection was accepted
+    closed: Callable[[Any], None]  # a client connection ended
