@@ -83,6 +83,7 @@ class KafkaConnection(Connection):
         self._raw_sasl_next = False
         self._expiry: Any = None
         self._upstream_ready = False
+        self._target: Any = None
         self._upstream_auth: UpstreamAuthenticator | None = None
         self._pending_upstream: list[bytes] = []
         self._stream_left = 0  # bytes of a response being passed through as it arrives
@@ -112,6 +113,7 @@ class KafkaConnection(Connection):
             if target is None:
                 self._close(f"no broker is known for port slot {self.slot} yet; bootstrap again")
                 return
+        self._target = target
         self.io.connect_upstream(target)
 
     def upstream_connected(self) -> None:
@@ -130,7 +132,7 @@ class KafkaConnection(Connection):
 
     def upstream_failed(self, reason: str) -> None:
         self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="connect")
-        self._close(f"cannot reach broker: {reason}")
+        self._close(f"cannot reach broker {self._target}: {reason}")
 
     def upstream_lost(self, reason: str) -> None:
         if self.closing:
@@ -499,7 +501,7 @@ class KafkaConnection(Connection):
 
     def _upstream_failed_auth(self, why: str) -> None:
         self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="connect")
-        self._close(f"cannot reach broker: {why}", abort_upstream=True)
+        self._close(f"cannot reach broker {self._target}: {why}", abort_upstream=True)
 
     def _matches(self, entry: _Entry, cid: int) -> bool:
         assert entry.request is not None

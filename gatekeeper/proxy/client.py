@@ -59,7 +59,7 @@ class ClientProtocol(Protocol):
     def connect_upstream(self, target: Any) -> None:
         self.transport.pauseProducing()  # type: ignore[union-attr]
         d = self.context.connect(target, UpstreamProtocol(self.core))
-        d.addCallbacks(self._upstream_connected, self._upstream_connect_failed, errbackArgs=(target,))
+        d.addCallbacks(self._upstream_connected, lambda f: self.core.upstream_failed(f.getErrorMessage()))
 
     def _upstream_connected(self, upstream: UpstreamProtocol) -> None:
         if self.core.closing:
@@ -76,9 +76,6 @@ class ClientProtocol(Protocol):
         upstream.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
         self.core.upstream_connected()
         self.transport.resumeProducing()  # type: ignore[union-attr]
-
-    def _upstream_connect_failed(self, failure: Failure, target: Any) -> None:
-        self.core.upstream_failed(f"{target}: {failure.getErrorMessage()}")
 
     def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
         d = self.context.engine.decide_many(inputs)

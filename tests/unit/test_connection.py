@@ -1,0 +1,339 @@
+"""The Kafka connection core, driven directly: bytes and decisions in, recorded actions out.
+
+No transports, no reactor: a recording ConnectionIO stands for the shell, decisions are handed
+in by the test when the core asks for them, and timers run on a task.Clock.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+import pytest
+from twisted.internet import task
+
+from gatekeeper.api import AdapterServices, Decision
+from gatekeeper.config import HostPort
+from gatekeeper.kafka.adapter import KafkaAdapter
+from gatekeeper.kafka.codec import API_TABLE
+from gatekeeper.metrics import gateway_metrics
+from gatekeeper.policy.input import ANONYMOUS
+from gatekeeper.testing.fakes import fake_config
+from tests.unit.samples import TOPIC_ID, req
+
+ALLOW = Decision("allow")
+DENY = Decision("deny", reason="not yours")
+P = API_TABLE[0].request
+BOOTSTRAP = HostPort("127.0.0.1", 19092)
+
+
+class RecordingIO:
+    def __init__(self, clock: task.Clock) -> None:
+        self.clock = clock
+        self.client: list[bytes] = []
+        self.upstream: list[bytes] = []
+        self.targets: list[Any] = []
+        self.asked: list[tuple[int, list[dict[str, Any]]]] = []
+        self.closed: list[bool] = []
+        self.paused = False
+
+    def to_client(self, data: Any) -> None:
+        self.client.append(b"".join(data))
+
+    def to_upstream(self, data: Any) -> None:
+        self.upstream.append(b"".join(data))
+
+    def connect_upstream(self, target: Any) -> None:
+        self.targets.append(target)
+
+    def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
+        self.asked.append((token, inputs))
+
+    def close(self, abort_upstream: bool = False) -> None:
+        self.closed.append(abort_upstream)
+
+    def call_later(self, seconds: float, fn: Any) -> Any:
+        return self.clock.callLater(seconds, fn)
+
+    def pause_client(self) -> None:
+        self.paused = True
+
+    def resume_client(self) -> None:
+        self.paused = False
+
+    def peer_principal(self) -> Any:
+        return None
+
+    def client_frames(self) -> list[bytes]:
+        return frames(b"".join(self.client))
+
+    def upstream_frames(self) -> list[bytes]:
+        return frames(b"".join(self.upstream))
+
+
+def frames(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(data):
+        (n,) = struct.unpack_from(">i", data, pos)
+        out.append(data[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+def framed(message: Any, version: int, cid: int) -> bytes:
+    message.with_header(correlation_id=cid, client_id="unit")
+    body = bytes(message.encode(version=version, header=True))
+    return struct.pack(">i", len(body)) + body
+
+
+def response(api_key: int, version: int, cid: int, **fields: Any) -> bytes:
+    spec = API_TABLE[api_key]
+    body = bytes(spec.response[version](**fields).encode(version=version))
+    head = struct.pack(">i", cid) + (b"\x00" if spec.response_header_version(version) == 1 else b"")
+    return struct.pack(">i", len(head) + len(body)) + head + body
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> Any:
+    spec = API_TABLE[api_key]
+    return spec.response.decode(frame[4 + (1 if spec.response_header_version(version) else 0):], version=version)
+
+
+def produce(cid: int, *topics: str, acks: int = -1, version: int = 9) -> bytes:
+    data = [P.TopicProduceData(name=t, partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=None)])
+            for t in topics]
+    return framed(req(0, version, transactional_id=None, acks=acks, timeout_ms=1000, topic_data=data), version, cid)
+
+
+def produce_response(cid: int, *topics: str, version: int = 9) -> bytes:
+    R = API_TABLE[0].response
+    return response(0, version, cid, throttle_time_ms=0, responses=[
+        R.TopicProduceResponse(name=t, partition_responses=[R.TopicProduceResponse.PartitionProduceResponse(index=0, error_code=0, base_offset=7)])
+        for t in topics])
+
+
+def make(credentials: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]:
+    clock = task.Clock()
+    clock.advance(time.time())
+    cfg = fake_config(**config)
+    services = AdapterServices(
+        config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=None,
+        upstream_credentials=lambda: credentials, principal_for_client_id=lambda cid: ANONYMOUS,
+        next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
+    )
+    adapter = KafkaAdapter(services)
+    io = RecordingIO(clock)
+    core = adapter.connection(cfg.listeners[0], None, io)
+    core.start("127.0.0.1", 50000)
+    return core, io, adapter
+
+
+def ready(credentials: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]:
+    core, io, adapter = make(credentials, **config)
+    assert io.targets == [BOOTSTRAP]
+    core.upstream_connected()
+    return core, io, adapter
+
+
+def answer(core: Any, io: RecordingIO, *decisions: Decision) -> None:
+    token, inputs = io.asked.pop(0)
+    assert len(inputs) == len(decisions), [i["operation"] for i in inputs]
+    core.decided(token, list(decisions))
+
+
+def test_allowed_request_goes_as_its_bytes_and_the_answer_is_cut_through() -> None:
+    core, io, _ = ready()
+    wire = produce(1, "orders")
+    core.client_data(wire)
+    assert io.upstream == []  # nothing goes before the decision
+    answer(core, io, ALLOW)
+    assert io.upstream == [wire]
+    reply = produce_response(1, "orders")
+    core.upstream_data(reply[:10])
+    assert io.client == [reply[:10]]  # streamed as it arrives, not reassembled
+    core.upstream_data(reply[10:])
+    assert b"".join(io.client) == reply
+
+
+def test_denied_request_is_answered_locally_with_the_apis_own_error() -> None:
+    core, io, adapter = ready()
+    core.client_data(produce(3, "payments"))
+    answer(core, io, DENY)
+    assert io.upstream == []
+    (out,) = io.client_frames()
+    body = decode_response(0, 9, out)
+    p = body.responses[0].partition_responses[0]
+    assert (body.responses[0].name, p.error_code, p.error_message) == ("payments", 29, "not yours")
+    assert adapter.settings.metrics.get("gatekeeper_decisions_total", action="deny", operation="produce") == 1
+
+
+def test_partial_deny_forwards_the_allowed_topic_and_merges_the_denied_ones_error() -> None:
+    core, io, _ = ready()
+    core.client_data(produce(4, "orders", "payments"))
+    answer(core, io, ALLOW, DENY)
+    (sent,) = io.upstream_frames()
+    forwarded = API_TABLE[0].request.decode(sent[sent.index(b"unit") + 4 + 1:], version=9)  # after client id and tagged/none
+    assert [t.name for t in forwarded.topic_data] == ["orders"]
+    core.upstream_data(produce_response(4, "orders"))
+    body = decode_response(0, 9, io.client_frames()[0])
+    got = {t.name: t.partition_responses[0].error_code for t in body.responses}
+    assert got == {"orders": 0, "payments": 29}
+
+
+def test_acks0_denied_produce_is_dropped_and_the_connection_closed() -> None:
+    core, io, _ = ready()
+    core.client_data(produce(5, "payments", acks=0))
+    answer(core, io, DENY)
+    assert io.upstream == [] and io.client == [] and io.closed == [False]
+
+
+def test_all_topics_listing_keeps_only_what_the_principal_may_describe() -> None:
+    core, io, _ = ready()
+    M = API_TABLE[3]
+    core.client_data(framed(req(3, 12, topics=None, allow_auto_topic_creation=False), 12, 6))
+    answer(core, io, ALLOW)  # list_topics
+    R = M.response
+    core.upstream_data(response(3, 12, 6, throttle_time_ms=0, brokers=[R.MetadataResponseBroker(node_id=1, host="b1", port=9092, rack=None)],
+                                cluster_id="c", controller_id=1, topics=[
+                                    R.MetadataResponseTopic(error_code=0, name=n, topic_id=TOPIC_ID, is_internal=False, partitions=[])
+                                    for n in ("orders", "secret")]))
+    token, inputs = io.asked.pop(0)
+    assert [(i["operation"], i["resource"]["name"]) for i in inputs] == [("describe_topic", "orders"), ("describe_topic", "secret")]
+    assert io.client == []  # held until the listing is decided
+    core.decided(token, [ALLOW, DENY])
+    body = decode_response(3, 12, io.client_frames()[0])
+    assert [t.name for t in body.topics] == ["orders"]
+    assert (body.brokers[0].host, body.brokers[0].port) == ("gk.example", 9193)  # addresses rewritten
+
+
+def test_pipelined_requests_keep_order_when_decisions_come_back_out_of_order() -> None:
+    core, io, _ = ready()
+    core.client_data(produce(1, "orders") + produce(2, "payments") + produce(3, "orders"))
+    (t1, _), (t2, _), (t3, _) = io.asked
+    core.decided(t3, [ALLOW])
+    core.decided(t2, [DENY])
+    assert io.upstream == [] and io.client == []  # request 1 is still undecided: nothing moves
+    core.decided(t1, [ALLOW])
+    assert [struct.unpack_from(">i", f, 4)[0] for f in io.upstream_frames()] == [1, 3]
+    assert io.client == []  # the local denial of 2 waits behind the broker's answer to 1
+    core.upstream_data(produce_response(1, "orders") + produce_response(3, "orders"))
+    assert [struct.unpack_from(">i", f)[0] for f in io.client_frames()] == [1, 2, 3]
+
+
+def test_a_request_naming_an_unknown_topic_id_waits_for_a_metadata_probe() -> None:
+    core, io, adapter = ready()
+    data = [P.TopicProduceData(topic_id=TOPIC_ID, partition_data=[])]
+    wire = framed(req(0, 13, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data), 13, 8)
+    core.client_data(wire)
+    assert io.asked == []
+    (probe,) = io.upstream_frames()
+    assert struct.unpack_from(">h", probe)[0] == 3
+    probe_cid = struct.unpack_from(">i", probe, 4)[0]
+    R = API_TABLE[3].response
+    core.upstream_data(response(3, 12, probe_cid, throttle_time_ms=0, brokers=[], cluster_id="c", controller_id=1,
+                                topics=[R.MetadataResponseTopic(error_code=0, name="orders", topic_id=TOPIC_ID, is_internal=False, partitions=[])]))
+    assert io.client == []  # the probe's answer is Gatekeeper's own
+    token, inputs = io.asked.pop(0)
+    assert inputs[0]["resource"]["name"] == "orders"
+    assert adapter.cluster.topic_name(TOPIC_ID) == "orders"
+
+
+def test_engine_failure_closes_fail_closed() -> None:
+    core, io, _ = ready()
+    core.client_data(produce(1, "orders"))
+    token, _ = io.asked.pop(0)
+    core.decision_failed(token, "boom")
+    assert io.closed and io.upstream == []
+
+
+def test_held_credentials_authenticate_to_the_broker_before_any_client_request_goes() -> None:
+    core, io, _ = make(credentials=("PLAIN", "gatekeeper", "s3cret"))
+    core.client_data(produce(1, "orders"))
+    answer(core, io, ALLOW)
+    core.upstream_connected()
+    (handshake,) = io.upstream_frames()
+    assert struct.unpack_from(">h", handshake)[0] == 17  # SaslHandshake first, the produce waits
+    hs_cid = struct.unpack_from(">i", handshake, 4)[0]
+    core.upstream_data(response(17, 1, hs_cid, error_code=0, mechanisms=["PLAIN"]))
+    auth = io.upstream_frames()[1]
+    assert struct.unpack_from(">h", auth)[0] == 36 and b"s3cret" in auth
+    core.upstream_data(response(36, 2, struct.unpack_from(">i", auth, 4)[0], error_code=0, error_message=None,
+                                auth_bytes=b"", session_lifetime_ms=0))
+    assert struct.unpack_from(">h", io.upstream_frames()[2])[0] == 0  # now the produce
+
+
+def test_refused_held_credentials_close_the_client_with_the_reason() -> None:
+    core, io, adapter = make(credentials=("PLAIN", "gatekeeper", "wrong"))
+    core.upstream_connected()
+    hs_cid = struct.unpack_from(">i", io.upstream_frames()[0], 4)[0]
+    core.upstream_data(response(17, 1, hs_cid, error_code=33, mechanisms=["SCRAM-SHA-512"]))
+    assert io.closed == [True]
+    assert adapter.settings.metrics.get("gatekeeper_upstream_errors_total", kind="connect") == 1
+
+
+@pytest.fixture()
+def idp(tmp_path: Any) -> Any:
+    from gatekeeper.testing.tokens import AUDIENCE, ISSUER, TestIdp
+
+    idp = TestIdp()
+    jwks = idp.write_jwks(tmp_path / "jwks.json")
+    return idp, {"identity": {"jwt": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(jwks)}},
+                 "listeners": [{"name": "sasl", "bind": "127.0.0.1:9192", "advertised_host": "gk.example",
+                                "broker_ports": "9193-9195", "authentication": {"mechanisms": ["OAUTHBEARER", "PLAIN"]}}]}
+
+
+def _sasl_core(config: dict[str, Any]) -> tuple[Any, RecordingIO, Any]:
+    from gatekeeper.identity.service import IdentityService
+    from gatekeeper.testing.fakes import fake_config as fc
+
+    clock = task.Clock()
+    clock.advance(time.time())
+    cfg = fc(**config)
+    assert cfg.identity.jwt is not None
+    services = AdapterServices(
+        config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=IdentityService(cfg.identity.jwt, clock),
+        upstream_credentials=lambda: None, principal_for_client_id=lambda cid: ANONYMOUS,
+        next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
+    )
+    adapter = KafkaAdapter(services)
+    io = RecordingIO(clock)
+    core = adapter.connection(cfg.listeners[0], None, io)
+    core.start("127.0.0.1", 50000)
+    core.upstream_connected()
+    return core, io, adapter
+
+
+def _plain(token: str) -> bytes:
+    return b"\0ignored\0" + token.encode()
+
+
+def test_sasl_at_the_listener_makes_the_principal_of_every_input(idp) -> None:
+    issuer, config = idp
+    core, io, _ = _sasl_core(config)
+    core.client_data(framed(req(17, 1, mechanism="PLAIN"), 1, 1))
+    core.client_data(framed(req(36, 2, auth_bytes=_plain(issuer.token(sub="svc-a"))), 2, 2))
+    codes = [decode_response(k, v, f).error_code for (k, v), f in zip([(17, 1), (36, 2)], io.client_frames(), strict=True)]
+    assert codes == [0, 0] and io.upstream == []  # answered by Gatekeeper, never forwarded
+    core.client_data(produce(3, "orders"))
+    _, inputs = io.asked[0]
+    assert inputs[0]["principal"]["sub"] == "svc-a" and inputs[0]["principal"]["mechanism"] == "PLAIN"
+
+
+def test_a_bad_token_is_refused_after_a_delay_and_the_connection_closed(idp) -> None:
+    _, config = idp
+    core, io, adapter = _sasl_core(config)
+    core.client_data(framed(req(17, 1, mechanism="PLAIN"), 1, 1))
+    core.client_data(framed(req(36, 2, auth_bytes=_plain("not-a-jwt")), 2, 2))
+    assert io.paused and len(io.client_frames()) == 1 and not io.closed
+    io.clock.advance(5)
+    assert decode_response(36, 2, io.client_frames()[1]).error_code == 58
+    assert io.closed
+    assert adapter.settings.metrics.get("gatekeeper_authentications_total", result="refused") == 1
+
+
+def test_a_request_before_authentication_closes_the_connection(idp) -> None:
+    _, config = idp
+    config["listeners"][0]["authentication"]["required"] = True
+    core, io, _ = _sasl_core(config)
+    core.client_data(produce(1, "orders"))
+    assert io.closed and io.upstream == [] and io.asked == []
