@@ -22,12 +22,14 @@ from twisted.logger import Logger
 from gatekeeper.api import Connection, ConnectionIO, Decision, Operation
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.base import ApiKey, Listing
+from gatekeeper.kafka.apis.base import ApiKey
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
+from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
 from gatekeeper.kafka.operations import UnresolvedTopicIds
 from gatekeeper.kafka.request import DecodedRequest
-from gatekeeper.kafka.sasl_client import UpstreamAuthenticator, UpstreamAuthError
+from gatekeeper.kafka.responses import ResponseSide
+from gatekeeper.kafka.sasl_client import UpstreamAuthenticator
 from gatekeeper.kafka.sasl_server import SaslSession
 from gatekeeper.kafka.settings import KafkaSettings
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
@@ -43,28 +45,7 @@ _DENIAL_THROTTLE_BASE = 0.05  # seconds: the first repeat of a denial asks the c
 _DENIAL_REPEAT_WINDOW = 1.0  # seconds: the same denial again within this is a repeat
 
 
-class _Entry:
-    """One request on its way through: decided, forwarded, answered."""
-
-    __slots__ = ("decided", "filter_listing", "forward", "internal", "merge", "outgoing", "request", "response")
-
-    def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
-        self.request = request
-        self.internal = internal
-        self.decided = False
-        self.forward = False
-        self.response: bytes | None = None
-        self.outgoing: bytes | None = None  # what goes to the broker (original bytes unless split)
-        self.merge: Any = None  # adds denied entities' errors to a split request's response
-        self.filter_listing: Listing | None = None  # drop listed resources the principal may not see
-
-    @property
-    def processed(self) -> bool:
-        """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
-        return self.merge is not None or self.filter_listing is not None
-
-
-class KafkaConnection(Connection):
+class KafkaConnection(ResponseSide, Connection):
     def __init__(self, settings: KafkaSettings, listener: Any, slot: int | None, io: ConnectionIO) -> None:
         self.s = settings
         self.listener = listener
@@ -87,10 +68,10 @@ class KafkaConnection(Connection):
         self._upstream_auth: UpstreamAuthenticator | None = None
         self._pending_upstream: list[bytes] = []
         self._stream_left = 0  # bytes of a response being passed through as it arrives
-        self._order: deque[_Entry] = deque()  # arrival order, for responses
-        self._undecided: deque[_Entry] = deque()  # arrival order, not yet forwarded
-        self._sent: deque[_Entry] = deque()  # send order, awaiting the broker's response
-        self._waiting_for_ids: list[_Entry] = []
+        self._order: deque[Entry] = deque()  # arrival order, for responses
+        self._undecided: deque[Entry] = deque()  # arrival order, not yet forwarded
+        self._sent: deque[Entry] = deque()  # send order, awaiting the broker's response
+        self._waiting_for_ids: list[Entry] = []
         self._internal_cid = _INTERNAL_CORRELATION_BASE
         self._decisions: dict[int, Any] = {}  # token -> what to do with the decisions
         self._token = 0
@@ -231,14 +212,14 @@ class KafkaConnection(Connection):
             return
         self._decide(entry)
 
-    def _queue(self, request: DecodedRequest) -> _Entry:
-        entry = _Entry(request)
+    def _queue(self, request: DecodedRequest) -> Entry:
+        entry = Entry(request)
         if request.expects_response:
             self._order.append(entry)
         self._undecided.append(entry)
         return entry
 
-    def _authenticate(self, entry: _Entry | None, auth_bytes: bytes, version: int) -> None:
+    def _authenticate(self, entry: Entry | None, auth_bytes: bytes, version: int) -> None:
         assert self.sasl is not None and self.session is not None
         now = self.s.clock()
         outcome = self.sasl.authenticate(bytes(auth_bytes), version, now)
@@ -272,7 +253,7 @@ class KafkaConnection(Connection):
         entry.response = self.s.codec.response_header(entry.request) + encode_body(outcome.response, version)
         self._advance()
 
-    def _refuse(self, entry: _Entry | None, response: Any, version: int) -> None:
+    def _refuse(self, entry: Entry | None, response: Any, version: int) -> None:
         if self.closing:
             return
         if entry is not None and entry.request is not None:
@@ -300,7 +281,7 @@ class KafkaConnection(Connection):
         log.error("bug: deciding a request failed: {reason}", reason=reason)
         self._close(f"policy enforcement failed, request refused (fail closed): {reason}", rejected="engine")
 
-    def _decide(self, entry: _Entry, *, probed: bool = False) -> None:
+    def _decide(self, entry: Entry, *, probed: bool = False) -> None:
         request = entry.request
         assert request is not None
         try:
@@ -333,7 +314,7 @@ class KafkaConnection(Connection):
             for op in ops
         ]
 
-    def _decided(self, entry: _Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
+    def _decided(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
         request = entry.request
         assert request is not None
         metrics = self.s.metrics
@@ -387,13 +368,13 @@ class KafkaConnection(Connection):
             held_back=f" ({held} more like it since the last such line)" if held else "",
         )
 
-    def _resolve_topic_ids(self, entry: _Entry) -> None:
+    def _resolve_topic_ids(self, entry: Entry) -> None:
         """Ask the broker for all topics' metadata, then decide ``entry`` again."""
         self._waiting_for_ids.append(entry)
         if len(self._waiting_for_ids) > 1:
             return  # a probe is already on its way
         self._internal_cid += 1
-        self._send_upstream(self.s.codec.metadata_request(self._internal_cid), _Entry(None, internal=True))
+        self._send_upstream(self.s.codec.metadata_request(self._internal_cid), Entry(None, internal=True))
 
     def _advance(self) -> None:
         """Forward decided requests in arrival order; then flush what can be answered."""
@@ -405,7 +386,7 @@ class KafkaConnection(Connection):
                 self._send_upstream(entry.outgoing, entry)
         self._flush()
 
-    def _send_upstream(self, payload: bytes, entry: _Entry) -> None:
+    def _send_upstream(self, payload: bytes, entry: Entry) -> None:
         if entry.internal or (entry.request is not None and entry.request.expects_response):
             self._sent.append(entry)
         data = [_CID.pack(len(payload)), payload]
@@ -413,175 +394,3 @@ class KafkaConnection(Connection):
             self.io.to_upstream(data)
         else:
             self._pending_upstream.extend(data)
-
-    # -- responses -------------------------------------------------------------------------------
-
-    def upstream_data(self, data: bytes) -> None:
-        """Bytes from the broker. A response that needs no rewriting and is next in line for
-        the client is passed through as it arrives (cut-through): no reassembly, no copy of
-        large Fetch responses; anything else is reassembled and processed as a whole frame."""
-        if self.closing:
-            return
-        if not self._upstream_ready:
-            self._authenticating_upstream(data)
-            return
-        self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_broker")
-        left = self._stream_left
-        if left:
-            if len(data) <= left:
-                self._stream_left = left - len(data)
-                self.io.to_client([data])
-                if not self._stream_left:
-                    self._flush()
-                return
-            self.io.to_client([data[:left]])
-            self._stream_left = 0
-            data = data[left:]
-            self._flush()
-        responses = self.responses
-        responses.receive_data(data)
-        try:
-            while not self.closing and not self._stream_left:
-                ids = responses.peek_ids()
-                if ids is None:
-                    break
-                size, cid = ids
-                if not self._sent:
-                    self._upstream_broken("broker sent a response to no request")
-                    return
-                entry = self._sent[0]
-                if not entry.internal and not entry.processed and self._order and self._order[0] is entry and (
-                    not self.s.codec.needs_response_processing(entry.request)  # type: ignore[arg-type]
-                ):
-                    if size > responses.max_frame_bytes or size < 4:
-                        raise FrameError(f"response frame length {size} is out of bounds")
-                    if not self._matches(entry, cid):
-                        return
-                    self._sent.popleft()
-                    self._order.popleft()
-                    chunk = responses.take(4 + size)
-                    self._stream_left = 4 + size - len(chunk)
-                    self.io.to_client([chunk])
-                    continue
-                raw = responses.next_frame()
-                if raw is None:
-                    break
-                self._response(raw)
-        except FrameError as e:
-            self._upstream_broken(f"broker sent an unframeable response: {e}")
-            return
-        if not self._stream_left:
-            self._flush()
-
-    def _authenticating_upstream(self, data: bytes) -> None:
-        """Gatekeeper's own SASL exchange with the broker, before any client request goes."""
-        auth = self._upstream_auth
-        if auth is None:
-            self._upstream_broken("broker sent data before the connection was ready")
-            return
-        self.responses.receive_data(data)
-        try:
-            while not auth.done:
-                frame = self.responses.next_frame()
-                if frame is None:
-                    return
-                out = auth.receive(frame)
-                if out:
-                    self.io.to_upstream(out)
-        except (UpstreamAuthError, FrameError) as e:
-            self._upstream_failed_auth(str(e))
-            return
-        except Exception as e:  # a response that does not decode
-            self._upstream_failed_auth(f"broker's SASL response does not decode: {e}")
-            return
-        self._upstream_is_ready()
-        leftover = self.responses.take(self.responses.buffered)
-        if leftover:
-            self.upstream_data(leftover)
-
-    def _upstream_failed_auth(self, why: str) -> None:
-        self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="connect")
-        self._close(f"cannot reach broker {self._target}: {why}", abort_upstream=True)
-
-    def _matches(self, entry: _Entry, cid: int) -> bool:
-        assert entry.request is not None
-        if cid != entry.request.header.correlation_id:
-            self._upstream_broken(f"broker answered correlation id {cid}, expected {entry.request.header.correlation_id}")
-            return False
-        return True
-
-    def _response(self, raw: bytes) -> None:
-        """One whole response frame that has to be processed before the client sees it."""
-        entry = self._sent.popleft()
-        (cid,) = _CID.unpack_from(raw, 0)
-        if entry.internal:
-            self._probe_answered(raw)
-            return
-        request = entry.request
-        assert request is not None
-        if not self._matches(entry, cid):
-            return
-        codec = self.s.codec
-        try:
-            if not entry.processed:
-                entry.response = codec.process_response(request, raw, self._address_mapper)
-                return
-            head, body = codec.decode_response(request, raw)
-        except CodecError as e:
-            self._upstream_broken(str(e))
-            return
-        if entry.merge is not None:
-            body = entry.merge(body)
-        if entry.filter_listing is None:
-            entry.response = codec.finish_response(request, head, body, self._address_mapper)
-            return
-        self._filter_listing(entry, entry.filter_listing, head, body)
-
-    def _filter_listing(self, entry: _Entry, listing: Listing, head: bytes, body: Any) -> None:
-        """A listing (all topics, groups, transactions) keeps only what the principal may
-        describe, as Kafka's own authorizer does, so existence is not leaked."""
-        request = entry.request
-        assert request is not None
-        ops = listing.operations(body)
-        if not ops:
-            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
-            return
-        inputs = self._inputs(request, ops)
-        self.s.inputs_decoded(inputs)
-
-        def filtered(decisions: list[Decision]) -> None:
-            listing.keep(body, [d.allowed for d in decisions])
-            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
-            self._flush()
-
-        self._ask(inputs, filtered)
-
-    def _probe_answered(self, raw: bytes) -> None:
-        try:
-            self.s.codec.observe_metadata(raw, 12)
-        except CodecError as e:
-            self._upstream_broken(f"metadata probe failed: {e}")
-            return
-        waiting, self._waiting_for_ids = self._waiting_for_ids, []
-        for entry in waiting:
-            self._decide(entry, probed=True)
-
-    def _address_mapper(self, node_id: int, host: str, port: int) -> tuple[str, int] | None:
-        slot = self.s.cluster.slot_of(node_id)
-        if slot is None:
-            log.error("broker node {node} has no port in listener {listener}'s broker_ports; widen the range",
-                      node=node_id, listener=self.listener.name)
-            return None
-        return self.listener.advertised_host, self.listener.broker_ports[slot]
-
-    def _flush(self) -> None:
-        order = self._order
-        if self._stream_left:
-            return
-        out: list[bytes] = []
-        # Only requests that expect a response are queued, so each waits for its response.
-        while order and (response := order[0].response) is not None:
-            order.popleft()
-            out += (_CID.pack(len(response)), response)
-        if out and not self.closing:
-            self.io.to_client(out)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web import resource, server
-
-if TYPE_CHECKING:
-    from gatekeeper.config import HostPort
-    from gatekeeper.proxy.gateway import Gateway
 
 __all__ = ["listen_admin"]
 
@@ -19,35 +16,36 @@ __all__ = ["listen_admin"]
 class _Health(resource.Resource):
     isLeaf = True
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
         super().__init__()
-        self.gateway = gateway
+        self.health = health
 
     def render_GET(self, request: Any) -> bytes:
-        listening = bool(self.gateway.ports)
-        request.setResponseCode(200 if listening else 503)
+        ok, body = self.health()
+        request.setResponseCode(200 if ok else 503)
         request.setHeader(b"content-type", b"application/json")
-        body = {"status": "ok" if listening else "starting", "connections": len(self.gateway.connections)}
         return json.dumps(body).encode()
 
 
 class _Metrics(resource.Resource):
     isLeaf = True
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, render: Callable[[], str]) -> None:
         super().__init__()
-        self.gateway = gateway
+        self.render_metrics = render
 
     def render_GET(self, request: Any) -> bytes:
         request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-        return self.gateway.metrics.render().encode()
+        return self.render_metrics().encode()
 
 
-def listen_admin(gateway: Gateway, bind: HostPort) -> defer.Deferred[Any]:
+def listen_admin(reactor: Any, bind: Any, health: Callable[[], tuple[bool, dict[str, Any]]],
+                 metrics: Callable[[], str]) -> defer.Deferred[Any]:
+    """Listen on ``bind`` (host, port): ``/healthz`` from ``health()`` (ok, body), ``/metrics``."""
     root = resource.Resource()
-    root.putChild(b"healthz", _Health(gateway))
-    root.putChild(b"metrics", _Metrics(gateway))
+    root.putChild(b"healthz", _Health(health))
+    root.putChild(b"metrics", _Metrics(metrics))
     site = server.Site(root)
     site.noisy = False
-    endpoint = TCP4ServerEndpoint(gateway.reactor, bind.port, interface=bind.host)
+    endpoint = TCP4ServerEndpoint(reactor, bind.port, interface=bind.host)
     return endpoint.listen(site)

@@ -27,6 +27,7 @@ from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
 from gatekeeper.policy.factory import make_engine
 from gatekeeper.policy.input import ANONYMOUS, Principal
+from gatekeeper.proxy.admin import listen_admin
 from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.context import ProxyContext
 from gatekeeper.proxy.tls import client_options, listener_endpoint
@@ -185,6 +186,11 @@ class Gateway:
         self.connections.discard(conn)
         self.metrics.set("gatekeeper_connections_active", len(self.connections))
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(listening, the /healthz body)."""
+        listening = bool(self.ports)
+        return listening, {"status": "ok" if listening else "starting", "connections": len(self.connections)}
+
     def inputs_decoded(self, inputs: list[dict[str, Any]]) -> None:
         """Hook for every policy input built; logged at debug level."""
         if self.debug_inputs:
@@ -205,15 +211,14 @@ class GatewayService(service.Service):
 
     def startService(self) -> None:
         super().startService()
-        from gatekeeper.proxy.admin import listen_admin
-
         d = self.gateway.start()
 
         def started(_: Any) -> Any:
             bind = self.gateway.config.admin.bind
             if bind is None:
                 return None
-            return listen_admin(self.gateway, bind).addCallback(self._admin_started)
+            return listen_admin(self.gateway.reactor, bind, self.gateway.health, self.gateway.metrics.render).addCallback(
+                self._admin_started)
 
         def failed(f: Any) -> None:
             log.critical("gateway failed to start: {err}", err=f.getErrorMessage())

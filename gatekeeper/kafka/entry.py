@@ -1,0 +1,31 @@
+"""One request on its way through a Kafka connection: decided, forwarded, answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatekeeper.kafka.apis.base import Listing
+from gatekeeper.kafka.request import DecodedRequest
+
+__all__ = ["Entry"]
+
+
+class Entry:
+    """One request on its way through: decided, forwarded, answered."""
+
+    __slots__ = ("decided", "filter_listing", "forward", "internal", "merge", "outgoing", "request", "response")
+
+    def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
+        self.request = request
+        self.internal = internal
+        self.decided = False
+        self.forward = False
+        self.response: bytes | None = None
+        self.outgoing: bytes | None = None  # what goes to the broker (original bytes unless split)
+        self.merge: Any = None  # adds denied entities' errors to a split request's response
+        self.filter_listing: Listing | None = None  # drop listed resources the principal may not see
+
+    @property
+    def processed(self) -> bool:
+        """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
+        return self.merge is not None or self.filter_listing is not None

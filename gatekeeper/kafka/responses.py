@@ -1,0 +1,232 @@
+"""The response side of a Kafka connection core: the broker's bytes back to the client.
+
+A response that needs no rewriting and is next in line is passed through as it arrives
+(cut-through); anything else is reassembled, decoded, merged with a partial deny's errors,
+filtered (listings), rewritten (broker addresses) and re-encoded. Gatekeeper's own SASL with
+the broker and its topic-id probes are answered here too. Mixed into ``KafkaConnection``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Any
+
+from twisted.logger import Logger
+
+from gatekeeper.api import ConnectionIO, Decision
+from gatekeeper.kafka.apis.base import Listing
+from gatekeeper.kafka.codec import CodecError
+from gatekeeper.kafka.entry import Entry
+from gatekeeper.kafka.framing import FrameDecoder, FrameError
+from gatekeeper.kafka.sasl_client import UpstreamAuthenticator, UpstreamAuthError
+from gatekeeper.kafka.settings import KafkaSettings
+
+__all__ = ["ResponseSide"]
+
+log = Logger(namespace="gatekeeper.proxy.client")
+_CID = struct.Struct(">i")
+
+
+class ResponseSide:
+    # State shared with the request side (set by KafkaConnection.__init__).
+    s: KafkaSettings
+    io: ConnectionIO
+    listener: Any
+    closing: bool
+    responses: FrameDecoder
+    _stream_left: int
+    _order: deque[Entry]
+    _sent: deque[Entry]
+    _waiting_for_ids: list[Entry]
+    _upstream_ready: bool
+    _upstream_auth: UpstreamAuthenticator | None
+    _target: Any
+
+    def _close(self, why: str, *, rejected: str | None = None, abort_upstream: bool = False) -> None:
+        raise NotImplementedError
+
+    def _upstream_broken(self, why: str) -> None:
+        raise NotImplementedError
+
+    def _upstream_is_ready(self) -> None:
+        raise NotImplementedError
+
+    def _inputs(self, request: Any, ops: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _ask(self, inputs: list[dict[str, Any]], then: Any) -> None:
+        raise NotImplementedError
+
+    def _decide(self, entry: Entry, *, probed: bool = False) -> None:
+        raise NotImplementedError
+
+    def upstream_data(self, data: bytes) -> None:
+        """Bytes from the broker. A response that needs no rewriting and is next in line for
+        the client is passed through as it arrives (cut-through): no reassembly, no copy of
+        large Fetch responses; anything else is reassembled and processed as a whole frame."""
+        if self.closing:
+            return
+        if not self._upstream_ready:
+            self._authenticating_upstream(data)
+            return
+        self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_broker")
+        left = self._stream_left
+        if left:
+            if len(data) <= left:
+                self._stream_left = left - len(data)
+                self.io.to_client([data])
+                if not self._stream_left:
+                    self._flush()
+                return
+            self.io.to_client([data[:left]])
+            self._stream_left = 0
+            data = data[left:]
+            self._flush()
+        responses = self.responses
+        responses.receive_data(data)
+        try:
+            while not self.closing and not self._stream_left:
+                ids = responses.peek_ids()
+                if ids is None:
+                    break
+                size, cid = ids
+                if not self._sent:
+                    self._upstream_broken("broker sent a response to no request")
+                    return
+                entry = self._sent[0]
+                if not entry.internal and not entry.processed and self._order and self._order[0] is entry and (
+                    not self.s.codec.needs_response_processing(entry.request)  # type: ignore[arg-type]
+                ):
+                    if size > responses.max_frame_bytes or size < 4:
+                        raise FrameError(f"response frame length {size} is out of bounds")
+                    if not self._matches(entry, cid):
+                        return
+                    self._sent.popleft()
+                    self._order.popleft()
+                    chunk = responses.take(4 + size)
+                    self._stream_left = 4 + size - len(chunk)
+                    self.io.to_client([chunk])
+                    continue
+                raw = responses.next_frame()
+                if raw is None:
+                    break
+                self._response(raw)
+        except FrameError as e:
+            self._upstream_broken(f"broker sent an unframeable response: {e}")
+            return
+        if not self._stream_left:
+            self._flush()
+
+    def _authenticating_upstream(self, data: bytes) -> None:
+        """Gatekeeper's own SASL exchange with the broker, before any client request goes."""
+        auth = self._upstream_auth
+        if auth is None:
+            self._upstream_broken("broker sent data before the connection was ready")
+            return
+        self.responses.receive_data(data)
+        try:
+            while not auth.done:
+                frame = self.responses.next_frame()
+                if frame is None:
+                    return
+                out = auth.receive(frame)
+                if out:
+                    self.io.to_upstream(out)
+        except (UpstreamAuthError, FrameError) as e:
+            self._upstream_failed_auth(str(e))
+            return
+        except Exception as e:  # a response that does not decode
+            self._upstream_failed_auth(f"broker's SASL response does not decode: {e}")
+            return
+        self._upstream_is_ready()
+        leftover = self.responses.take(self.responses.buffered)
+        if leftover:
+            self.upstream_data(leftover)
+
+    def _upstream_failed_auth(self, why: str) -> None:
+        self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="connect")
+        self._close(f"cannot reach broker {self._target}: {why}", abort_upstream=True)
+
+    def _matches(self, entry: Entry, cid: int) -> bool:
+        assert entry.request is not None
+        if cid != entry.request.header.correlation_id:
+            self._upstream_broken(f"broker answered correlation id {cid}, expected {entry.request.header.correlation_id}")
+            return False
+        return True
+
+    def _response(self, raw: bytes) -> None:
+        """One whole response frame that has to be processed before the client sees it."""
+        entry = self._sent.popleft()
+        (cid,) = _CID.unpack_from(raw, 0)
+        if entry.internal:
+            self._probe_answered(raw)
+            return
+        request = entry.request
+        assert request is not None
+        if not self._matches(entry, cid):
+            return
+        codec = self.s.codec
+        try:
+            if not entry.processed:
+                entry.response = codec.process_response(request, raw, self._address_mapper)
+                return
+            head, body = codec.decode_response(request, raw)
+        except CodecError as e:
+            self._upstream_broken(str(e))
+            return
+        if entry.merge is not None:
+            body = entry.merge(body)
+        if entry.filter_listing is None:
+            entry.response = codec.finish_response(request, head, body, self._address_mapper)
+            return
+        self._filter_listing(entry, entry.filter_listing, head, body)
+
+    def _filter_listing(self, entry: Entry, listing: Listing, head: bytes, body: Any) -> None:
+        """A listing (all topics, groups, transactions) keeps only what the principal may
+        describe, as Kafka's own authorizer does, so existence is not leaked."""
+        request = entry.request
+        assert request is not None
+        ops = listing.operations(body)
+        if not ops:
+            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
+            return
+        inputs = self._inputs(request, ops)
+        self.s.inputs_decoded(inputs)
+
+        def filtered(decisions: list[Decision]) -> None:
+            listing.keep(body, [d.allowed for d in decisions])
+            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
+            self._flush()
+
+        self._ask(inputs, filtered)
+
+    def _probe_answered(self, raw: bytes) -> None:
+        try:
+            self.s.codec.observe_metadata(raw, 12)
+        except CodecError as e:
+            self._upstream_broken(f"metadata probe failed: {e}")
+            return
+        waiting, self._waiting_for_ids = self._waiting_for_ids, []
+        for entry in waiting:
+            self._decide(entry, probed=True)
+
+    def _address_mapper(self, node_id: int, host: str, port: int) -> tuple[str, int] | None:
+        slot = self.s.cluster.slot_of(node_id)
+        if slot is None:
+            log.error("broker node {node} has no port in listener {listener}'s broker_ports; widen the range",
+                      node=node_id, listener=self.listener.name)
+            return None
+        return self.listener.advertised_host, self.listener.broker_ports[slot]
+
+    def _flush(self) -> None:
+        order = self._order
+        if self._stream_left:
+            return
+        out: list[bytes] = []
+        # Only requests that expect a response are queued, so each waits for its response.
+        while order and (response := order[0].response) is not None:
+            order.popleft()
+            out += (_CID.pack(len(response)), response)
+        if out and not self.closing:
+            self.io.to_client(out)
