@@ -21,6 +21,8 @@ from gatekeeper.metrics import gateway_metrics
 from gatekeeper.policy.input import ANONYMOUS
 from gatekeeper.testing.fakes import fake_config
 from tests.unit.samples import TOPIC_ID, req
+from tests.unit.test_client_protocol import framed, response
+from tests.unit.test_client_protocol import split_frames as frames
 
 ALLOW = Decision("allow")
 DENY = Decision("deny", reason="not yours")
@@ -70,28 +72,6 @@ class RecordingIO:
 
     def upstream_frames(self) -> list[bytes]:
         return frames(b"".join(self.upstream))
-
-
-def frames(data: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos < len(data):
-        (n,) = struct.unpack_from(">i", data, pos)
-        out.append(data[pos + 4 : pos + 4 + n])
-        pos += 4 + n
-    return out
-
-
-def framed(message: Any, version: int, cid: int) -> bytes:
-    message.with_header(correlation_id=cid, client_id="unit")
-    body = bytes(message.encode(version=version, header=True))
-    return struct.pack(">i", len(body)) + body
-
-
-def response(api_key: int, version: int, cid: int, **fields: Any) -> bytes:
-    spec = API_TABLE[api_key]
-    body = bytes(spec.response[version](**fields).encode(version=version))
-    head = struct.pack(">i", cid) + (b"\x00" if spec.response_header_version(version) == 1 else b"")
-    return struct.pack(">i", len(head) + len(body)) + head + body
 
 
 def decode_response(api_key: int, version: int, frame: bytes) -> Any:
