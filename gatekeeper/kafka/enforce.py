@@ -59,8 +59,8 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
     denied = [(op, d) for op, d in zip(ops, decisions, strict=True) if not d.allowed]
     if not denied:
         if unit.normalize_frame is None:
-            return Forward(request.frame)
-        return Forward(unit.normalize_frame(h.api_version, h.size, request.frame))
+            return Forward(request.outgoing)
+        return Forward(unit.normalize_frame(h.api_version, h.size, request.outgoing))
     denials: dict[Resource, Denial] = {}
     for op, d in denied:
         if d.action in ("mask", "approve"):
@@ -75,7 +75,7 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
     if listing is not None:
         # A listing is never refused outright: with the listing itself denied it comes back
         # empty, as Kafka's authorizer filters what a principal may not describe.
-        return Partial(request.frame, lambda response: listing.keep(response, [False] * len(getattr(response, listing.attr) or ())))
+        return Partial(request.outgoing, lambda response: listing.keep(response, [False] * len(getattr(response, listing.attr) or ())))
     spec = unit.entities(h.api_version) if unit.entities is not None else None
     if spec is not None:
         entities = list(getattr(body, spec.request) or ())

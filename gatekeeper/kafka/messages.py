@@ -57,7 +57,9 @@ class KafkaCodec:
         if not lo <= header.api_version <= hi:
             raise UnsupportedApi(f"{spec.name} v{header.api_version} is outside the versions Gatekeeper inspects (v{lo}-v{hi})")
         expects = not (spec.key == ApiKey.PRODUCE and body.acks == 0)
-        return DecodedRequest(header, spec, body, frame, expects, trailing=trailing)
+        normalize = UNITS[spec.key].normalize
+        normalized = normalize is not None and normalize(header.api_version, body)
+        return DecodedRequest(header, spec, body, frame, expects, trailing=trailing, normalized=normalized)
 
     def _api_versions_too_new(self, frame: bytes, correlation_id: int) -> DecodedRequest:
         # KIP-511: answer an unknown ApiVersions version with a v0 response carrying

@@ -259,6 +259,10 @@ class ApiUnit:
     # Learn from (before) and rewrite (after) a decoded response: broker addresses.
     observe: Callable[[int, Any, Any], None] | None = None
     rewrite: Callable[[int, Any, Any], None] | None = None
+    # Fields the broker would act on with Gatekeeper's rights, not the client's, forced to the
+    # client's value on the decoded body before anything is decided (version, body -> changed?);
+    # a changed request is re-encoded before it is forwarded.
+    normalize: Callable[[int, Any], bool] | None = None
     # Applied to an allowed request before it is forwarded: the original frame (version,
     # header size, frame -> frame) and, for a split request, the decoded body (version, body).
     normalize_frame: Callable[[int, int, bytes], bytes] | None = None
@@ -280,3 +284,12 @@ class ApiUnit:
     def other(cls, key: ApiKey, **kw: Any) -> ApiUnit:
         """An API Gatekeeper inspects with no vocabulary of its own: operation ``other``."""
         return cls(key, _other("".join(p.capitalize() for p in key.name.split("_"))), **kw)
+
+
+def force(body: Any, field: str, value: Any) -> bool:
+    """Set ``body.field`` to ``value`` where the version has it; True if that changed it."""
+    current = getattr(body, field, value)
+    if current is None or current == value:
+        return False
+    setattr(body, field, value)
+    return True

@@ -7,7 +7,7 @@ from typing import Any
 
 from gatekeeper.api import CLUSTER, Operation
 from gatekeeper.kafka.apis.addresses import map_address
-from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, OpContext
+from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, OpContext, force
 
 
 def _describe(b: Any, c: OpContext) -> list[Operation]:
@@ -25,7 +25,9 @@ def _rewrite(version: int, body: Any, mapper: Any) -> None:
 
 
 UNITS = [
-    ApiUnit(ApiKey.DESCRIBE_CLUSTER, _describe, observe=_observe, rewrite=_rewrite),
+    ApiUnit(ApiKey.DESCRIBE_CLUSTER, _describe, observe=_observe, rewrite=_rewrite,
+            # The broker would report Gatekeeper's own rights, not the client's: never asked for.
+            normalize=lambda version, body: force(body, "include_cluster_authorized_operations", False)),
     *(ApiUnit.other(key) for key in (
         ApiKey.ALTER_REPLICA_LOG_DIRS, ApiKey.DESCRIBE_LOG_DIRS, ApiKey.ELECT_LEADERS,
         ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,

@@ -14,6 +14,7 @@ from gatekeeper.kafka.apis.base import (
     Entities,
     OpContext,
     Resolve,
+    force,
     topic_resource,
 )
 
@@ -72,5 +73,17 @@ def _sessionless(version: int, body: Any) -> None:
         body.session_id, body.session_epoch = 0, -1
 
 
-UNITS = [ApiUnit(ApiKey.FETCH, _operations, _error_response, entities=lambda v: _ENTITIES,
+def _as_a_consumer(version: int, body: Any) -> bool:
+    """A client fetches as a consumer (replica id -1). A replica id of 0 or more is a follower
+    fetch and -3 a future-replica fetch: the broker would serve them under Gatekeeper's identity,
+    ignoring the isolation level (records of open transactions), so they are forced to -1."""
+    if version < 15:
+        return force(body, "replica_id", -1)
+    if body.replica_state is not None and body.replica_state.replica_id != -1:
+        body.replica_state = None
+        return True
+    return False
+
+
+UNITS = [ApiUnit(ApiKey.FETCH, _operations, _error_response, entities=lambda v: _ENTITIES, normalize=_as_a_consumer,
                  normalize_frame=disable_fetch_session, normalize_body=_sessionless)]

@@ -15,6 +15,7 @@ from gatekeeper.kafka.apis.base import (
     Listing,
     OpContext,
     Resolve,
+    force,
     group,
     message,
 )
@@ -74,7 +75,9 @@ UNITS = [
     ApiUnit(ApiKey.HEARTBEAT, _member, _group_error({"throttle_time_ms": 0})),
     ApiUnit(ApiKey.LEAVE_GROUP, _member, _group_error({"throttle_time_ms": 0, "members": []})),
     ApiUnit(ApiKey.SYNC_GROUP, _member, _group_error({"throttle_time_ms": 0, "assignment": b""})),
-    ApiUnit(ApiKey.DESCRIBE_GROUPS, _describe, _describe_error, entities=lambda v: _DESCRIBE_ENTITIES),
+    ApiUnit(ApiKey.DESCRIBE_GROUPS, _describe, _describe_error, entities=lambda v: _DESCRIBE_ENTITIES,
+            # The broker would report Gatekeeper's own rights, not the client's: never asked for.
+            normalize=lambda version, body: force(body, "include_authorized_operations", False)),
     ApiUnit(ApiKey.LIST_GROUPS, _list, listing=lambda body: _LISTING),
     ApiUnit(ApiKey.DELETE_GROUPS, _delete, _delete_error, entities=lambda v: _DELETE_ENTITIES),
 ]

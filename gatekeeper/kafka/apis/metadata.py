@@ -16,6 +16,7 @@ from gatekeeper.kafka.apis.base import (
     Listing,
     OpContext,
     Resolve,
+    force,
     topic_resource,
 )
 
@@ -67,5 +68,11 @@ def _rewrite(version: int, body: Any, mapper: Any) -> None:
         b.host, b.port = map_address(mapper, b.node_id, b.host, b.port)
 
 
+def _no_authorized_operations(version: int, body: Any) -> bool:
+    """The broker would report Gatekeeper's own rights, not the client's: never asked for."""
+    cluster = force(body, "include_cluster_authorized_operations", False)
+    return force(body, "include_topic_authorized_operations", False) or cluster
+
+
 UNITS = [ApiUnit(ApiKey.METADATA, _operations, _error_response, entities=lambda v: _ENTITIES, listing=_listing,
-                 observe=_observe, rewrite=_rewrite, forward_when_all_denied=True)]
+                 observe=_observe, rewrite=_rewrite, forward_when_all_denied=True, normalize=_no_authorized_operations)]

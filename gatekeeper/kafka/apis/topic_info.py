@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatekeeper.api import Operation, Resource
-from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, Denials, Entities, OpContext, Resolve
+from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, Denials, Entities, OpContext, Resolve, force
 
 _NO_AUTH_OPS = -2147483648  # "authorized operations not requested"
 
@@ -72,9 +72,23 @@ def _by_name(e: Any, r: Resolve) -> Resource:
 _TOPICS = Entities("topics", "topics", _by_name)
 _EPOCH = Entities("topics", "topics", lambda e, r: Resource("topic", e.topic))
 
+def _as_a_consumer(version: int, body: Any) -> bool:
+    """Replica id -1 (a consumer); -2 (debugging) and a follower's id read beyond what a
+    consumer may, with Gatekeeper's rights."""
+    return force(body, "replica_id", -1)
+
+
+def _no_authorized_operations(version: int, body: Any, mapper: Any) -> None:
+    """The broker reports Gatekeeper's own rights, not the client's: never passed on."""
+    for t in body.topics:
+        t.topic_authorized_operations = _NO_AUTH_OPS
+
+
 UNITS = [
-    ApiUnit(ApiKey.LIST_OFFSETS, _list_offsets, _list_offsets_error, entities=lambda v: _TOPICS),
-    ApiUnit(ApiKey.OFFSET_FOR_LEADER_EPOCH, _leader_epoch, _leader_epoch_error, entities=lambda v: _EPOCH),
+    ApiUnit(ApiKey.LIST_OFFSETS, _list_offsets, _list_offsets_error, entities=lambda v: _TOPICS, normalize=_as_a_consumer),
+    ApiUnit(ApiKey.OFFSET_FOR_LEADER_EPOCH, _leader_epoch, _leader_epoch_error, entities=lambda v: _EPOCH,
+            normalize=_as_a_consumer),
     ApiUnit(ApiKey.DESCRIBE_PRODUCERS, _producers, _producers_error, entities=lambda v: _TOPICS),
-    ApiUnit(ApiKey.DESCRIBE_TOPIC_PARTITIONS, _partitions, _partitions_error, entities=lambda v: _TOPICS),
+    ApiUnit(ApiKey.DESCRIBE_TOPIC_PARTITIONS, _partitions, _partitions_error, entities=lambda v: _TOPICS,
+            rewrite=_no_authorized_operations),
 ]
