@@ -1,0 +1,88 @@
+"""The broker must never act on more than the policy decided: crafted requests through
+``twistd gatekeeper`` against the real broker, each reproducing an escape found in review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper.kafka.codec import API_TABLE
+from gatekeeper.testing.gateway import TwistdGateway
+from tests.integration.rawkafka import RawKafka
+
+pytestmark = pytest.mark.integration
+
+OPEN_POLICY = Path(__file__).parent / "policy_open"
+NO_AUTH_OPS = -2147483648
+
+
+def _not_reported(ops: Any) -> bool:
+    """kafka-python decodes the "not requested" bitfield (-2**31) as None, real rights as a set."""
+    return ops is None or ops == NO_AUTH_OPS
+
+
+@pytest.fixture(scope="module")
+def open_gateway(kafka_broker, tmp_path_factory) -> Any:
+    with TwistdGateway(tmp_path_factory.mktemp("security-open"), kafka_broker.bootstrap,
+                       extra={"policy": {"engine": "embedded", "policies": str(OPEN_POLICY)}}) as gw:
+        yield gw
+
+
+def _open_transaction(bootstrap: str, topic: str) -> None:
+    """Leave a transaction with one record open on ``topic`` (the producer is not closed)."""
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"open-txn-{topic}")
+    p.init_transactions()
+    p.begin_transaction()
+    p.send(topic, b"uncommitted").get(30)
+    p.flush()
+    _open_transaction.keep = p  # type: ignore[attr-defined]
+
+
+def _fetch(conn: RawKafka, topic: str, replica_id: int, isolation: int) -> Any:
+    F = API_TABLE[1].request
+    return conn.request(1, 12, replica_id=replica_id, max_wait_ms=100, min_bytes=1, max_bytes=1 << 20,
+                        isolation_level=isolation, session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
+                        topics=[F.FetchTopic(topic=topic, partitions=[F.FetchTopic.FetchPartition(
+                            partition=0, fetch_offset=0, partition_max_bytes=1 << 20, log_start_offset=-1,
+                            current_leader_epoch=-1, last_fetched_epoch=-1)])])
+
+
+@pytest.mark.parametrize("replica_id", [-3, 0, 1])
+def test_a_fetch_as_a_replica_is_served_as_a_consumer(open_gateway, kafka_broker, replica_id: int) -> None:
+    """Row 8: replica_id -3 (future replica) made the broker ignore read_committed; >= 0 is a
+    follower fetch under the gateway's identity. Forced to -1, read_committed holds."""
+    topic = "security.open-txn"
+    kafka_broker.create_topic(topic)
+    if not getattr(_open_transaction, "keep", None):
+        _open_transaction(kafka_broker.bootstrap, topic)
+    with RawKafka(open_gateway.bootstrap) as conn:
+        committed = _fetch(conn, topic, replica_id, isolation=1)
+        part = committed.responses[0].partitions[0]
+        assert part.error_code == 0
+        assert part.records in (b"", None), f"records of an open transaction returned to read_committed: {len(part.records)} bytes"
+        assert part.last_stable_offset == 0
+        uncommitted = _fetch(conn, topic, -1, isolation=0)
+        assert uncommitted.responses[0].partitions[0].records, "read_uncommitted sees the open transaction (control)"
+
+
+def test_the_gateways_own_authorized_operations_never_reach_a_client(open_gateway, kafka_broker) -> None:
+    """Row 9: include_*_authorized_operations returned the gateway's own cluster permissions."""
+    kafka_broker.create_topic("security.ops")
+    M = API_TABLE[3].request
+    with RawKafka(open_gateway.bootstrap) as conn:
+        cluster = conn.request(60, 1, include_cluster_authorized_operations=True, endpoint_type=1)
+        assert cluster.error_code == 0 and _not_reported(cluster.authorized_operations), cluster
+        md = conn.request(3, 10, topics=[M.MetadataRequestTopic(name="security.ops", topic_id=None)],
+                          allow_auto_topic_creation=False, include_cluster_authorized_operations=True,
+                          include_topic_authorized_operations=True)
+        assert _not_reported(md.authorized_operations), md
+        assert [_not_reported(t.authorized_operations) for t in md.topics] == [True], md
+        groups = conn.request(15, 5, groups=["security-g"], include_authorized_operations=True)
+        assert [_not_reported(g.authorized_operations) for g in groups.groups] == [True], groups
+        T = API_TABLE[75].request
+        dtp = conn.request(75, 0, topics=[T.TopicRequest(name="security.ops")], response_partition_limit=10, cursor=None)
+        assert [_not_reported(t.topic_authorized_operations) for t in dtp.topics] == [True], dtp
