@@ -182,6 +182,13 @@ def default_library() -> Corpus:
     grant = {"operation": "produce", "resource": {"type": "topic", "name": "payments.settled"}, "expires_at": "2026-11-23T07:30:00Z"}
     c.case("time-boxed-grant-live", a('time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:30:00Z'),
            "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant])
+    c.case("time-boxed-grant-ttl-ends-with-the-grant",
+           {**a('time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:30:00Z'), "ttl": "2311ms"},
+           "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant], time="2026-11-23T07:29:57.689Z")
+    c.case("time-boxed-grant-last-millisecond-not-cached",
+           {**a('time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:30:00.0005Z'), "ttl": "0ms"},
+           "produce", "topic", "payments.settled", ("svc-x", []), grants=[{**grant, "expires_at": "2026-11-23T07:30:00.0005Z"}],
+           time="2026-11-23T07:30:00Z")
     c.case("time-boxed-grant-expired", d(no_grant("produce", "topic", "payments.settled", "svc-x", [])),
            "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant], time="2026-11-23T07:30:00.001Z")
     c.case("time-boxed-grant-other-topic", d(no_grant("produce", "topic", "payments.refunds", "svc-x", [])),
@@ -257,6 +264,9 @@ def default_library_inline() -> Corpus:
     grant = {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T08:30:00+01:00"}
     c.case("time-boxed-grant-with-offset-live", a('time-boxed grant for consume on topic "orders" until 2026-11-23T08:30:00+01:00'),
            "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant])
+    c.case("time-boxed-grant-with-offset-ttl-ends-with-the-grant",
+           {**a('time-boxed grant for consume on topic "orders" until 2026-11-23T08:30:00+01:00'), "ttl": "12500ms"},
+           "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant], time="2026-11-23T07:29:47.5Z")
     c.case("time-boxed-grant-with-offset-expired", d(no_grant("consume", "topic", "orders", "svc-y", ["oncall"])),
            "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant], time="2026-11-23T07:31:00Z")
     c.case("time-boxed-grant-first-of-two", a('time-boxed grant for consume on topic "orders" until 2026-11-23T07:40:00Z'),

@@ -9,6 +9,14 @@
 #
 #   The decision is one rule with an ordered else-chain, plus a default: whatever the input and
 #   the data, it has exactly one value (never undefined, never a conflict).
+#
+#   input.time is read for one thing only, whether a time-boxed grant is still live, and an
+#   allow by such a grant has a ttl that ends when the grant does (a denial for want of a live
+#   grant holds for ever): so the decision cache may leave the time out of its key
+#   (ttl_covers_time below; docs/policy-engines.md, Cache).
+# custom:
+#   gatekeeper:
+#     ttl_covers_time: true
 package gatekeeper
 
 # METADATA
@@ -33,8 +41,8 @@ decision := {
 	"ttl": _ttl,
 } if {
 	_immutable_reason
-} else := {"action": "allow", "reason": _cap(_allow_reason), "ttl": _ttl} if {
-	_allow_reason
+} else := {"action": "allow", "reason": _cap(_allow.reason), "ttl": _allow.ttl} if {
+	_allow
 } else := {"action": "deny", "reason": _cap(_deny_reason), "ttl": _ttl}
 
 # -- configuration -----------------------------------------------------------------------------
@@ -83,14 +91,21 @@ _request_configs := input.request.configs if is_object(input.request.configs)
 
 # -- allowing ------------------------------------------------------------------------------------
 
-# Why the request is allowed; undefined if it is not. Ordered, so exactly one reason.
-_allow_reason := sprintf("%s is allowed to every client", [input.operation]) if {
+# Why the request is allowed, and for how long that may be cached; undefined if it is not
+# allowed. Ordered, so exactly one reason.
+_allow := {"reason": sprintf("%s is allowed to every client", [input.operation]), "ttl": _ttl} if {
 	input.operation in _config_list("always_allowed")
-} else := sprintf("grant %d allows %s on %s %q", [i, input.operation, input.resource.type, input.resource.name]) if {
+} else := {
+	"reason": sprintf("grant %d allows %s on %s %q", [i, input.operation, input.resource.type, input.resource.name]),
+	"ttl": _ttl,
+} if {
 	i := _matching_grants[0]
-} else := sprintf("time-boxed grant for %s on %s %q until %s", [
-	input.operation, input.resource.type, input.resource.name, g.expires_at,
-]) if {
+} else := {
+	"reason": sprintf("time-boxed grant for %s on %s %q until %s", [
+		input.operation, input.resource.type, input.resource.name, g.expires_at,
+	]),
+	"ttl": _ttl_until(g.expires_at),
+} if {
 	g := _live_time_boxed_grants[0]
 }
 
@@ -154,6 +169,15 @@ _live_time_boxed_grants := [grant |
 	is_string(grant.expires_at)
 	time.parse_rfc3339_ns(grant.expires_at) > time.parse_rfc3339_ns(input.time)
 ]
+
+# The ttl of a decision that holds until expires_at (a live grant's expiry, later than
+# input.time): the default ttl, or the whole milliseconds left if that is shorter - "0ms" (not
+# cached) in the last millisecond. A malformed default ttl is kept as it is (and refused).
+_ttl_until(expires_at) := sprintf("%dms", [floor(left / 1000000)]) if {
+	regex.match(`^[0-9]+(\.[0-9]+)?(ms|s|m|h)$`, _ttl)
+	left := time.parse_rfc3339_ns(expires_at) - time.parse_rfc3339_ns(input.time)
+	left < time.parse_duration_ns(_ttl)
+} else := _ttl
 
 # -- denying -------------------------------------------------------------------------------------
 

@@ -263,6 +263,38 @@ test_time_boxed_grant_compares_instants_not_strings if {
 	decide(with_grants([object.union(payments_grant, {"expires_at": "2026-11-23T06:30:00+01:00"})])).action == "deny"
 }
 
+payments_grant_at(t) := decide(object.union(with_grants([payments_grant]), {"time": t}))
+
+test_time_boxed_grant_allow_is_not_cached_past_the_grant if {
+	# The decision's ttl (how long Gatekeeper may cache it) ends when the grant does.
+	payments_grant_at("2026-11-23T07:24:49.689Z").ttl == "7s"
+	payments_grant_at("2026-11-23T07:29:53Z").ttl == "7s"
+	payments_grant_at("2026-11-23T07:29:53.001Z") == {
+		"action": "allow",
+		"reason": `time-boxed grant for produce on topic "payments" until 2026-11-23T07:30:00Z`,
+		"ttl": "6999ms",
+	}
+	payments_grant_at("2026-11-23T07:29:59.999Z").ttl == "1ms"
+	payments_grant_at("2026-11-23T08:29:58.5+01:00").ttl == "1500ms"
+}
+
+# The ttl of the payments grant's allow a minute before it expires, with another default ttl.
+payments_grant_ttl(default_ttl) := d.ttl if {
+	near := object.union(with_grants([payments_grant]), {"time": "2026-11-23T07:29:00Z"})
+	d := gatekeeper.decision with input as near with data.gatekeeper_config as object.union(config, {"default_ttl": default_ttl})
+}
+
+test_time_boxed_grant_ttl_with_other_default_ttls if {
+	payments_grant_ttl("2m") == "60000ms"
+	payments_grant_ttl("1.5s") == "1.5s"
+	payments_grant_ttl("250ms") == "250ms"
+	payments_grant_ttl("0s") == "0s"
+
+	# A malformed default ttl stays as it is, so this decision is refused like every other.
+	payments_grant_ttl("5 seconds") == "5 seconds"
+	payments_grant_ttl("1d") == "1d"
+}
+
 test_time_boxed_grant_is_for_exactly_that_operation_and_resource if {
 	decide(fixtures.with_overrides("produce", "topic", "payments-2", "svc-x", [], {"grants": [payments_grant]})).action == "deny"
 	decide(fixtures.with_overrides("consume", "topic", "payments", "svc-x", [], {"grants": [payments_grant]})).action == "deny"
