@@ -23,8 +23,9 @@ package gatekeeper
 # title: decision
 # description: |
 #   The decision for one policy input, matching gatekeeper/schemas/decision.schema.json.
-#   In order: an immutable topic's truncation is a policy violation (whatever the grants say);
-#   then an always-allowed operation, a configured grant or a live time-boxed grant allows;
+#   In order: an immutable topic's truncation, or a broker config change that could truncate
+#   it, is a policy violation (whatever the grants say); then an always-allowed operation, a
+#   configured grant or a live time-boxed grant allows;
 #   anything else is denied with a reason naming the request and the principal. The default
 #   only applies to an input that does not follow the contract.
 # entrypoint: true
@@ -41,6 +42,13 @@ decision := {
 	"ttl": _ttl,
 } if {
 	_immutable_reason
+} else := {
+	"action": "deny",
+	"error": "policy_violation",
+	"reason": _cap(_broker_truncation),
+	"ttl": _ttl,
+} if {
+	_broker_truncation
 } else := {"action": "allow", "reason": _cap(_allow.reason), "ttl": _allow.ttl} if {
 	_allow
 } else := {"action": "deny", "reason": _cap(_deny_reason), "ttl": _ttl}
@@ -68,6 +76,21 @@ else := []
 # Topic configs whose change can delete records (shorter retention, compaction).
 _truncating_configs := {"retention.ms", "retention.bytes", "cleanup.policy"}
 
+# The broker configs that give those topic configs their value on every topic without an
+# override of its own (Kafka's server synonyms of retention.ms, retention.bytes, cleanup.policy).
+_truncating_broker_configs := {
+	"log.retention.ms",
+	"log.retention.minutes",
+	"log.retention.hours",
+	"log.retention.bytes",
+	"log.cleanup.policy",
+}
+
+_immutable_patterns := [pattern |
+	some pattern in _config_list("immutable_topics")
+	is_string(pattern)
+]
+
 _immutable_reason := sprintf("topic %q is immutable: %s", [input.resource.name, _truncation]) if {
 	input.resource.type == "topic"
 	_matches_any(_config_list("immutable_topics"), input.resource.name)
@@ -78,12 +101,60 @@ _truncation := sprintf("%s is never allowed on it", [input.operation]) if {
 } else := sprintf("alter_topic_config may not change %s", [concat(", ", _truncating_keys)]) if {
 	input.operation == "alter_topic_config"
 	count(_truncating_keys) > 0
+} else := concat(" ", [
+	"AlterConfigs replaces every config of the topic, so it resets retention.ms, retention.bytes",
+	"and cleanup.policy to the broker defaults: change its other configs with IncrementalAlterConfigs",
+]) if {
+	input.operation == "alter_topic_config"
+	_replaces_every_config
 }
 
 _truncating_keys := sort([key |
 	some key, _ in _request_configs
 	key in _truncating_configs
 ])
+
+# Legacy AlterConfigs (API key 33) replaces the resource's whole config: every key it leaves out
+# is deleted. IncrementalAlterConfigs (44) changes only the keys it names, which is why naming a
+# key counts whatever its value (the input does not say whether it is a SET or a DELETE).
+_replaces_every_config if input.api.key == 33
+
+# A change to a broker's config (or, with an empty name, to every broker's default) that could
+# make the broker delete records of an immutable topic: one that names a retention or cleanup
+# config, or a legacy AlterConfigs, which deletes them when it leaves them out. Denied while any
+# topic is immutable, since whether a topic has an override of its own is not in the input.
+_broker_truncation := sprintf("%s: alter_cluster_config may not change %s while topics are immutable (%s): it applies to every topic without an override of its own", [
+	_broker_named,
+	concat(", ", _truncating_broker_keys),
+	concat(", ", _immutable_patterns),
+]) if {
+	_immutable_broker_change
+	count(_truncating_broker_keys) > 0
+} else := sprintf("%s: AlterConfigs replaces every dynamic config of the broker, so it resets %s while topics are immutable (%s): change other broker configs with IncrementalAlterConfigs", [
+	_broker_named,
+	concat(", ", sort(_truncating_broker_configs)),
+	concat(", ", _immutable_patterns),
+]) if {
+	_immutable_broker_change
+	_replaces_every_config
+}
+
+_immutable_broker_change if {
+	input.operation == "alter_cluster_config"
+	input.request.config_resource.type == "broker"
+	count(_immutable_patterns) > 0
+}
+
+_truncating_broker_keys := sort([key |
+	some key, _ in _request_configs
+	key in _truncating_broker_configs
+])
+
+_broker_named := "the cluster-wide broker default" if {
+	input.request.config_resource.name == ""
+} else := sprintf("broker %q", [input.request.config_resource.name]) if {
+	is_string(input.request.config_resource.name)
+} else := "a broker"
 
 default _request_configs := {}
 
