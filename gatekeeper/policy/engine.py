@@ -127,7 +127,7 @@ class PolicyEngine:
         log.info("{what}", what=_describe(reads, self.cache_keeps))
 
     def decide_many(self, inputs: Sequence[Mapping[str, Any]]) -> defer.Deferred[list[Decision]]:
-        started = self.reactor.seconds()
+        asked = self.reactor.seconds()
         results: list[Decision | None] = [None] * len(inputs)
         missing: list[tuple[int, str | None]] = []
         keeps = self.cache_keeps
@@ -151,6 +151,7 @@ class PolicyEngine:
         if not missing:
             return defer.succeed(results)  # type: ignore[arg-type]
         generation = self._generation
+        started = self.reactor.seconds()
         try:
             d = self.backend.evaluate_many([inputs[i] for i, _ in missing])
         except Exception:
@@ -174,7 +175,7 @@ class PolicyEngine:
                     # Only the revision whose key rule made the key may fill it (not one swapped
                     # in by a reload meanwhile); the ttl counts from when the decision was asked.
                     if key is not None and generation == self._generation and not self._reloading:
-                        self.cache.put(key, decision, since=started)
+                        self.cache.put(key, decision, since=asked)
                 results[i] = decision
             return results  # type: ignore[return-value]
 
