@@ -1,4 +1,10 @@
-"""A bounded LRU decision cache keyed by the policy input minus its volatile fields."""
+"""A bounded LRU decision cache keyed by the policy input minus the volatile fields no policy reads.
+
+``time``, ``session``, ``request.bytes`` and ``request.record_count`` change with every request
+or connection; left in the key, they would make nearly every lookup a miss. They may be left
+out only while no policy reads them: ``gatekeeper.policy.reads`` finds which ones a policy
+revision may read, and the engine keeps those in the key (``cache_key(input, keep)``).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,20 @@ from typing import Any
 
 from gatekeeper.api import Decision
 
-__all__ = ["DecisionCache", "cache_key"]
+__all__ = ["VOLATILE_FIELDS", "DecisionCache", "cache_key"]
 
-_VOLATILE_REQUEST = ("record_count", "bytes")
+# The fields a cache key may leave out, as dotted paths into the policy input.
+VOLATILE_FIELDS = ("time", "session", "request.bytes", "request.record_count")
 
 
-def cache_key(policy_input: Mapping[str, Any]) -> str:
-    """The input without time, session and per-request sizes: what a decision may depend on."""
-    stable = {k: v for k, v in policy_input.items() if k not in ("time", "session")}
+def cache_key(policy_input: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> str:
+    """The input without the volatile fields, except those in ``keep`` (policies read them)."""
+    stable = {k: v for k, v in policy_input.items() if k not in ("time", "session") or k in keep}
     request = policy_input.get("request")
     if request:
-        stable["request"] = {k: v for k, v in request.items() if k not in _VOLATILE_REQUEST}
+        stable["request"] = {
+            k: v for k, v in request.items() if k not in ("bytes", "record_count") or f"request.{k}" in keep
+        }
     return json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -45,11 +54,16 @@ class DecisionCache:
         self.hits += 1
         return decision
 
-    def put(self, key: str, decision: Decision) -> None:
+    def put(self, key: str, decision: Decision, since: float | None = None) -> None:
+        """Keep ``decision`` for its ttl (``default_ttl`` if it has none) counted from ``since``,
+        the time it was asked for (default: now); a ttl of 0 (``"ttl": "0s"``) is not kept."""
         ttl = self.default_ttl if decision.ttl is None else decision.ttl
         if ttl <= 0 or self.max_entries <= 0:
             return
-        self._entries[key] = (self.clock() + ttl, decision)
+        expires = (self.clock() if since is None else since) + ttl
+        if expires <= self.clock():
+            return
+        self._entries[key] = (expires, decision)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

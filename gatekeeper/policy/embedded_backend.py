@@ -39,6 +39,11 @@ class EmbeddedBackend:
         self._shutdown = self.reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
         return self.reload()
 
+    @property
+    def sources(self) -> Mapping[str, str] | None:
+        """The modules of the evaluator in force (what ``_load`` last loaded successfully)."""
+        return None if self._evaluator is None else self._evaluator.modules
+
     def _stop_pool(self) -> None:
         if self.pool.started and not self.pool.joined:
             self.pool.stop()

@@ -4,6 +4,10 @@
 cache hit answers without a round trip; misses go to the backend (allow-all, an OPA server, or
 the embedded evaluator) in one batch. Whatever goes wrong — timeout, engine down, a malformed
 or undefined decision — becomes a deny whose reason says so, logged with the input.
+
+The cache key of each policy revision keeps the volatile fields (``cache.VOLATILE_FIELDS``) its
+Rego may read (``reads.scan`` over the backend's ``sources``); a revision that reads the time
+without declaring that its ttls cover it, or whose source Gatekeeper cannot see, is not cached.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from zope.interface import Interface, implementer
 
 from gatekeeper.api import Decision
 from gatekeeper.metrics import Metrics
-from gatekeeper.policy.cache import DecisionCache, cache_key
+from gatekeeper.policy.cache import VOLATILE_FIELDS, DecisionCache, cache_key
 from gatekeeper.policy.decision import DecisionError, engine_failure, parse_decision
+from gatekeeper.policy.reads import PolicyReads, scan
 
 __all__ = ["AllowAllBackend", "IPolicyBackend", "PolicyEngine"]
 
@@ -30,6 +35,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 class IPolicyBackend(Interface):
     name: str
+    # The Rego modules in force (file name -> source) once start/reload succeeded; None when
+    # Gatekeeper cannot see them (OPA serving bundles): the cache then keeps nothing.
+    sources: Mapping[str, str] | None
 
     def start() -> defer.Deferred[None]:  # type: ignore[misc]
         """Load policies and data; fail if they do not load."""
@@ -50,6 +58,7 @@ class AllowAllBackend:
     """Allows everything. For bringing up the data path; never for production."""
 
     name = "allow-all"
+    sources: Mapping[str, str] | None = {}
 
     def start(self) -> defer.Deferred[None]:
         return defer.succeed(None)
@@ -68,45 +77,80 @@ class PolicyEngine:
         self.metrics = metrics
         self.reactor = reactor
         self.timeout = timeout
+        # The volatile fields the cache key keeps, or None: no caching. Nothing is known of the
+        # policies until they are loaded.
+        self.cache_keeps: frozenset[str] | None = None
+        self._generation = 0  # bumped when a reload starts and ends: older answers are not cached
+        self._reloading = False
 
     @property
     def name(self) -> str:
         return self.backend.name
 
-    def start(self) -> defer.Deferred[None]:
-        return self.backend.start()
+    @defer.inlineCallbacks
+    def start(self) -> Any:
+        yield self.backend.start()
+        self._policies_loaded()
 
     def stop(self) -> defer.Deferred[None]:
         return self.backend.stop()
 
     @defer.inlineCallbacks
     def reload(self) -> Any:
+        self._generation += 1
+        self._reloading = True
         try:
             yield self.backend.reload()
         except Exception as e:
             self.metrics.inc("gatekeeper_policy_reloads_total", result="refused")
             log.error("policy reload refused, the previous policies stay in force: {err}", err=str(e))
             raise
-        self.cache.clear()
+        else:
+            self._policies_loaded()
+            self.cache.clear()
+        finally:
+            self._generation += 1
+            self._reloading = False
         self.metrics.inc("gatekeeper_policy_reloads_total", result="ok")
         log.info("policies reloaded ({engine}); decision cache cleared", engine=self.backend.name)
 
+    def _policies_loaded(self) -> None:
+        """Work out the cache key for the revision now in force, and say what it is and why."""
+        sources = getattr(self.backend, "sources", None)
+        if sources is None:
+            self.cache_keeps = None
+            log.warn("decision cache off: the {engine} engine's policies are not visible to Gatekeeper, "
+                     "so it cannot tell which input fields they read", engine=self.backend.name)
+            return
+        reads = scan(sources)
+        self.cache_keeps = _cache_keeps(reads)
+        log.info("{what}", what=_describe(reads, self.cache_keeps))
+
     def decide_many(self, inputs: Sequence[Mapping[str, Any]]) -> defer.Deferred[list[Decision]]:
+        asked = self.reactor.seconds()
         results: list[Decision | None] = [None] * len(inputs)
-        missing: list[tuple[int, str]] = []
+        missing: list[tuple[int, str | None]] = []
+        keeps = self.cache_keeps
         for i, policy_input in enumerate(inputs):
-            key = cache_key(policy_input)
+            if keeps is None:
+                missing.append((i, None))
+                continue
+            key = cache_key(policy_input, keeps)
             hit = self.cache.get(key)
             if hit is None:
                 missing.append((i, key))
             else:
                 results[i] = hit
-        if missing:
-            self.metrics.inc("gatekeeper_decision_cache_total", len(missing), result="miss")
-        if len(missing) < len(inputs):
-            self.metrics.inc("gatekeeper_decision_cache_total", len(inputs) - len(missing), result="hit")
+        if keeps is None:
+            self.metrics.inc("gatekeeper_decision_cache_total", len(inputs), result="off")
+        else:
+            if missing:
+                self.metrics.inc("gatekeeper_decision_cache_total", len(missing), result="miss")
+            if len(missing) < len(inputs):
+                self.metrics.inc("gatekeeper_decision_cache_total", len(inputs) - len(missing), result="hit")
         if not missing:
             return defer.succeed(results)  # type: ignore[arg-type]
+        generation = self._generation
         started = self.reactor.seconds()
         try:
             d = self.backend.evaluate_many([inputs[i] for i, _ in missing])
@@ -128,7 +172,10 @@ class PolicyEngine:
                     decision = engine_failure(f"denied: the policy gave no valid decision ({e})")
                     log.error("{reason}; input {input}", reason=decision.reason, input=json.dumps(inputs[i], sort_keys=True))
                 else:
-                    self.cache.put(key, decision)
+                    # Only the revision whose key rule made the key may fill it (not one swapped
+                    # in by a reload meanwhile); the ttl counts from when the decision was asked.
+                    if key is not None and generation == self._generation and not self._reloading:
+                        self.cache.put(key, decision, since=asked)
                 results[i] = decision
             return results  # type: ignore[return-value]
 
@@ -153,3 +200,29 @@ class PolicyEngine:
         self.metrics.observe(
             "gatekeeper_engine_latency_seconds", self.reactor.seconds() - started, LATENCY_BUCKETS, engine=self.backend.name
         )
+
+
+def _cache_keeps(reads: PolicyReads) -> frozenset[str] | None:
+    """The volatile fields the key must keep; None (no caching) if that includes the time: a key
+    with the time in it (to the millisecond) would hardly ever be met again."""
+    fields = reads.fields
+    return None if "time" in fields else frozenset(fields)
+
+
+def _describe(reads: PolicyReads, keeps: frozenset[str] | None) -> str:
+    def first(field: str) -> str:
+        return str(reads.first(field))
+
+    if keeps is None:
+        return (
+            f"decision cache off for this policy revision: {first('time')} reads the time, and its module "
+            "does not declare that its decisions' ttl covers it (custom.gatekeeper.ttl_covers_time in "
+            "its package METADATA; see docs/policy-engines.md, Cache)"
+        )
+    left_out = [f for f in VOLATILE_FIELDS if f not in keeps]
+    parts = [f"decision cache key leaves out {', '.join(left_out) or 'nothing'}"]
+    if keeps:
+        parts.append("keeps " + ", ".join(f"{f} ({first(f)} reads it)" for f in VOLATILE_FIELDS if f in keeps))
+    if reads.covered:
+        parts.append(f"{reads.covered[0]} reads the time, but its module declares ttl_covers_time")
+    return "; ".join(parts)

@@ -57,6 +57,14 @@ class OpaBackend:
 
     # -- loading (blocking client, in a thread) -------------------------------------------
 
+    @property
+    def sources(self) -> Mapping[str, str] | None:
+        """The modules Gatekeeper pushed and OPA accepted; None when OPA gets its policies
+        elsewhere (bundles): Gatekeeper cannot see what they read."""
+        if self.policy_dir is None:
+            return None
+        return {k: v for k, v in self._loaded.items() if k != _BATCH_ID}
+
     def start(self) -> defer.Deferred[None]:
         return self.reload()
 

@@ -107,6 +107,31 @@ class Corpus:
         print(f"{out.relative_to(HERE.parent.parent)}: {len(self.cases)} cases")
 
 
+LEGACY_ALTER_CONFIGS = {"key": 33, "name": "AlterConfigs", "version": 2}
+BROKER_KEYS = ("log.cleanup.policy", "log.retention.bytes", "log.retention.hours", "log.retention.minutes", "log.retention.ms")
+
+
+def broker_request(name: str, configs: dict[str, Any]) -> dict[str, Any]:
+    """The request of an alter_cluster_config of broker ``name`` ("" is the cluster-wide default)."""
+    return {"configs": configs, "validate_only": False, "config_resource": {"type": "broker", "name": name}}
+
+
+def broker_violation(broker: str, keys: str, immutable: str) -> str:
+    return (f"{broker}: alter_cluster_config may not change {keys} while topics are immutable ({immutable}): "
+            "it applies to every topic without an override of its own")
+
+
+def legacy_broker_violation(broker: str, immutable: str) -> str:
+    return (f"{broker}: AlterConfigs replaces every dynamic config of the broker, so it resets {', '.join(BROKER_KEYS)} "
+            f"while topics are immutable ({immutable}): change other broker configs with IncrementalAlterConfigs")
+
+
+def legacy_topic_violation(topic: str) -> str:
+    return (f"topic {json.dumps(topic)} is immutable: AlterConfigs replaces every config of the topic, so it resets "
+            "retention.ms, retention.bytes and cleanup.policy to the broker defaults: change its other configs with "
+            "IncrementalAlterConfigs")
+
+
 def no_grant(op: str, rtype: str, name: str, sub: str, groups: list[str] | None) -> str:
     return f'no grant allows {op} on {rtype} {json.dumps(name)} for {sub} (groups: {", ".join(groups or []) or "none"})'
 
@@ -179,9 +204,55 @@ def default_library() -> Corpus:
            "transactional_write", "transactional_id", "orders-tx", writer)
     c.case("describe_transaction-by-platform", a('grant 9 allows describe_transaction on transactional_id "payments-tx"'),
            "describe_transaction", "transactional_id", "payments-tx", ops)
+    c.case("alter-retention-on-mutable-topic", a('grant 4 allows alter_topic_config on topic "ledger-archive"'),
+           "alter_topic_config", "topic", "ledger-archive", ops, request={"configs": {"retention.ms": "1000"}, "validate_only": False})
+    c.case("legacy-alter-configs-on-immutable", v(legacy_topic_violation("ledger")), "alter_topic_config", "topic", "ledger", ops,
+           api=LEGACY_ALTER_CONFIGS)
+    c.case("legacy-alter-configs-on-immutable-naming-retention", v('topic "ledger" is immutable: alter_topic_config may not change retention.ms'),
+           "alter_topic_config", "topic", "ledger", ops, api=LEGACY_ALTER_CONFIGS,
+           request={"configs": {"retention.ms": "-1", "max.message.bytes": "1"}, "validate_only": False})
+    c.case("legacy-alter-configs-on-mutable", a('grant 4 allows alter_topic_config on topic "orders"'), "alter_topic_config", "topic", "orders", ops,
+           api=LEGACY_ALTER_CONFIGS)
+    immutable = "audit.**, ledger"
+    default = "the cluster-wide broker default"
+    c.case("broker-default-retention-by-platform", v(broker_violation(default, "log.retention.ms", immutable)),
+           "alter_cluster_config", "cluster", CLUSTER, ops, request=broker_request("", {"log.retention.ms": "3600000"}))
+    c.case("broker-retention-hours-delete", v(broker_violation('broker "1"', "log.retention.hours", immutable)),
+           "alter_cluster_config", "cluster", CLUSTER, ops, request=broker_request("1", {"log.retention.hours": None}))
+    c.case("broker-retention-several-keys", v(broker_violation('broker "2"', "log.cleanup.policy, log.retention.bytes, log.retention.minutes", immutable)),
+           "alter_cluster_config", "cluster", CLUSTER, ops,
+           request=broker_request("2", {"num.io.threads": "8", "log.retention.minutes": "5", "log.retention.bytes": "1",
+                                        "log.cleanup.policy": "compact"}))
+    c.case("broker-retention-without-a-grant", v(broker_violation(default, "log.retention.bytes", immutable)),
+           "alter_cluster_config", "cluster", CLUSTER, writer, request=broker_request("", {"log.retention.bytes": "1"}))
+    c.case("broker-retention-validate-only", v(broker_violation('broker "1"', "log.cleanup.policy", immutable)),
+           "alter_cluster_config", "cluster", CLUSTER, ops, request={**broker_request("1", {"log.cleanup.policy": "compact"}), "validate_only": True})
+    c.case("broker-retention-time-boxed-grant", v(broker_violation(default, "log.retention.ms", immutable)),
+           "alter_cluster_config", "cluster", CLUSTER, ("svc-x", []), request=broker_request("", {"log.retention.ms": "1"}),
+           grants=[{"operation": "alter_cluster_config", "resource": {"type": "cluster", "name": CLUSTER}, "expires_at": "2026-11-23T09:00:00Z"}])
+    c.case("broker-unrelated-config", a('grant 6 allows alter_cluster_config on cluster "kafka-cluster"'),
+           "alter_cluster_config", "cluster", CLUSTER, ops)
+    c.case("broker-near-miss-configs", a('grant 6 allows alter_cluster_config on cluster "kafka-cluster"'),
+           "alter_cluster_config", "cluster", CLUSTER, ops,
+           request=broker_request("", {"log.segment.bytes": "1048576", "log.roll.hours": "1", "log.retention.check.interval.ms": "1000",
+                                       "log.local.retention.ms": "1", "log.cleaner.delete.retention.ms": "1", "retention.ms": "1"}))
+    c.case("broker-unrelated-config-without-a-grant", d(no_grant("alter_cluster_config", "cluster", CLUSTER, *writer)),
+           "alter_cluster_config", "cluster", CLUSTER, writer)
+    c.case("broker-logger-is-not-a-broker", a('grant 6 allows alter_cluster_config on cluster "kafka-cluster"'),
+           "alter_cluster_config", "cluster", CLUSTER, ops,
+           request={"configs": {"log.retention.ms": "DEBUG"}, "validate_only": False, "config_resource": {"type": "broker_logger", "name": "1"}})
+    c.case("legacy-alter-configs-on-a-broker", v(legacy_broker_violation('broker "1"', immutable)),
+           "alter_cluster_config", "cluster", CLUSTER, ops, api=LEGACY_ALTER_CONFIGS)
     grant = {"operation": "produce", "resource": {"type": "topic", "name": "payments.settled"}, "expires_at": "2026-11-23T07:30:00Z"}
     c.case("time-boxed-grant-live", a('time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:30:00Z'),
            "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant])
+    c.case("time-boxed-grant-ttl-ends-with-the-grant",
+           {**a('time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:30:00Z'), "ttl": "2311ms"},
+           "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant], time="2026-11-23T07:29:57.689Z")
+    c.case("time-boxed-grant-last-millisecond-not-cached",
+           {**a('time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:30:00.0005Z'), "ttl": "0ms"},
+           "produce", "topic", "payments.settled", ("svc-x", []), grants=[{**grant, "expires_at": "2026-11-23T07:30:00.0005Z"}],
+           time="2026-11-23T07:30:00Z")
     c.case("time-boxed-grant-expired", d(no_grant("produce", "topic", "payments.settled", "svc-x", [])),
            "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant], time="2026-11-23T07:30:00.001Z")
     c.case("time-boxed-grant-other-topic", d(no_grant("produce", "topic", "payments.refunds", "svc-x", [])),
@@ -252,11 +323,20 @@ def default_library_inline() -> Corpus:
            v('topic "ledger" is immutable: alter_topic_config may not change cleanup.policy, retention.bytes, retention.ms'),
            "alter_topic_config", "topic", "ledger", ANONYMOUS,
            request={"configs": {"retention.ms": None, "retention.bytes": "1", "cleanup.policy": "compact"}, "validate_only": True})
+    c.case("broker-retention-names-these-patterns",
+           v(broker_violation("the cluster-wide broker default", "log.retention.ms", "audit.*, ledger")),
+           "alter_cluster_config", "cluster", CLUSTER, ("svc-deployer", []), request=broker_request("", {"log.retention.ms": "1"}))
+    c.case("legacy-broker-alter-configs-names-these-patterns", v(legacy_broker_violation('broker "7"', "audit.*, ledger")),
+           "alter_cluster_config", "cluster", CLUSTER, ("svc-deployer", []), api=LEGACY_ALTER_CONFIGS,
+           request=broker_request("7", {"num.io.threads": "8"}))
     c.case("list_topics-not-always-allowed-here", d(no_grant("list_topics", "cluster", CLUSTER, "anonymous", [])),
            "list_topics", "cluster", CLUSTER, ANONYMOUS)
     grant = {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T08:30:00+01:00"}
     c.case("time-boxed-grant-with-offset-live", a('time-boxed grant for consume on topic "orders" until 2026-11-23T08:30:00+01:00'),
            "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant])
+    c.case("time-boxed-grant-with-offset-ttl-ends-with-the-grant",
+           {**a('time-boxed grant for consume on topic "orders" until 2026-11-23T08:30:00+01:00'), "ttl": "12500ms"},
+           "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant], time="2026-11-23T07:29:47.5Z")
     c.case("time-boxed-grant-with-offset-expired", d(no_grant("consume", "topic", "orders", "svc-y", ["oncall"])),
            "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant], time="2026-11-23T07:31:00Z")
     c.case("time-boxed-grant-first-of-two", a('time-boxed grant for consume on topic "orders" until 2026-11-23T07:40:00Z'),
@@ -268,6 +348,28 @@ def default_library_inline() -> Corpus:
     c.case("reason-capped-at-1024", d(reason[:1021] + "..."), "produce", "topic", "orders", (long_sub, []))
     c.case("reason-quotes-names", d('no grant allows join_group on group "team \\"α\\" ☃" for svc (groups: ops, ünïcode)'),
            "join_group", "group", 'team "α" ☃', ("svc", ["ops", "ünïcode"]))
+    return c
+
+
+def default_library_mutable() -> Corpus:
+    """The default library with no immutable topics: broker retention follows the grants."""
+    config = {"gatekeeper_config": {
+        "grants": [{"principals": {"groups": ["platform"]}, "resources": {"type": "cluster", "patterns": ["kafka-cluster"]},
+                    "operations": ["alter_cluster_config"]}],
+        "immutable_topics": [],
+    }}
+    c = Corpus("default_library_mutable", "gatekeeper/decision", config, "5s")
+    a, d = c.allow, c.deny
+    ops = ("ops", ["platform"])
+    granted = 'grant 0 allows alter_cluster_config on cluster "kafka-cluster"'
+    c.case("broker-retention-follows-the-grants", a(granted), "alter_cluster_config", "cluster", CLUSTER, ops,
+           request=broker_request("", {"log.retention.ms": "1"}))
+    c.case("legacy-broker-alter-configs-follows-the-grants", a(granted), "alter_cluster_config", "cluster", CLUSTER, ops,
+           api=LEGACY_ALTER_CONFIGS, request=broker_request("1", {"log.cleanup.policy": "compact"}))
+    c.case("broker-retention-without-a-grant", d(no_grant("alter_cluster_config", "cluster", CLUSTER, "svc", [])),
+           "alter_cluster_config", "cluster", CLUSTER, ("svc", []), request=broker_request("", {"log.retention.ms": "1"}))
+    c.case("legacy-topic-alter-configs-follows-the-grants", d(no_grant("alter_topic_config", "topic", "ledger", *ops)),
+           "alter_topic_config", "topic", "ledger", ops, api=LEGACY_ALTER_CONFIGS)
     return c
 
 
@@ -377,11 +479,27 @@ def immutable_topics() -> Corpus:
     c.case("no-grant-still-violation", v('topic "ledger" is immutable: delete_topic would delete its records'),
            "delete_topic", "topic", "ledger", ("mallory", []))
     c.case("groups-are-not-immutable", d(no_grant("delete_group", "group", "ledger", "svc", [])), "delete_group", "group", "ledger", ("svc", []))
+    c.case("legacy-alter-configs", v('topic "ledger.2026" is immutable: AlterConfigs replaces every config of the topic, '
+                                     "which would let the broker delete its records: use IncrementalAlterConfigs"),
+           "alter_topic_config", "topic", "ledger.2026", ops, api=LEGACY_ALTER_CONFIGS)
+    c.case("broker-default-retention", v("the cluster-wide broker default: changing log.retention.ms would let the broker delete "
+                                         "records of immutable topics"),
+           "alter_cluster_config", "cluster", CLUSTER, ops, request=broker_request("", {"log.retention.ms": "1"}))
+    c.case("broker-retention-keys", v('broker "1": changing log.cleanup.policy, log.retention.hours would let the broker delete '
+                                      "records of immutable topics"),
+           "alter_cluster_config", "cluster", CLUSTER, ops,
+           request=broker_request("1", {"log.retention.hours": None, "log.cleanup.policy": "compact", "num.io.threads": "8"}))
+    c.case("legacy-broker-alter-configs", v('broker "1": AlterConfigs replaces every dynamic config of the broker, which would let '
+                                            "it delete records of immutable topics: use IncrementalAlterConfigs"),
+           "alter_cluster_config", "cluster", CLUSTER, ops, api=LEGACY_ALTER_CONFIGS)
+    c.case("broker-other-config-is-library", a('grant 6 allows alter_cluster_config on cluster "kafka-cluster"'),
+           "alter_cluster_config", "cluster", CLUSTER, ops)
     return c
 
 
 def main() -> None:
-    for build in (default_library, default_library_inline, team_allowlists, readonly_audit, write_only_ingestion, immutable_topics):
+    for build in (default_library, default_library_inline, default_library_mutable, team_allowlists, readonly_audit,
+                  write_only_ingestion, immutable_topics):
         build().write()
 
 

@@ -9,14 +9,23 @@
 #
 #   The decision is one rule with an ordered else-chain, plus a default: whatever the input and
 #   the data, it has exactly one value (never undefined, never a conflict).
+#
+#   input.time is read for one thing only, whether a time-boxed grant is still live, and an
+#   allow by such a grant has a ttl that ends when the grant does (a denial for want of a live
+#   grant holds for ever): so the decision cache may leave the time out of its key
+#   (ttl_covers_time below; docs/policy-engines.md, Cache).
+# custom:
+#   gatekeeper:
+#     ttl_covers_time: true
 package gatekeeper
 
 # METADATA
 # title: decision
 # description: |
 #   The decision for one policy input, matching gatekeeper/schemas/decision.schema.json.
-#   In order: an immutable topic's truncation is a policy violation (whatever the grants say);
-#   then an always-allowed operation, a configured grant or a live time-boxed grant allows;
+#   In order: an immutable topic's truncation, or a broker config change that could truncate
+#   it, is a policy violation (whatever the grants say); then an always-allowed operation, a
+#   configured grant or a live time-boxed grant allows;
 #   anything else is denied with a reason naming the request and the principal. The default
 #   only applies to an input that does not follow the contract.
 # entrypoint: true
@@ -33,8 +42,15 @@ decision := {
 	"ttl": _ttl,
 } if {
 	_immutable_reason
-} else := {"action": "allow", "reason": _cap(_allow_reason), "ttl": _ttl} if {
-	_allow_reason
+} else := {
+	"action": "deny",
+	"error": "policy_violation",
+	"reason": _cap(_broker_truncation),
+	"ttl": _ttl,
+} if {
+	_broker_truncation
+} else := {"action": "allow", "reason": _cap(_allow.reason), "ttl": _allow.ttl} if {
+	_allow
 } else := {"action": "deny", "reason": _cap(_deny_reason), "ttl": _ttl}
 
 # -- configuration -----------------------------------------------------------------------------
@@ -60,6 +76,21 @@ else := []
 # Topic configs whose change can delete records (shorter retention, compaction).
 _truncating_configs := {"retention.ms", "retention.bytes", "cleanup.policy"}
 
+# The broker configs that give those topic configs their value on every topic without an
+# override of its own (Kafka's server synonyms of retention.ms, retention.bytes, cleanup.policy).
+_truncating_broker_configs := {
+	"log.retention.ms",
+	"log.retention.minutes",
+	"log.retention.hours",
+	"log.retention.bytes",
+	"log.cleanup.policy",
+}
+
+_immutable_patterns := [pattern |
+	some pattern in _config_list("immutable_topics")
+	is_string(pattern)
+]
+
 _immutable_reason := sprintf("topic %q is immutable: %s", [input.resource.name, _truncation]) if {
 	input.resource.type == "topic"
 	_matches_any(_config_list("immutable_topics"), input.resource.name)
@@ -70,6 +101,12 @@ _truncation := sprintf("%s is never allowed on it", [input.operation]) if {
 } else := sprintf("alter_topic_config may not change %s", [concat(", ", _truncating_keys)]) if {
 	input.operation == "alter_topic_config"
 	count(_truncating_keys) > 0
+} else := concat(" ", [
+	"AlterConfigs replaces every config of the topic, so it resets retention.ms, retention.bytes",
+	"and cleanup.policy to the broker defaults: change its other configs with IncrementalAlterConfigs",
+]) if {
+	input.operation == "alter_topic_config"
+	_replaces_every_config
 }
 
 _truncating_keys := sort([key |
@@ -77,20 +114,69 @@ _truncating_keys := sort([key |
 	key in _truncating_configs
 ])
 
+# Legacy AlterConfigs (API key 33) replaces the resource's whole config: every key it leaves out
+# is deleted. IncrementalAlterConfigs (44) changes only the keys it names, which is why naming a
+# key counts whatever its value (the input does not say whether it is a SET or a DELETE).
+_replaces_every_config if input.api.key == 33
+
+# A change to a broker's config (or, with an empty name, to every broker's default) that could
+# make the broker delete records of an immutable topic: one that names a retention or cleanup
+# config, or a legacy AlterConfigs, which deletes them when it leaves them out. Denied while any
+# topic is immutable, since whether a topic has an override of its own is not in the input.
+_broker_truncation := sprintf("%s: alter_cluster_config may not change %s while topics are immutable (%s): it applies to every topic without an override of its own", [
+	_broker_named,
+	concat(", ", _truncating_broker_keys),
+	concat(", ", _immutable_patterns),
+]) if {
+	_immutable_broker_change
+	count(_truncating_broker_keys) > 0
+} else := sprintf("%s: AlterConfigs replaces every dynamic config of the broker, so it resets %s while topics are immutable (%s): change other broker configs with IncrementalAlterConfigs", [
+	_broker_named,
+	concat(", ", sort(_truncating_broker_configs)),
+	concat(", ", _immutable_patterns),
+]) if {
+	_immutable_broker_change
+	_replaces_every_config
+}
+
+_immutable_broker_change if {
+	input.operation == "alter_cluster_config"
+	input.request.config_resource.type == "broker"
+	count(_immutable_patterns) > 0
+}
+
+_truncating_broker_keys := sort([key |
+	some key, _ in _request_configs
+	key in _truncating_broker_configs
+])
+
+_broker_named := "the cluster-wide broker default" if {
+	input.request.config_resource.name == ""
+} else := sprintf("broker %q", [input.request.config_resource.name]) if {
+	is_string(input.request.config_resource.name)
+} else := "a broker"
+
 default _request_configs := {}
 
 _request_configs := input.request.configs if is_object(input.request.configs)
 
 # -- allowing ------------------------------------------------------------------------------------
 
-# Why the request is allowed; undefined if it is not. Ordered, so exactly one reason.
-_allow_reason := sprintf("%s is allowed to every client", [input.operation]) if {
+# Why the request is allowed, and for how long that may be cached; undefined if it is not
+# allowed. Ordered, so exactly one reason.
+_allow := {"reason": sprintf("%s is allowed to every client", [input.operation]), "ttl": _ttl} if {
 	input.operation in _config_list("always_allowed")
-} else := sprintf("grant %d allows %s on %s %q", [i, input.operation, input.resource.type, input.resource.name]) if {
+} else := {
+	"reason": sprintf("grant %d allows %s on %s %q", [i, input.operation, input.resource.type, input.resource.name]),
+	"ttl": _ttl,
+} if {
 	i := _matching_grants[0]
-} else := sprintf("time-boxed grant for %s on %s %q until %s", [
-	input.operation, input.resource.type, input.resource.name, g.expires_at,
-]) if {
+} else := {
+	"reason": sprintf("time-boxed grant for %s on %s %q until %s", [
+		input.operation, input.resource.type, input.resource.name, g.expires_at,
+	]),
+	"ttl": _ttl_until(g.expires_at),
+} if {
 	g := _live_time_boxed_grants[0]
 }
 
@@ -154,6 +240,15 @@ _live_time_boxed_grants := [grant |
 	is_string(grant.expires_at)
 	time.parse_rfc3339_ns(grant.expires_at) > time.parse_rfc3339_ns(input.time)
 ]
+
+# The ttl of a decision that holds until expires_at (a live grant's expiry, later than
+# input.time): the default ttl, or the whole milliseconds left if that is shorter - "0ms" (not
+# cached) in the last millisecond. A malformed default ttl is kept as it is (and refused).
+_ttl_until(expires_at) := sprintf("%dms", [floor(left / 1000000)]) if {
+	regex.match(`^[0-9]+(\.[0-9]+)?(ms|s|m|h)$`, _ttl)
+	left := time.parse_rfc3339_ns(expires_at) - time.parse_rfc3339_ns(input.time)
+	left < time.parse_duration_ns(_ttl)
+} else := _ttl
 
 # -- denying -------------------------------------------------------------------------------------
 

@@ -43,6 +43,11 @@ config := {
 			"resources": {"type": "topic", "patterns": ["**"]},
 			"operations": ["*"],
 		},
+		{
+			"principals": {"groups": ["kafka-admins"]},
+			"resources": {"type": "cluster", "patterns": ["kafka-cluster"]},
+			"operations": ["alter_cluster_config", "describe_cluster_config"],
+		},
 	],
 }
 
@@ -236,6 +241,135 @@ test_immutable_applies_to_topics_only if {
 	not d.error
 }
 
+test_legacy_alter_configs_on_an_immutable_topic_is_a_violation if {
+	# AlterConfigs (API key 33) replaces the topic's whole config: leaving retention.ms out
+	# deletes the topic's override of it, and the broker default applies.
+	legacy := {"api": {"key": 33, "name": "AlterConfigs", "version": 2}}
+	i := fixtures.with_overrides("alter_topic_config", "topic", "ledger", "ops", ["platform"], legacy)
+	decide(i) == violation(concat(" ", [
+		`topic "ledger" is immutable: AlterConfigs replaces every config of the topic, so it resets`,
+		"retention.ms, retention.bytes and cleanup.policy to the broker defaults: change its other",
+		"configs with IncrementalAlterConfigs",
+	]))
+
+	# One that names a truncating config says so.
+	named := object.union(i, {"request": {"configs": {"retention.ms": "-1"}}})
+	decide(named) == violation(`topic "ledger" is immutable: alter_topic_config may not change retention.ms`)
+
+	# Near misses: legacy AlterConfigs on a mutable topic, IncrementalAlterConfigs on an immutable one.
+	decide(fixtures.with_overrides("alter_topic_config", "topic", "ledger-2", "ops", ["platform"], legacy)).action == "allow"
+	decide_as("alter_topic_config", "topic", "ledger", "ops", ["platform"]).action == "allow"
+}
+
+# -- broker configs that reach immutable topics --------------------------------------------------
+
+# An alter_cluster_config of broker `name` ("" is the cluster-wide default) by a member of
+# kafka-admins (granted alter_cluster_config by grant 7), with configs added to the fixture's
+# log.cleaner.threads.
+broker_change(name, configs) := fixtures.with_overrides(
+	"alter_cluster_config", "cluster", fixtures.cluster, "kim", ["kafka-admins"],
+	{"request": {"configs": configs, "config_resource": {"type": "broker", "name": name}}},
+)
+
+broker_violation(broker, keys) := violation(sprintf(
+	"%s: alter_cluster_config may not change %s while topics are immutable (audit.**, ledger): it applies to every topic without an override of its own",
+	[broker, keys],
+))
+
+test_broker_retention_change_is_a_violation_while_topics_are_immutable if {
+	decide(broker_change("1", {"log.retention.ms": "3600000"})) == broker_violation(`broker "1"`, "log.retention.ms")
+	decide(broker_change("", {"log.retention.ms": "3600000"})) == broker_violation("the cluster-wide broker default", "log.retention.ms")
+	every key in ["log.retention.ms", "log.retention.minutes", "log.retention.hours", "log.retention.bytes", "log.cleanup.policy"] {
+		decide(broker_change("", {key: "1"})) == broker_violation("the cluster-wide broker default", key)
+		decide(broker_change("2", {key: "1"})).error == "policy_violation"
+	}
+
+	# Only the truncating keys are named, sorted; a DELETE (null, back to the static config) counts.
+	several := broker_change("1", {"log.retention.hours": null, "log.cleanup.policy": "compact", "num.io.threads": "8"})
+	decide(several) == broker_violation(`broker "1"`, "log.cleanup.policy, log.retention.hours")
+
+	# Even validate_only: the topic rule does not exempt it either.
+	validate_only := object.union(broker_change("1", {"log.retention.bytes": "1"}), {"request": {"validate_only": true}})
+	decide(validate_only).error == "policy_violation"
+}
+
+test_immutability_beats_every_grant_on_broker_retention if {
+	# kafka-admins hold a grant naming alter_cluster_config; a wildcard grant, always_allowed and a
+	# time-boxed grant do not lift it either, and without any grant it is still a violation.
+	change := broker_change("", {"log.retention.ms": "1"})
+	decide(change).error == "policy_violation"
+	wildcard := {"principals": "*", "resources": {"type": "cluster", "patterns": ["**"]}, "operations": ["*"]}
+	d := gatekeeper.decision with input as change
+		with data.gatekeeper_config as object.union(config, {"grants": [wildcard], "always_allowed": ["alter_cluster_config"]})
+	d.error == "policy_violation"
+	grant := {"operation": "alter_cluster_config", "resource": {"type": "cluster", "name": fixtures.cluster}, "expires_at": "2026-11-23T09:00:00Z"}
+	decide(object.union(change, {"grants": [grant]})).error == "policy_violation"
+	decide(object.union(change, {"principal": {"sub": "mallory", "groups": []}})).error == "policy_violation"
+}
+
+test_unrelated_broker_configs_follow_the_grants if {
+	# The fixture changes log.cleaner.threads only.
+	decide(broker_change("1", {})) == allow(`grant 7 allows alter_cluster_config on cluster "kafka-cluster"`)
+	decide(broker_change("", {})).action == "allow"
+
+	# Near misses: broker configs that do not set a topic's retention or cleanup policy.
+	every key in [
+		"log.retention.check.interval.ms", "log.segment.bytes", "log.roll.hours", "log.local.retention.ms",
+		"log.cleaner.delete.retention.ms", "retention.ms", "log.retention", "log.retention.ms.x",
+	] {
+		decide(broker_change("1", {key: "1"})).action == "allow"
+	}
+
+	# Without a grant, an unrelated change is an ordinary authorization denial.
+	d := decide(object.union(broker_change("1", {}), {"principal": {"sub": "alice", "groups": ["sre"]}}))
+	d == deny(`no grant allows alter_cluster_config on cluster "kafka-cluster" for alice (groups: sre)`)
+}
+
+test_other_config_resources_are_not_brokers if {
+	every rtype in ["broker_logger", "client_metrics", "config_resource_64"] {
+		i := fixtures.with_overrides("alter_cluster_config", "cluster", fixtures.cluster, "kim", ["kafka-admins"], {"request": {
+			"configs": {"log.retention.ms": "1"},
+			"config_resource": {"type": rtype, "name": "1"},
+		}})
+		decide(i).action == "allow"
+	}
+}
+
+test_broker_retention_changes_follow_the_grants_without_immutable_topics if {
+	change := broker_change("", {"log.retention.ms": "1"})
+	every immutable in [[], [7, null, {"pattern": "ledger"}]] {
+		d := gatekeeper.decision with input as change with data.gatekeeper_config as object.union(config, {"immutable_topics": immutable})
+		d == allow(`grant 7 allows alter_cluster_config on cluster "kafka-cluster"`)
+	}
+	d := gatekeeper.decision with input as change with data.gatekeeper_config as object.remove(config, ["immutable_topics"])
+	d.action == "allow"
+}
+
+test_legacy_alter_configs_on_a_broker_is_a_violation_while_topics_are_immutable if {
+	# AlterConfigs (API key 33) replaces the broker's whole dynamic config, so leaving
+	# log.retention.ms out deletes a dynamic override of it.
+	legacy := object.union(broker_change("", {}), {"api": {"key": 33, "name": "AlterConfigs", "version": 2}})
+	decide(legacy) == violation(concat("", [
+		"the cluster-wide broker default: AlterConfigs replaces every dynamic config of the broker, so it resets ",
+		"log.cleanup.policy, log.retention.bytes, log.retention.hours, log.retention.minutes, log.retention.ms ",
+		"while topics are immutable (audit.**, ledger): change other broker configs with IncrementalAlterConfigs",
+	]))
+	decide(object.union(legacy, {"request": {"configs": {"log.retention.ms": "-1"}}})) == broker_violation("the cluster-wide broker default", "log.retention.ms")
+
+	# Near miss: without immutable topics it follows the grants.
+	d := gatekeeper.decision with input as legacy with data.gatekeeper_config as object.union(config, {"immutable_topics": []})
+	d.action == "allow"
+}
+
+test_shipped_data_protects_immutable_topics_from_broker_retention if {
+	change := fixtures.with_overrides("alter_cluster_config", "cluster", fixtures.cluster, "ops", ["platform"], {"request": {
+		"configs": {"log.retention.hours": "1"},
+		"config_resource": {"type": "broker", "name": ""},
+	}})
+	shipped(change).error == "policy_violation"
+	shipped(fixtures.policy_input("alter_cluster_config", "cluster", fixtures.cluster, "ops", ["platform"])).action == "allow"
+}
+
 # -- time-boxed grants ---------------------------------------------------------------------------
 
 payments_grant := {"operation": "produce", "resource": {"type": "topic", "name": "payments"}, "expires_at": "2026-11-23T07:30:00Z"}
@@ -261,6 +395,38 @@ test_time_boxed_grant_compares_instants_not_strings if {
 
 	# 06:30+01:00 is 05:30Z: expired.
 	decide(with_grants([object.union(payments_grant, {"expires_at": "2026-11-23T06:30:00+01:00"})])).action == "deny"
+}
+
+payments_grant_at(t) := decide(object.union(with_grants([payments_grant]), {"time": t}))
+
+test_time_boxed_grant_allow_is_not_cached_past_the_grant if {
+	# The decision's ttl (how long Gatekeeper may cache it) ends when the grant does.
+	payments_grant_at("2026-11-23T07:24:49.689Z").ttl == "7s"
+	payments_grant_at("2026-11-23T07:29:53Z").ttl == "7s"
+	payments_grant_at("2026-11-23T07:29:53.001Z") == {
+		"action": "allow",
+		"reason": `time-boxed grant for produce on topic "payments" until 2026-11-23T07:30:00Z`,
+		"ttl": "6999ms",
+	}
+	payments_grant_at("2026-11-23T07:29:59.999Z").ttl == "1ms"
+	payments_grant_at("2026-11-23T08:29:58.5+01:00").ttl == "1500ms"
+}
+
+# The ttl of the payments grant's allow a minute before it expires, with another default ttl.
+payments_grant_ttl(default_ttl) := d.ttl if {
+	near := object.union(with_grants([payments_grant]), {"time": "2026-11-23T07:29:00Z"})
+	d := gatekeeper.decision with input as near with data.gatekeeper_config as object.union(config, {"default_ttl": default_ttl})
+}
+
+test_time_boxed_grant_ttl_with_other_default_ttls if {
+	payments_grant_ttl("2m") == "60000ms"
+	payments_grant_ttl("1.5s") == "1.5s"
+	payments_grant_ttl("250ms") == "250ms"
+	payments_grant_ttl("0s") == "0s"
+
+	# A malformed default ttl stays as it is, so this decision is refused like every other.
+	payments_grant_ttl("5 seconds") == "5 seconds"
+	payments_grant_ttl("1d") == "1d"
 }
 
 test_time_boxed_grant_is_for_exactly_that_operation_and_resource if {

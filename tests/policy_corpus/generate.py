@@ -61,6 +61,20 @@ def main() -> None:
     inputs.append(("time-boxed-grant-expired", doc("produce", "topic", "payments.settled", "svc-x", [], {"grants": [grant], "time": "2026-11-23T11:00:00Z"})))
     inputs.append(("retention-on-immutable", doc("alter_topic_config", "topic", "ledger", "ops", ["platform"], {"request": {"configs": {"retention.ms": "1"}}})))
     inputs.append(("other-config-on-immutable", doc("alter_topic_config", "topic", "ledger", "ops", ["platform"], {"request": {"configs": {"max.message.bytes": "1"}}})))
+    # Broker configs that set every topic's retention (and near misses), on one broker and on the
+    # cluster-wide default, with IncrementalAlterConfigs and with legacy AlterConfigs.
+    apis = {"incremental": {"key": 44, "name": "IncrementalAlterConfigs", "version": 1},
+            "legacy": {"key": 33, "name": "AlterConfigs", "version": 2}}
+    keys = ["log.retention.ms", "log.retention.minutes", "log.retention.hours", "log.retention.bytes", "log.cleanup.policy",
+            "log.cleaner.threads", "log.segment.bytes"]
+    for (sub, groups), broker, key, (kind, api) in itertools.product(PRINCIPALS, ["", "1"], keys, apis.items()):
+        request = {"configs": {key: "1"}, "validate_only": False, "config_resource": {"type": "broker", "name": broker}}
+        inputs.append((f"alter_cluster_config-broker-{broker or 'default'}-{key}-{kind}-{sub}",
+                       doc("alter_cluster_config", "cluster", "kafka-cluster", sub, groups, {"api": api, "request": request})))
+    for (sub, groups), topic in itertools.product(PRINCIPALS, ["ledger", "audit.logins", "orders"]):
+        request = {"configs": {"max.message.bytes": "1"}, "validate_only": False}
+        inputs.append((f"alter_topic_config-legacy-{topic}-{sub}",
+                       doc("alter_topic_config", "topic", topic, sub, groups, {"api": apis["legacy"], "request": request})))
     build("default_library", ROOT / "policies" / "data.json", inputs)
     for example in sorted(p.name for p in (ROOT / "policies" / "examples").iterdir() if p.is_dir()):
         sample = [(n, i) for n, i in inputs if i["resource"]["type"] in ("topic", "group")][::3]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.cache import DecisionCache, cache_key
+from gatekeeper.policy.decision import parse_decision
+from gatekeeper.policy.embedded_backend import EmbeddedBackend
 from gatekeeper.policy.engine import IPolicyBackend, PolicyEngine
 
 
@@ -18,6 +23,7 @@ class ScriptedBackend:
     name = "scripted"
 
     def __init__(self) -> None:
+        self.sources: Mapping[str, str] | None = {"scripted.rego": "package gatekeeper\n"}
         self.calls: list[list[Any]] = []
         self.answer: Any = None
         self.pending: defer.Deferred[Any] | None = None
@@ -47,6 +53,7 @@ def make(answer: Any) -> tuple[PolicyEngine, ScriptedBackend, MemoryReactorClock
     backend = ScriptedBackend()
     backend.answer = answer
     engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=0.25)
+    result(engine.start())
     return engine, backend, reactor
 
 
@@ -94,3 +101,231 @@ def test_engine_down_and_timeout_fail_closed() -> None:
     (d,) = result(pending)
     assert d.action == "deny" and "did not answer within 250 ms" in d.reason
     assert engine.metrics.get("gatekeeper_engine_errors_total", engine="scripted", kind="timeout") == 1
+
+
+# -- what the cache may leave out of its key ---------------------------------------------------
+
+
+def test_a_ttl_of_zero_opts_a_decision_out_of_the_cache() -> None:
+    assert parse_decision({"action": "allow", "ttl": "0s"}).ttl == 0.0
+    assert parse_decision({"action": "allow", "ttl": "0ms"}).ttl == 0.0
+    engine, backend, _ = make({"action": "allow", "reason": "r", "ttl": "0s"})
+    for _ in range(3):
+        assert result(engine.decide_many([_input("orders")]))[0].allowed
+    assert len(backend.calls) == 3 and len(engine.cache) == 0
+
+
+def test_the_ttl_counts_from_when_the_decision_was_asked_for() -> None:
+    engine, backend, reactor = make("hang")
+    pending = engine.decide_many([_input("orders")])
+    reactor.advance(0.2)  # the engine takes 200 ms to answer a decision with a 1 s ttl
+    assert backend.pending is not None
+    backend.pending.callback([{"action": "allow", "ttl": "1s"}])
+    assert result(pending)[0].allowed
+    reactor.advance(0.79)
+    engine.decide_many([_input("orders")])
+    assert len(backend.calls) == 1  # still cached 990 ms after it was asked for
+    reactor.advance(0.02)
+    backend.answer = {"action": "allow", "ttl": "1s"}
+    engine.decide_many([_input("orders")])
+    assert len(backend.calls) == 2  # not 1 s after it was answered
+
+
+def test_policies_gatekeeper_cannot_see_are_not_cached() -> None:
+    engine, backend, _ = make({"action": "allow", "ttl": "30s"})
+    backend.sources = None  # OPA serving bundles
+    result(engine.reload())
+    assert engine.cache_keeps is None
+    for _ in range(2):
+        engine.decide_many([_input("orders")])
+    assert len(backend.calls) == 2
+    assert engine.metrics.get("gatekeeper_decision_cache_total", result="off") == 2
+
+
+def test_no_caching_before_the_policies_are_loaded() -> None:
+    reactor = MemoryReactorClock()
+    backend = ScriptedBackend()
+    backend.answer = {"action": "allow", "ttl": "30s"}
+    engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=0.25)
+    engine.decide_many([_input("orders")])
+    engine.decide_many([_input("orders")])
+    assert len(backend.calls) == 2 and len(engine.cache) == 0
+
+
+def test_an_answer_from_before_a_reload_is_not_cached_under_the_new_key() -> None:
+    engine, backend, _ = make("hang")
+    pending = engine.decide_many([_input("orders")])
+    backend.sources = {"size.rego": "package gatekeeper\nbig if input.request.bytes > 10\n"}
+    result(engine.reload())
+    assert engine.cache_keeps == frozenset({"request.bytes"})
+    assert backend.pending is not None
+    backend.pending.callback([{"action": "allow", "ttl": "30s"}])
+    assert result(pending)[0].allowed
+    assert len(engine.cache) == 0
+
+
+def test_the_key_keeps_exactly_the_fields_the_policies_read() -> None:
+    small, big = _input("orders", count=1), _input("orders", count=500)
+    assert cache_key(small) == cache_key(big)
+    assert cache_key(small, frozenset({"request.bytes"})) != cache_key(big, frozenset({"request.bytes"}))
+    other_session = {**small, "session": {"id": "s2", "started_at": small["time"]}}
+    assert cache_key(small, frozenset({"request.bytes"})) == cache_key(other_session, frozenset({"request.bytes"}))
+    assert cache_key(small, frozenset({"session"})) != cache_key(other_session, frozenset({"session"}))
+
+
+# -- through the embedded engine: the real Rego, scan and cache ---------------------------------
+
+
+class _SyncReactor(MemoryReactorClock):
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        f(*args, **kwargs)
+
+
+class _SyncPool:
+    """Runs the embedded backend's 'thread' work at once, so no reactor needs to run."""
+
+    started, joined = False, False
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.joined = True
+
+    def callInThreadWithCallback(self, on_result: Callable[[bool, Any], None], f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        try:
+            value = f(*args, **kwargs)
+        except Exception:
+            on_result(False, Failure())
+        else:
+            on_result(True, value)
+
+
+class _Counting(EmbeddedBackend):
+    evaluated = 0
+
+    def evaluate_many(self, inputs: Any) -> defer.Deferred[list[Any]]:
+        self.evaluated += len(inputs)
+        return super().evaluate_many(inputs)
+
+
+def embedded_engine(tmp_path: Path, rego: str) -> tuple[PolicyEngine, _Counting, _SyncReactor]:
+    (tmp_path / "policy.rego").write_text(rego)
+    reactor = _SyncReactor()
+    backend = _Counting(tmp_path, None, "gatekeeper/decision", reactor)
+    backend.pool = _SyncPool()  # type: ignore[assignment]
+    engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=0.25)
+    result(engine.start())
+    return engine, backend, reactor
+
+
+SIZE_RULE = """\
+package gatekeeper
+
+default decision := {"action": "deny", "reason": "not a produce", "ttl": "30s"}
+
+decision := {
+	"action": "deny",
+	"error": "policy_violation",
+	"reason": sprintf("a produce of %d bytes is over the 1000000-byte limit", [input.request.bytes]),
+	"ttl": "30s",
+} if {
+	input.operation == "produce"
+	input.request.bytes > 1000000
+} else := {"action": "allow", "reason": "small enough", "ttl": "30s"} if {
+	input.operation == "produce"
+}
+"""
+
+
+def _produce(size: int, t: str = "2026-11-23T10:00:00.000Z", session: str = "01A") -> dict[str, Any]:
+    return {
+        "version": 1, "protocol": "kafka", "operation": "produce",
+        "api": {"key": 0, "name": "Produce", "version": 9},
+        "principal": {"sub": "svc-orders", "issuer": None, "groups": [], "claims": {}, "mechanism": "PLAIN"},
+        "resource": {"type": "topic", "name": "orders"},
+        "client": {"id": "p", "address": "127.0.0.1"},
+        "session": {"id": session, "started_at": "2026-11-23T09:00:00.000Z"},
+        "request": {"acks": -1, "partitions": [0], "record_count": max(1, size // 1000), "bytes": size},
+        "grants": [], "time": t,
+    }
+
+
+def test_a_size_rule_is_never_skipped_by_the_cache(tmp_path: Path) -> None:
+    engine, backend, reactor = embedded_engine(tmp_path, SIZE_RULE)
+    assert engine.cache_keeps == frozenset({"request.bytes"})
+    (small,) = result(engine.decide_many([_produce(2_000)]))
+    assert small.allowed and small.reason == "small enough"
+    result(engine.decide_many([_produce(2_000, t="2026-11-23T10:00:01.000Z", session="01B")]))
+    assert backend.evaluated == 1  # the same produce again (other time, other connection): cached
+    reactor.advance(1)
+    (big,) = result(engine.decide_many([_produce(2_000_000, t="2026-11-23T10:00:02.000Z")]))
+    assert big.action == "deny" and big.error == "policy_violation"
+    assert big.reason == "a produce of 2000000 bytes is over the 1000000-byte limit"
+    assert backend.evaluated == 2
+
+
+TIME_RULE = """\
+package gatekeeper
+
+default decision := {"action": "deny", "reason": "outside office hours", "ttl": "30s"}
+
+decision := {"action": "allow", "reason": "office hours", "ttl": "30s"} if {
+	[hour, _, _] := time.clock(time.parse_rfc3339_ns(input.time))
+	hour >= 8
+	hour < 18
+}
+"""
+
+
+def test_a_time_rule_turns_the_cache_off_unless_its_ttl_covers_the_time(tmp_path: Path) -> None:
+    engine, backend, _ = embedded_engine(tmp_path, TIME_RULE)
+    assert engine.cache_keeps is None
+    (day,) = result(engine.decide_many([_produce(10, t="2026-11-23T17:59:59.999Z")]))
+    (night,) = result(engine.decide_many([_produce(10, t="2026-11-23T18:00:00.000Z")]))
+    assert day.allowed and not night.allowed
+    assert backend.evaluated == 2
+
+
+TIME_RULE_WITH_TTL = """\
+# METADATA
+# custom:
+#   gatekeeper:
+#     ttl_covers_time: true
+package gatekeeper
+
+# Allowed before 18:00 (UTC) on 2026-11-23; the ttl of the allow ends at 18:00.
+closing := time.parse_rfc3339_ns("2026-11-23T18:00:00Z")
+
+left := closing - time.parse_rfc3339_ns(input.time)
+
+default decision := {"action": "deny", "reason": "closed", "ttl": "30s"}
+
+decision := {"action": "allow", "reason": "open", "ttl": ttl} if {
+	left > 0
+	ttl := sprintf("%dms", [min([30000, floor(left / 1000000)])])
+}
+"""
+
+
+def test_a_time_rule_whose_ttl_covers_the_time_is_cached_up_to_the_change(tmp_path: Path) -> None:
+    engine, backend, reactor = embedded_engine(tmp_path, TIME_RULE_WITH_TTL)
+    assert engine.cache_keeps == frozenset()
+    (open_,) = result(engine.decide_many([_produce(10, t="2026-11-23T17:59:58.000Z")]))
+    assert open_.allowed and open_.ttl == 2.0
+    reactor.advance(1.999)
+    assert result(engine.decide_many([_produce(10, t="2026-11-23T17:59:59.999Z")]))[0].allowed
+    assert backend.evaluated == 1
+    reactor.advance(0.001)
+    (closed,) = result(engine.decide_many([_produce(10, t="2026-11-23T18:00:00.000Z")]))
+    assert not closed.allowed and backend.evaluated == 2
+
+
+def test_the_shipped_library_is_cached_with_every_volatile_field_left_out(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    reactor = _SyncReactor()
+    backend = EmbeddedBackend(root / "policies", root / "policies" / "data.json", "gatekeeper/decision", reactor)
+    backend.pool = _SyncPool()  # type: ignore[assignment]
+    engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=0.25)
+    result(engine.start())
+    assert engine.cache_keeps == frozenset()

@@ -58,6 +58,49 @@ test_near_miss_names_are_not_immutable if {
 	}
 }
 
+test_legacy_alter_configs_is_a_violation if {
+	# AlterConfigs (API key 33) replaces the topic's whole config, so it deletes its retention override.
+	legacy := object.union(alter("ledger", {"max.message.bytes": "1"}), {"api": {"key": 33, "name": "AlterConfigs", "version": 2}})
+	decide(legacy).reason == `topic "ledger" is immutable: AlterConfigs replaces every config of the topic, which would let the broker delete its records: use IncrementalAlterConfigs`
+	decide(object.union(legacy, {"resource": {"name": "ledgers"}})).action == "allow"
+}
+
+broker(name, configs) := fixtures.with_overrides("alter_cluster_config", "cluster", fixtures.cluster, "ops", ["platform"], {"request": {
+	"configs": configs,
+	"config_resource": {"type": "broker", "name": name},
+}})
+
+# The library's configuration plus platform's grant on the cluster.
+cluster_config := object.union(config, {"grants": array.concat(config.grants, [{
+	"principals": {"groups": ["platform"]},
+	"resources": {"type": "cluster", "patterns": ["kafka-cluster"]},
+	"operations": ["*"],
+}])})
+
+decide_cluster(policy_input) := d if {
+	d := immutable_topics.decision with input as policy_input with data.gatekeeper_config as cluster_config
+}
+
+test_broker_retention_is_a_violation if {
+	decide_cluster(broker("", {"log.retention.ms": "1"})) == {
+		"action": "deny",
+		"error": "policy_violation",
+		"reason": "the cluster-wide broker default: changing log.retention.ms would let the broker delete records of immutable topics",
+		"ttl": "9s",
+	}
+	decide_cluster(broker("3", {"log.cleanup.policy": "compact", "log.retention.hours": null})).reason == `broker "3": changing log.cleanup.policy, log.retention.hours would let the broker delete records of immutable topics`
+	legacy := object.union(broker("3", {"num.io.threads": "8"}), {"api": {"key": 33, "name": "AlterConfigs", "version": 2}})
+	decide_cluster(legacy).reason == `broker "3": AlterConfigs replaces every dynamic config of the broker, which would let it delete records of immutable topics: use IncrementalAlterConfigs`
+
+	# Near misses: other broker configs, other config resources.
+	decide_cluster(broker("3", {"log.segment.bytes": "1", "log.retention.check.interval.ms": "1"})) == {
+		"action": "allow",
+		"reason": `grant 1 allows alter_cluster_config on cluster "kafka-cluster"`,
+		"ttl": "9s",
+	}
+	decide_cluster(object.union(broker("3", {"log.retention.ms": "1"}), {"request": {"config_resource": {"type": "broker_logger"}}})).action == "allow"
+}
+
 test_without_a_grant_it_is_still_a_violation_not_an_authorization_failure if {
 	decide_as("delete_topic", "topic", "ledger", "mallory", []).error == "policy_violation"
 }
