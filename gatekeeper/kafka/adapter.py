@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatekeeper.api import AdapterServices, ConnectionIO
+from gatekeeper.kafka.apis.base import GatewayIdentity
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.connection import KafkaConnection
 from gatekeeper.kafka.messages import KafkaCodec
@@ -31,6 +32,7 @@ class KafkaAdapter:
             identity=services.identity, upstream_credentials=services.upstream_credentials,
             principal_for_client_id=services.principal_for_client_id, next_bootstrap=services.next_bootstrap,
             inputs_decoded=services.inputs_decoded, denial_log=LogSampler(config.limits.denial_log_interval),
+            gateway=GatewayIdentity(config.upstream.sasl.username if config.upstream.sasl is not None else None),
         )
 
     def connection(self, listener: Any, slot: int | None, io: ConnectionIO) -> KafkaConnection:

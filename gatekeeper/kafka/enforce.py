@@ -125,5 +125,5 @@ def _partial(request: DecodedRequest, spec: Entities, entities: list[Any], resou
 def listing_of(request: DecodedRequest) -> Listing | None:
     """The listing filter for a request's response: all-topics Metadata, ListGroups, ListTransactions."""
     unit = UNITS[request.header.api_key]
-    return None if unit.listing is None else unit.listing(request.body)
+    return None if unit.listing is None else unit.listing(request.header.api_version, request.body)
 

@@ -11,8 +11,7 @@ from typing import Any
 from gatekeeper.api import Operation
 from gatekeeper.kafka import codec, operations
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.addresses import AddressMapper
-from gatekeeper.kafka.apis.base import ApiKey
+from gatekeeper.kafka.apis.base import ApiKey, ResponseContext
 from gatekeeper.kafka.apis.negotiation import intersect_api_versions
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.codec import API_TABLE, CodecError, RequestHeader, UnsupportedApi
@@ -91,7 +90,7 @@ class KafkaCodec:
         except CodecError as e:
             raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e
 
-    def finish_response(self, request: DecodedRequest, head: bytes, body: Any, mapper: AddressMapper) -> bytes:
+    def finish_response(self, request: DecodedRequest, head: bytes, body: Any, ctx: ResponseContext) -> bytes:
         """Learn from and rewrite a decoded response, and encode it behind its original header."""
         key, version = request.header.api_key, request.header.api_version
         unit = UNITS[key]
@@ -102,17 +101,17 @@ class KafkaCodec:
             if unit.observe is not None:
                 unit.observe(version, body, self.cluster)
             if unit.rewrite is not None:
-                unit.rewrite(version, body, mapper)
+                unit.rewrite(version, body, ctx)
         return head + codec.encode_body(body, version)
 
-    def process_response(self, request: DecodedRequest, frame: bytes, mapper: AddressMapper) -> bytes:
+    def process_response(self, request: DecodedRequest, frame: bytes, ctx: ResponseContext) -> bytes:
         """Learn from and rewrite a broker response for ``request``; other responses pass as-is."""
         if not self.needs_response_processing(request):
             return frame
         head, body = self.decode_response(request, frame)
         if request.header.api_key == ApiKey.API_VERSIONS and body.error_code != 0:
             return frame  # the broker's own UNSUPPORTED_VERSION answer: relay as-is
-        return self.finish_response(request, head, body, mapper)
+        return self.finish_response(request, head, body, ctx)
 
     @staticmethod
     def response_header(request: DecodedRequest) -> bytes:

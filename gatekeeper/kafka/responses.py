@@ -15,7 +15,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from gatekeeper.api import ConnectionIO, Decision
-from gatekeeper.kafka.apis.base import Listing
+from gatekeeper.kafka.apis.base import Listing, ResponseContext
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -169,7 +169,7 @@ class ResponseSide:
         codec = self.s.codec
         try:
             if not entry.processed:
-                entry.response = codec.process_response(request, raw, self._address_mapper)
+                entry.response = codec.process_response(request, raw, self._response_context)
                 return
             head, body = codec.decode_response(request, raw)
         except CodecError as e:
@@ -178,7 +178,7 @@ class ResponseSide:
         if entry.merge is not None:
             body = entry.merge(body)
         if entry.filter_listing is None:
-            entry.response = codec.finish_response(request, head, body, self._address_mapper)
+            entry.response = codec.finish_response(request, head, body, self._response_context)
             return
         self._filter_listing(entry, entry.filter_listing, head, body)
 
@@ -189,14 +189,14 @@ class ResponseSide:
         assert request is not None
         ops = listing.operations(body)
         if not ops:
-            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
+            entry.response = self.s.codec.finish_response(request, head, body, self._response_context)
             return
         inputs = self._inputs(request, ops)
         self.s.inputs_decoded(inputs)
 
         def filtered(decisions: list[Decision]) -> None:
             listing.keep(body, [d.allowed for d in decisions])
-            entry.response = self.s.codec.finish_response(request, head, body, self._address_mapper)
+            entry.response = self.s.codec.finish_response(request, head, body, self._response_context)
             self._flush()
 
         self._ask(inputs, filtered)
@@ -210,6 +210,10 @@ class ResponseSide:
         waiting, self._waiting_for_ids = self._waiting_for_ids, []
         for entry in waiting:
             self._decide(entry, probed=True)
+
+    @property
+    def _response_context(self) -> ResponseContext:
+        return ResponseContext(self._address_mapper, self.s.gateway)
 
     def _address_mapper(self, node_id: int, host: str, port: int) -> tuple[str, int] | None:
         slot = self.s.cluster.slot_of(node_id)

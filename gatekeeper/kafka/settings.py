@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from gatekeeper.kafka.apis.base import GatewayIdentity
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.messages import KafkaCodec
 from gatekeeper.ratelimit import LogSampler
@@ -27,3 +28,4 @@ class KafkaSettings:
     next_bootstrap: Callable[[], Any]
     inputs_decoded: Callable[[list[dict[str, Any]]], None]
     denial_log: LogSampler
+    gateway: GatewayIdentity  # Gatekeeper's own principal at the broker

@@ -233,6 +233,30 @@ class Listing:
         return body
 
 
+# -- Gatekeeper's own identity --------------------------------------------------------------
+
+
+@attrs.frozen
+class GatewayIdentity:
+    """Gatekeeper's own principal at the broker: never to be altered or described by a client,
+    whatever the policy says (its credentials, ACLs, quotas)."""
+
+    user: str | None = None  # the SASL username Gatekeeper authenticates with, if any
+
+    @property
+    def principal(self) -> str | None:
+        return None if self.user is None else f"User:{self.user}"
+
+
+@attrs.frozen
+class ResponseContext:
+    """What a response rewrite needs: broker addresses mapped to Gatekeeper's, and who
+    Gatekeeper itself is (entries about it are taken out of answers)."""
+
+    mapper: Callable[[int, str, int], tuple[str, int] | None]
+    gateway: GatewayIdentity
+
+
 # -- the unit -----------------------------------------------------------------------------------
 
 
@@ -254,11 +278,15 @@ class ApiUnit:
     error_response: ErrorBuilder | None = None
     # The lists a request is split by when only some entities are denied, by version.
     entities: Callable[[int], Entities | None] | None = None
-    # The listing filter for the response to this request body, if it lists resources.
-    listing: Callable[[Any], Listing | None] | None = None
-    # Learn from (before) and rewrite (after) a decoded response: broker addresses.
+    # The listing filter for the response to this request (version, body), if it lists resources.
+    listing: Callable[[int, Any], Listing | None] | None = None
+    # Learn from (before) and rewrite (after) a decoded response: broker addresses, entries
+    # about Gatekeeper's own identity (version, body, ResponseContext).
     observe: Callable[[int, Any, Any], None] | None = None
-    rewrite: Callable[[int, Any, Any], None] | None = None
+    rewrite: Callable[[int, Any, ResponseContext], None] | None = None
+    # A reason to refuse the request whatever the policy says (version, body, GatewayIdentity
+    # -> reason or None): it would alter or expose Gatekeeper's own identity at the broker.
+    guard: Callable[[int, Any, GatewayIdentity], str | None] | None = None
     # Fields the broker would act on with Gatekeeper's rights, not the client's, forced to the
     # client's value on the decoded body before anything is decided (version, body -> changed?);
     # a changed request is re-encoded before it is forwarded.

@@ -19,9 +19,9 @@ def _observe(version: int, body: Any, cluster: Any) -> None:
         cluster.observe_broker(b.broker_id, b.host, b.port)
 
 
-def _rewrite(version: int, body: Any, mapper: Any) -> None:
+def _rewrite(version: int, body: Any, ctx: Any) -> None:
     for b in body.brokers:
-        b.host, b.port = map_address(mapper, b.broker_id, b.host, b.port)
+        b.host, b.port = map_address(ctx.mapper, b.broker_id, b.host, b.port)
 
 
 UNITS = [

@@ -41,13 +41,13 @@ def _observe(version: int, body: Any, cluster: Any) -> None:
         cluster.observe_broker(body.node_id, body.host, body.port)
 
 
-def _rewrite(version: int, body: Any, mapper: Any) -> None:
+def _rewrite(version: int, body: Any, ctx: Any) -> None:
     if version >= 4:
         for c in body.coordinators:
             if c.node_id >= 0 and c.error_code == 0:
-                c.host, c.port = map_address(mapper, c.node_id, c.host, c.port)
+                c.host, c.port = map_address(ctx.mapper, c.node_id, c.host, c.port)
     elif body.node_id >= 0 and body.error_code == 0:
-        body.host, body.port = map_address(mapper, body.node_id, body.host, body.port)
+        body.host, body.port = map_address(ctx.mapper, body.node_id, body.host, body.port)
 
 
 UNITS = [ApiUnit(ApiKey.FIND_COORDINATOR, _operations, _error_response, observe=_observe, rewrite=_rewrite)]

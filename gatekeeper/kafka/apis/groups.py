@@ -78,6 +78,6 @@ UNITS = [
     ApiUnit(ApiKey.DESCRIBE_GROUPS, _describe, _describe_error, entities=lambda v: _DESCRIBE_ENTITIES,
             # The broker would report Gatekeeper's own rights, not the client's: never asked for.
             normalize=lambda version, body: force(body, "include_authorized_operations", False)),
-    ApiUnit(ApiKey.LIST_GROUPS, _list, listing=lambda body: _LISTING),
+    ApiUnit(ApiKey.LIST_GROUPS, _list, listing=lambda version, body: _LISTING),
     ApiUnit(ApiKey.DELETE_GROUPS, _delete, _delete_error, entities=lambda v: _DELETE_ENTITIES),
 ]

@@ -22,7 +22,7 @@ from gatekeeper.kafka.apis.base import (
 
 
 def _operations(b: Any, c: OpContext) -> list[Operation]:
-    if b.topics is None:
+    if _all_topics(c.version, b):
         return [Operation("list_topics", CLUSTER, {})]
     auto = bool(getattr(b, "allow_auto_topic_creation", False))
     return [
@@ -53,8 +53,13 @@ _ENTITIES = Entities("topics", "topics", lambda e, r: topic_resource(e.name, get
 _LISTING = Listing("topics", "describe_topic", "topic", lambda t: t.name)
 
 
-def _listing(body: Any) -> Listing | None:
-    return _LISTING if body.topics is None else None
+def _all_topics(version: int, body: Any) -> bool:
+    """No list (null) means all topics; in v0 an empty list does too."""
+    return body.topics is None or (version == 0 and not body.topics)
+
+
+def _listing(version: int, body: Any) -> Listing | None:
+    return _LISTING if _all_topics(version, body) else None
 
 
 def _observe(version: int, body: Any, cluster: Any) -> None:
@@ -63,9 +68,9 @@ def _observe(version: int, body: Any, cluster: Any) -> None:
     cluster.observe_topics((getattr(t, "topic_id", None), t.name) for t in body.topics)
 
 
-def _rewrite(version: int, body: Any, mapper: Any) -> None:
+def _rewrite(version: int, body: Any, ctx: Any) -> None:
     for b in body.brokers:
-        b.host, b.port = map_address(mapper, b.node_id, b.host, b.port)
+        b.host, b.port = map_address(ctx.mapper, b.node_id, b.host, b.port)
 
 
 def _no_authorized_operations(version: int, body: Any) -> bool:

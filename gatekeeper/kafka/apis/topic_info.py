@@ -78,7 +78,7 @@ def _as_a_consumer(version: int, body: Any) -> bool:
     return force(body, "replica_id", -1)
 
 
-def _no_authorized_operations(version: int, body: Any, mapper: Any) -> None:
+def _no_authorized_operations(version: int, body: Any, ctx: Any) -> None:
     """The broker reports Gatekeeper's own rights, not the client's: never passed on."""
     for t in body.topics:
         t.topic_authorized_operations = _NO_AUTH_OPS

@@ -120,5 +120,5 @@ UNITS = [
     ApiUnit(ApiKey.END_TXN, _end_txn, _txn_error),
     ApiUnit(ApiKey.TXN_OFFSET_COMMIT, _txn_offset_commit, _txn_offset_commit_error),
     ApiUnit(ApiKey.DESCRIBE_TRANSACTIONS, _describe, _describe_error),
-    ApiUnit(ApiKey.LIST_TRANSACTIONS, _list, listing=lambda body: _LISTING),
+    ApiUnit(ApiKey.LIST_TRANSACTIONS, _list, listing=lambda version, body: _LISTING),
 ]
