@@ -12,10 +12,12 @@ import attrs
 from zope.interface import Interface
 
 __all__ = [
+    "ANONYMOUS",
     "CLUSTER",
     "Decision",
     "IPolicyEngine",
     "Operation",
+    "Principal",
     "Resource",
 ]
 
@@ -41,6 +43,29 @@ class Operation:
     name: str
     resource: Resource
     request: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Principal:
+    """Who a connection acts as: from a validated token, a client certificate, or anonymous."""
+
+    sub: str
+    issuer: str | None = None
+    groups: tuple[str, ...] = ()
+    claims: Mapping[str, Any] = attrs.field(factory=dict)
+    mechanism: str = "NONE"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sub": self.sub,
+            "issuer": self.issuer,
+            "groups": list(self.groups),
+            "claims": dict(self.claims),
+            "mechanism": self.mechanism,
+        }
+
+
+ANONYMOUS = Principal(sub="anonymous", mechanism="NONE")
 
 
 @attrs.frozen

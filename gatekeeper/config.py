@@ -17,19 +17,19 @@ import attrs
 import jsonschema
 import yaml
 
+from gatekeeper.values import HostPort, parse_duration
+
 __all__ = [
     "AdminConfig",
     "Config",
     "IdentityConfig",
     "ConfigError",
-    "HostPort",
     "LimitsConfig",
     "ListenerConfig",
     "PolicyConfig",
     "UpstreamConfig",
     "load_config",
     "parse_config",
-    "parse_duration",
 ]
 
 DEFAULT_MAX_FRAME_BYTES = 100 * 1024 * 1024  # the broker's socket.request.max.bytes default
@@ -69,28 +69,6 @@ def _resolve(value: str | None, base: Path | None) -> Path | None:
         return None
     p = Path(value)
     return p if p.is_absolute() or base is None else base / p
-
-
-def parse_duration(text: str) -> float:
-    """``250ms`` / ``5s`` / ``2m`` / ``1h`` → seconds."""
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * scale
-    raise ValueError(f"not a duration: {text!r}")
-
-
-@attrs.frozen
-class HostPort:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> HostPort:
-        host, _, port = text.rpartition(":")
-        return cls(host=host, port=int(port))
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 @attrs.frozen

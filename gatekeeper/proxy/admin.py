@@ -10,8 +10,8 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web import resource, server
 
 if TYPE_CHECKING:
-    from gatekeeper.config import HostPort
     from gatekeeper.proxy.gateway import Gateway
+    from gatekeeper.values import HostPort
 
 __all__ = ["listen_admin"]
 

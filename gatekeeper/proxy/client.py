@@ -17,21 +17,22 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gatekeeper.api import Decision, Operation
+from gatekeeper.api import Decision, Operation, Principal
 from gatekeeper.identity.sasl_session import SaslSession
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.adapter import DecodedRequest
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
 from gatekeeper.kafka.operations import UnresolvedTopicIds
-from gatekeeper.policy.input import Principal, SessionInfo, build_input, new_session_id
+from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.proxy.tls import certificate_principal
 from gatekeeper.proxy.upstream import UpstreamProtocol
 from gatekeeper.ratelimit import RepeatBackoff, TokenBucket
 
 if TYPE_CHECKING:
-    from gatekeeper.config import HostPort, ListenerConfig
+    from gatekeeper.config import ListenerConfig
     from gatekeeper.proxy.gateway import Gateway
+    from gatekeeper.values import HostPort
 
 __all__ = ["ClientProtocol"]
 

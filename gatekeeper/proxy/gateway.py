@@ -18,7 +18,8 @@ from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTi
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from gatekeeper.config import Config, HostPort, ListenerConfig
+from gatekeeper.api import ANONYMOUS, Principal
+from gatekeeper.config import Config, ListenerConfig
 from gatekeeper.identity.secrets import read_password
 from gatekeeper.identity.service import IdentityService
 from gatekeeper.identity.upstream_auth import UpstreamAuthenticator
@@ -26,11 +27,11 @@ from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
 from gatekeeper.policy.factory import make_engine
-from gatekeeper.policy.input import ANONYMOUS, Principal
 from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
 from gatekeeper.ratelimit import LogSampler
+from gatekeeper.values import HostPort
 
 __all__ = ["Gateway", "GatewayService"]
 
