@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from gatekeeper.config import ConfigError, load_config, parse_config
+from gatekeeper.config import (
+    AuthenticationConfig,
+    ConfigError,
+    LimitsConfig,
+    PolicyConfig,
+    UpstreamConfig,
+    load_config,
+    parse_config,
+)
+from gatekeeper.config.values import default_of
 
 GOOD = """
 listeners:
@@ -28,6 +39,31 @@ def test_good_config_loads_into_values(tmp_path) -> None:
     assert str(cfg.upstream.bootstrap_servers[0]) == "127.0.0.1:9092"
     assert cfg.admin.bind is not None and cfg.admin.bind.port == 9180
     assert cfg.limits.max_frame_bytes == 100 * 1024 * 1024
+
+
+def test_absent_keys_take_the_field_defaults() -> None:
+    raw = yaml.safe_load(GOOD)
+    raw["listeners"][0]["authentication"] = {}
+    raw["identity"] = {"jwt": {"issuer": "https://idp.example", "audience": "kafka", "jwks_file": "/jwks.json"}}
+    cfg = parse_config(raw)
+    assert cfg.limits == LimitsConfig()
+    assert cfg.policy == PolicyConfig(engine="allow-all")
+    assert cfg.listeners[0].authentication == AuthenticationConfig()
+    assert cfg.upstream.connect_timeout == default_of(UpstreamConfig, "connect_timeout") == 10.0
+    assert cfg.identity.jwt is not None and cfg.identity.jwt.leeway == 30.0
+    assert cfg.identity.client_id_principals == {}
+    assert cfg.log_level == "info"
+
+
+def test_present_keys_are_converted() -> None:
+    raw = yaml.safe_load(GOOD)
+    raw["policy"] = {"engine": "embedded", "policies": "rego", "cache": {"default_ttl": "250ms"}, "timeout": "1m"}
+    raw["limits"] = {"denial_throttle_max": "0s"}
+    cfg = parse_config(raw, Path("/etc/gk"))
+    assert cfg.policy.policies == Path("/etc/gk/rego")
+    assert cfg.policy.cache_default_ttl == 0.25 and cfg.policy.timeout == 60.0
+    assert cfg.policy.cache_max_entries == default_of(PolicyConfig, "cache_max_entries")
+    assert cfg.limits.denial_throttle_max == 0.0
 
 
 @pytest.mark.parametrize(
