@@ -49,8 +49,28 @@ def _describe(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
+# What to tell the operator when a required key is missing, by the key's YAML path.
+_REQUIRED_HINTS = {
+    "policy": "required; choose an engine (opa, embedded) or say `engine: allow-all` explicitly",
+    "policy.engine": "required; choose an engine (opa, embedded) or say `engine: allow-all` explicitly",
+}
+
+
+def _missing_key(err: jsonschema.ValidationError) -> str | None:
+    """The key a ``required`` error is about (jsonschema reports one error per missing key)."""
+    for key in err.validator_value:
+        if err.message == f"{key!r} is a required property":
+            return str(key)
+    return None
+
+
 def _schema_error(err: jsonschema.ValidationError) -> str:
     where = _yaml_path(list(err.absolute_path))
+    if err.validator == "required":
+        key = _missing_key(err)
+        path = _yaml_path([*err.absolute_path, key]) if key is not None else where
+        if path in _REQUIRED_HINTS:
+            return f"{path}: {_REQUIRED_HINTS[path]}"
     if err.validator == "additionalProperties" or err.validator == "required":
         return f"{where}: {err.message}"
     return f"{where}: expected {err.validator} {json.dumps(err.validator_value)}, got {_describe(err.instance)}"

@@ -170,7 +170,7 @@ class UpstreamConfig:
 
 @attrs.frozen
 class PolicyConfig:
-    engine: str = "allow-all"
+    engine: str  # required in the YAML: no fail-open default
     url: str | None = None
     decision: str = "gatekeeper/decision"
     policies: Path | None = None
@@ -183,7 +183,7 @@ class PolicyConfig:
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> PolicyConfig:
         cache = raw.get("cache", {})
         return cls(
-            engine=_get(cls, raw, "engine"),
+            engine=raw["engine"],
             url=_get(cls, raw, "url"),
             decision=_get(cls, raw, "decision"),
             policies=_get(cls, raw, "policies", _paths(base)),
@@ -281,7 +281,7 @@ class Config:
             listeners=tuple(ListenerConfig.from_dict(item, base) for item in raw["listeners"]),
             upstream=UpstreamConfig.from_dict(raw["upstream"], base),
             identity=IdentityConfig.from_dict(raw.get("identity", {}), base),
-            policy=PolicyConfig.from_dict(raw.get("policy", {}), base),
+            policy=PolicyConfig.from_dict(raw["policy"], base),
             admin=AdminConfig.from_dict(raw.get("admin", {})),
             limits=LimitsConfig.from_dict(raw.get("limits", {})),
             log_level=_get(cls, raw.get("logging", {}), "level", field="log_level"),

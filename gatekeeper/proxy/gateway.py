@@ -91,6 +91,8 @@ class Gateway:
         """Load the policies, then listen on every listener's bootstrap and broker ports."""
         yield self.engine.start()
         log.info("policy engine {engine} ready", engine=self.engine.name)
+        if self.config.policy.engine == "allow-all":
+            log.warn("policy.engine is allow-all: every request is allowed without a policy; use it to bring up the data path only")
         if self._client_principals:
             log.warn(
                 "identity.client_id_principals is configured: {n} principal(s) are given to whoever "
