@@ -12,6 +12,7 @@ import attrs
 from zope.interface import Interface
 
 __all__ = [
+    "ANONYMOUS",
     "CLUSTER",
     "AdapterServices",
     "Connection",
@@ -19,6 +20,7 @@ __all__ = [
     "Decision",
     "IPolicyEngine",
     "Operation",
+    "Principal",
     "ProtocolAdapter",
     "Resource",
 ]
@@ -45,6 +47,29 @@ class Operation:
     name: str
     resource: Resource
     request: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Principal:
+    """Who a connection acts as: from a validated token, a client certificate, or anonymous."""
+
+    sub: str
+    issuer: str | None = None
+    groups: tuple[str, ...] = ()
+    claims: Mapping[str, Any] = attrs.field(factory=dict)
+    mechanism: str = "NONE"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sub": self.sub,
+            "issuer": self.issuer,
+            "groups": list(self.groups),
+            "claims": dict(self.claims),
+            "mechanism": self.mechanism,
+        }
+
+
+ANONYMOUS = Principal(sub="anonymous", mechanism="NONE")
 
 
 @attrs.frozen

@@ -18,7 +18,7 @@ import attrs
 import jwt
 from jwt import PyJWKSet
 
-from gatekeeper.policy.input import Principal
+from gatekeeper.api import Principal
 
 __all__ = ["AuthError", "JwtConfig", "JwtValidator", "ValidatedToken"]
 

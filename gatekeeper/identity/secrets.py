@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from gatekeeper.config import UpstreamSaslConfig
+from gatekeeper.config.values import UpstreamSaslConfig
 
 __all__ = ["SecretError", "read_password"]
 

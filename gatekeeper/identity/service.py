@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet import task, threads
 from twisted.logger import Logger
 
-from gatekeeper.config import JwtSettings
+from gatekeeper.config.values import JwtSettings
 from gatekeeper.identity.jwt_validator import (
     JwtConfig,
     JwtValidator,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from gatekeeper.config import HostPort
+from gatekeeper.values import HostPort
 
 __all__ = ["ClusterView"]
 

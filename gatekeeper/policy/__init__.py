@@ -2,6 +2,6 @@
 
 from gatekeeper.policy.engine import AllowAllBackend, PolicyEngine
 from gatekeeper.policy.factory import make_engine
-from gatekeeper.policy.input import Principal, SessionInfo, build_input
+from gatekeeper.policy.input import SessionInfo, build_input
 
-__all__ = ["AllowAllBackend", "PolicyEngine", "Principal", "SessionInfo", "build_input", "make_engine"]
+__all__ = ["AllowAllBackend", "PolicyEngine", "SessionInfo", "build_input", "make_engine"]

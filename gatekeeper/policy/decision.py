@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from gatekeeper.api import Decision
-from gatekeeper.config import parse_duration
+from gatekeeper.values import parse_duration
 
 __all__ = ["DecisionError", "engine_failure", "parse_decision"]
 

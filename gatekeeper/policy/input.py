@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
-from gatekeeper.api import Operation
+from gatekeeper.api import ANONYMOUS, Operation, Principal
 
-__all__ = ["ANONYMOUS", "Principal", "SessionInfo", "build_input", "new_session_id", "rfc3339"]
+__all__ = ["SessionInfo", "build_input", "new_session_id", "rfc3339"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -34,27 +33,6 @@ def rfc3339(ts: float) -> str:
         _last_second[0] = second
         _last_second[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{_last_second[1]}.{int((ts - second) * 1000):03d}Z"
-
-
-@attrs.frozen
-class Principal:
-    sub: str
-    issuer: str | None = None
-    groups: tuple[str, ...] = ()
-    claims: Mapping[str, Any] = attrs.field(factory=dict)
-    mechanism: str = "NONE"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sub": self.sub,
-            "issuer": self.issuer,
-            "groups": list(self.groups),
-            "claims": dict(self.claims),
-            "mechanism": self.mechanism,
-        }
-
-
-ANONYMOUS = Principal(sub="anonymous", mechanism="NONE")
 
 
 @attrs.frozen

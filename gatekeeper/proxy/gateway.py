@@ -19,19 +19,19 @@ from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTi
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from gatekeeper.api import AdapterServices
-from gatekeeper.config import Config, HostPort, ListenerConfig
+from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
+from gatekeeper.config import Config, ListenerConfig
 from gatekeeper.identity.secrets import read_password
 from gatekeeper.identity.service import IdentityService
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
 from gatekeeper.policy.factory import make_engine
-from gatekeeper.policy.input import ANONYMOUS, Principal
 from gatekeeper.proxy.admin import listen_admin
 from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.context import ProxyContext
 from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
+from gatekeeper.values import HostPort
 
 __all__ = ["Gateway", "GatewayService"]
 
@@ -97,6 +97,8 @@ class Gateway:
         """Load the policies, then listen on every listener's bootstrap and broker ports."""
         yield self.engine.start()
         log.info("policy engine {engine} ready", engine=self.engine.name)
+        if self.config.policy.engine == "allow-all":
+            log.warn("policy.engine is allow-all: every request is allowed without a policy; use it to bring up the data path only")
         if self._client_principals:
             log.warn(
                 "identity.client_id_principals is configured: {n} principal(s) are given to whoever "

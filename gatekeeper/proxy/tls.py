@@ -8,8 +8,8 @@ from typing import Any
 from twisted.internet import ssl
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
 
+from gatekeeper.api import Principal
 from gatekeeper.config import ListenerConfig, TlsConfig, UpstreamTlsConfig
-from gatekeeper.policy.input import Principal
 
 __all__ = ["certificate_principal", "client_options", "listener_endpoint", "server_options"]
 

@@ -8,7 +8,8 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
-from gatekeeper.config import Config, HostPort, parse_config
+from gatekeeper.config import Config, parse_config
+from gatekeeper.values import HostPort
 
 __all__ = ["FakeUpstreams", "ProducerStringTransport", "fake_config"]
 

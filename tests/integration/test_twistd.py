@@ -53,6 +53,8 @@ def test_bad_config_exits_nonzero_with_one_line_per_error(tmp_path) -> None:
     assert any("listeners[0].bind" in ln for ln in errors), proc.stderr
     assert any("upstream.bootstrap_servers" in ln for ln in errors), proc.stderr
     assert any("'bogus'" in ln for ln in errors), proc.stderr
+    assert any(ln.endswith("policy: required; choose an engine (opa, embedded) or say `engine: allow-all` explicitly")
+               for ln in errors), proc.stderr  # no policy section is refused, never allow-all
     check = subprocess.run([str(Path(sys.executable).with_name("gatekeeper")), "check-config", str(bad)],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 2 and check.stderr.count("config error") == len(errors)

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from gatekeeper.config import ConfigError, load_config, parse_config
+from gatekeeper.config import (
+    AuthenticationConfig,
+    ConfigError,
+    LimitsConfig,
+    PolicyConfig,
+    UpstreamConfig,
+    load_config,
+    parse_config,
+)
+from gatekeeper.config.values import default_of
 
 GOOD = """
 listeners:
@@ -30,6 +41,31 @@ def test_good_config_loads_into_values(tmp_path) -> None:
     assert cfg.limits.max_frame_bytes == 100 * 1024 * 1024
 
 
+def test_absent_keys_take_the_field_defaults() -> None:
+    raw = yaml.safe_load(GOOD)
+    raw["listeners"][0]["authentication"] = {}
+    raw["identity"] = {"jwt": {"issuer": "https://idp.example", "audience": "kafka", "jwks_file": "/jwks.json"}}
+    cfg = parse_config(raw)
+    assert cfg.limits == LimitsConfig()
+    assert cfg.policy == PolicyConfig(engine="allow-all")
+    assert cfg.listeners[0].authentication == AuthenticationConfig()
+    assert cfg.upstream.connect_timeout == default_of(UpstreamConfig, "connect_timeout") == 10.0
+    assert cfg.identity.jwt is not None and cfg.identity.jwt.leeway == 30.0
+    assert cfg.identity.client_id_principals == {}
+    assert cfg.log_level == "info"
+
+
+def test_present_keys_are_converted() -> None:
+    raw = yaml.safe_load(GOOD)
+    raw["policy"] = {"engine": "embedded", "policies": "rego", "cache": {"default_ttl": "250ms"}, "timeout": "1m"}
+    raw["limits"] = {"denial_throttle_max": "0s"}
+    cfg = parse_config(raw, Path("/etc/gk"))
+    assert cfg.policy.policies == Path("/etc/gk/rego")
+    assert cfg.policy.cache_default_ttl == 0.25 and cfg.policy.timeout == 60.0
+    assert cfg.policy.cache_max_entries == default_of(PolicyConfig, "cache_max_entries")
+    assert cfg.limits.denial_throttle_max == 0.0
+
+
 @pytest.mark.parametrize(
     ("patch", "expected"),
     [
@@ -38,6 +74,8 @@ def test_good_config_loads_into_values(tmp_path) -> None:
         (lambda d: d["listeners"][0].update(bind="127.0.0.1:9195"), "port 9195 is already used"),
         (lambda d: d["upstream"].update(bootstrap_servers=[]), "upstream.bootstrap_servers: expected minItems"),
         (lambda d: d["policy"].update(engine="magic"), "policy.engine: expected enum"),
+        (lambda d: d["policy"].update(engine="opa"), "policy: 'url' is a required property"),
+        (lambda d: d["policy"].update(engine="embedded"), "policy: 'policies' is a required property"),
         (lambda d: d.update(extra=1), "Additional properties are not allowed ('extra'"),
         (lambda d: d["listeners"][0].pop("name"), "listeners[0]: 'name' is a required property"),
         (lambda d: d.update(limits={"max_frame_bytes": "big"}), "limits.max_frame_bytes: expected type \"integer\", got 'big' (str)"),
@@ -52,6 +90,37 @@ def test_each_error_names_the_yaml_path(patch, expected) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
     assert any(expected in line for line in err.value.errors), err.value.errors
+
+
+POLICY_REQUIRED = "required; choose an engine (opa, embedded) or say `engine: allow-all` explicitly"
+
+
+def test_a_config_without_policy_is_refused(tmp_path) -> None:
+    raw = yaml.safe_load(GOOD)
+    del raw["policy"]
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert err.value.errors == [f"policy: {POLICY_REQUIRED}"]
+    p = tmp_path / "gk.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert err.value.errors == [f"{p}: policy: {POLICY_REQUIRED}"]
+
+
+def test_a_policy_without_engine_is_refused() -> None:
+    raw = yaml.safe_load(GOOD)
+    raw["policy"] = {"timeout": "1s"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert err.value.errors == [f"policy.engine: {POLICY_REQUIRED}"]
+
+
+def test_other_missing_keys_keep_the_schema_message() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"policy": {"engine": "allow-all"}})
+    assert err.value.errors == ["(top level): 'listeners' is a required property",
+                                "(top level): 'upstream' is a required property"]
 
 
 def test_unreadable_and_invalid_yaml_files(tmp_path) -> None:

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from twisted.internet import task
 
-from gatekeeper.api import AdapterServices, Decision
-from gatekeeper.config import HostPort
+from gatekeeper.api import ANONYMOUS, AdapterServices, Decision
 from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.kafka.codec import API_TABLE
 from gatekeeper.metrics import gateway_metrics
-from gatekeeper.policy.input import ANONYMOUS
 from gatekeeper.testing.fakes import fake_config
+from gatekeeper.values import HostPort
 from tests.unit.samples import TOPIC_ID, req
 from tests.unit.test_client_protocol import framed, response
 from tests.unit.test_client_protocol import split_frames as frames

@@ -1,0 +1,156 @@
+"""Read the YAML config, validate it, and build the values, or say what is wrong.
+
+The YAML is validated against ``schemas/config.schema.json`` first, then checked for what a
+schema cannot express (port clashes, settings that exclude each other); only then are the
+values built (``gatekeeper.config.values``). Every error names the YAML path, what was expected
+and what arrived, so an operator can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from gatekeeper.config.values import Config
+
+__all__ = ["ConfigError", "load_config", "parse_config"]
+
+
+class ConfigError(Exception):
+    """The operator's config is wrong. ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("gatekeeper").joinpath("schemas/config.schema.json").read_text()
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _yaml_path(path: Sequence[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+# What to tell the operator when a required key is missing, by the key's YAML path.
+_REQUIRED_HINTS = {
+    "policy": "required; choose an engine (opa, embedded) or say `engine: allow-all` explicitly",
+    "policy.engine": "required; choose an engine (opa, embedded) or say `engine: allow-all` explicitly",
+}
+
+
+def _missing_key(err: jsonschema.ValidationError) -> str | None:
+    """The key a ``required`` error is about (jsonschema reports one error per missing key)."""
+    for key in err.validator_value:
+        if err.message == f"{key!r} is a required property":
+            return str(key)
+    return None
+
+
+def _schema_error(err: jsonschema.ValidationError) -> str:
+    where = _yaml_path(list(err.absolute_path))
+    if err.validator == "required":
+        key = _missing_key(err)
+        path = _yaml_path([*err.absolute_path, key]) if key is not None else where
+        if path in _REQUIRED_HINTS:
+            return f"{path}: {_REQUIRED_HINTS[path]}"
+    if err.validator == "additionalProperties" or err.validator == "required":
+        return f"{where}: {err.message}"
+    return f"{where}: expected {err.validator} {json.dumps(err.validator_value)}, got {_describe(err.instance)}"
+
+
+def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
+    """Checks a JSON Schema cannot express: port ranges and clashes between listeners."""
+    errors: list[str] = []
+    used: dict[int, str] = {}
+    for i, item in enumerate(raw["listeners"]):
+        path = f"listeners[{i}]"
+        first, _, last = item["broker_ports"].partition("-")
+        lo, hi = int(first), int(last)
+        if not (1 <= lo <= hi <= 65535):
+            errors.append(
+                f"{path}.broker_ports: expected an ascending range of ports 1-65535, "
+                f"got {_describe(item['broker_ports'])}"
+            )
+            continue
+        bind_port = int(item["bind"].rpartition(":")[2])
+        if not 1 <= bind_port <= 65535:
+            errors.append(f"{path}.bind: expected a port 1-65535, got {_describe(item['bind'])}")
+        for port, where in [(bind_port, f"{path}.bind"), *[(p, f"{path}.broker_ports") for p in range(lo, hi + 1)]]:
+            if port in used:
+                errors.append(f"{where}: port {port} is already used by {used[port]}")
+            else:
+                used[port] = where
+    has_jwt = bool(raw.get("identity", {}).get("jwt"))
+    by_client_id = bool(raw.get("identity", {}).get("client_id_principals"))
+    for i, item in enumerate(raw["listeners"]):
+        if item.get("authentication") is not None and not has_jwt:
+            errors.append(f"listeners[{i}].authentication: needs identity.jwt to validate tokens")
+        if item.get("authentication") is not None and by_client_id:
+            errors.append(
+                f"identity.client_id_principals: cannot be combined with listeners[{i}].authentication: "
+                "any client can claim any client id, so it would undercut the authenticated identity; "
+                "remove one of them"
+            )
+    sasl = raw["upstream"].get("sasl") or {}
+    if "password" in sasl and not sasl.get("allow_inline_secret"):
+        errors.append(
+            "upstream.sasl.password: inline secrets are refused; use password_file or password_env "
+            "(or set allow_inline_secret: true, for tests only)"
+        )
+    names = [item["name"] for item in raw["listeners"]]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            errors.append(f"listeners[{i}].name: duplicate listener name {name!r}")
+    return errors
+
+
+def parse_config(raw: Any, base: Path | None = None) -> Config:
+    """Validate a parsed YAML document and build the config values, or raise ConfigError.
+
+    Relative paths in the config (policies, data) are taken relative to ``base``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"(top level): expected a mapping, got {_describe(raw)}"])
+    validator = jsonschema.Draft202012Validator(_schema())
+    found = sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
+    errors = [_schema_error(err) for err in found]
+    if errors:
+        raise ConfigError(errors)
+    errors = _semantic_errors(raw)
+    if errors:
+        raise ConfigError(errors)
+    return Config.from_dict(raw, base)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML file and return the validated config, or raise ConfigError."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError([f"{p}: cannot read the config file: {e.strerror}"]) from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{p}: not valid YAML: {e}"]) from e
+    try:
+        return parse_config(raw, p.parent)
+    except ConfigError as e:
+        raise ConfigError([f"{p}: {line}" for line in e.errors]) from e

@@ -1,0 +1,290 @@
+"""The config values: frozen attrs classes, each built by a ``from_dict`` classmethod.
+
+``from_dict`` receives YAML that ``gatekeeper.config.loading`` has already validated against
+the schema, so it only converts (durations to seconds, paths relative to the config file,
+lists to tuples); it never does ``Cls(**yaml)``. Each default is written once, as the attrs
+field default: an absent key takes it through ``_get``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import attrs
+
+from gatekeeper.values import HostPort, parse_duration
+
+__all__ = [
+    "AdminConfig",
+    "AuthenticationConfig",
+    "Config",
+    "IdentityConfig",
+    "JwtSettings",
+    "LimitsConfig",
+    "ListenerConfig",
+    "PolicyConfig",
+    "TlsConfig",
+    "UpstreamConfig",
+    "UpstreamSaslConfig",
+    "UpstreamTlsConfig",
+    "default_of",
+]
+
+
+def default_of(cls: type[Any], name: str) -> Any:
+    """The attrs default of field ``name`` of ``cls`` (a factory is called)."""
+    default = attrs.fields_dict(cls)[name].default
+    if default is attrs.NOTHING:
+        raise TypeError(f"{cls.__name__}.{name} has no default: the YAML key is required")  # our bug
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # a class at run time
+        return cast(Any, default).factory()
+    return default
+
+
+def _get(cls: type[Any], raw: Mapping[str, Any], key: str, convert: Callable[[Any], Any] | None = None,
+         *, field: str | None = None) -> Any:
+    """``raw[key]`` (through ``convert``) when present, else the default of ``cls``'s field
+    ``field`` (named like the key unless given)."""
+    if key in raw:
+        return raw[key] if convert is None else convert(raw[key])
+    return default_of(cls, field or key)
+
+
+def _paths(base: Path | None) -> Callable[[str], Path]:
+    """Converter for a path from the config: absolute as written, else relative to the config file."""
+
+    def convert(value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() or base is None else base / p
+
+    return convert
+
+
+@attrs.frozen
+class AuthenticationConfig:
+    required: bool = True
+    mechanisms: tuple[str, ...] = ("OAUTHBEARER", "PLAIN")
+    failure_delay: float = 0.2
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AuthenticationConfig:
+        return cls(
+            required=_get(cls, raw, "required"),
+            mechanisms=_get(cls, raw, "mechanisms", tuple),
+            failure_delay=_get(cls, raw, "failure_delay", parse_duration),
+        )
+
+
+@attrs.frozen
+class TlsConfig:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> TlsConfig:
+        path = _paths(base)
+        return cls(path(raw["cert_file"]), path(raw["key_file"]), _get(cls, raw, "client_ca_file", path))
+
+
+@attrs.frozen
+class ListenerConfig:
+    name: str
+    bind: HostPort
+    advertised_host: str
+    broker_ports: tuple[int, ...]
+    authentication: AuthenticationConfig | None = None
+    tls: TlsConfig | None = None
+    protocol: str = "kafka"  # the adapter serving it: an entry point in gatekeeper.adapters
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> ListenerConfig:
+        bind = HostPort.parse(raw["bind"])
+        first, _, last = raw["broker_ports"].partition("-")
+        return cls(
+            name=raw["name"],
+            bind=bind,
+            advertised_host=raw.get("advertised_host", bind.host),
+            broker_ports=tuple(range(int(first), int(last) + 1)),
+            authentication=_get(cls, raw, "authentication", AuthenticationConfig.from_dict),
+            tls=_get(cls, raw, "tls", lambda t: TlsConfig.from_dict(t, base)),
+            protocol=_get(cls, raw, "protocol"),
+        )
+
+
+@attrs.frozen
+class UpstreamSaslConfig:
+    """Gatekeeper's own broker credentials. The secret is read at start and on SIGHUP."""
+
+    mechanism: str
+    username: str
+    password_file: Path | None = None
+    password_env: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> UpstreamSaslConfig:
+        return cls(
+            mechanism=raw["mechanism"],
+            username=raw["username"],
+            password_file=_get(cls, raw, "password_file", _paths(base)),
+            password_env=_get(cls, raw, "password_env"),
+            password=_get(cls, raw, "password"),
+        )
+
+
+@attrs.frozen
+class UpstreamTlsConfig:
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_hostname: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> UpstreamTlsConfig:
+        path = _paths(base)
+        return cls(
+            ca_file=path(raw["ca_file"]),
+            cert_file=_get(cls, raw, "cert_file", path),
+            key_file=_get(cls, raw, "key_file", path),
+            server_hostname=_get(cls, raw, "server_hostname"),
+        )
+
+
+@attrs.frozen
+class UpstreamConfig:
+    bootstrap_servers: tuple[HostPort, ...]
+    connect_timeout: float = 10.0
+    sasl: UpstreamSaslConfig | None = None
+    tls: UpstreamTlsConfig | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> UpstreamConfig:
+        return cls(
+            bootstrap_servers=tuple(HostPort.parse(s) for s in raw["bootstrap_servers"]),
+            connect_timeout=_get(cls, raw, "connect_timeout", parse_duration),
+            sasl=_get(cls, raw, "sasl", lambda s: UpstreamSaslConfig.from_dict(s, base)),
+            tls=_get(cls, raw, "tls", lambda t: UpstreamTlsConfig.from_dict(t, base)),
+        )
+
+
+@attrs.frozen
+class PolicyConfig:
+    engine: str  # required in the YAML: no fail-open default
+    url: str | None = None
+    decision: str = "gatekeeper/decision"
+    policies: Path | None = None
+    data: Path | None = None
+    cache_max_entries: int = 100_000
+    cache_default_ttl: float = 5.0
+    timeout: float = 0.25
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> PolicyConfig:
+        cache = raw.get("cache", {})
+        return cls(
+            engine=raw["engine"],
+            url=_get(cls, raw, "url"),
+            decision=_get(cls, raw, "decision"),
+            policies=_get(cls, raw, "policies", _paths(base)),
+            data=_get(cls, raw, "data", _paths(base)),
+            cache_max_entries=_get(cls, cache, "max_entries", field="cache_max_entries"),
+            cache_default_ttl=_get(cls, cache, "default_ttl", parse_duration, field="cache_default_ttl"),
+            timeout=_get(cls, raw, "timeout", parse_duration),
+        )
+
+
+@attrs.frozen
+class JwtSettings:
+    issuer: str
+    audience: str
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    principal_claim: str = "sub"
+    groups_claim: str = "groups"
+    leeway: float = 30.0
+    max_token_bytes: int = 16384
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None) -> JwtSettings:
+        return cls(
+            issuer=raw["issuer"],
+            audience=raw["audience"],
+            jwks_file=_get(cls, raw, "jwks_file", _paths(base)),
+            jwks_url=_get(cls, raw, "jwks_url"),
+            algorithms=_get(cls, raw, "algorithms", tuple),
+            principal_claim=_get(cls, raw, "principal_claim"),
+            groups_claim=_get(cls, raw, "groups_claim"),
+            leeway=_get(cls, raw, "leeway", parse_duration),
+            max_token_bytes=_get(cls, raw, "max_token_bytes"),
+        )
+
+
+@attrs.frozen
+class IdentityConfig:
+    client_id_principals: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    jwt: JwtSettings | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> IdentityConfig:
+        return cls(
+            client_id_principals=_get(cls, raw, "client_id_principals", dict),
+            jwt=_get(cls, raw, "jwt", lambda j: JwtSettings.from_dict(j, base)),
+        )
+
+
+@attrs.frozen
+class AdminConfig:
+    bind: HostPort | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AdminConfig:
+        return cls(bind=_get(cls, raw, "bind", HostPort.parse))
+
+
+@attrs.frozen
+class LimitsConfig:
+    max_frame_bytes: int = 100 * 1024 * 1024  # the broker's socket.request.max.bytes default
+    max_response_frame_bytes: int = 1024 * 1024 * 1024
+    denied_requests_per_second: float = 50.0
+    denied_requests_burst: int = 100
+    denial_throttle_max: float = 1.0
+    denial_log_interval: float = 10.0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> LimitsConfig:
+        return cls(
+            max_frame_bytes=_get(cls, raw, "max_frame_bytes"),
+            max_response_frame_bytes=_get(cls, raw, "max_response_frame_bytes"),
+            denied_requests_per_second=_get(cls, raw, "denied_requests_per_second"),
+            denied_requests_burst=_get(cls, raw, "denied_requests_burst"),
+            denial_throttle_max=_get(cls, raw, "denial_throttle_max", parse_duration),
+            denial_log_interval=_get(cls, raw, "denial_log_interval", parse_duration),
+        )
+
+
+@attrs.frozen
+class Config:
+    listeners: tuple[ListenerConfig, ...]
+    upstream: UpstreamConfig
+    policy: PolicyConfig
+    admin: AdminConfig
+    limits: LimitsConfig
+    log_level: str = "info"
+    identity: IdentityConfig = attrs.field(factory=IdentityConfig)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
+        """The whole config from validated YAML; relative paths are taken relative to ``base``."""
+        return cls(
+            listeners=tuple(ListenerConfig.from_dict(item, base) for item in raw["listeners"]),
+            upstream=UpstreamConfig.from_dict(raw["upstream"], base),
+            identity=IdentityConfig.from_dict(raw.get("identity", {}), base),
+            policy=PolicyConfig.from_dict(raw["policy"], base),
+            admin=AdminConfig.from_dict(raw.get("admin", {})),
+            limits=LimitsConfig.from_dict(raw.get("limits", {})),
+            log_level=_get(cls, raw.get("logging", {}), "level", field="log_level"),
+        )
