@@ -293,10 +293,18 @@ class KafkaConnection(ResponseSide, Connection):
             return
         inputs = self._inputs(request, ops)
         self.s.inputs_decoded(inputs)
-        if UNITS[request.header.api_key].negotiation:
+        unit = UNITS[request.header.api_key]
+        if unit.negotiation:
             self._decided(entry, ops, inputs, [_NEGOTIATED] * len(inputs))
-        else:
-            self._ask(inputs, lambda decisions: self._decided(entry, ops, inputs, decisions))
+            return
+        refusal = unit.guard(request.header.api_version, request.body, self.s.gateway) if unit.guard else None
+        if refusal is not None:
+            log.warn("refused {api} from {peer} (session {session}), whatever the policy says: {why}",
+                     api=request.api_name, peer=self.peer, session=self._session_id(), why=refusal)
+            self.s.metrics.inc("gatekeeper_rejected_total", reason="gateway_identity")
+            self._decided(entry, ops, inputs, [Decision("deny", reason=refusal)] * len(inputs))
+            return
+        self._ask(inputs, lambda decisions: self._decided(entry, ops, inputs, decisions))
 
     def _inputs(self, request: DecodedRequest, ops: list[Operation]) -> list[dict[str, Any]]:
         assert self.session is not None

@@ -33,7 +33,11 @@ OPERATION_NAMES = frozenset(
         "init_producer", "transactional_write", "describe_transaction", "list_transactions",
         "describe_topic_config", "alter_topic_config", "describe_group_config",
         "alter_group_config", "describe_cluster_config", "alter_cluster_config",
-        "describe_acls", "alter_acls", "describe_cluster", "api_versions", "authenticate", "other",
+        "describe_acls", "alter_acls", "describe_cluster", "api_versions", "authenticate",
+        # Cluster administration: granted only by name, never by a "*" (see docs/security.md).
+        "alter_user_credentials", "describe_user_credentials", "alter_client_quotas", "describe_client_quotas",
+        "elect_leaders", "reassign_partitions", "list_partition_reassignments", "alter_replica_log_dirs",
+        "describe_log_dirs", "describe_quorum", "update_features", "list_config_resources",
     }
 )
 

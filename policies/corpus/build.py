@@ -48,7 +48,7 @@ KAFKA: dict[str, tuple[tuple[int, str, int], dict[str, Any]]] = {
     "alter_acls": ((30, "CreateAcls", 3), {"creations": 1}),
     "describe_cluster": ((60, "DescribeCluster", 1), {}),
     "api_versions": ((18, "ApiVersions", 3), {}),
-    "other": ((43, "ElectLeaders", 2), {"api": "ElectLeaders"}),
+    "elect_leaders": ((43, "ElectLeaders", 2), {"topics": None}),
 }
 
 ANONYMOUS = ("anonymous", None)
@@ -136,6 +136,12 @@ def no_grant(op: str, rtype: str, name: str, sub: str, groups: list[str] | None)
     return f'no grant allows {op} on {rtype} {json.dumps(name)} for {sub} (groups: {", ".join(groups or []) or "none"})'
 
 
+def not_named(op: str, rtype: str, name: str, sub: str, groups: list[str] | None) -> str:
+    """Cluster administration that a "*" grant does not cover."""
+    return (f'no grant names {op} on {rtype} {json.dumps(name)} for {sub} (groups: {", ".join(groups or []) or "none"}): '
+            'it is cluster administration, which a "*" grant does not cover')
+
+
 def default_library() -> Corpus:
     """The default library with the shipped example configuration, policies/data.json."""
     c = Corpus("default_library", "gatekeeper/decision", "policies/data.json", "5s")
@@ -189,9 +195,10 @@ def default_library() -> Corpus:
     c.case("list_topics-anonymous", a("list_topics is allowed to every client"), "list_topics", "cluster", CLUSTER, ANONYMOUS)
     c.case("describe_cluster-anonymous", a("describe_cluster is allowed to every client"), "describe_cluster", "cluster", CLUSTER, ANONYMOUS)
     c.case("list_groups-anonymous", d(no_grant("list_groups", "cluster", CLUSTER, "anonymous", [])), "list_groups", "cluster", CLUSTER, ANONYMOUS)
-    c.case("other-api-anonymous", d(no_grant("other", "cluster", CLUSTER, "anonymous", [])), "other", "cluster", CLUSTER, ANONYMOUS)
-    c.case("alter_acls-by-platform", a('grant 6 allows alter_acls on cluster "kafka-cluster"'), "alter_acls", "cluster", CLUSTER, ops)
-    c.case("alter_acls-by-writer", d(no_grant("alter_acls", "cluster", CLUSTER, *writer)), "alter_acls", "cluster", CLUSTER, writer)
+    c.case("elect_leaders-anonymous", d(not_named("elect_leaders", "cluster", CLUSTER, "anonymous", [])), "elect_leaders", "cluster", CLUSTER, ANONYMOUS)
+    c.case("elect_leaders-by-platform-wildcard", d(not_named("elect_leaders", "cluster", CLUSTER, *ops)), "elect_leaders", "cluster", CLUSTER, ops)
+    c.case("alter_acls-by-platform-wildcard", d(not_named("alter_acls", "cluster", CLUSTER, *ops)), "alter_acls", "cluster", CLUSTER, ops)
+    c.case("alter_acls-by-writer", d(not_named("alter_acls", "cluster", CLUSTER, *writer)), "alter_acls", "cluster", CLUSTER, writer)
     c.case("init_producer-idempotent-anonymous", a('grant 7 allows init_producer on cluster "kafka-cluster"'),
            "init_producer", "cluster", CLUSTER, ANONYMOUS)
     c.case("init_producer-transactional-by-owner", a('grant 8 allows init_producer on transactional_id "orders-tx"'),

@@ -553,3 +553,21 @@ test_shipped_data_audit_topics_are_immutable if {
 	shipped(fixtures.policy_input("consume", "topic", "audit.logins", "eve", ["auditors"])).action == "allow"
 	shipped(fixtures.policy_input("produce", "topic", "audit.logins", "eve", ["auditors"])).action == "deny"
 }
+
+test_cluster_administration_needs_a_grant_naming_it if {
+	# A wildcard grant on the cluster covers describe_cluster, not the administration below.
+	wildcard := {"principals": {"groups": ["platform"]}, "resources": {"type": "cluster", "patterns": ["**"]}, "operations": ["*"]}
+	base := fixtures.policy_input("describe_cluster", "cluster", fixtures.cluster, "ops", ["platform"])
+	allowed := gatekeeper.decision with input as base with data.gatekeeper_config as object.union(config, {"grants": [wildcard]})
+	allowed.action == "allow"
+	every op in ["alter_acls", "alter_user_credentials", "elect_leaders", "reassign_partitions", "update_features", "alter_client_quotas"] {
+		d := gatekeeper.decision with input as object.union(base, {"operation": op})
+			with data.gatekeeper_config as object.union(config, {"grants": [wildcard]})
+		d.action == "deny"
+		contains(d.reason, "cluster administration")
+	}
+	named := {"principals": {"groups": ["platform"]}, "resources": {"type": "cluster", "patterns": ["**"]}, "operations": ["elect_leaders"]}
+	d := gatekeeper.decision with input as object.union(base, {"operation": "elect_leaders"})
+		with data.gatekeeper_config as object.union(config, {"grants": [wildcard, named]})
+	d.action == "allow"
+}

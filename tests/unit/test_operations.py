@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 
 from gatekeeper.kafka import codec
+from gatekeeper.kafka.codec import API_TABLE
 from gatekeeper.kafka.operations import OPERATION_NAMES, UnresolvedTopicIds, operations_for
 from gatekeeper.policy.input import SessionInfo, build_input
 from tests.unit.samples import SAMPLES_TOPIC_NAME, TOPIC_ID, produce, samples
@@ -60,9 +61,20 @@ def test_topic_ids_resolve_to_names_or_raise() -> None:
     assert err.value.ids == {TOPIC_ID}
 
 
-def test_unmapped_api_is_other() -> None:
-    ops = operations_for(57, 1, object(), resolve)
-    assert [(o.name, o.resource.type, o.request["api"]) for o in ops] == [("other", "cluster", "UpdateFeatures")]
+def test_every_api_has_an_operation_of_its_own_and_none_is_other() -> None:
+    from gatekeeper.kafka.apis import UNITS
+
+    names = set()
+    for _label, message, version in samples():
+        _, _, ops = ops_of(message, version)
+        names |= {o.name for o in ops}
+    assert "other" not in OPERATION_NAMES and "other" not in names
+    F = API_TABLE_REQ[57]
+    body = F[1](timeout_ms=1000, feature_updates=[F.FeatureUpdateKey(feature="metadata.version", max_version_level=1, upgrade_type=1)],
+                validate_only=False)
+    (op,) = operations_for(57, 1, body, resolve)
+    assert (op.name, op.resource.type, op.request) == ("update_features", "cluster", {"features": ["metadata.version"]})
+    assert len(UNITS) >= 51
 
 
 def test_schema_rejects_an_unknown_resource_type() -> None:
@@ -71,3 +83,6 @@ def test_schema_rejects_an_unknown_resource_type() -> None:
     doc["resource"]["type"] = "planet"
     with pytest.raises(jsonschema.ValidationError):
         VALIDATOR.validate(doc)
+
+
+API_TABLE_REQ = {k: v.request for k, v in API_TABLE.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gatekeeper.kafka.apis import (
     acls,
+    admin,
     cluster,
     configs,
     coordinator,
@@ -26,6 +27,6 @@ from gatekeeper.kafka.apis.base import ApiKey, ApiUnit
 __all__ = ["UNITS", "ApiKey", "ApiUnit"]
 
 _MODULES = (produce, fetch, metadata, topic_info, offsets, coordinator, groups, topics, transactions, configs, acls,
-            cluster, negotiation)
+            cluster, admin, negotiation)
 
 UNITS: dict[int, ApiUnit] = {unit.key: unit for module in _MODULES for unit in module.UNITS}

@@ -260,13 +260,6 @@ class ResponseContext:
 # -- the unit -----------------------------------------------------------------------------------
 
 
-def _other(api_name: str) -> Callable[[Any, OpContext], list[Operation]]:
-    def ops(body: Any, ctx: OpContext) -> list[Operation]:
-        return [Operation("other", CLUSTER, {"api": api_name})]
-
-    return ops
-
-
 @attrs.frozen
 class ApiUnit:
     """One Kafka API as Gatekeeper enforces it. Only ``key`` and ``operations`` are required."""
@@ -307,11 +300,6 @@ class ApiUnit:
     @property
     def name(self) -> str:
         return "".join(part.capitalize() for part in self.key.name.split("_"))
-
-    @classmethod
-    def other(cls, key: ApiKey, **kw: Any) -> ApiUnit:
-        """An API Gatekeeper inspects with no vocabulary of its own: operation ``other``."""
-        return cls(key, _other("".join(p.capitalize() for p in key.name.split("_"))), **kw)
 
 
 def force(body: Any, field: str, value: Any) -> bool:

@@ -1,5 +1,4 @@
-"""The cluster: DescribeCluster (broker addresses learned and rewritten), and the
-administrative APIs that have no vocabulary of their own yet (operation ``other``)."""
+"""DescribeCluster: ``describe_cluster``; broker addresses learned and rewritten."""
 
 from __future__ import annotations
 
@@ -28,11 +27,4 @@ UNITS = [
     ApiUnit(ApiKey.DESCRIBE_CLUSTER, _describe, observe=_observe, rewrite=_rewrite,
             # The broker would report Gatekeeper's own rights, not the client's: never asked for.
             normalize=lambda version, body: force(body, "include_cluster_authorized_operations", False)),
-    *(ApiUnit.other(key) for key in (
-        ApiKey.ALTER_REPLICA_LOG_DIRS, ApiKey.DESCRIBE_LOG_DIRS, ApiKey.ELECT_LEADERS,
-        ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
-        ApiKey.DESCRIBE_CLIENT_QUOTAS, ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
-        ApiKey.ALTER_USER_SCRAM_CREDENTIALS, ApiKey.DESCRIBE_QUORUM, ApiKey.UPDATE_FEATURES,
-        ApiKey.LIST_CONFIG_RESOURCES,
-    )),
 ]
