@@ -245,6 +245,66 @@ def _describe_topic_partitions(v: int, n: Names) -> dict[str, Any]:
     return {"topics": [R.TopicRequest(name=n.topic)], "response_partition_limit": 100, "cursor": None}
 
 
+def _alter_replica_log_dirs(v: int, n: Names) -> dict[str, Any]:
+    R = _R(34)
+    D = R.AlterReplicaLogDir
+    return {"dirs": [D(path="/tmp/nowhere", topics=[D.AlterReplicaLogDirTopic(name=n.topic, partitions=[0])])]}
+
+
+def _describe_log_dirs(v: int, n: Names) -> dict[str, Any]:
+    R = _R(35)
+    return {"topics": [R.DescribableLogDirTopic(topic=n.topic, partitions=[0])]}
+
+
+def _elect_leaders(v: int, n: Names) -> dict[str, Any]:
+    R = _R(43)
+    return {"election_type": 0, "topic_partitions": [R.TopicPartitions(topic=n.topic, partitions=[0])], "timeout_ms": 1000}
+
+
+def _alter_partition_reassignments(v: int, n: Names) -> dict[str, Any]:
+    R = _R(45)
+    T = R.ReassignableTopic
+    return {"timeout_ms": 1000, "allow_replication_factor_change": True,
+            "topics": [T(name=n.topic, partitions=[T.ReassignablePartition(partition_index=0, replicas=None)])]}
+
+
+def _list_partition_reassignments(v: int, n: Names) -> dict[str, Any]:
+    R = _R(46)
+    return {"timeout_ms": 1000, "topics": [R.ListPartitionReassignmentsTopics(name=n.topic, partition_indexes=[0])]}
+
+
+def _describe_client_quotas(v: int, n: Names) -> dict[str, Any]:
+    R = _R(48)
+    return {"components": [R.ComponentData(entity_type="user", match_type=0, match="someone")], "strict": False}
+
+
+def _alter_client_quotas(v: int, n: Names) -> dict[str, Any]:
+    E = _R(49).EntryData
+    return {"entries": [E(entity=[E.EntityData(entity_type="user", entity_name="someone")],
+                          ops=[E.OpData(key="producer_byte_rate", value=1.0, remove=False)])], "validate_only": True}
+
+
+def _describe_user_scram_credentials(v: int, n: Names) -> dict[str, Any]:
+    return {"users": [_R(50).UserName(name="someone")]}
+
+
+def _alter_user_scram_credentials(v: int, n: Names) -> dict[str, Any]:
+    U = _R(51).ScramCredentialUpsertion
+    return {"deletions": [], "upsertions": [U(name="someone", mechanism=2, iterations=4096, salt=b"s" * 16,
+                                              salted_password=b"p" * 64)]}
+
+
+def _describe_quorum(v: int, n: Names) -> dict[str, Any]:
+    T = _R(55).TopicData
+    return {"topics": [T(topic_name="__cluster_metadata", partitions=[T.PartitionData(partition_index=0)])]}
+
+
+def _update_features(v: int, n: Names) -> dict[str, Any]:
+    F = _R(57).FeatureUpdateKey
+    return {"timeout_ms": 1000, "feature_updates": [F(feature="group.version", max_version_level=1, allow_downgrade=False,
+                                                       upgrade_type=1)], "validate_only": True}
+
+
 CATALOG: dict[str, tuple[int, Callable[[int, Names], dict[str, Any]]]] = {
     "Produce": (0, _produce),
     "Fetch": (1, _fetch),
@@ -280,6 +340,18 @@ CATALOG: dict[str, tuple[int, Callable[[int, Names], dict[str, Any]]]] = {
     "DescribeProducers": (61, _describe_producers),
     "DescribeTransactions": (65, _describe_transactions),
     "DescribeTopicPartitions": (75, _describe_topic_partitions),
+    "AlterReplicaLogDirs": (34, _alter_replica_log_dirs),
+    "DescribeLogDirs": (35, _describe_log_dirs),
+    "ElectLeaders": (43, _elect_leaders),
+    "AlterPartitionReassignments": (45, _alter_partition_reassignments),
+    "ListPartitionReassignments": (46, _list_partition_reassignments),
+    "DescribeClientQuotas": (48, _describe_client_quotas),
+    "AlterClientQuotas": (49, _alter_client_quotas),
+    "DescribeUserScramCredentials": (50, _describe_user_scram_credentials),
+    "AlterUserScramCredentials": (51, _alter_user_scram_credentials),
+    "DescribeQuorum": (55, _describe_quorum),
+    "UpdateFeatures": (57, _update_features),
+    "ListConfigResources": (74, lambda v, n: {"resource_types": [2]}),
 }
 
 

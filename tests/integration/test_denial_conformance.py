@@ -118,7 +118,8 @@ def test_denial_matches_the_brokers_own_authorization_error(setup, name: str) ->
         broker = RawKafka.decode(key, version, outsider.read_frame())
         ours = _gatekeeper_answer(frame, names, admin)
         codes = [c for c in _codes(broker.to_dict()) if c]
-        assert codes, f"{spec.name} v{version}: the broker did not refuse the request ({broker})"
+        # DescribeLogDirs before v3 has no error field: the broker refuses with an empty answer.
+        assert codes or (key == 35 and version < 3), f"{spec.name} v{version}: the broker did not refuse the request ({broker})"
         failures += [f"{spec.name} v{version}{d}" for d in differences(broker.to_dict(), ours.to_dict())]
     assert not failures, "\n".join(failures)
 

@@ -86,3 +86,60 @@ def test_the_gateways_own_authorized_operations_never_reach_a_client(open_gatewa
         T = API_TABLE[75].request
         dtp = conn.request(75, 0, topics=[T.TopicRequest(name="security.ops")], response_partition_limit=10, cursor=None)
         assert [_not_reported(t.topic_authorized_operations) for t in dtp.topics] == [True], dtp
+
+
+@pytest.fixture(scope="module")
+def held_gateway(kafka_broker, tmp_path_factory) -> Any:
+    """Gatekeeper holding SCRAM credentials for the broker's SASL listener, with a policy that
+    allows everything: only what Gatekeeper refuses whatever the policy says is refused."""
+    workdir = tmp_path_factory.mktemp("security-held")
+    secret = workdir / "broker-password"
+    secret.write_text(kafka_broker.scram_password)
+    secret.chmod(0o600)
+    upstream = {"bootstrap_servers": [kafka_broker.sasl_bootstrap],
+                "sasl": {"mechanism": "SCRAM-SHA-512", "username": kafka_broker.scram_user, "password_file": str(secret)}}
+    with TwistdGateway(workdir, kafka_broker.sasl_bootstrap,
+                       extra={"policy": {"engine": "embedded", "policies": str(OPEN_POLICY)}, "upstream": upstream}) as gw:
+        yield gw
+
+
+def _upsert(user: str) -> dict[str, Any]:
+    U = API_TABLE[51].request.ScramCredentialUpsertion
+    return {"deletions": [], "upsertions": [U(name=user, mechanism=2, iterations=4096, salt=b"s" * 16, salted_password=b"p" * 64)]}
+
+
+def test_the_gateways_own_credentials_cannot_be_changed_through_it(held_gateway, kafka_broker) -> None:
+    """Row 3: AlterUserScramCredentials for Gatekeeper's own user let a client take over the
+    gateway's identity at the broker (and locked every client out)."""
+    with RawKafka(held_gateway.bootstrap) as conn:
+        out = conn.request(51, 0, **_upsert(kafka_broker.scram_user))
+        (result,) = out.results
+        assert result.error_code == 31 and "Gatekeeper's own" in (result.error_message or ""), out
+        control = conn.request(51, 0, **_upsert("someone-else"))
+        assert [r.error_code for r in control.results] == [0], control
+        described = conn.request(50, 0, users=None)
+        assert kafka_broker.scram_user not in {r.user for r in described.results}, described
+        assert "someone-else" in {r.user for r in described.results}
+        refused = conn.request(50, 0, users=[API_TABLE[50].request.UserName(name=kafka_broker.scram_user)])
+        assert refused.error_code == 31 and all(not r.credential_infos for r in refused.results), refused
+    assert kafka_broker.sasl_login_ok(kafka_broker.scram_user, kafka_broker.scram_password), "the gateway's password still works"
+    with RawKafka(held_gateway.bootstrap) as conn:  # and new connections through the gateway too
+        assert conn.request(60, 1, include_cluster_authorized_operations=False, endpoint_type=1).error_code == 0
+
+
+def test_quotas_and_acls_of_the_gateways_user_are_out_of_reach(held_gateway, kafka_broker) -> None:
+    Q = API_TABLE[49].request.EntryData
+    with RawKafka(held_gateway.bootstrap) as conn:
+        for name in (kafka_broker.scram_user, None):  # the gateway's user, and the default user
+            entry = Q(entity=[Q.EntityData(entity_type="user", entity_name=name)],
+                      ops=[Q.OpData(key="producer_byte_rate", value=1.0, remove=False)])
+            out = conn.request(49, 1, entries=[entry], validate_only=False)
+            assert [e.error_code for e in out.entries] == [31], out
+        C = API_TABLE[30].request.AclCreation
+        out = conn.request(30, 3, creations=[C(resource_type=2, resource_name="*", resource_pattern_type=3,
+                                               principal=f"User:{kafka_broker.scram_user}", host="*", operation=2, permission_type=2)])
+        assert [r.error_code for r in out.results] == [31], out
+        F = API_TABLE[31].request.DeleteAclsFilter
+        out = conn.request(31, 3, filters=[F(resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1,
+                                             principal_filter=None, host_filter=None, operation=1, permission_type=1)])
+        assert [r.error_code for r in out.filter_results] == [31], out

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gatekeeper.api import CLUSTER, Operation
-from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, GatewayIdentity, OpContext, ResponseContext
+from gatekeeper.kafka.apis.base import (
+    ApiKey,
+    ApiUnit,
+    Denials,
+    GatewayIdentity,
+    OpContext,
+    Resolve,
+    ResponseContext,
+)
 
 _USER = "user"
 
@@ -90,18 +98,91 @@ def _without_gateway_quotas(version: int, body: Any, ctx: ResponseContext) -> No
             d.entity_type == _USER and d.entity_name == ctx.gateway.user for d in e.entity)]
 
 
+# -- error responses (the APIs with no top-level error code, or not in every version) -----------
+
+
+def _credentials_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    d = deny(CLUSTER)
+    X = R.AlterUserScramCredentialsResult
+    users = sorted({x.name for x in b.deletions} | {x.name for x in b.upsertions})
+    return R[v](throttle_time_ms=0, results=[X(user=u, error_code=d.code, error_message=d.message) for u in users])
+
+
+def _quotas_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    d = deny(CLUSTER)
+    E = R.EntryData
+    return R[v](throttle_time_ms=0, entries=[
+        E(error_code=d.code, error_message=d.message,
+          entity=[E.EntityData(entity_type=e.entity_type, entity_name=e.entity_name) for e in entry.entity])
+        for entry in b.entries])
+
+
+def _log_dirs_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    T = R.AlterReplicaLogDirTopicResult
+    code = deny(CLUSTER).code
+    return R[v](throttle_time_ms=0, results=[
+        T(topic_name=t.name, partitions=[T.AlterReplicaLogDirPartitionResult(partition_index=p, error_code=code) for p in t.partitions])
+        for d in b.dirs for t in d.topics])
+
+
+def _describe_log_dirs_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    return R[v](throttle_time_ms=0, error_code=deny(CLUSTER).code, results=[])
+
+
+def _elect_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    d = deny(CLUSTER)
+    X = R.ReplicaElectionResult
+    P = X.PartitionResult
+    return R[v](throttle_time_ms=0, error_code=d.code, replica_election_results=[
+        X(topic=t.topic, partition_result=[P(partition_id=p, error_code=d.code, error_message=d.message) for p in t.partitions])
+        for t in b.topic_partitions or ()])
+
+
+def _reassign_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    d = deny(CLUSTER)
+    T = R.ReassignableTopicResponse
+    P = T.ReassignablePartitionResponse
+    return R[v](throttle_time_ms=0, error_code=d.code, error_message=d.message, responses=[
+        T(name=t.name, partitions=[P(partition_index=p.partition_index, error_code=d.code, error_message=d.message)
+                                   for p in t.partitions]) for t in b.topics])
+
+
+def _list_reassignments_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    d = deny(CLUSTER)
+    T = R.OngoingTopicReassignment
+    P = T.OngoingPartitionReassignment
+    return R[v](throttle_time_ms=0, error_code=d.code, error_message=d.message, topics=[
+        T(name=t.name, partitions=[P(partition_index=i, replicas=[], adding_replicas=[], removing_replicas=[])
+                                   for i in t.partition_indexes]) for t in b.topics or ()])
+
+
+def _describe_credentials_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    # As the broker answers a refused describe: one result with no user, the error repeated.
+    d = deny(CLUSTER)
+    X = R.DescribeUserScramCredentialsResult
+    return R[v](throttle_time_ms=0, error_code=d.code, error_message=d.message,
+                results=[X(user="", error_code=d.code, error_message=d.message, credential_infos=[])])
+
+
+def _describe_quotas_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
+    d = deny(CLUSTER)
+    return R[v](throttle_time_ms=0, error_code=d.code, error_message=d.message, entries=None)
+
+
 UNITS = [
-    ApiUnit(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, _cluster("alter_user_credentials", _credential_users),
+    ApiUnit(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, _cluster("alter_user_credentials", _credential_users), _credentials_error,
             guard=_credentials_guard),
     ApiUnit(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, _cluster("describe_user_credentials", _described_users),
-            guard=_describe_credentials_guard, rewrite=_without_gateway_user),
-    ApiUnit(ApiKey.ALTER_CLIENT_QUOTAS, _cluster("alter_client_quotas", _quota_entities), guard=_quotas_guard),
-    ApiUnit(ApiKey.DESCRIBE_CLIENT_QUOTAS, _cluster("describe_client_quotas"), rewrite=_without_gateway_quotas),
-    ApiUnit(ApiKey.ELECT_LEADERS, _cluster("elect_leaders", _topics("topic_partitions", "topic"))),
-    ApiUnit(ApiKey.ALTER_PARTITION_REASSIGNMENTS, _cluster("reassign_partitions", _topics("topics"))),
-    ApiUnit(ApiKey.LIST_PARTITION_REASSIGNMENTS, _cluster("list_partition_reassignments", _topics("topics"))),
-    ApiUnit(ApiKey.ALTER_REPLICA_LOG_DIRS, _cluster("alter_replica_log_dirs")),
-    ApiUnit(ApiKey.DESCRIBE_LOG_DIRS, _cluster("describe_log_dirs", _topics("topics", "topic"))),
+            _describe_credentials_error, guard=_describe_credentials_guard, rewrite=_without_gateway_user),
+    ApiUnit(ApiKey.ALTER_CLIENT_QUOTAS, _cluster("alter_client_quotas", _quota_entities), _quotas_error, guard=_quotas_guard),
+    ApiUnit(ApiKey.DESCRIBE_CLIENT_QUOTAS, _cluster("describe_client_quotas"), _describe_quotas_error,
+            rewrite=_without_gateway_quotas),
+    ApiUnit(ApiKey.ELECT_LEADERS, _cluster("elect_leaders", _topics("topic_partitions", "topic")), _elect_error),
+    ApiUnit(ApiKey.ALTER_PARTITION_REASSIGNMENTS, _cluster("reassign_partitions", _topics("topics")), _reassign_error),
+    ApiUnit(ApiKey.LIST_PARTITION_REASSIGNMENTS, _cluster("list_partition_reassignments", _topics("topics")),
+            _list_reassignments_error),
+    ApiUnit(ApiKey.ALTER_REPLICA_LOG_DIRS, _cluster("alter_replica_log_dirs"), _log_dirs_error),
+    ApiUnit(ApiKey.DESCRIBE_LOG_DIRS, _cluster("describe_log_dirs", _topics("topics", "topic")), _describe_log_dirs_error),
     ApiUnit(ApiKey.DESCRIBE_QUORUM, _cluster("describe_quorum")),
     ApiUnit(ApiKey.UPDATE_FEATURES, _cluster("update_features",
                                              lambda b: {"features": sorted(f.feature for f in b.feature_updates)})),
