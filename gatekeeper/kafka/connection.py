@@ -291,6 +291,9 @@ class KafkaConnection(ResponseSide, Connection):
         except UnresolvedTopicIds:
             self._resolve_topic_ids(entry)
             return
+        except CodecError as e:
+            self._close(f"malformed request: {request.api_name} {e}", rejected="malformed")
+            return
         inputs = self._inputs(request, ops)
         self.s.inputs_decoded(inputs)
         unit = UNITS[request.header.api_key]

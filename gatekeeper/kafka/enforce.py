@@ -75,7 +75,7 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
     if listing is not None:
         # A listing is never refused outright: with the listing itself denied it comes back
         # empty, as Kafka's authorizer filters what a principal may not describe.
-        return Partial(request.outgoing, lambda response: listing.keep(response, [False] * len(getattr(response, listing.attr) or ())))
+        return Partial(request.outgoing, lambda response: listing.keep(response, [False] * len(listing.operations(response))))
     spec = unit.entities(h.api_version) if unit.entities is not None else None
     if spec is not None:
         entities = list(getattr(body, spec.request) or ())

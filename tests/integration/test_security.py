@@ -143,3 +143,61 @@ def test_quotas_and_acls_of_the_gateways_user_are_out_of_reach(held_gateway, kaf
         out = conn.request(31, 3, filters=[F(resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1,
                                              principal_filter=None, host_filter=None, operation=1, permission_type=1)])
         assert [r.error_code for r in out.filter_results] == [31], out
+
+
+DENIALS_POLICY = Path(__file__).parent / "policy_denials"
+
+
+@pytest.fixture(scope="module")
+def strict_gateway(kafka_broker, tmp_path_factory) -> Any:
+    """The denial matrix's policy: ``hidden.*`` may not even be described."""
+    for topic in ("allowed.t", "hidden.t", "hidden.u"):
+        kafka_broker.create_topic(topic)
+    with TwistdGateway(tmp_path_factory.mktemp("security-strict"), kafka_broker.bootstrap,
+                       extra={"policy": {"engine": "embedded", "policies": str(DENIALS_POLICY)}}) as gw:
+        yield gw
+
+
+def _topic_id(bootstrap: str, name: str) -> Any:
+    M = API_TABLE[3].request
+    with RawKafka(bootstrap) as direct:
+        return direct.request(3, 12, topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False).topics[0].topic_id
+
+
+def test_empty_topic_lists_that_mean_all_topics_are_filtered_listings(strict_gateway) -> None:
+    """Row 1: DescribeTopicPartitions with no topics and Metadata v0 with an empty list are
+    "all topics" to the broker; every topic came back to a principal with no rights."""
+    M = API_TABLE[3].request
+    with RawKafka(strict_gateway.bootstrap) as conn:
+        v0 = conn.request(3, 0, topics=[])
+        names = {t.name for t in v0.topics}
+        assert "allowed.t" in names and not any(n.startswith("hidden") for n in names), names
+        listed, cursor = set(), None
+        for _ in range(50):  # page through everything, one topic at a time
+            page = conn.request(75, 0, topics=[], response_partition_limit=1, cursor=cursor)
+            listed |= {t.name for t in page.topics}
+            if page.next_cursor is None:
+                break
+            assert not page.next_cursor.topic_name.startswith("hidden"), page.next_cursor
+            cursor = API_TABLE[75].request.Cursor(topic_name=page.next_cursor.topic_name,
+                                                  partition_index=page.next_cursor.partition_index)
+        assert not any(n.startswith("hidden") for n in listed), listed
+        assert "allowed.t" in listed or cursor is not None  # pages stop at a hidden cursor, never show it
+        named = conn.request(3, 12, topics=[M.MetadataRequestTopic(name="hidden.t")], allow_auto_topic_creation=False)
+        assert [t.error_code for t in named.topics] == [29]
+
+
+def test_a_topic_named_and_identified_as_another_is_refused(strict_gateway, kafka_broker) -> None:
+    """Row 2: Metadata naming an allowed topic and carrying a hidden topic's id: the policy
+    decided on the name, the broker answered for the id."""
+    from tests.integration.rawkafka import RawKafkaError
+
+    hidden_id = _topic_id(kafka_broker.bootstrap, "hidden.t")
+    M = API_TABLE[3].request
+    with RawKafka(strict_gateway.bootstrap) as conn:
+        with pytest.raises(RawKafkaError):
+            conn.request(3, 12, topics=[M.MetadataRequestTopic(name="allowed.t", topic_id=hidden_id)],
+                         allow_auto_topic_creation=False)
+    with RawKafka(strict_gateway.bootstrap) as conn:  # by id alone it is decided as what it is
+        by_id = conn.request(3, 12, topics=[M.MetadataRequestTopic(name=None, topic_id=hidden_id)], allow_auto_topic_creation=False)
+        assert [t.error_code for t in by_id.topics] == [29], by_id

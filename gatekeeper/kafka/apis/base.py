@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from gatekeeper.api import CLUSTER, Decision, Operation, Resource
+from gatekeeper.kafka.codec import CodecError
 
 __all__ = [
     "ApiKey", "ApiUnit", "Denial", "Denials", "Entities", "ErrorBuilder", "Listing", "OpContext",
@@ -82,6 +83,10 @@ class ApiKey(IntEnum):
     DESCRIBE_TOPIC_PARTITIONS = 75
 
 
+class AmbiguousTopic(CodecError):
+    """A request entry names a topic both by name and by id: refused as malformed."""
+
+
 class OpContext:
     """What an operations function needs besides the body: the version, and topic ids to names.
 
@@ -95,7 +100,11 @@ class OpContext:
         self.missing: set[uuid.UUID] = set()
 
     def topic(self, name: str | None, topic_id: uuid.UUID | None = None) -> Resource:
-        if topic_id is not None and topic_id != _ZERO_UUID and not name:
+        if topic_id is not None and topic_id != _ZERO_UUID and name:
+            # The broker goes by the id when there is one: deciding on the name would decide on
+            # another topic than the one the broker acts on. No client sends both.
+            raise AmbiguousTopic(f"names topic {name!r} and topic id {topic_id} in one entry")
+        if topic_id is not None and topic_id != _ZERO_UUID:
             resolved = self.resolve(topic_id)
             if resolved is None:
                 self.missing.add(topic_id)

@@ -3,10 +3,22 @@ DescribeTopicPartitions, each ``describe_topic`` per topic."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from gatekeeper.api import Operation, Resource
-from gatekeeper.kafka.apis.base import ApiKey, ApiUnit, Denials, Entities, OpContext, Resolve, force
+import attrs
+
+from gatekeeper.api import CLUSTER, Operation, Resource
+from gatekeeper.kafka.apis.base import (
+    ApiKey,
+    ApiUnit,
+    Denials,
+    Entities,
+    Listing,
+    OpContext,
+    Resolve,
+    force,
+)
 
 _NO_AUTH_OPS = -2147483648  # "authorized operations not requested"
 
@@ -53,7 +65,32 @@ def _producers_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) ->
 
 
 def _partitions(b: Any, c: OpContext) -> list[Operation]:
+    if not b.topics:  # an empty list means every topic (from the cursor on)
+        return [Operation("list_topics", CLUSTER, {})]
     return [Operation("describe_topic", c.topic(t.name), {}) for t in b.topics]
+
+
+@attrs.frozen
+class _PagedTopics(Listing):
+    """All topics, a page at a time: the page is filtered like any listing, and the cursor to
+    the next page names a topic too, so it is decided with them; a cursor the principal may not
+    describe ends the listing there (the client sees fewer pages, never the hidden name)."""
+
+    def operations(self, body: Any) -> list[Operation]:
+        ops = super().operations(body)
+        if body.next_cursor is not None:
+            ops.append(Operation(self.operation, Resource(self.resource_type, body.next_cursor.topic_name), {"listing": True}))
+        return ops
+
+    def keep(self, body: Any, allowed: Sequence[bool]) -> Any:
+        if body.next_cursor is not None:
+            *allowed, cursor_ok = allowed
+            if not cursor_ok:
+                body.next_cursor = None
+        return super().keep(body, allowed)
+
+
+_ALL_TOPICS = _PagedTopics("topics", "describe_topic", "topic", lambda t: t.name)
 
 
 def _partitions_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
@@ -90,5 +127,5 @@ UNITS = [
             normalize=_as_a_consumer),
     ApiUnit(ApiKey.DESCRIBE_PRODUCERS, _producers, _producers_error, entities=lambda v: _TOPICS),
     ApiUnit(ApiKey.DESCRIBE_TOPIC_PARTITIONS, _partitions, _partitions_error, entities=lambda v: _TOPICS,
-            rewrite=_no_authorized_operations),
+            rewrite=_no_authorized_operations, listing=lambda version, body: None if body.topics else _ALL_TOPICS),
 ]
