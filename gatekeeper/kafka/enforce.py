@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from gatekeeper.api import Decision, Operation, Resource
+from gatekeeper.api import CLUSTER, Decision, Operation, Resource
 from gatekeeper.kafka import codec
 from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import Denial, Denials, Entities, Listing, Resolve, denial_of
@@ -72,10 +72,10 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
         return Close(f"acks=0 {summary}; request dropped")
     body = request.body
     listing = listing_of(request)
-    if listing is not None:
+    if listing is not None and all(op.resource == CLUSTER for op, _ in denied):
         # A listing is never refused outright: with the listing itself denied it comes back
         # empty, as Kafka's authorizer filters what a principal may not describe.
-        return Partial(request.outgoing, lambda response: listing.keep(response, [False] * len(listing.operations(response))))
+        return Partial(request.outgoing, lambda response: listing.keep(response, [False] * len(listing.operations(response, resolve))))
     spec = unit.entities(h.api_version) if unit.entities is not None else None
     if spec is not None:
         entities = list(getattr(body, spec.request) or ())

@@ -187,7 +187,7 @@ class ResponseSide:
         describe, as Kafka's own authorizer does, so existence is not leaked."""
         request = entry.request
         assert request is not None
-        ops = listing.operations(body)
+        ops = listing.operations(body, self.s.cluster.topic_name)
         if not ops:
             entry.response = self.s.codec.finish_response(request, head, body, self._response_context)
             return

@@ -194,10 +194,83 @@ def test_a_topic_named_and_identified_as_another_is_refused(strict_gateway, kafk
 
     hidden_id = _topic_id(kafka_broker.bootstrap, "hidden.t")
     M = API_TABLE[3].request
-    with RawKafka(strict_gateway.bootstrap) as conn:
-        with pytest.raises(RawKafkaError):
-            conn.request(3, 12, topics=[M.MetadataRequestTopic(name="allowed.t", topic_id=hidden_id)],
-                         allow_auto_topic_creation=False)
+    with RawKafka(strict_gateway.bootstrap) as conn, pytest.raises(RawKafkaError):
+        conn.request(3, 12, topics=[M.MetadataRequestTopic(name="allowed.t", topic_id=hidden_id)],
+                     allow_auto_topic_creation=False)
     with RawKafka(strict_gateway.bootstrap) as conn:  # by id alone it is decided as what it is
         by_id = conn.request(3, 12, topics=[M.MetadataRequestTopic(name=None, topic_id=hidden_id)], allow_auto_topic_creation=False)
         assert [t.error_code for t in by_id.topics] == [29], by_id
+
+
+def _end_offset(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return int(c.end_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)])
+    finally:
+        c.close()
+
+
+def _init_producer(conn: RawKafka, txn: str) -> tuple[int, int]:
+    """A producer id for ``txn``, waiting while the transaction coordinator comes up (the
+    single broker is every coordinator, so the bootstrap connection will do)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        conn.request(10, 3, key=txn, key_type=1)
+        out = conn.request(22, 4, transactional_id=txn, transaction_timeout_ms=60000, producer_id=-1, producer_epoch=-1)
+        if out.error_code not in (14, 15, 16, 51) or time.monotonic() > deadline:  # loading / not available yet
+            assert out.error_code == 0, out
+            return out.producer_id, out.producer_epoch
+        time.sleep(0.2)
+
+
+def test_a_transaction_cannot_write_markers_into_a_topic_its_principal_may_not_produce_to(strict_gateway, kafka_broker) -> None:
+    """Row 6: AddPartitionsToTxn was decided on the transactional id only; committing then wrote
+    control records into a topic the principal was refused produce on."""
+    before = _end_offset(kafka_broker.bootstrap, "hidden.u")
+    T = API_TABLE[24].request.AddPartitionsToTxnTopic
+    with RawKafka(strict_gateway.bootstrap) as conn:
+        pid, epoch = _init_producer(conn, "security-txn-markers")
+        added = conn.request(24, 3, v3_and_below_transactional_id="security-txn-markers", v3_and_below_producer_id=pid,
+                             v3_and_below_producer_epoch=epoch, v3_and_below_topics=[T(name="hidden.u", partitions=[0])])
+        codes = [p.partition_error_code for t in added.results_by_topic_v3_and_below for p in t.results_by_partition]
+        assert codes == [29], added
+        conn.request(26, 3, transactional_id="security-txn-markers", producer_id=pid, producer_epoch=epoch, committed=True)
+    assert _end_offset(kafka_broker.bootstrap, "hidden.u") == before, "a transaction marker was written"
+
+
+def test_offsets_of_hidden_topics_can_be_neither_listed_nor_committed(strict_gateway, kafka_broker) -> None:
+    """Row 7: OffsetFetch with topics null returned every topic's committed offset and metadata;
+    TxnOffsetCommit was never checked per topic."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    group = "security-offsets"
+    direct = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False)
+    direct.commit({TopicPartition("allowed.t", 0): OffsetAndMetadata(0, "visible", -1),
+                   TopicPartition("hidden.t", 0): OffsetAndMetadata(0, "secret-metadata", -1)})
+    direct.close()
+    with RawKafka(strict_gateway.bootstrap) as conn:
+        out = conn.request(9, 7, group_id=group, topics=None, require_stable=False)
+        assert out.error_code == 0 and {t.name for t in out.topics} == {"allowed.t"}, out
+        out8 = conn.request(9, 8, groups=[API_TABLE[9].request.OffsetFetchRequestGroup(group_id=group, topics=None)],
+                            require_stable=False)
+        assert {t.name for g in out8.groups for t in g.topics} == {"allowed.t"}, out8
+        pid, epoch = _init_producer(conn, "security-txn-offsets")
+        added = conn.request(25, 3, transactional_id="security-txn-offsets", producer_id=pid, producer_epoch=epoch, group_id=group)
+        assert added.error_code == 0, added
+        C = API_TABLE[28].request.TxnOffsetCommitRequestTopic
+        committed = conn.request(28, 3, transactional_id="security-txn-offsets", group_id=group, producer_id=pid,
+                                 producer_epoch=epoch, generation_id=-1, member_id="", group_instance_id=None,
+                                 topics=[C(name="hidden.t", partitions=[C.TxnOffsetCommitRequestPartition(
+                                     partition_index=0, committed_offset=7, committed_leader_epoch=-1, committed_metadata="x")])])
+        assert [p.error_code for t in committed.topics for p in t.partitions] == [29], committed
+        conn.request(26, 3, transactional_id="security-txn-offsets", producer_id=pid, producer_epoch=epoch, committed=True)
+    check = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        assert check.committed(TopicPartition("hidden.t", 0)) == 0, "the refused commit must not land"
+    finally:
+        check.close()

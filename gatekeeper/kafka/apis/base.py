@@ -233,7 +233,7 @@ class Listing:
     resource_type: str
     name: Callable[[Any], str]
 
-    def operations(self, body: Any) -> list[Operation]:
+    def operations(self, body: Any, resolve: Resolve | None = None) -> list[Operation]:
         return [Operation(self.operation, Resource(self.resource_type, self.name(e)), {"listing": True})
                 for e in getattr(body, self.attr) or ()]
 

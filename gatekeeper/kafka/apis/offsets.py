@@ -3,7 +3,10 @@ before the topics, so a refused group's error answers every partition."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import attrs
 
 from gatekeeper.api import Operation, Resource
 from gatekeeper.kafka.apis.base import (
@@ -11,6 +14,7 @@ from gatekeeper.kafka.apis.base import (
     ApiUnit,
     Denials,
     Entities,
+    Listing,
     OpContext,
     Resolve,
     group,
@@ -86,6 +90,39 @@ def _fetch_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any
     return R[v](throttle_time_ms=0, groups=groups)
 
 
+@attrs.frozen
+class _AllCommittedTopics(Listing):
+    """OffsetFetch with no topics (null) answers every topic the group has committed offsets
+    for: like Kafka's authorizer, only those the principal may describe are kept, in the
+    groups that asked for all of theirs (``groups``; a single group before v8)."""
+
+    groups: frozenset[str] = frozenset()
+
+    def _entries(self, body: Any) -> list[tuple[Any, Any]]:
+        """(container, topic) for each answered topic to filter."""
+        if getattr(body, "groups", None):
+            return [(g, t) for g in body.groups if g.group_id in self.groups for t in g.topics or ()]
+        return [(body, t) for t in body.topics or ()]
+
+    def operations(self, body: Any, resolve: Resolve | None = None) -> list[Operation]:
+        return [Operation("describe_topic", topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None),
+                                                           resolve or (lambda _: None)), {"listing": True})
+                for _, t in self._entries(body)]
+
+    def keep(self, body: Any, allowed: Sequence[bool]) -> Any:
+        dropped = {id(t) for (_, t), ok in zip(self._entries(body), allowed, strict=True) if not ok}
+        for container in {id(c): c for c, _ in self._entries(body)}.values():
+            container.topics = [t for t in container.topics if id(t) not in dropped]
+        return body
+
+
+def _fetch_listing(version: int, body: Any) -> Listing | None:
+    if version < 8:
+        return _AllCommittedTopics("topics", "describe_topic", "topic", str) if body.topics is None else None
+    everything = frozenset(g.group_id for g in body.groups if g.topics is None)
+    return _AllCommittedTopics("groups", "describe_topic", "topic", str, everything) if everything else None
+
+
 def _delete_operations(b: Any, c: OpContext) -> list[Operation]:
     return [Operation("delete_offsets", group(b.group_id), {"topics": [t.name for t in b.topics]})] + [
         Operation("delete_offsets", c.topic(t.name), {"group": b.group_id}) for t in b.topics
@@ -106,6 +143,6 @@ def _delete_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> An
 
 UNITS = [
     ApiUnit(ApiKey.OFFSET_COMMIT, _commit_operations, _commit_error, entities=lambda v: _COMMIT_ENTITIES),
-    ApiUnit(ApiKey.OFFSET_FETCH, _fetch_operations, _fetch_error),
+    ApiUnit(ApiKey.OFFSET_FETCH, _fetch_operations, _fetch_error, listing=_fetch_listing),
     ApiUnit(ApiKey.OFFSET_DELETE, _delete_operations, _delete_error),
 ]

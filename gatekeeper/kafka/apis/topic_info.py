@@ -76,8 +76,8 @@ class _PagedTopics(Listing):
     the next page names a topic too, so it is decided with them; a cursor the principal may not
     describe ends the listing there (the client sees fewer pages, never the hidden name)."""
 
-    def operations(self, body: Any) -> list[Operation]:
-        ops = super().operations(body)
+    def operations(self, body: Any, resolve: Resolve | None = None) -> list[Operation]:
+        ops = super().operations(body, resolve)
         if body.next_cursor is not None:
             ops.append(Operation(self.operation, Resource(self.resource_type, body.next_cursor.topic_name), {"listing": True}))
         return ops

@@ -32,12 +32,17 @@ def _init_producer_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve
 
 
 def _add_partitions(b: Any, c: OpContext) -> list[Operation]:
+    # The coordinator will write the transaction's markers into every partition added: each
+    # topic is a produce (Kafka's authorizer requires WRITE on it), besides the transaction.
     if c.version <= 3:
         txns = [(b.v3_and_below_transactional_id, b.v3_and_below_topics)]
     else:
         txns = [(t.transactional_id, t.topics) for t in b.transactions]
-    return [Operation("transactional_write", txn(tid), {"topics": {t.name: list(t.partitions) for t in topics}})
-            for tid, topics in txns]
+    ops = []
+    for tid, topics in txns:
+        ops.append(Operation("transactional_write", txn(tid), {"topics": {t.name: list(t.partitions) for t in topics}}))
+        ops += [Operation("produce", c.topic(t.name), {"transactional_id": tid, "partitions": list(t.partitions)}) for t in topics]
+    return ops
 
 
 def _add_partitions_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
@@ -45,8 +50,12 @@ def _add_partitions_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolv
     P = T.AddPartitionsToTxnPartitionResult
 
     def topics(tid: str, ts: Any) -> list[Any]:
-        code = deny(Resource("transactional_id", tid)).code
-        return [T(name=t.name, results_by_partition=[P(partition_index=p, partition_error_code=code) for p in t.partitions]) for t in ts]
+        scope = Resource("transactional_id", tid)
+        out = []
+        for t in ts:
+            code = scoped_code(deny, scope, Resource("topic", t.name)) or deny(scope).code
+            out.append(T(name=t.name, results_by_partition=[P(partition_index=p, partition_error_code=code) for p in t.partitions]))
+        return out
 
     if v <= 3:
         return R[v](throttle_time_ms=0, results_by_topic_v3_and_below=topics(b.v3_and_below_transactional_id, b.v3_and_below_topics))
@@ -71,11 +80,15 @@ def _end_txn(b: Any, c: OpContext) -> list[Operation]:
 
 
 def _txn_offset_commit(b: Any, c: OpContext) -> list[Operation]:
+    # Offsets are committed for each topic named: commit_offset on each (Kafka's authorizer
+    # requires READ on it), as a plain OffsetCommit is decided.
     topics = [t.name for t in b.topics]
     return [
         Operation("transactional_write", txn(b.transactional_id), {"group": b.group_id}),
         Operation("commit_offset", group(b.group_id), {"topics": topics, "transactional_id": b.transactional_id}),
-    ]
+    ] + [Operation("commit_offset", c.topic(t.name), {"group": b.group_id, "transactional_id": b.transactional_id,
+                                                        "partitions": [p.partition_index for p in t.partitions]})
+         for t in b.topics]
 
 
 def _txn_offset_commit_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
