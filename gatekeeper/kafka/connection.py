@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from gatekeeper.api import Connection, ConnectionIO, Decision, Operation
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.base import ApiKey
+from gatekeeper.kafka.apis.base import ApiKey, withdrawn
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -331,9 +331,9 @@ class KafkaConnection(ResponseSide, Connection):
         metrics = self.s.metrics
         now = self.s.clock()
         refused: list[tuple[str, str, str]] = []
-        for decision, policy_input in zip(decisions, inputs, strict=True):
+        for op, decision, policy_input in zip(ops, decisions, inputs, strict=True):
             metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
-            if not decision.allowed:
+            if not decision.allowed and not withdrawn(op, decision.allowed):
                 self._log_denial(decision, policy_input, now)
                 refused.append((policy_input["operation"], policy_input["resource"]["type"], policy_input["resource"]["name"]))
         throttle_ms = 0

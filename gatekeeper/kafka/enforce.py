@@ -18,7 +18,15 @@ import attrs
 from gatekeeper.api import CLUSTER, Decision, Operation, Resource
 from gatekeeper.kafka import codec
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.base import Denial, Denials, Entities, Listing, Resolve, denial_of
+from gatekeeper.kafka.apis.base import (
+    Denial,
+    Denials,
+    Entities,
+    Listing,
+    Resolve,
+    denial_of,
+    withdrawn,
+)
 from gatekeeper.kafka.denials import ErrorResponseUnavailable, error_response
 from gatekeeper.kafka.request import DecodedRequest
 
@@ -56,7 +64,10 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
     before it sends again: Gatekeeper's brake on a client that repeats a refused request."""
     h = request.header
     unit = UNITS[h.api_key]
-    denied = [(op, d) for op, d in zip(ops, decisions, strict=True) if not d.allowed]
+    if unit.withdraw is not None and any(withdrawn(op, d.allowed) for op, d in zip(ops, decisions, strict=True)):
+        unit.withdraw(h.api_version, request.body)
+        request = attrs.evolve(request, normalized=True)
+    denied = [(op, d) for op, d in zip(ops, decisions, strict=True) if not d.allowed and not withdrawn(op, d.allowed)]
     if not denied:
         if unit.normalize_frame is None:
             return Forward(request.outgoing)

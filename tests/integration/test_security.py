@@ -274,3 +274,31 @@ def test_offsets_of_hidden_topics_can_be_neither_listed_nor_committed(strict_gat
         assert check.committed(TopicPartition("hidden.t", 0)) == 0, "the refused commit must not land"
     finally:
         check.close()
+
+
+def _topics(bootstrap: str) -> set[str]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def test_auto_creation_is_a_create_topic_decided_by_the_policy(strict_gateway, kafka_broker) -> None:
+    """Row 4: Metadata with allow_auto_topic_creation created topics for a principal whose
+    CreateTopics for the same names was refused. Refused, the flag is withdrawn: the client
+    is told the topic does not exist, and nothing is created."""
+    M = API_TABLE[3].request
+    with RawKafka(strict_gateway.bootstrap) as conn:
+        refused = conn.request(3, 12, topics=[M.MetadataRequestTopic(name="denied.autocreated")], allow_auto_topic_creation=True)
+        assert [t.error_code for t in refused.topics] == [3], refused  # UNKNOWN_TOPIC_OR_PARTITION, not created
+        allowed = conn.request(3, 12, topics=[M.MetadataRequestTopic(name="security.autocreated")], allow_auto_topic_creation=True)
+        assert [t.name for t in allowed.topics] == ["security.autocreated"], allowed
+    import time
+
+    deadline = time.monotonic() + 15
+    while "security.autocreated" not in (topics := _topics(kafka_broker.bootstrap)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # creation is asynchronous: the control topic shows the check can see it
+    assert "security.autocreated" in topics and "denied.autocreated" not in topics, topics

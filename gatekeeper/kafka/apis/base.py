@@ -297,6 +297,10 @@ class ApiUnit:
     # header size, frame -> frame) and, for a split request, the decoded body (version, body).
     normalize_frame: Callable[[int, int, bytes], bytes] | None = None
     normalize_body: Callable[[int, Any], None] | None = None
+    # Operations marked ``auto_create`` in their request are side effects the broker would
+    # take on its own (creating a topic a Metadata request names): refused, they do not deny
+    # the request; ``withdraw(version, body)`` takes the side effect out of it instead.
+    withdraw: Callable[[int, Any], None] | None = None
     # Forwarded even when every entity is denied (with none left), the errors merged into the
     # broker's answer: Metadata, whose answer carries the brokers a client needs.
     forward_when_all_denied: bool = False
@@ -318,3 +322,8 @@ def force(body: Any, field: str, value: Any) -> bool:
         return False
     setattr(body, field, value)
     return True
+
+
+def withdrawn(op: Operation, allowed: bool) -> bool:
+    """A refused side effect that is withdrawn from the request rather than denied."""
+    return not allowed and bool(op.request.get("auto_create"))

@@ -25,10 +25,19 @@ def _operations(b: Any, c: OpContext) -> list[Operation]:
     if _all_topics(c.version, b):
         return [Operation("list_topics", CLUSTER, {})]
     auto = bool(getattr(b, "allow_auto_topic_creation", False))
-    return [
-        Operation("describe_topic", c.topic(t.name, getattr(t, "topic_id", None)), {"allow_auto_topic_creation": auto})
-        for t in b.topics
-    ]
+    ops = []
+    for t in b.topics:
+        topic = c.topic(t.name, getattr(t, "topic_id", None))
+        ops.append(Operation("describe_topic", topic, {"allow_auto_topic_creation": auto}))
+        if auto and t.name:
+            # The broker creates a named topic that does not exist: a create_topic, decided.
+            # Refused, it is not a denial of the request: the flag is withdrawn (withdraw_auto_create).
+            ops.append(Operation("create_topic", topic, {"auto_create": True}))
+    return ops
+
+
+def _withdraw_auto_create(version: int, body: Any) -> None:
+    body.allow_auto_topic_creation = False
 
 
 def _error_response(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> Any:
@@ -80,4 +89,5 @@ def _no_authorized_operations(version: int, body: Any) -> bool:
 
 
 UNITS = [ApiUnit(ApiKey.METADATA, _operations, _error_response, entities=lambda v: _ENTITIES, listing=_listing,
-                 observe=_observe, rewrite=_rewrite, forward_when_all_denied=True, normalize=_no_authorized_operations)]
+                 observe=_observe, rewrite=_rewrite, forward_when_all_denied=True, normalize=_no_authorized_operations,
+                 withdraw=_withdraw_auto_create)]
