@@ -14,6 +14,8 @@ from gatekeeper.values import HostPort
 
 __all__ = ["ClusterView"]
 
+_MAX_UNKNOWN = 10_000
+
 
 class ClusterView:
     def __init__(self, max_slots: int) -> None:
@@ -22,6 +24,7 @@ class ClusterView:
         self._slots: dict[int, int] = {}  # node id -> slot index
         self._slot_nodes: dict[int, int] = {}  # slot index -> node id
         self._topic_names: dict[uuid.UUID, str] = {}
+        self._unknown: dict[uuid.UUID, float] = {}  # topic id -> until when it is taken as unknown
 
     def observe_broker(self, node_id: int, host: str, port: int) -> int | None:
         """Record a broker's real address; return its slot, or None if all slots are taken."""
@@ -42,6 +45,19 @@ class ClusterView:
 
     def topic_name(self, topic_id: uuid.UUID) -> str | None:
         return self._topic_names.get(topic_id)
+
+    def mark_unknown(self, topic_ids: Iterable[uuid.UUID], until: float) -> None:
+        """Topic ids the broker did not know when asked: not asked about again until ``until``
+        (a client naming made-up ids costs one small probe, not one per request)."""
+        for topic_id in topic_ids:
+            self._unknown.pop(topic_id, None)
+            self._unknown[topic_id] = until
+        while len(self._unknown) > _MAX_UNKNOWN:
+            del self._unknown[next(iter(self._unknown))]
+
+    def known_unknown(self, topic_id: uuid.UUID, now: float) -> bool:
+        until = self._unknown.get(topic_id)
+        return until is not None and now < until
 
     def slot_of(self, node_id: int) -> int | None:
         return self._slots.get(node_id)

@@ -72,6 +72,8 @@ class KafkaConnection(ResponseSide, Connection):
         self._undecided: deque[Entry] = deque()  # arrival order, not yet forwarded
         self._sent: deque[Entry] = deque()  # send order, awaiting the broker's response
         self._waiting_for_ids: list[Entry] = []
+        self._probing: set[Any] = set()  # topic ids asked about in the probe on its way
+        self._ids_to_probe: set[Any] = set()  # topic ids for the next probe
         self._internal_cid = _INTERNAL_CORRELATION_BASE
         self._decisions: dict[int, Any] = {}  # token -> what to do with the decisions
         self._token = 0
@@ -281,16 +283,20 @@ class KafkaConnection(ResponseSide, Connection):
         log.error("bug: deciding a request failed: {reason}", reason=reason)
         self._close(f"policy enforcement failed, request refused (fail closed): {reason}", rejected="engine")
 
-    def _decide(self, entry: Entry, *, probed: bool = False) -> None:
+    def _decide(self, entry: Entry) -> None:
         request = entry.request
         assert request is not None
         try:
-            # After a metadata probe, ids the broker does not know either are decided under an
+            ops = self.s.codec.operations(request)
+        except UnresolvedTopicIds as e:
+            now = self.s.clock()
+            unasked = {i for i in e.ids if not self.s.cluster.known_unknown(i, now)}
+            if unasked:
+                self._resolve_topic_ids(entry, unasked)
+                return
+            # Ids the broker did not know either when asked are decided under an
             # ``unknown-topic-id:`` name and forwarded if allowed: the broker answers UNKNOWN_TOPIC_ID.
-            ops = self.s.codec.operations(request, strict=not probed)
-        except UnresolvedTopicIds:
-            self._resolve_topic_ids(entry)
-            return
+            ops = self.s.codec.operations(request, strict=False)
         except CodecError as e:
             self._close(f"malformed request: {request.api_name} {e}", rejected="malformed")
             return
@@ -379,13 +385,16 @@ class KafkaConnection(ResponseSide, Connection):
             held_back=f" ({held} more like it since the last such line)" if held else "",
         )
 
-    def _resolve_topic_ids(self, entry: Entry) -> None:
-        """Ask the broker for all topics' metadata, then decide ``entry`` again."""
+    def _resolve_topic_ids(self, entry: Entry, topic_ids: set[Any]) -> None:
+        """Ask the broker for the names of ``topic_ids`` (Metadata by id), then decide ``entry``
+        again. One probe at a time per connection; ids asked for meanwhile go in the next."""
         self._waiting_for_ids.append(entry)
-        if len(self._waiting_for_ids) > 1:
-            return  # a probe is already on its way
+        self._ids_to_probe |= topic_ids
+        if self._probing:
+            return
+        self._probing, self._ids_to_probe = self._ids_to_probe, set()
         self._internal_cid += 1
-        self._send_upstream(self.s.codec.metadata_request(self._internal_cid), Entry(None, internal=True))
+        self._send_upstream(self.s.codec.metadata_request(self._internal_cid, self._probing), Entry(None, internal=True))
 
     def _advance(self) -> None:
         """Forward decided requests in arrival order; then flush what can be answered."""

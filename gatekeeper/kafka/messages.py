@@ -127,8 +127,11 @@ class KafkaCodec:
         observe(version, body, self.cluster)
 
     @staticmethod
-    def metadata_request(correlation_id: int, version: int = 12) -> bytes:
-        """An all-topics Metadata request Gatekeeper sends to learn topic ids and brokers."""
-        req = API_TABLE[ApiKey.METADATA].request[version](topics=None, allow_auto_topic_creation=False)
+    def metadata_request(correlation_id: int, topic_ids: Any, version: int = 12) -> bytes:
+        """A Metadata request Gatekeeper sends to learn the names of ``topic_ids`` (by id,
+        never all topics: the answer stays small whatever the cluster holds)."""
+        T = API_TABLE[ApiKey.METADATA].request.MetadataRequestTopic
+        topics = [T(topic_id=i, name=None) for i in sorted(topic_ids, key=str)]
+        req = API_TABLE[ApiKey.METADATA].request[version](topics=topics, allow_auto_topic_creation=False)
         req.with_header(correlation_id=correlation_id, client_id="gatekeeper")
         return bytes(req.encode(header=True))

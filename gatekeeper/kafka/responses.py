@@ -26,6 +26,7 @@ __all__ = ["ResponseSide"]
 
 log = Logger(namespace="gatekeeper.proxy.client")
 _CID = struct.Struct(">i")
+_UNKNOWN_ID_SECONDS = 10.0  # a topic id the broker did not know is not asked about again for this long
 
 
 class ResponseSide:
@@ -39,6 +40,7 @@ class ResponseSide:
     _order: deque[Entry]
     _sent: deque[Entry]
     _waiting_for_ids: list[Entry]
+    _probing: set[Any]
     _upstream_ready: bool
     _upstream_auth: UpstreamAuthenticator | None
     _target: Any
@@ -58,7 +60,7 @@ class ResponseSide:
     def _ask(self, inputs: list[dict[str, Any]], then: Any) -> None:
         raise NotImplementedError
 
-    def _decide(self, entry: Entry, *, probed: bool = False) -> None:
+    def _decide(self, entry: Entry) -> None:
         raise NotImplementedError
 
     def upstream_data(self, data: bytes) -> None:
@@ -207,9 +209,13 @@ class ResponseSide:
         except CodecError as e:
             self._upstream_broken(f"metadata probe failed: {e}")
             return
+        cluster = self.s.cluster
+        now = self.s.clock()
+        cluster.mark_unknown([i for i in self._probing if cluster.topic_name(i) is None], now + _UNKNOWN_ID_SECONDS)
+        self._probing = set()
         waiting, self._waiting_for_ids = self._waiting_for_ids, []
         for entry in waiting:
-            self._decide(entry, probed=True)
+            self._decide(entry)
 
     @property
     def _response_context(self) -> ResponseContext:

@@ -316,3 +316,26 @@ def test_a_request_before_authentication_closes_the_connection(idp) -> None:
     core, io, _ = _sasl_core(config)
     core.client_data(produce(1, "orders"))
     assert io.closed and io.upstream == [] and io.asked == []
+
+
+def test_a_probe_asks_for_the_ids_only_and_an_id_the_broker_does_not_know_is_not_asked_again() -> None:
+    import uuid
+
+    core, io, _ = ready()
+    made_up = uuid.UUID(int=12345)
+    data = [P.TopicProduceData(topic_id=made_up, partition_data=[])]
+    core.client_data(framed(req(0, 13, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data), 13, 1))
+    (probe,) = io.upstream_frames()
+    body = API_TABLE[3].request.decode(probe[probe.index(b"gatekeeper") + len(b"gatekeeper") + 1:], version=12)
+    assert [(t.name, t.topic_id) for t in body.topics] == [(None, made_up)]  # by id, not all topics
+    R = API_TABLE[3].response
+    core.upstream_data(response(3, 12, struct.unpack_from(">i", probe, 4)[0], throttle_time_ms=0, brokers=[], cluster_id="c",
+                                controller_id=1, topics=[R.MetadataResponseTopic(error_code=100, name=None, topic_id=made_up,
+                                                                                 is_internal=False, partitions=[])]))
+    token, inputs = io.asked.pop(0)
+    assert inputs[0]["resource"]["name"] == f"unknown-topic-id:{made_up}"
+    core.client_data(framed(req(0, 13, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data), 13, 2))
+    assert len(io.upstream_frames()) == 1 and len(io.asked) == 1  # decided at once, no second probe
+    io.clock.advance(11)
+    core.client_data(framed(req(0, 13, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data), 13, 3))
+    assert len(io.upstream_frames()) == 2  # asked again once the negative answer is old
