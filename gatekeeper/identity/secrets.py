@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
+from typing import Any
 
 from gatekeeper.config.values import UpstreamSaslConfig
 
-__all__ = ["SecretError", "read_password"]
+__all__ = ["SecretError", "exposed_secret_files", "read_password"]
 
 
 class SecretError(Exception):
@@ -30,3 +33,28 @@ def read_password(cfg: UpstreamSaslConfig) -> str:
     if cfg.password:
         return cfg.password
     raise SecretError("upstream.sasl: no password_file, password_env or password")
+
+
+def exposed_secret_files(config: Any) -> list[str]:
+    """The secret files of ``config`` (broker password, TLS private keys) that users other than
+    their owner may read: ``"<yaml path> <file> (mode 0644)"`` each, for a warning at start."""
+    candidates: list[tuple[str, Path | None]] = []
+    sasl = config.upstream.sasl
+    if sasl is not None:
+        candidates.append(("upstream.sasl.password_file", sasl.password_file))
+    if config.upstream.tls is not None:
+        candidates.append(("upstream.tls.key_file", config.upstream.tls.key_file))
+    for i, listener in enumerate(config.listeners):
+        if listener.tls is not None:
+            candidates.append((f"listeners[{i}].tls.key_file", listener.tls.key_file))
+    out = []
+    for where, path in candidates:
+        if path is None:
+            continue
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            continue  # reading it reports the problem
+        if mode & 0o077:
+            out.append(f"{where} {path} (mode {mode:04o})")
+    return out

@@ -32,6 +32,7 @@ from gatekeeper.kafka.responses import ResponseSide
 from gatekeeper.kafka.sasl_client import UpstreamAuthenticator
 from gatekeeper.kafka.sasl_server import SaslSession
 from gatekeeper.kafka.settings import KafkaSettings
+from gatekeeper.logsafe import printable
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.ratelimit import RepeatBackoff, TokenBucket
 
@@ -230,7 +231,7 @@ class KafkaConnection(ResponseSide, Connection):
         if token is None:
             metrics.inc("gatekeeper_authentications_total", result="refused")
             log.warn("authentication refused for {peer} (listener {listener}, session {session}): {reason}",
-                     peer=self.peer, listener=self.listener.name, session=self.session.id, reason=outcome.reason)
+                     peer=self.peer, listener=self.listener.name, session=self.session.id, reason=printable(outcome.reason))
             delay = self.listener.authentication.failure_delay if self.listener.authentication else 0.2
             self.io.pause_client()
             self.io.call_later(delay, lambda: self._refuse(entry, outcome.response, version))
@@ -243,7 +244,7 @@ class KafkaConnection(ResponseSide, Connection):
         self.session = attrs.evolve(self.session, principal=token.principal)
         metrics.inc("gatekeeper_authentications_total", result="ok" if first else "reauthenticated")
         log.info("{what} {sub} ({mech}) from {peer}, session {session}, token valid for {secs:.0f}s",
-                 what="authenticated" if first else "re-authenticated", sub=token.principal.sub,
+                 what="authenticated" if first else "re-authenticated", sub=printable(token.principal.sub),
                  mech=token.principal.mechanism, peer=self.peer, session=self.session.id, secs=token.expires_at - now)
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
@@ -380,8 +381,8 @@ class KafkaConnection(ResponseSide, Connection):
             return
         log.info(
             "denied {operation} on {rtype} {rname!r} for {sub} (client {client}, session {session}): {reason}{held_back}",
-            operation=policy_input["operation"], rtype=resource["type"], rname=resource["name"], sub=principal["sub"],
-            client=policy_input["client"]["id"], session=policy_input["session"]["id"], reason=decision.reason,
+            operation=policy_input["operation"], rtype=resource["type"], rname=resource["name"], sub=printable(principal["sub"]),
+            client=printable(policy_input["client"]["id"]), session=policy_input["session"]["id"], reason=printable(decision.reason, 1024),
             held_back=f" ({held} more like it since the last such line)" if held else "",
         )
 

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
 from gatekeeper.config import Config, ListenerConfig
-from gatekeeper.identity.secrets import read_password
+from gatekeeper.identity.secrets import exposed_secret_files, read_password
 from gatekeeper.identity.service import IdentityService
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
@@ -99,6 +99,8 @@ class Gateway:
         log.info("policy engine {engine} ready", engine=self.engine.name)
         if self.config.policy.engine == "allow-all":
             log.warn("policy.engine is allow-all: every request is allowed without a policy; use it to bring up the data path only")
+        for exposed in exposed_secret_files(self.config):
+            log.warn("secret file readable by others than its owner: {file}; chmod 600 it", file=exposed)
         if self._client_principals:
             log.warn(
                 "identity.client_id_principals is configured: {n} principal(s) are given to whoever "

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from gatekeeper.identity.secrets import exposed_secret_files
+from gatekeeper.testing.fakes import fake_config
+
+
+def test_a_secret_file_others_may_read_is_reported_with_its_yaml_path(tmp_path) -> None:
+    secret = tmp_path / "broker-password"
+    secret.write_text("s3cret")
+    cfg = fake_config(upstream={"bootstrap_servers": ["127.0.0.1:9092"],
+                                "sasl": {"mechanism": "PLAIN", "username": "gk", "password_file": str(secret)}})
+    secret.chmod(0o644)
+    (line,) = exposed_secret_files(cfg)
+    assert line.startswith("upstream.sasl.password_file") and "0644" in line and "s3cret" not in line
+    secret.chmod(0o600)
+    assert exposed_secret_files(cfg) == []
