@@ -67,6 +67,16 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
     if unit.withdraw is not None and any(withdrawn(op, d.allowed) for op, d in zip(ops, decisions, strict=True)):
         unit.withdraw(h.api_version, request.body)
         request = attrs.evolve(request, normalized=True)
+    if not ops and not unit.negotiation and not (unit.names_nothing is not None and unit.names_nothing(h.api_version, request.body)):
+        # A request that names nothing has nothing decided: it is not forwarded. The broker
+        # would have answered it with empty lists; so does Gatekeeper.
+        if not request.expects_response:
+            return Close("an acks=0 Produce naming no topic; dropped")
+        try:
+            empty = error_response(h.api_key, h.api_version, request.body, Denials.uniform(Denial(0, "")), resolve)
+        except ErrorResponseUnavailable as e:
+            return Close(f"{request.api_name} names nothing to decide; {e}")
+        return Respond(codec.encode_body(empty, h.api_version))
     denied = [(op, d) for op, d in zip(ops, decisions, strict=True) if not d.allowed and not withdrawn(op, d.allowed)]
     if not denied:
         if unit.normalize_frame is None:

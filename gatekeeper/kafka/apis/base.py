@@ -304,6 +304,10 @@ class ApiUnit:
     # Forwarded even when every entity is denied (with none left), the errors merged into the
     # broker's answer: Metadata, whose answer carries the brokers a client needs.
     forward_when_all_denied: bool = False
+    # A request that names no resource is answered by Gatekeeper (empty, as the broker would)
+    # and not forwarded, since nothing was decided; unless this says the broker's answer to it
+    # (version, body) is about no resource the policy guards (Metadata for brokers only).
+    names_nothing: Callable[[int, Any], bool] | None = None
     # Decoded and logged but not put to the policy, and never answered with an error.
     negotiation: bool = False
     # The highest version offered to clients, below the schema's where the newer ones are not

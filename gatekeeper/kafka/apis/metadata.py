@@ -90,4 +90,6 @@ def _no_authorized_operations(version: int, body: Any) -> bool:
 
 UNITS = [ApiUnit(ApiKey.METADATA, _operations, _error_response, entities=lambda v: _ENTITIES, listing=_listing,
                  observe=_observe, rewrite=_rewrite, forward_when_all_denied=True, normalize=_no_authorized_operations,
-                 withdraw=_withdraw_auto_create)]
+                 withdraw=_withdraw_auto_create,
+                 # v1+ with an empty list asks for the brokers only: no topic, nothing to decide.
+                 names_nothing=lambda version, body: body.topics == [] and version >= 1)]
