@@ -17,7 +17,7 @@ from twisted.internet import threads
 
 from gatekeeper.config import load_config
 from gatekeeper.proxy.gateway import GatewayService
-from gatekeeper.testing.gateway import GatewayPorts, TwistdGateway, write_config
+from harness.gateway import GatewayPorts, TwistdGateway, write_config
 
 T = TypeVar("T")
 

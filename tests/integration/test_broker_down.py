@@ -20,8 +20,8 @@ from twisted.protocols import portforward
 from gatekeeper.config import load_config
 from gatekeeper.kafka.codec import API_TABLE
 from gatekeeper.proxy.gateway import GatewayService
-from gatekeeper.testing.gateway import write_config
-from gatekeeper.testing.ports import free_port
+from harness.gateway import write_config
+from harness.ports import free_port
 from tests.integration.conftest import in_thread
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
-from gatekeeper.testing.gateway import TwistdGateway
+from harness.gateway import TwistdGateway
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import yaml
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
-from gatekeeper.testing.gateway import free_port_range
-from gatekeeper.testing.ports import free_port, port_open
+from harness.gateway import free_port_range
+from harness.ports import free_port, port_open
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def test_quickstart_serves_the_demo_topic_and_denies_the_rest(tmp_path) -> None:
         raw["policy"][key] = str((ROOT / "config" / raw["policy"][key]).resolve())
     config = tmp_path / "quickstart.yaml"
     config.write_text(yaml.safe_dump(raw))
-    proc = subprocess.Popen([sys.executable, "-m", "gatekeeper.testing.quickstart", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "harness.quickstart", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90

@@ -6,7 +6,7 @@ import pytest
 import pytest_twisted
 from confluent_kafka import KafkaError, Producer
 
-from gatekeeper.testing.certs import TestCa
+from harness.certs import TestCa
 from tests.integration.conftest import in_thread, start_gateway
 from tests.integration.test_policy_opa import POLICY_DIR
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from gatekeeper.testing.gateway import TwistdGateway
-from gatekeeper.testing.ports import port_open
+from harness.gateway import TwistdGateway
+from harness.ports import port_open
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gatekeeper.testing import deps, javatools
-from gatekeeper.testing.ports import LOOPBACK, free_ports, port_open
-from gatekeeper.testing.processes import terminate
+from harness import deps, javatools
+from harness.ports import LOOPBACK, free_ports, port_open
+from harness.processes import terminate
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 _PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
