@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as `python bench/decisions.py`: harness/ is at the root
 POLICIES = ROOT / "policies"
 
 BENCH_DATA = {
@@ -106,9 +107,9 @@ def engine_part(reactor: Any, n: int, data_path: Path, opa_url: str) -> Any:
 
 
 def kafka_part(records: int, rounds: int, data_path: Path) -> dict[str, Any]:
-    from gatekeeper.testing.broker import KafkaBroker
-    from gatekeeper.testing.gateway import TwistdGateway
-    from gatekeeper.testing.javatools import consumer_perf, producer_perf
+    from harness.broker import KafkaBroker
+    from harness.gateway import TwistdGateway
+    from harness.javatools import consumer_perf, producer_perf
 
     principal = {"bench-client": {"sub": "svc-bench", "groups": ["bench"]}}
     props = {"acks": "all", "client.id": "bench-client"}
@@ -155,7 +156,7 @@ def main(argv: list[str]) -> int:
         data_path.write_text(json.dumps(BENCH_DATA))
         from twisted.internet import reactor, task
 
-        from gatekeeper.testing.opa import OpaServer
+        from harness.opa import OpaServer
 
         results: dict[str, Any] = {}
         with OpaServer() as opa:

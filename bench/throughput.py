@@ -43,16 +43,19 @@ from typing import Any, TypeVar
 
 import attrs
 
-from gatekeeper.testing.broker import KafkaBroker
-from gatekeeper.testing.gateway import TwistdGateway
-from gatekeeper.testing.javatools import (
+# Run as `python bench/throughput.py`: the harness is a package at the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.broker import KafkaBroker  # noqa: E402
+from harness.gateway import TwistdGateway  # noqa: E402
+from harness.javatools import (  # noqa: E402
     ConsumerPerfResult,
     JavaToolError,
     ProducerPerfResult,
     consumer_perf,
     producer_perf,
 )
-from gatekeeper.testing.ports import LOOPBACK
+from harness.ports import LOOPBACK  # noqa: E402
 
 RECORD_SIZE = 1024
 PARTITIONS = 3

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Gatekeeper and its tests need, idempotently, into a cache outside the work tree:
 # a Python 3.11 virtualenv with the package (editable) and test extras, the Kafka jars
-# (Maven, from gatekeeper/testing/kafka/pom.xml) and the OPA binary (go install, pinned).
+# (Maven, from harness/kafka/pom.xml) and the OPA binary (go install, pinned).
 # Sourced by scripts/test.sh and scripts/quickstart.sh; exports GK_PY (the venv's python).
 set -euo pipefail
 GK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,4 +28,5 @@ if [ ! -f "$stamp" ]; then
 fi
 export GK_PY="$VENV/bin/python"
 export PATH="$VENV/bin:$PATH"
-"$GK_PY" -m gatekeeper.testing.deps
+# The harness is not installed with the package: run it from the checkout.
+(cd "$GK_ROOT" && "$GK_PY" -m harness.deps)

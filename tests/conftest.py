@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gatekeeper.testing.broker import KafkaBroker
-from gatekeeper.testing.opa import OpaServer
+from harness.broker import KafkaBroker
+from harness.opa import OpaServer
 
 
 @pytest.fixture(scope="session")

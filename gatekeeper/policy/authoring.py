@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.policy.decision import DecisionError, parse_decision
+from gatekeeper.policy.opa_version import OPA_VERSION
 
-__all__ = ["OpaMissing", "eval_input", "find_opa", "run_tests"]
+__all__ = ["OpaMissing", "cached_opa", "eval_input", "find_opa", "run_tests"]
 
 
 class OpaMissing(Exception):
@@ -19,21 +20,23 @@ class OpaMissing(Exception):
 
 
 def find_opa() -> str:
-    """``$GATEKEEPER_OPA``, then ``opa`` on PATH, then the test harness's cached build."""
-    candidates = [os.environ.get("GATEKEEPER_OPA"), shutil.which("opa")]
-    try:
-        from gatekeeper.testing.deps import OPA_VERSION, cache_dir
-
-        candidates.append(str(cache_dir() / f"opa-{OPA_VERSION}" / "opa"))
-    except Exception:
-        pass
+    """``$GATEKEEPER_OPA``, then ``opa`` on PATH, then the pinned build the test harness caches."""
+    candidates = [os.environ.get("GATEKEEPER_OPA"), shutil.which("opa"), str(cached_opa())]
     for c in candidates:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
             return c
     raise OpaMissing(
-        "no 'opa' binary found: set GATEKEEPER_OPA, put opa on PATH, or run "
-        "'python -m gatekeeper.testing.deps' to build the pinned version with go install"
+        "no 'opa' binary found: set GATEKEEPER_OPA, put opa on PATH, or, in a Gatekeeper checkout, "
+        f"run 'python -m harness.deps' to build OPA {OPA_VERSION} with go install"
     )
+
+
+def cached_opa() -> Path:
+    """Where the harness puts its OPA build: ``$GATEKEEPER_CACHE`` (else ``~/.cache/gatekeeper``)
+    ``/opa-<version>/opa``. The path may not exist."""
+    env = os.environ.get("GATEKEEPER_CACHE")
+    cache = Path(env).expanduser() if env else Path.home() / ".cache" / "gatekeeper"
+    return cache / f"opa-{OPA_VERSION}" / "opa"
 
 
 def run_tests(policy_dir: Path, verbose: bool = False) -> int:

@@ -205,6 +205,10 @@ class Gateway:
 class GatewayService(service.Service):
     """Runs a Gateway (and its admin endpoint) under twistd or any Twisted application."""
 
+    started: defer.Deferred[None]
+    """Set by startService: fires once every listener and the admin endpoint are up; if starting
+    fails, errbacks with that failure after it has been logged and the reactor told to stop."""
+
     def __init__(self, config: Config, reactor: IReactorCore | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -224,14 +228,15 @@ class GatewayService(service.Service):
             return listen_admin(self.gateway.reactor, bind, self.gateway.health, self.gateway.metrics.render).addCallback(
                 self._admin_started)
 
-        def failed(f: Any) -> None:
+        def failed(f: Any) -> Any:
             log.critical("gateway failed to start: {err}", err=f.getErrorMessage())
             sys.stderr.write(f"gatekeeper: failed to start: {f.getErrorMessage()}\n")
             reactor = self.gateway.reactor
             reactor.addSystemEventTrigger("after", "shutdown", os._exit, 3)
             reactor.stop()
+            return f
 
-        d.addCallback(started).addErrback(failed)
+        self.started = d.addCallback(started).addErrback(failed)
         self._install_sighup()
 
     def _install_sighup(self) -> None:

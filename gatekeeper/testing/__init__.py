@@ -1,5 +1,6 @@
-"""Test harness: a real Kafka broker, a real OPA server and Kafka's own Java tools.
+"""Fakes for unit-testing code that plugs into Gatekeeper, without a network or a running reactor.
 
-Import the submodules directly (``gatekeeper.testing.broker`` …); this package imports
-nothing so that importing it stays cheap.
+``gatekeeper.testing.fakes`` is what a plugin author uses in their own unit tests. The real
+test harness (Kafka broker, OPA server, Java tools …) lives in the repository's ``harness/``
+directory and is not shipped with the package.
 """

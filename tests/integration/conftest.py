@@ -17,7 +17,7 @@ from twisted.internet import threads
 
 from gatekeeper.config import load_config
 from gatekeeper.proxy.gateway import GatewayService
-from gatekeeper.testing.gateway import GatewayPorts, TwistdGateway, write_config
+from harness.gateway import GatewayPorts, TwistdGateway, write_config
 
 T = TypeVar("T")
 
@@ -53,17 +53,6 @@ def gateway(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     pytest_twisted.blockon(gw.service.stopService())
 
 
-def _wait_listening(service: GatewayService) -> Any:
-    from twisted.internet import task
-
-    def check() -> Any:
-        if service.gateway.ports and service.admin_port is not None:
-            return None
-        return task.deferLater(_reactor, 0.05, check)
-
-    return task.deferLater(_reactor, 0, check)
-
-
 @pytest.fixture(scope="session")
 def twistd_gateway(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwistdGateway]:
     """Gatekeeper as a real ``twistd -n gatekeeper`` child process."""
@@ -77,7 +66,7 @@ def start_gateway(path: Any, upstream: str, extra: dict[str, Any], auth: dict[st
     ports = write_config(path, upstream, extra=extra, auth=auth, tls=tls)
     service = GatewayService(load_config(path), _reactor)
     service.startService()
-    pytest_twisted.blockon(_wait_listening(service))
+    pytest_twisted.blockon(service.started)  # listening, admin endpoint up (or start failed)
     gw = InProcessGateway(service, ports)
     gw.record_inputs()
     return gw

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gatekeeper.testing import deps
+from harness import deps
 
 SOURCE = Path(__file__).resolve().parent / "java" / "DenialProbe.java"
 MAIN_CLASS = "DenialProbe"

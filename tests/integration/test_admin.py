@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from harness.waiting import wait_for
 from tests.integration.conftest import in_thread
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def _confluent_admin_scenario(gk: str, direct: str) -> dict[str, Any]:
     check = AdminClient({"bootstrap.servers": direct})
     out: dict[str, Any] = {}
     _wait_all(admin.create_topics([NewTopic("adm-a", 3, 1), NewTopic("adm-b", 1, 1, config={"retention.ms": "3600000"})]))
-    time.sleep(0.5)
+    wait_for(lambda: {"adm-a", "adm-b"} <= set(_topics(check)), 30, "adm-a and adm-b in the broker's metadata")
     out["created"] = {n: len(t.partitions) for n, t in _topics(check).items() if n.startswith("adm-")}
     out["described"] = {n: len(t.partitions) for n, t in _topics(admin).items() if n.startswith("adm-")}
     res = ConfigResource(ConfigResource.Type.TOPIC, "adm-b")
@@ -43,16 +43,21 @@ def _confluent_admin_scenario(gk: str, direct: str) -> dict[str, Any]:
     alter = ConfigResource(ConfigResource.Type.TOPIC, "adm-b", incremental_configs=[
         ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)])
     _wait_all(admin.incremental_alter_configs([alter]))
-    out["retention_after"] = _wait_all(check.describe_configs([res]))[res]["retention.ms"].value
+
+    def retention() -> str:
+        return str(_wait_all(check.describe_configs([res]))[res]["retention.ms"].value)
+
+    # The broker answers the alter once the controller committed it; its own metadata follows.
+    wait_for(lambda: retention() != out["retention_before"], 30, "adm-b's new retention.ms on the broker")
+    out["retention_after"] = retention()
     _wait_all(admin.create_partitions([NewPartitions("adm-b", 2)]))
-    time.sleep(0.5)
+    wait_for(lambda: len(_topics(check)["adm-b"].partitions) != 1, 30, "adm-b's new partition count in the broker's metadata")
     out["b_partitions"] = len(_topics(check)["adm-b"].partitions)
     cluster = admin.describe_cluster().result(30)
     out["cluster_nodes"] = [(n.host, n.port) for n in cluster.nodes]
     _wait_all(admin.delete_topics(["adm-a", "adm-b"]))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(n.startswith("adm-") for n in _topics(check)):
-        time.sleep(0.3)
+    wait_for(lambda: not any(n.startswith("adm-") for n in _topics(check)), 30, "adm-a and adm-b to be deleted",
+             interval=0.3)
     out["after_delete"] = sorted(n for n in _topics(check) if n.startswith("adm-"))
     try:
         _wait_all(admin.delete_topics(["adm-never-existed"]))
@@ -89,9 +94,7 @@ def _kafka_python_admin_scenario(gk: str, direct: str) -> dict[str, Any]:
     admin.delete_topics(["kpadm-x"])
     admin.close()
     check = AdminClient({"bootstrap.servers": direct})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "kpadm-x" in _topics(check):
-        time.sleep(0.3)
+    wait_for(lambda: "kpadm-x" not in _topics(check), 30, "kpadm-x to be deleted", interval=0.3)
     return {"described": described, "left": "kpadm-x" in _topics(check)}
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 import socket
 import struct
-import time
 
 import pytest
 from kafka import KafkaProducer
+
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +36,11 @@ def _closed_by_server(sock: socket.socket, timeout: float = 10.0) -> bool:
 
 
 def _wait_for_log(gw, pattern: str, timeout: float = 10.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = [ln for ln in gw.log_path.read_text().splitlines() if re.search(pattern, ln)]
-        if lines:
-            return lines
-        time.sleep(0.1)
-    return []
+    """The gateway log's lines matching ``pattern``, once there is one (fails after ``timeout``)."""
+    def matching() -> list[str]:
+        return [ln for ln in gw.log_path.read_text().splitlines() if re.search(pattern, ln)]
+
+    return wait_for(matching, timeout, f"a gateway log line matching {pattern!r}", detail=gw.log_tail)
 
 
 def test_each_bad_input_closes_only_its_connection(twistd_gateway, kafka_broker) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from kafka import KafkaProducer
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import globalLogPublisher
@@ -20,8 +20,8 @@ from twisted.protocols import portforward
 from gatekeeper.config import load_config
 from gatekeeper.kafka.codec import API_TABLE
 from gatekeeper.proxy.gateway import GatewayService
-from gatekeeper.testing.gateway import write_config
-from gatekeeper.testing.ports import free_port
+from harness.gateway import write_config
+from harness.ports import free_port
 from tests.integration.conftest import in_thread
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def test_unreachable_broker_closes_clients_and_recovers(kafka_broker, tmp_path):
     service = GatewayService(load_config(tmp_path / "gk.yaml"), _reactor)
     service.startService()
     try:
-        yield task.deferLater(_reactor, 0.3, lambda: None)
+        yield service.started
         # 1. Nothing listens upstream: the client is closed, with a line naming the broker.
         outcome = yield in_thread(_api_versions_roundtrip, ports.bootstrap)
         assert outcome == "closed"

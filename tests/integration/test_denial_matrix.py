@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from gatekeeper.testing.gateway import TwistdGateway
+from harness.gateway import TwistdGateway
 from tests.integration.denial_cells import CELLS, confluent_cell, kafka_python_cell
 from tests.integration.javaprobe import run_probe
 

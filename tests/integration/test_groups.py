@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 import pytest_twisted
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from harness.waiting import wait_for
 from tests.integration.conftest import in_thread
 
 pytestmark = pytest.mark.integration
@@ -26,6 +26,7 @@ class Member(threading.Thread):
         self.stop = threading.Event()
         self.assigned: set[int] = set()
         self.consumed: list[tuple[int, int]] = []
+        self.committed = 0  # how many of ``consumed`` a returned commit() covers
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -43,7 +44,8 @@ class Member(threading.Thread):
                 for records in batch.values():
                     self.consumed += [(r.partition, r.offset) for r in records]
                 if batch:
-                    consumer.commit()
+                    consumer.commit()  # synchronous: returns once the coordinator stored it
+                    self.committed = len(self.consumed)
                 self.assigned = {tp.partition for tp in consumer.assignment()}
             consumer.close()  # sends LeaveGroup
         except BaseException as e:  # surfaced by the test
@@ -51,12 +53,7 @@ class Member(threading.Thread):
 
 
 def _wait(cond: Any, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_for(cond, timeout, what, interval=0.2)
 
 
 def _produce(bootstrap: str, n: int, tag: str) -> None:
@@ -81,7 +78,7 @@ def _scenario(bootstrap: str, direct: str) -> dict[str, Any]:
     _wait(lambda: b.assigned == {0, 1, 2}, "member b to take over every partition after a left")
     _produce(bootstrap, 300, "second")
     _wait(lambda: len(a.consumed) + len(b.consumed) >= 600, "all 600 records to be consumed")
-    time.sleep(1.0)  # let b's last commit land
+    _wait(lambda: b.committed == len(b.consumed) or b.error, "member b to commit the last records it consumed", timeout=30)
     b.stop.set()
     b.join(30)
     for m in (a, b):

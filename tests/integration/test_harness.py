@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from gatekeeper.testing import javatools
-from gatekeeper.testing.broker import KafkaBroker
-from gatekeeper.testing.deps import OPA_VERSION
-from gatekeeper.testing.opa import OpaServer, opa_version
+from harness import javatools
+from harness.broker import KafkaBroker
+from harness.deps import OPA_VERSION
+from harness.opa import OpaServer, opa_version
 
 pytestmark = pytest.mark.integration
 

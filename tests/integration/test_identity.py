@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from gatekeeper.kafka.codec import API_TABLE
-from gatekeeper.testing.tokens import AUDIENCE, ISSUER, TestIdp
+from harness.tokens import AUDIENCE, ISSUER, TestIdp
 from tests.integration.conftest import in_thread, start_gateway
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import pytest
 
-from gatekeeper.testing.javatools import CONSOLE_CONSUMER, CONSOLE_PRODUCER, run_tool
+from harness.javatools import CONSOLE_CONSUMER, CONSOLE_PRODUCER, run_tool
 
 pytestmark = pytest.mark.integration
 

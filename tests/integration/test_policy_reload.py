@@ -10,7 +10,8 @@ import pytest
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
-from gatekeeper.testing.gateway import TwistdGateway
+from harness.gateway import TwistdGateway
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,9 +56,8 @@ def test_sighup_reloads_and_refuses_a_broken_policy(tmp_path, kafka_broker, opa_
         shutil.copy(rego, tmp_path / "good.rego")
         rego.write_text("package gatekeeper\n\ndecision := {\"action\": \"allow\"} if {\n  this is not rego\n")
         gw.reload()
-        deadline = time.monotonic() + 15
-        while "policy reload refused" not in gw.log_path.read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: "policy reload refused" in gw.log_path.read_text(), 15, "the refused reload's log line",
+                 detail=gw.log_tail)
         assert "policy reload refused" in gw.log_path.read_text(), gw.log_tail()
         assert _send(producer, b"still-old-policy") == "denied"  # the broken policy never took effect
         assert "closing connection" not in gw.log_path.read_text()  # the client was never dropped

@@ -1,11 +1,14 @@
-"""The README's quickstart: a broker and Gatekeeper (embedded engine, default policy) in front."""
+"""The README's quickstart: a broker and Gatekeeper (embedded engine, default policy) in front.
+
+It runs from a directory that is not the checkout: nothing in it may depend on the working
+directory."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,11 +16,17 @@ import yaml
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
-from gatekeeper.testing.gateway import free_port_range
-from gatekeeper.testing.ports import free_port, port_open
+from harness.gateway import free_port_range
+from harness.ports import free_port, port_open
+from harness.quickstart import DEFAULT_CONFIG
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_default_config_is_found_from_the_harness_location() -> None:
+    assert DEFAULT_CONFIG == ROOT / "config" / "example.yaml" and DEFAULT_CONFIG.is_file()
 
 
 def test_quickstart_serves_the_demo_topic_and_denies_the_rest(tmp_path) -> None:
@@ -26,16 +35,17 @@ def test_quickstart_serves_the_demo_topic_and_denies_the_rest(tmp_path) -> None:
     bootstrap = free_port()
     raw["listeners"][0].update(bind=f"127.0.0.1:{bootstrap}", broker_ports=f"{ports[0]}-{ports[-1]}")
     raw["admin"]["bind"] = f"127.0.0.1:{free_port()}"
-    for key in ("policies", "data"):  # keep the example's relative paths meaningful from tmp_path
-        raw["policy"][key] = str((ROOT / "config" / raw["policy"][key]).resolve())
+    for key in ("policies", "data"):  # still relative, now to the copy: the quickstart resolves them from there
+        raw["policy"][key] = os.path.relpath(ROOT / "config" / raw["policy"][key], tmp_path)
     config = tmp_path / "quickstart.yaml"
     config.write_text(yaml.safe_dump(raw))
-    proc = subprocess.Popen([sys.executable, "-m", "gatekeeper.testing.quickstart", str(config)],
+    # As scripts/quickstart.sh runs it: the checkout on PYTHONPATH, the caller's directory kept.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.quickstart", config.name], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while not port_open(bootstrap) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.3)
+        wait_for(lambda: port_open(bootstrap) or proc.poll() is not None, 90,
+                 "the quickstart to start Gatekeeper (or to exit)", interval=0.3)
         assert port_open(bootstrap), "quickstart did not start Gatekeeper"
         p = KafkaProducer(bootstrap_servers=f"127.0.0.1:{bootstrap}", max_block_ms=20000)
         assert p.send("demo", b"hello").get(30).offset >= 0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gatekeeper.kafka.codec import API_TABLE
-from gatekeeper.testing.gateway import TwistdGateway
+from harness.gateway import TwistdGateway
 from tests.integration.rawkafka import RawKafka
 
 pytestmark = pytest.mark.integration

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import pytest_twisted
 from confluent_kafka import KafkaError, Producer
+from kafka.errors import KafkaTimeoutError
+from twisted.logger import formatEvent, globalLogPublisher
 
-from gatekeeper.testing.certs import TestCa
+from harness.certs import TestCa
 from tests.integration.conftest import in_thread, start_gateway
 from tests.integration.test_policy_opa import POLICY_DIR
 
 pytestmark = pytest.mark.integration
 
 
-def _produce_tls(bootstrap: str, ca: str, cert: str | None = None, key: str | None = None) -> dict[str, int | None]:
-    conf = {"bootstrap.servers": bootstrap, "security.protocol": "SSL", "ssl.ca.location": ca,
-            "message.timeout.ms": 15000}
+def _produce_tls(bootstrap: str, ca: str, cert: str | None = None, key: str | None = None,
+                 errors: list[KafkaError] | None = None) -> dict[str, int | None]:
+    """Delivery results by topic (error code or None); client-level errors go to ``errors``."""
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "security.protocol": "SSL", "ssl.ca.location": ca,
+                            "message.timeout.ms": 15000}
     if cert:
         conf.update({"ssl.certificate.location": cert, "ssl.key.location": key})
+    if errors is not None:
+        conf["error_cb"] = errors.append
     out: dict[str, int | None] = {}
     p = Producer(conf)
     for topic in ("orders", "payments"):
@@ -44,15 +52,18 @@ def mtls(kafka_broker, tmp_path_factory):
 @pytest_twisted.inlineCallbacks
 def test_mtls_certificate_subject_is_the_principal(mtls):
     gw, ca, (client_cert, client_key) = mtls
-    if gw is not None:
-        out = yield in_thread(_produce_tls, gw.bootstrap, str(ca.ca_file), str(client_cert), str(client_key))
-        assert out == {"orders": None, "payments": KafkaError.TOPIC_AUTHORIZATION_FAILED}
-        produce = [i for i in gw.inputs if i["operation"] == "produce"]
-        assert produce and all(i["principal"]["sub"] == "svc-orders" and i["principal"]["mechanism"] == "MTLS"
-                               and i["principal"]["groups"] == ["orders-writers"] for i in produce)
-        # Without a client certificate the TLS handshake is refused: nothing gets through.
-        out = yield in_thread(_produce_tls, gw.bootstrap, str(ca.ca_file))
-        assert out["orders"] is not None
+    out = yield in_thread(_produce_tls, gw.bootstrap, str(ca.ca_file), str(client_cert), str(client_key))
+    assert out == {"orders": None, "payments": KafkaError.TOPIC_AUTHORIZATION_FAILED}
+    produce = [i for i in gw.inputs if i["operation"] == "produce"]
+    assert produce and all(i["principal"]["sub"] == "svc-orders" and i["principal"]["mechanism"] == "MTLS"
+                           and i["principal"]["groups"] == ["orders-writers"] for i in produce)
+    # Without a client certificate the TLS handshake is refused: nothing gets through, and what
+    # the client reports is the gateway's TLS alert asking for a certificate.
+    errors: list[KafkaError] = []
+    out = yield in_thread(_produce_tls, gw.bootstrap, str(ca.ca_file), errors=errors)
+    assert out == {"orders": KafkaError._MSG_TIMED_OUT, "payments": KafkaError._MSG_TIMED_OUT}
+    refused = [e for e in errors if e.code() == KafkaError._TRANSPORT and "certificate required" in e.str()]
+    assert refused, [e.str() for e in errors]
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +99,18 @@ def test_upstream_tls_verifies_the_broker_certificate(chained):
     a, b, c = chained
     assert b"over-tls" in (yield in_thread(_roundtrip, a.bootstrap))
     assert b.gateway.metrics.get("gatekeeper_requests_total", api="Produce") >= 1  # it went through B
-    with pytest.raises(Exception):  # noqa: B017 - any client error: nothing gets through an untrusted upstream
-        yield in_thread(_roundtrip, c.bootstrap)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        # C cannot verify B's certificate: every connection it opens upstream fails the TLS
+        # handshake, so it closes each client connection and the client never bootstraps.
+        with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap"):
+            yield in_thread(_roundtrip, c.bootstrap)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    lines = [formatEvent(e) for e in events]
+    closed = [ln for ln in lines if "broker connection closed" in ln and "certificate verify failed" in ln]
+    assert closed, lines
     m = c.gateway.metrics  # the TLS handshake fails after TCP connects: the upstream is lost
     assert m.get("gatekeeper_upstream_errors_total", kind="connect") + m.get("gatekeeper_upstream_errors_total", kind="lost") >= 1
     assert m.get("gatekeeper_requests_total", api="Produce") == 0

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
 
-from gatekeeper.testing.gateway import TwistdGateway
-from gatekeeper.testing.ports import port_open
+from harness.gateway import TwistdGateway
+from harness.ports import port_open
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,11 @@ def test_twistd_daemonizes_and_stops_on_sigterm(tmp_path, kafka_broker) -> None:
     proc = subprocess.run([TWISTD, f"--pidfile={pidfile}", f"--logfile={tmp_path / 'd.log'}",
                            "gatekeeper", "--config", str(gw.config_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr  # the parent returns once the daemon is forked
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not port_open(gw.ports.bootstrap_port):
-        time.sleep(0.1)
+    log = tmp_path / "d.log"
+    wait_for(lambda: port_open(gw.ports.bootstrap_port), 30, "the daemon to listen",
+             detail=lambda: log.read_text() if log.is_file() else "(no log)")
     assert port_open(gw.ports.bootstrap_port)
     pid = int(pidfile.read_text())
     subprocess.run(["kill", str(pid)], check=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and port_open(gw.ports.bootstrap_port):
-        time.sleep(0.1)
+    wait_for(lambda: not port_open(gw.ports.bootstrap_port), 30, "the daemon to stop listening after SIGTERM")
     assert not port_open(gw.ports.bootstrap_port)

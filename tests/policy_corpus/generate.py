@@ -10,11 +10,14 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import sys
 from pathlib import Path
 
-from gatekeeper.testing.deps import ensure_opa
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script: harness/ is at the repository root
+
+from harness.deps import ensure_opa  # noqa: E402
+
 OUT = Path(__file__).resolve().parent
 
 OPS = [("produce", "topic"), ("consume", "topic"), ("describe_topic", "topic"), ("delete_topic", "topic"),

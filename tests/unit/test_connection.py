@@ -252,7 +252,7 @@ def test_refused_held_credentials_close_the_client_with_the_reason() -> None:
 
 @pytest.fixture()
 def idp(tmp_path: Any) -> Any:
-    from gatekeeper.testing.tokens import AUDIENCE, ISSUER, TestIdp
+    from harness.tokens import AUDIENCE, ISSUER, TestIdp
 
     idp = TestIdp()
     jwks = idp.write_jwks(tmp_path / "jwks.json")

@@ -6,7 +6,7 @@ import pytest
 
 from gatekeeper.identity.jwt_validator import AuthError, JwtConfig, JwtValidator
 from gatekeeper.identity.sasl import SaslError, parse_oauthbearer, parse_plain
-from gatekeeper.testing.tokens import AUDIENCE, ISSUER, TestIdp
+from harness.tokens import AUDIENCE, ISSUER, TestIdp
 
 IDP = TestIdp()
 OTHER = TestIdp()

@@ -4,6 +4,8 @@
 
 The broker gets a free loopback port; the config's ``upstream.bootstrap_servers`` is pointed
 at it and everything else (listeners, admin port) is used as written. Ctrl-C stops both.
+Nothing depends on the working directory: the default config is found from this file's place in
+the checkout, and a config's relative ``policies``/``data`` paths are relative to that config.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 import yaml
 
 from gatekeeper.config import ConfigError, parse_config
-from gatekeeper.testing.broker import KafkaBroker
+from harness.broker import KafkaBroker
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: harness/ sits at its root
+DEFAULT_CONFIG = ROOT / "config" / "example.yaml"
 
 
 def main(argv: list[str]) -> int:

@@ -27,9 +27,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gatekeeper.testing import deps, javatools
-from gatekeeper.testing.ports import LOOPBACK, free_ports, port_open
-from gatekeeper.testing.processes import terminate
+from harness import deps, javatools
+from harness.ports import LOOPBACK, free_ports, port_open
+from harness.processes import terminate
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 _PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
@@ -378,8 +378,14 @@ class KafkaBroker:
 
 
 def _cluster_id() -> str:
-    """A random KRaft cluster id (a base64url-encoded UUID, 22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random KRaft cluster id (a base64url-encoded UUID, 22 characters).
+
+    Never one that starts with '-' (1 in 64 would): kafka-storage would read it as an option, so
+    Kafka's own Uuid.randomUuid() draws again in that case too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _properties_text(props: Mapping[str, str]) -> str:

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from gatekeeper.testing import deps
-from gatekeeper.testing.ports import LOOPBACK, free_port
-from gatekeeper.testing.processes import terminate
+from harness import deps
+from harness.ports import LOOPBACK, free_port
+from harness.processes import terminate
 
 
 class OpaError(RuntimeError):

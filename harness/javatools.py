@@ -20,7 +20,7 @@ from pathlib import Path
 
 import attrs
 
-from gatekeeper.testing import deps
+from harness import deps
 
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"

@@ -1,10 +1,10 @@
 """Fetch, cache and locate the real Kafka and OPA the harness runs.
 
-Kafka's jars come from Maven Central through ``gatekeeper/testing/kafka/pom.xml``; OPA is built
-with ``go install`` at a pinned version. Both land in the cache directory
-(``$GATEKEEPER_CACHE``, else ``~/.cache/gatekeeper``) and are fetched once:
+Kafka's jars come from Maven Central through ``harness/kafka/pom.xml``; OPA is built with
+``go install`` at the version pinned in ``gatekeeper/policy/opa_version.py``. Both land in the
+cache directory (``$GATEKEEPER_CACHE``, else ``~/.cache/gatekeeper``) and are fetched once:
 
-    python -m gatekeeper.testing.deps      # ensure both, print their paths
+    python -m harness.deps      # from the repository root: ensure both, print their paths
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from gatekeeper.policy.opa_version import OPA_VERSION
+
 KAFKA_VERSION = "4.3.1"
-OPA_VERSION = "v1.22.2"
 # kafka-clients pins slf4j-api 1.7.x, which Maven picks over the 2.x that log4j-slf4j2-impl
 # needs; with 1.7.x on the classpath every Kafka log line goes to the NOP logger.
 SLF4J_API_VERSION = "2.0.16"

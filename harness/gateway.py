@@ -19,8 +19,8 @@ from typing import Any
 import attrs
 import yaml
 
-from gatekeeper.testing.ports import LOOPBACK, free_port, port_open
-from gatekeeper.testing.processes import terminate
+from harness.ports import LOOPBACK, free_port, port_open
+from harness.processes import terminate
 
 __all__ = ["GatewayPorts", "TwistdGateway", "free_port_range", "write_config"]
 
