@@ -70,7 +70,7 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_upstream_errors_total", "counter", "Upstream connect failures and losses.")
     m.describe("gatekeeper_decisions_total", "counter", "Policy decisions, by action and operation.")
     m.describe("gatekeeper_bytes_total", "counter", "Bytes relayed, by direction.")
-    m.describe("gatekeeper_decision_cache_total", "counter", "Decision cache lookups, by result (hit/miss).")
+    m.describe("gatekeeper_decision_cache_total", "counter", "Decision cache lookups, by result (hit/miss; off when the policies in force read the time and do not declare ttl_covers_time).")
     m.describe("gatekeeper_engine_errors_total", "counter", "Policy engine failures, by engine and kind.")
     m.describe("gatekeeper_engine_latency_seconds_bucket", "counter", "Policy engine round trip, histogram buckets.")
     m.describe("gatekeeper_policy_reloads_total", "counter", "Policy reloads, by result.")
