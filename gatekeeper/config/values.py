@@ -253,10 +253,21 @@ class LimitsConfig:
     denied_requests_burst: int = 100
     denial_throttle_max: float = 1.0
     denial_log_interval: float = 10.0
+    # Before a client has authenticated (listeners that require it): SASL frames are small.
+    max_unauthenticated_frame_bytes: int = 64 * 1024
+    authentication_timeout: float = 10.0
+    max_pending_requests: int = 1000  # per connection: reading pauses past this many unanswered
+    max_connections_per_listener: int = 10_000
+    max_connections_per_address: int = 1_000
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> LimitsConfig:
         return cls(
+            max_unauthenticated_frame_bytes=_get(cls, raw, "max_unauthenticated_frame_bytes"),
+            authentication_timeout=_get(cls, raw, "authentication_timeout", parse_duration),
+            max_pending_requests=_get(cls, raw, "max_pending_requests"),
+            max_connections_per_listener=_get(cls, raw, "max_connections_per_listener"),
+            max_connections_per_address=_get(cls, raw, "max_connections_per_address"),
             max_frame_bytes=_get(cls, raw, "max_frame_bytes"),
             max_response_frame_bytes=_get(cls, raw, "max_response_frame_bytes"),
             denied_requests_per_second=_get(cls, raw, "denied_requests_per_second"),

@@ -62,6 +62,11 @@ class KafkaConnection(ResponseSide, Connection):
         auth = listener.authentication
         self.sasl = SaslSession(auth.mechanisms, settings.identity) if auth is not None and settings.identity is not None else None
         self.auth_required = auth is not None and auth.required
+        if self.auth_required:  # SASL frames are small: nothing bigger is buffered before login
+            self.decoder.max_frame_bytes = min(limits.max_unauthenticated_frame_bytes, limits.max_frame_bytes)
+        self._login_deadline: Any = None
+        self._held = False  # reading paused: too many requests unanswered
+        self._upstream_asked = False
         self._raw_sasl_next = False
         self._expiry: Any = None
         self._upstream_ready = False
@@ -98,7 +103,23 @@ class KafkaConnection(ResponseSide, Connection):
                 self._close(f"no broker is known for port slot {self.slot} yet; bootstrap again")
                 return
         self._target = target
-        self.io.connect_upstream(target)
+        if self.auth_required:
+            # No broker connection (and no SCRAM on the reactor) for a client that has not logged
+            # in: it is opened once the client has authenticated, or for the very first
+            # ApiVersions Gatekeeper has no answer to yet.
+            self._login_deadline = self.io.call_later(self.s.config.limits.authentication_timeout, self._login_timed_out)
+            return
+        self._connect_upstream()
+
+    def _connect_upstream(self) -> None:
+        if not self._upstream_asked and not self.closing:
+            self._upstream_asked = True
+            self.io.connect_upstream(self._target)
+
+    def _login_timed_out(self) -> None:
+        if self.principal is None:
+            self._close(f"did not authenticate within {self.s.config.limits.authentication_timeout:g}s "
+                        "(limits.authentication_timeout)", rejected="authentication_timeout")
 
     def upstream_connected(self) -> None:
         credentials = self.s.upstream_credentials()
@@ -136,8 +157,9 @@ class KafkaConnection(ResponseSide, Connection):
                 peer=self.peer, listener=self.listener.name, session=self._session_id(), n=self.decoder.buffered,
             )
         self.closing = True
-        if self._expiry is not None and self._expiry.active():
-            self._expiry.cancel()
+        for timer in (self._expiry, self._login_deadline):
+            if timer is not None and timer.active():
+                timer.cancel()
 
     def _session_id(self) -> str:
         return self.session.id if self.session else "-"
@@ -213,6 +235,14 @@ class KafkaConnection(ResponseSide, Connection):
             entry.decided, entry.response = True, request.local_response
             self._advance()
             return
+        if key == ApiKey.API_VERSIONS and self.principal is None and self.auth_required:
+            local = self.s.codec.local_api_versions(request)
+            if local is not None:
+                self.s.inputs_decoded(self._inputs(request, self.s.codec.operations(request)))
+                entry.decided, entry.response = True, local
+                self._advance()
+                return
+            self._connect_upstream()
         self._decide(entry)
 
     def _queue(self, request: DecodedRequest) -> Entry:
@@ -220,6 +250,11 @@ class KafkaConnection(ResponseSide, Connection):
         if request.expects_response:
             self._order.append(entry)
         self._undecided.append(entry)
+        if len(self._order) >= self.s.config.limits.max_pending_requests and not self._held:
+            # The client sends faster than it reads its answers: stop reading until it catches up,
+            # so answers Gatekeeper writes itself cannot pile up without bound.
+            self._held = True
+            self.io.pause_client()
         return entry
 
     def _authenticate(self, entry: Entry | None, auth_bytes: bytes, version: int) -> None:
@@ -241,6 +276,11 @@ class KafkaConnection(ResponseSide, Connection):
             return
         first = self.principal is None
         self.principal = token.principal
+        if first:
+            self.decoder.max_frame_bytes = self.s.config.limits.max_frame_bytes
+            if self._login_deadline is not None and self._login_deadline.active():
+                self._login_deadline.cancel()
+            self._connect_upstream()
         self.session = attrs.evolve(self.session, principal=token.principal)
         metrics.inc("gatekeeper_authentications_total", result="ok" if first else "reauthenticated")
         log.info("{what} {sub} ({mech}) from {peer}, session {session}, token valid for {secs:.0f}s",

@@ -42,6 +42,9 @@ class KafkaCodec:
 
     def __init__(self, cluster: ClusterView) -> None:
         self.cluster = cluster
+        # The broker's ApiVersions answer as Gatekeeper last passed it on (intersected): what a
+        # client that has not authenticated yet is told, without a broker connection for it.
+        self.api_versions: Any = None
 
     def decode(self, frame: bytes) -> DecodedRequest:
         """Decode one request frame; CodecError/UnsupportedApi if it cannot be inspected."""
@@ -97,6 +100,7 @@ class KafkaCodec:
         if key == ApiKey.API_VERSIONS:
             if body.error_code == 0:
                 intersect_api_versions(body, INSPECTABLE)
+                self.api_versions = body
         else:
             if unit.observe is not None:
                 unit.observe(version, body, self.cluster)
@@ -112,6 +116,13 @@ class KafkaCodec:
         if request.header.api_key == ApiKey.API_VERSIONS and body.error_code != 0:
             return frame  # the broker's own UNSUPPORTED_VERSION answer: relay as-is
         return self.finish_response(request, head, body, ctx)
+
+    def local_api_versions(self, request: DecodedRequest) -> bytes | None:
+        """The last ApiVersions answer, for ``request``'s version and correlation id; None if
+        none has been seen yet."""
+        if self.api_versions is None or request.body is None:
+            return None
+        return struct.pack(">i", request.header.correlation_id) + codec.encode_body(self.api_versions, request.header.api_version)
 
     @staticmethod
     def response_header(request: DecodedRequest) -> bytes:

@@ -40,6 +40,7 @@ class ResponseSide:
     _order: deque[Entry]
     _sent: deque[Entry]
     _waiting_for_ids: list[Entry]
+    _held: bool
     _probing: set[Any]
     _upstream_ready: bool
     _upstream_auth: UpstreamAuthenticator | None
@@ -240,3 +241,6 @@ class ResponseSide:
             out += (_CID.pack(len(response)), response)
         if out and not self.closing:
             self.io.to_client(out)
+        if self._held and len(order) <= self.s.config.limits.max_pending_requests // 2:
+            self._held = False
+            self.io.resume_client()

@@ -22,26 +22,76 @@ __all__ = ["ClientProtocol"]
 _WRITE_BUFFER_PAUSE = 4 * 1024 * 1024  # bytes queued for a peer before its source is paused
 
 
+class _ReadGate:
+    """Reading from the client pauses while any reason holds: the core asked, the broker
+    connection is not up yet, the broker is not taking bytes, the client is not reading its
+    answers. One gate, so one reason's end never resumes what another still holds."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.reasons: set[str] = set()
+
+    def hold(self, reason: str) -> None:
+        if not self.reasons:
+            self.transport.pauseProducing()
+        self.reasons.add(reason)
+
+    def release(self, reason: str) -> None:
+        if reason in self.reasons:
+            self.reasons.discard(reason)
+            if not self.reasons:
+                self.transport.resumeProducing()
+
+
+class _Backpressure:
+    """A producer registered with one transport: when that transport's write buffer is full,
+    the sources of its bytes pause (the other socket, and the client's own requests, whose
+    answers Gatekeeper may write itself)."""
+
+    def __init__(self, gate: _ReadGate, reason: str, other: Any) -> None:
+        self.gate, self.reason, self.other = gate, reason, other
+
+    def pauseProducing(self) -> None:
+        self.gate.hold(self.reason)
+        if self.other is not None:
+            self.other.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.gate.release(self.reason)
+        if self.other is not None:
+            self.other.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
+
 class ClientProtocol(Protocol):
     def __init__(self, context: ProxyContext, listener: Any, slot: int | None) -> None:
         self.context = context
         self.listener = listener
         self.slot = slot
         self.upstream: UpstreamProtocol | None = None
+        self.gate: _ReadGate | None = None
         self.core = context.adapters[listener.protocol].connection(listener, slot, self)
 
     # -- Twisted -----------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
         no_delay(self.transport)
-        self.context.opened(self)
+        self.gate = _ReadGate(self.transport)
         peer = self.transport.getPeer()  # type: ignore[union-attr]
+        refusal = self.context.opened(self)
+        if refusal is not None:
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
         self.core.start(str(getattr(peer, "host", "?")), getattr(peer, "port", 0))
 
     def dataReceived(self, data: bytes) -> None:
         self.core.client_data(data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self.gate is None:
+            return
         self.core.client_lost()
         self.context.closed(self)
         if self.upstream is not None and not self.upstream.closed:
@@ -57,7 +107,8 @@ class ClientProtocol(Protocol):
         self.upstream.transport.writeSequence(data)  # type: ignore[union-attr]
 
     def connect_upstream(self, target: Any) -> None:
-        self.transport.pauseProducing()  # type: ignore[union-attr]
+        assert self.gate is not None
+        self.gate.hold("connecting")
         d = self.context.connect(target, UpstreamProtocol(self.core))
         d.addCallbacks(self._upstream_connected, lambda f: self.core.upstream_failed(f.getErrorMessage()))
 
@@ -72,10 +123,11 @@ class ClientProtocol(Protocol):
         for t in (self.transport, upstream.transport):
             if hasattr(t, "bufferSize"):
                 t.bufferSize = _WRITE_BUFFER_PAUSE  # type: ignore[union-attr]
-        self.transport.registerProducer(upstream.transport, True)  # type: ignore[union-attr]
-        upstream.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+        assert self.gate is not None
+        self.transport.registerProducer(_Backpressure(self.gate, "client_not_reading", upstream.transport), True)  # type: ignore[union-attr]
+        upstream.transport.registerProducer(_Backpressure(self.gate, "broker_not_reading", None), True)  # type: ignore[union-attr]
         self.core.upstream_connected()
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self.gate.release("connecting")
 
     def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
         d = self.context.engine.decide_many(inputs)
@@ -91,10 +143,12 @@ class ClientProtocol(Protocol):
         return self.context.clock.callLater(seconds, fn)
 
     def pause_client(self) -> None:
-        self.transport.pauseProducing()  # type: ignore[union-attr]
+        assert self.gate is not None
+        self.gate.hold("core")
 
     def resume_client(self) -> None:
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        assert self.gate is not None
+        self.gate.release("core")
 
     def peer_principal(self) -> Any:
         return certificate_principal(self.transport)

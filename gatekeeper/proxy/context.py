@@ -17,5 +17,5 @@ class ProxyContext:
     metrics: Any
     clock: Any  # IReactorTime: callLater for the connection core's timers
     connect: Callable[[Any, Any], Any]  # (target, protocol) -> Deferred[protocol], connected
-    opened: Callable[[Any], None]  # a client connection was accepted
+    opened: Callable[[Any], str | None]  # a client connection was accepted: a reason to refuse it, or None
     closed: Callable[[Any], None]  # a client connection ended

@@ -31,6 +31,7 @@ from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.context import ProxyContext
 from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
+from gatekeeper.ratelimit import LogSampler
 from gatekeeper.values import HostPort
 
 __all__ = ["Gateway", "GatewayService"]
@@ -73,6 +74,9 @@ class Gateway:
             for cid, p in config.identity.client_id_principals.items()
         }
         self.connections: set[ClientProtocol] = set()
+        self._per_listener: dict[str, int] = {}
+        self._per_address: dict[str, int] = {}
+        self._limit_log = LogSampler(10.0)
         self.ports: list[IListeningPort] = []
         self._bootstrap: Iterator[HostPort] = itertools.cycle(config.upstream.bootstrap_servers)
         self.debug_inputs = config.log_level == "debug"
@@ -181,13 +185,40 @@ class Gateway:
             endpoint = TCP4ClientEndpoint(self.reactor, target.host, target.port, timeout=up.connect_timeout)
         return endpoint.connect(_OneProtocol(protocol))  # type: ignore[return-value]
 
-    def connection_opened(self, conn: ClientProtocol) -> None:
+    def connection_opened(self, conn: ClientProtocol) -> str | None:
+        """Count a new client connection; the reason to refuse it if it is over a limit."""
+        limits = self.config.limits
+        listener = conn.listener.name
+        address = str(getattr(conn.transport.getPeer(), "host", "?"))  # type: ignore[union-attr]
+        refusal = None
+        if self._per_listener.get(listener, 0) >= limits.max_connections_per_listener:
+            refusal = f"listener {listener} has {limits.max_connections_per_listener} connections (limits.max_connections_per_listener)"
+        elif self._per_address.get(address, 0) >= limits.max_connections_per_address:
+            refusal = f"{address} has {limits.max_connections_per_address} connections (limits.max_connections_per_address)"
+        if refusal is not None:
+            self.metrics.inc("gatekeeper_rejected_total", reason="connection_limit")
+            held = self._limit_log.admit((listener, address), self.clock.seconds())
+            if held is not None:
+                log.warn("refused a connection from {address} on listener {listener}: {why}{more}", address=address,
+                         listener=listener, why=refusal, more=f" ({held} more since the last such line)" if held else "")
+            return refusal
         self.connections.add(conn)
-        self.metrics.inc("gatekeeper_connections_total", listener=conn.listener.name)
+        self._per_listener[listener] = self._per_listener.get(listener, 0) + 1
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        self.metrics.inc("gatekeeper_connections_total", listener=listener)
         self.metrics.set("gatekeeper_connections_active", len(self.connections))
+        return None
 
     def connection_closed(self, conn: ClientProtocol) -> None:
+        if conn not in self.connections:
+            return  # refused when it opened: never counted
         self.connections.discard(conn)
+        listener = conn.listener.name
+        address = str(getattr(conn.transport.getPeer(), "host", "?"))  # type: ignore[union-attr]
+        for counts, key in ((self._per_listener, listener), (self._per_address, address)):
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
         self.metrics.set("gatekeeper_connections_active", len(self.connections))
 
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -339,3 +339,52 @@ def test_a_probe_asks_for_the_ids_only_and_an_id_the_broker_does_not_know_is_not
     io.clock.advance(11)
     core.client_data(framed(req(0, 13, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data), 13, 3))
     assert len(io.upstream_frames()) == 2  # asked again once the negative answer is old
+
+
+def test_before_login_no_broker_connection_small_frames_only_and_a_deadline(idp) -> None:
+    from gatekeeper.identity.service import IdentityService
+
+    issuer, config = idp
+    config["listeners"][0]["authentication"]["required"] = True
+    config["limits"] = {"max_frame_bytes": 1 << 20, "authentication_timeout": "5s"}
+    clock = task.Clock()
+    clock.advance(time.time())
+    cfg = fake_config(**config)
+    services = AdapterServices(
+        config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=IdentityService(cfg.identity.jwt, clock),
+        upstream_credentials=lambda: None, principal_for_client_id=lambda cid: ANONYMOUS,
+        next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
+    )
+    adapter = KafkaAdapter(services)
+
+    def connect() -> tuple[Any, RecordingIO]:
+        io = RecordingIO(clock)
+        core = adapter.connection(cfg.listeners[0], None, io)
+        core.start("127.0.0.1", 50000)
+        return core, io
+
+    core, io = connect()
+    assert io.targets == []  # no broker connection for a client that has not logged in
+    core.client_data(framed(req(17, 1, mechanism="PLAIN"), 1, 1))
+    core.client_data(framed(req(36, 2, auth_bytes=_plain(issuer.token(sub="svc-a"))), 2, 2))
+    assert io.targets == [BOOTSTRAP]  # opened once it has
+    big, big_io = connect()
+    big.client_data(struct.pack(">i", 70 * 1024) + b"\x00" * 100)  # a 70 KiB frame announced before login
+    assert big_io.closed
+    idle, idle_io = connect()
+    clock.advance(6)
+    assert idle_io.closed and adapter.settings.metrics.get("gatekeeper_rejected_total", reason="authentication_timeout") == 1
+    assert not io.closed  # the one that logged in stays
+
+
+def test_a_client_that_does_not_read_its_answers_is_not_read_from() -> None:
+    core, io, _ = ready(limits={"max_frame_bytes": 1 << 20, "max_pending_requests": 4})
+    for cid in range(1, 4):
+        core.client_data(produce(cid, "orders"))
+    assert not io.paused
+    core.client_data(produce(4, "orders"))
+    assert io.paused  # four unanswered: reading stops
+    for _ in range(4):
+        answer(core, io, ALLOW)
+    core.upstream_data(b"".join(produce_response(cid, "orders") for cid in range(1, 5)))
+    assert not io.paused and len(io.client_frames()) == 4
