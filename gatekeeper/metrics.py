@@ -68,6 +68,7 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_requests_total", "counter", "Requests decoded, by API.")
     m.describe("gatekeeper_rejected_total", "counter", "Connections closed for bad input, by reason.")
     m.describe("gatekeeper_upstream_errors_total", "counter", "Upstream connect failures and losses.")
+    m.describe("gatekeeper_upstream_connections_total", "counter", "Broker connections opened for clients.")
     m.describe("gatekeeper_decisions_total", "counter", "Policy decisions, by action and operation.")
     m.describe("gatekeeper_bytes_total", "counter", "Bytes relayed, by direction.")
     m.describe("gatekeeper_decision_cache_total", "counter", "Decision cache lookups, by result (hit/miss; off when the policies in force read the time and do not declare ttl_covers_time).")

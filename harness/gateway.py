@@ -86,12 +86,13 @@ def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "inf
 class TwistdGateway:
     """``twistd -n gatekeeper --config FILE`` as a child process, logs to a file."""
 
-    def __init__(self, workdir: Path, upstream: str, *, level: str = "info", extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, workdir: Path, upstream: str, *, level: str = "info", extra: dict[str, Any] | None = None,
+                 auth: dict[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "gatekeeper.yaml"
         self.log_path = self.workdir / "gatekeeper.log"
-        self.ports = write_config(self.config_path, upstream, level=level, extra=extra)
+        self.ports = write_config(self.config_path, upstream, level=level, extra=extra, auth=auth)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -115,6 +116,14 @@ class TwistdGateway:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"twistd gatekeeper did not listen within {timeout}s\n{self.log_tail()}")
+
+    def rss_bytes(self) -> int:
+        """The twistd process's resident memory, from /proc."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS in /proc status")
 
     def reload(self) -> None:
         """SIGHUP: reload policies and data."""

@@ -157,6 +157,7 @@ class Gateway:
 
     def connect_upstream(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
         """Connect to a broker for one client (the connection core authenticates it)."""
+        self.metrics.inc("gatekeeper_upstream_connections_total")
         return self.upstream_connector(target, protocol)  # type: ignore[no-any-return]
 
     def upstream_credentials(self) -> tuple[str, str, str] | None:

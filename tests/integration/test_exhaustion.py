@@ -1,0 +1,153 @@
+"""One client must never take Gatekeeper down: each attack from the security review, through
+``twistd gatekeeper`` against the real broker, with generous bounds (regression tests, not
+benchmarks): memory, other clients' latency, broker connections opened."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper.kafka.codec import API_TABLE
+from harness.gateway import TwistdGateway
+from harness.tokens import AUDIENCE, ISSUER, TestIdp
+from tests.integration.rawkafka import RawKafka
+
+pytestmark = pytest.mark.integration
+
+DENIALS_POLICY = Path(__file__).parent / "policy_denials"
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def login_gateway(kafka_broker, tmp_path_factory) -> Any:
+    """A listener that requires SASL, the denial matrix's policy, no limit on denied requests
+    a second (so only the backpressure under test holds a flooding client back)."""
+    workdir = tmp_path_factory.mktemp("exhaustion")
+    idp = TestIdp()
+    jwks = idp.write_jwks(workdir / "jwks.json")
+    kafka_broker.create_topic("denied.flood")
+    extra = {"policy": {"engine": "embedded", "policies": str(DENIALS_POLICY)},
+             "identity": {"jwt": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(jwks)}},
+             "limits": {"authentication_timeout": "2s", "max_connections_per_address": 80, "denied_requests_per_second": 0}}
+    with TwistdGateway(workdir, kafka_broker.bootstrap, extra=extra,
+                       auth={"mechanisms": ["PLAIN", "OAUTHBEARER"], "required": True}) as gw:
+        gw.idp = idp  # type: ignore[attr-defined]
+        yield gw
+
+
+def _metric(gw: TwistdGateway, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{gw.ports.admin_port}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def _connect(gw: TwistdGateway) -> socket.socket:
+    host, port = gw.bootstrap.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _closed_within(s: socket.socket, seconds: float) -> bool:
+    s.settimeout(seconds)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return True
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def _api_versions_seconds(gw: TwistdGateway) -> float:
+    started = time.monotonic()
+    with RawKafka(gw.bootstrap) as conn:
+        conn.request(18, 3, client_software_name="probe", client_software_version="1")
+    return time.monotonic() - started
+
+
+def test_big_frames_before_login_are_refused_without_being_buffered(login_gateway) -> None:
+    """Row 12: three unauthenticated clients announcing 100 MiB frames took 270 MB that was
+    never released. Before login a frame may be 64 KiB at most."""
+    before = login_gateway.rss_bytes()
+    for _ in range(3):
+        s = _connect(login_gateway)
+        s.sendall(struct.pack(">i", 100 * MiB))
+        try:
+            s.sendall(b"\0" * MiB)
+        except OSError:
+            pass  # already closed by Gatekeeper
+        assert _closed_within(s, 5), "a 100 MiB frame before login must close the connection"
+        s.close()
+    assert login_gateway.rss_bytes() - before < 30 * MiB
+
+
+def test_idle_unauthenticated_connections_open_no_broker_connection_and_are_closed(login_gateway) -> None:
+    """Row 12: 300 idle TCP connections opened (and SCRAM-authenticated) 300 broker connections
+    and were never closed."""
+    opened = _metric(login_gateway, "gatekeeper_upstream_connections_total")
+    sockets = [_connect(login_gateway) for _ in range(60)]
+    time.sleep(0.5)
+    assert _metric(login_gateway, "gatekeeper_upstream_connections_total") == opened
+    assert all(_closed_within(s, 6) for s in sockets), "not closed after limits.authentication_timeout"
+    for s in sockets:
+        s.close()
+
+
+def test_connections_from_one_address_are_capped(login_gateway) -> None:
+    sockets = [_connect(login_gateway) for _ in range(100)]
+    refused = sum(_closed_within(s, 0.5) for s in sockets)
+    for s in sockets:
+        s.close()
+    assert refused >= 20, f"{refused} of 100 connections refused with max_connections_per_address 80"
+    assert _metric(login_gateway, 'gatekeeper_rejected_total{reason="connection_limit"') >= 20
+
+
+def _flood(gw: TwistdGateway, token: str, count: int, stop: threading.Event) -> None:
+    """Log in, then pipeline ``count`` denied Produce requests and never read an answer."""
+    conn = RawKafka(gw.bootstrap, user="flood", password=token)
+    P = API_TABLE[0].request
+    frames = []
+    for cid in range(count):
+        body = P[9](transactional_id=None, acks=-1, timeout_ms=1000, topic_data=[
+            P.TopicProduceData(name="denied.flood", partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=None)])])
+        body.with_header(correlation_id=cid + 100, client_id="flood")
+        raw = bytes(body.encode(header=True))
+        frames.append(struct.pack(">i", len(raw)) + raw)
+    conn.sock.settimeout(1.0)
+    data = b"".join(frames)
+    sent = 0
+    while sent < len(data) and not stop.is_set():
+        try:
+            sent += conn.sock.send(data[sent : sent + 65536])
+        except TimeoutError:
+            continue  # Gatekeeper stopped reading: the backpressure under test
+        except OSError:
+            break
+    stop.wait(30)
+    conn.close()
+
+
+def test_a_client_that_never_reads_cannot_grow_memory_or_slow_others(login_gateway) -> None:
+    """Row 10: 30,000 pipelined denied Produce requests without reading took RSS from 430 MB to
+    1.35 GB and another client's ApiVersions 33 s: synthesized answers ignored backpressure."""
+    token = login_gateway.idp.token(sub="svc-flood", groups=())
+    before = login_gateway.rss_bytes()
+    stop = threading.Event()
+    flood = threading.Thread(target=_flood, args=(login_gateway, token, 30_000, stop), daemon=True)
+    flood.start()
+    try:
+        time.sleep(5)
+        grown = login_gateway.rss_bytes() - before
+        latency = _api_versions_seconds(login_gateway)
+    finally:
+        stop.set()
+        flood.join(40)
+    assert grown < 150 * MiB, f"RSS grew {grown / MiB:.0f} MiB under one client that does not read"
+    assert latency < 2.0, f"another client's ApiVersions took {latency:.1f}s during the flood"
