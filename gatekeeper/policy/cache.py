@@ -1,7 +1,8 @@
 """A bounded LRU decision cache keyed by the policy input minus the volatile fields no policy reads.
 
-``time``, ``session``, ``request.bytes`` and ``request.record_count`` change with every request
-or connection; left in the key, they would make nearly every lookup a miss. They may be left
+``time``, ``session``, ``client``, ``request.bytes`` and ``request.record_count`` change with every
+request or connection (or at the client's whim); left in the key, they would make nearly every
+lookup a miss. They may be left
 out only while no policy reads them: ``gatekeeper.policy.reads`` finds which ones a policy
 revision may read, and the engine keeps those in the key (``cache_key(input, keep)``).
 """
@@ -17,13 +18,16 @@ from gatekeeper.api import Decision
 
 __all__ = ["VOLATILE_FIELDS", "DecisionCache", "cache_key"]
 
-# The fields a cache key may leave out, as dotted paths into the policy input.
-VOLATILE_FIELDS = ("time", "session", "request.bytes", "request.record_count")
+# The fields a cache key may leave out, as dotted paths into the policy input. ``client`` (the
+# client id, which anyone can set to anything, and the address) is one: a client rotating its id
+# would otherwise make every lookup a miss and flood the engine for everyone.
+VOLATILE_FIELDS = ("time", "session", "client", "request.bytes", "request.record_count")
+_TOP_LEVEL = ("time", "session", "client")
 
 
 def cache_key(policy_input: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> str:
     """The input without the volatile fields, except those in ``keep`` (policies read them)."""
-    stable = {k: v for k, v in policy_input.items() if k not in ("time", "session") or k in keep}
+    stable = {k: v for k, v in policy_input.items() if k not in _TOP_LEVEL or k in keep}
     request = policy_input.get("request")
     if request:
         stable["request"] = {

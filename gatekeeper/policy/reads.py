@@ -124,7 +124,7 @@ def _fields_read(segments: list[str | None]) -> tuple[str, ...]:
     if not segments or segments[0] is None:
         return VOLATILE_FIELDS  # the whole input
     head = segments[0]
-    if head in ("time", "session"):
+    if head in ("time", "session", "client"):
         return (head,)
     if head != "request":
         return ()

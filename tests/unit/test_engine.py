@@ -171,6 +171,10 @@ def test_the_key_keeps_exactly_the_fields_the_policies_read() -> None:
     other_session = {**small, "session": {"id": "s2", "started_at": small["time"]}}
     assert cache_key(small, frozenset({"request.bytes"})) == cache_key(other_session, frozenset({"request.bytes"}))
     assert cache_key(small, frozenset({"session"})) != cache_key(other_session, frozenset({"session"}))
+    # A client rotating its (self-chosen) client id does not miss the cache, unless a policy reads it.
+    other_client = {**small, "client": {"id": "rotated-4711", "address": "10.9.9.9"}}
+    assert cache_key(small) == cache_key(other_client)
+    assert cache_key(small, frozenset({"client"})) != cache_key(other_client, frozenset({"client"}))
 
 
 # -- through the embedded engine: the real Rego, scan and cache ---------------------------------

@@ -27,6 +27,7 @@ def fields(body: str) -> set[str]:
         ('big if input.request[ "bytes" ] > 1', {"request.bytes"}),
         ("late if time.parse_rfc3339_ns(input.time) > 0", {"time"}),
         ("mine if input.session.id == \"x\"", {"session"}),
+        ('ci if startswith(input.client.id, "ci-")', {"client"}),
         # Other fields of the input and the request are in the key anyway.
         ('ok if { input.operation == "produce"; input.request.acks == -1; input.request.configs.x }', set()),
         ("ok if input.requests.bytes", set()),
