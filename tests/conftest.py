@@ -21,6 +21,7 @@ def kafka_broker() -> Iterator[KafkaBroker]:
 
 
 AUTHZ_OUTSIDER = ("outsider", "outsider-secret")
+AUTHZ_ALICE = ("alice", "alice-secret")  # given ACLs by the differential test
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +34,7 @@ def authz_broker() -> Iterator[KafkaBroker]:
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:ANONYMOUS;User:gatekeeper",
     }
-    with KafkaBroker(heap="512m", extra_users={user: password}, extra_config=config) as broker:
+    with KafkaBroker(heap="512m", extra_users={user: password, AUTHZ_ALICE[0]: AUTHZ_ALICE[1]}, extra_config=config) as broker:
         yield broker
 
 
