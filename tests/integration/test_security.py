@@ -302,3 +302,36 @@ def test_auto_creation_is_a_create_topic_decided_by_the_policy(strict_gateway, k
     while "security.autocreated" not in (topics := _topics(kafka_broker.bootstrap)) and time.monotonic() < deadline:
         time.sleep(0.2)  # creation is asynchronous: the control topic shows the check can see it
     assert "security.autocreated" in topics and "denied.autocreated" not in topics, topics
+
+
+LIBRARY = Path(__file__).resolve().parents[2] / "policies"
+
+
+@pytest.fixture(scope="module")
+def library_gateway(kafka_broker, tmp_path_factory) -> Any:
+    """The default policy library with its shipped data: ``ledger`` immutable, ``platform`` granted."""
+    kafka_broker.create_topic("ledger", config={"retention.ms": "-1"})
+    extra = {"policy": {"engine": "embedded", "policies": str(LIBRARY / "gatekeeper"), "data": str(LIBRARY / "data.json")},
+             "identity": {"client_id_principals": {"ops": {"sub": "ops", "groups": ["platform"]}}}}
+    with TwistdGateway(tmp_path_factory.mktemp("security-library"), kafka_broker.bootstrap, extra=extra) as gw:
+        yield gw
+
+
+def _retention(bootstrap: str, topic: str) -> str:
+    R = API_TABLE[32].request.DescribeConfigsResource
+    with RawKafka(bootstrap) as direct:
+        out = direct.request(32, 4, resources=[R(resource_type=2, resource_name=topic, configuration_keys=["retention.ms"])],
+                             include_synonyms=False, include_documentation=False)
+    return out.results[0].configs[0].value
+
+
+def test_legacy_alter_configs_cannot_reset_an_immutable_topics_retention(library_gateway, kafka_broker) -> None:
+    """Row 5: legacy AlterConfigs replaces the whole config; with one harmless key it silently
+    reset an immutable topic's retention.ms=-1 to the broker default."""
+    A = API_TABLE[33].request.AlterConfigsResource
+    with RawKafka(library_gateway.bootstrap, client_id="ops") as conn:
+        out = conn.request(33, 1, resources=[A(resource_type=2, resource_name="ledger", configs=[
+            A.AlterableConfig(name="max.message.bytes", value="2000000")])], validate_only=False)
+    (result,) = out.responses
+    assert result.error_code == 44, out  # POLICY_VIOLATION
+    assert _retention(kafka_broker.bootstrap, "ledger") == "-1"
