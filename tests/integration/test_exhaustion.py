@@ -151,3 +151,65 @@ def test_a_client_that_never_reads_cannot_grow_memory_or_slow_others(login_gatew
         flood.join(40)
     assert grown < 150 * MiB, f"RSS grew {grown / MiB:.0f} MiB under one client that does not read"
     assert latency < 2.0, f"another client's ApiVersions took {latency:.1f}s during the flood"
+
+
+@pytest.fixture(scope="module")
+def listing_gateway(kafka_broker, tmp_path_factory) -> Any:
+    """300 topics, the denial matrix's policy, the embedded engine with its default timeout."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic(f"many.{i:03d}", 1, 1) for i in range(300)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+    kafka_broker.create_topic("allowed.t")
+    with TwistdGateway(tmp_path_factory.mktemp("exhaustion-listing"), kafka_broker.bootstrap,
+                       extra={"policy": {"engine": "embedded", "policies": str(DENIALS_POLICY)}}) as gw:
+        yield gw
+
+
+def _listing_flood(gw: TwistdGateway, stop: threading.Event, sent: list[int]) -> None:
+    """All-topics Metadata from a new client id every time (anyone can claim any client id)."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        try:
+            with RawKafka(gw.bootstrap, client_id=f"rotating-{n}") as conn:
+                for _ in range(5):
+                    conn.request(3, 12, topics=None, allow_auto_topic_creation=False)
+                    sent[0] += 1
+        except Exception:
+            time.sleep(0.05)
+
+
+def test_rotating_client_ids_cannot_starve_the_engine_for_others(listing_gateway) -> None:
+    """Row 11: rotating client ids made every all-topics listing (300 topics) a cache miss of
+    300 evaluations; the engine timed out and another principal's allowed requests were denied."""
+    M = API_TABLE[3].request
+    timeouts = _metric(listing_gateway, 'gatekeeper_engine_errors_total{engine="embedded",kind="timeout"')
+    stop, sent = threading.Event(), [0]
+    floods = [threading.Thread(target=_listing_flood, args=(listing_gateway, stop, sent), daemon=True) for _ in range(3)]
+    for t in floods:
+        t.start()
+    outcomes = []
+    try:
+        time.sleep(1)
+        with RawKafka(listing_gateway.bootstrap, client_id="steady") as conn:
+            for _ in range(30):
+                started = time.monotonic()
+                md = conn.request(3, 12, topics=[M.MetadataRequestTopic(name="allowed.t")], allow_auto_topic_creation=False)
+                outcomes.append((md.topics[0].error_code, time.monotonic() - started))
+                time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in floods:
+            t.join(10)
+    assert sent[0] > 20, "the flood ran"
+    assert [code for code, _ in outcomes] == [0] * 30, outcomes
+    assert max(seconds for _, seconds in outcomes) < 2.0, outcomes
+    assert _metric(listing_gateway, 'gatekeeper_engine_errors_total{engine="embedded",kind="timeout"') == timeouts
