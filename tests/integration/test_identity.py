@@ -156,15 +156,25 @@ def _recv(s: socket.socket, n: int) -> bytes:
 
 
 @pytest.mark.parametrize("case", ["expired", "not yet valid", "wrong issuer", "wrong audience", "bad signature", "alg none",
-                                  "hs256 with the rsa public key", "unknown kid", "malformed base64", "1 MB token", "missing sub"])
+                                  "hs256 with the rsa public key", "unknown kid", "malformed base64", "20 KB token", "missing sub"])
 @pytest_twisted.inlineCallbacks
 def test_bad_tokens_get_sasl_authentication_failed_and_no_crash(idp_gateway, case):
     from tests.unit.test_identity import BAD
 
-    token = BAD[case]() if case != "1 MB token" else IDP.token(padding="x" * (1 << 20))
+    # Over identity.jwt.max_token_bytes (16 KiB) but under the frame cap before login (64 KiB).
+    token = BAD[case]() if case != "20 KB token" else IDP.token(padding="x" * 20_000)
     code, message, after = yield in_thread(_raw_auth, idp_gateway.bootstrap, token)
     assert code == 58 and "not accepted" in message and after == "closed"
     assert "eyJ" not in message  # the token is never echoed
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_1_mb_token_is_refused_before_it_is_read(idp_gateway):
+    """Before login a frame may be 64 KiB at most (limits.max_unauthenticated_frame_bytes):
+    a 1 MB SASL frame closes the connection without being buffered or parsed."""
+    token = IDP.token(padding="x" * (1 << 20))
+    with pytest.raises(ConnectionError):
+        yield in_thread(_raw_auth, idp_gateway.bootstrap, token)
 
 
 @pytest_twisted.inlineCallbacks
