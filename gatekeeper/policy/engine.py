@@ -81,6 +81,7 @@ class PolicyEngine:
         # policies until they are loaded.
         self.cache_keeps: frozenset[str] | None = None
         self._generation = 0  # bumped when a reload starts and ends: older answers are not cached
+        self._inflight: dict[str, list[defer.Deferred[Decision]]] = {}  # key -> callers waiting on its evaluation
         self._reloading = False
 
     @property
@@ -150,6 +151,25 @@ class PolicyEngine:
                 self.metrics.inc("gatekeeper_decision_cache_total", len(inputs) - len(missing), result="hit")
         if not missing:
             return defer.succeed(results)  # type: ignore[arg-type]
+        # Single flight: an input whose key is already being evaluated (for this caller or another)
+        # waits for that answer instead of being evaluated again. A burst of identical requests
+        # (every client listing all topics when the cache expires) costs one evaluation each.
+        shared: list[tuple[int, defer.Deferred[Decision]]] = []
+        own: list[tuple[int, str | None]] = []
+        for i, flight in missing:
+            if flight is not None and flight in self._inflight:
+                waiter: defer.Deferred[Decision] = defer.Deferred()
+                self._inflight[flight].append(waiter)
+                shared.append((i, waiter))
+            else:
+                if flight is not None:
+                    self._inflight[flight] = []
+                own.append((i, flight))
+        if shared:
+            self.metrics.inc("gatekeeper_decision_cache_total", len(shared), result="shared")
+        missing = own
+        if not missing:
+            return self._with_shared(results, shared)
         generation = self._generation
         started = self.reactor.seconds()
         try:
@@ -177,6 +197,7 @@ class PolicyEngine:
                     if key is not None and generation == self._generation and not self._reloading:
                         self.cache.put(key, decision, since=asked)
                 results[i] = decision
+                self._release(key, decision)
             return results  # type: ignore[return-value]
 
         def failed(f: Failure) -> list[Decision]:
@@ -187,14 +208,33 @@ class PolicyEngine:
                 kind, what = "unavailable", f"failed: {f.getErrorMessage() or getattr(f.type, '__name__', 'error')}"
             self.metrics.inc("gatekeeper_engine_errors_total", engine=self.backend.name, kind=kind)
             decision = engine_failure(f"denied: policy engine {self.backend.name} {what} (fail closed)")
-            for i, _ in missing:
+            for i, key in missing:
                 log.error("{reason}; input {input}", reason=decision.reason, input=json.dumps(inputs[i], sort_keys=True))
                 results[i] = decision
+                self._release(key, decision)
             return results  # type: ignore[return-value]
 
         d.addCallbacks(answered, failed)
         d.addErrback(failed)  # a malformed batch answer also ends in deny
+        if shared:
+            d.addCallback(lambda res: self._with_shared(res, shared))
         return d
+
+    def _release(self, key: str | None, decision: Decision) -> None:
+        """Give ``decision`` to every caller waiting on ``key``'s evaluation."""
+        if key is None:
+            return
+        for waiter in self._inflight.pop(key, ()):
+            waiter.callback(decision)
+
+    @staticmethod
+    def _with_shared(results: list[Decision | None], shared: list[tuple[int, defer.Deferred[Decision]]]) -> Any:
+        def fill(decisions: list[Decision]) -> list[Decision | None]:
+            for (i, _), decision in zip(shared, decisions, strict=True):
+                results[i] = decision
+            return results
+
+        return defer.gatherResults([w for _, w in shared]).addCallback(fill)
 
     def _observe(self, started: float) -> None:
         self.metrics.observe(

@@ -155,7 +155,8 @@ def test_a_client_that_never_reads_cannot_grow_memory_or_slow_others(login_gatew
 
 @pytest.fixture(scope="module")
 def listing_gateway(kafka_broker, tmp_path_factory) -> Any:
-    """300 topics, the denial matrix's policy, the embedded engine with its default timeout."""
+    """300 topics, the denial matrix's policy, the embedded engine with its default timeout; the
+    client id ``steady`` is principal ``svc-steady``, every other client anonymous."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -168,8 +169,9 @@ def listing_gateway(kafka_broker, tmp_path_factory) -> Any:
     finally:
         admin.close()
     kafka_broker.create_topic("allowed.t")
-    with TwistdGateway(tmp_path_factory.mktemp("exhaustion-listing"), kafka_broker.bootstrap,
-                       extra={"policy": {"engine": "embedded", "policies": str(DENIALS_POLICY)}}) as gw:
+    extra = {"policy": {"engine": "embedded", "policies": str(DENIALS_POLICY)},
+             "identity": {"client_id_principals": {"steady": {"sub": "svc-steady"}}}}
+    with TwistdGateway(tmp_path_factory.mktemp("exhaustion-listing"), kafka_broker.bootstrap, extra=extra) as gw:
         yield gw
 
 
@@ -180,9 +182,14 @@ def _listing_flood(gw: TwistdGateway, stop: threading.Event, sent: list[int]) ->
         n += 1
         try:
             with RawKafka(gw.bootstrap, client_id=f"rotating-{n}") as conn:
-                for _ in range(5):
-                    conn.request(3, 12, topics=None, allow_auto_topic_creation=False)
-                    sent[0] += 1
+                frames = []
+                for _ in range(20):  # pipelined: twenty listings before reading one answer
+                    _cid, frame = conn.encode(3, 12, topics=None, allow_auto_topic_creation=False)
+                    frames.append(struct.pack(">i", len(frame)) + frame)
+                conn.sock.sendall(b"".join(frames))
+                sent[0] += 20
+                for _ in range(20):
+                    conn.read_frame()
         except Exception:
             time.sleep(0.05)
 
@@ -191,16 +198,15 @@ def test_rotating_client_ids_cannot_starve_the_engine_for_others(listing_gateway
     """Row 11: rotating client ids made every all-topics listing (300 topics) a cache miss of
     300 evaluations; the engine timed out and another principal's allowed requests were denied."""
     M = API_TABLE[3].request
-    timeouts = _metric(listing_gateway, 'gatekeeper_engine_errors_total{engine="embedded",kind="timeout"')
     stop, sent = threading.Event(), [0]
-    floods = [threading.Thread(target=_listing_flood, args=(listing_gateway, stop, sent), daemon=True) for _ in range(3)]
+    floods = [threading.Thread(target=_listing_flood, args=(listing_gateway, stop, sent), daemon=True) for _ in range(4)]
     for t in floods:
         t.start()
     outcomes = []
     try:
         time.sleep(1)
         with RawKafka(listing_gateway.bootstrap, client_id="steady") as conn:
-            for _ in range(30):
+            for _ in range(70):  # longer than the policy's 5 s ttl: a decision expires mid-flood
                 started = time.monotonic()
                 md = conn.request(3, 12, topics=[M.MetadataRequestTopic(name="allowed.t")], allow_auto_topic_creation=False)
                 outcomes.append((md.topics[0].error_code, time.monotonic() - started))
@@ -210,6 +216,6 @@ def test_rotating_client_ids_cannot_starve_the_engine_for_others(listing_gateway
         for t in floods:
             t.join(10)
     assert sent[0] > 20, "the flood ran"
-    assert [code for code, _ in outcomes] == [0] * 30, outcomes
+    assert [code for code, _ in outcomes] == [0] * 70, outcomes
     assert max(seconds for _, seconds in outcomes) < 2.0, outcomes
-    assert _metric(listing_gateway, 'gatekeeper_engine_errors_total{engine="embedded",kind="timeout"') == timeouts
+    # The flood itself may be shed (its own listings can time out); another principal's are not.

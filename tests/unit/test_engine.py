@@ -333,3 +333,35 @@ def test_the_shipped_library_is_cached_with_every_volatile_field_left_out(tmp_pa
     engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=0.25)
     result(engine.start())
     assert engine.cache_keeps == frozenset()
+
+
+def test_identical_inputs_in_flight_are_evaluated_once(tmp_path: Path) -> None:
+    """Single flight: callers asking for a key already being evaluated wait for that answer."""
+    from gatekeeper.api import Decision as _D
+
+    class _Held:
+        name = "held"
+        sources: Any = {}
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[list[Any], defer.Deferred[list[Any]]]] = []
+
+        def evaluate_many(self, inputs: Any) -> defer.Deferred[list[Any]]:
+            d: defer.Deferred[list[Any]] = defer.Deferred()
+            self.calls.append((list(inputs), d))
+            return d
+
+    reactor = MemoryReactorClock()
+    backend = _Held()
+    engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=5)  # type: ignore[arg-type]
+    engine.cache_keeps = frozenset()
+    first = engine.decide_many([_input("orders"), _input("payments")])
+    second = engine.decide_many([_input("orders")])
+    third = engine.decide_many([_input("orders"), _input("orders.eu")])
+    assert [len(inputs) for inputs, _ in backend.calls] == [2, 1]  # "orders" asked once
+    backend.calls[0][1].callback([{"action": "allow", "ttl": "30s"}, {"action": "deny", "reason": "no"}])
+    backend.calls[1][1].callback([{"action": "allow", "ttl": "30s"}])
+    assert [d.action for d in result(first)] == ["allow", "deny"]
+    waited = result(second)
+    assert [d.action for d in waited] == ["allow"] and isinstance(waited[0], _D)
+    assert [d.action for d in result(third)] == ["allow", "allow"]
