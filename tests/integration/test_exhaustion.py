@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,28 @@ def test_rotating_client_ids_cannot_starve_the_engine_for_others(listing_gateway
     assert [code for code, _ in outcomes] == [0] * 70, outcomes
     assert max(seconds for _, seconds in outcomes) < 2.0, outcomes
     # The flood itself may be shed (its own listings can time out); another principal's are not.
+
+
+def _cpu_seconds(gw: TwistdGateway) -> float:
+    import os
+
+    assert gw.proc is not None
+    fields = Path(f"/proc/{gw.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_made_up_topic_ids_cost_a_small_probe_each_not_a_full_listing(listing_gateway) -> None:
+    """Row 13: each Fetch naming a never-seen topic id made Gatekeeper fetch and decode the
+    metadata of every topic (300 requests: 1.5 s of its CPU with 300 topics)."""
+    F = API_TABLE[1].request
+    before = _cpu_seconds(listing_gateway)
+    with RawKafka(listing_gateway.bootstrap, client_id="ids") as conn:
+        for _ in range(300):
+            body = conn.request(1, 13, replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1024, isolation_level=0,
+                                session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
+                                topics=[F.FetchTopic(topic_id=uuid.uuid4(), partitions=[F.FetchTopic.FetchPartition(
+                                    partition=0, fetch_offset=0, partition_max_bytes=1024, log_start_offset=-1,
+                                    current_leader_epoch=-1, last_fetched_epoch=-1)])])
+            assert body.responses[0].partitions[0].error_code != 0  # the broker does not know it either
+    spent = _cpu_seconds(listing_gateway) - before
+    assert spent < 0.8, f"Gatekeeper spent {spent:.2f} s of CPU on 300 made-up topic ids"
