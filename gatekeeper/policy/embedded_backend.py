@@ -1,8 +1,7 @@
 """The ``embedded`` backend: Rego evaluated in-process, off the reactor thread.
 
 The evaluator (``gatekeeper.policy.embedded``) is used from one dedicated worker thread, so it
-never blocks the reactor and never needs to be thread-safe. Batches wait in a bounded queue,
-fair across principals; one whose caller timed out is dropped, not evaluated. A reload builds a new evaluator in
+never blocks the reactor and never needs to be thread-safe. A reload builds a new evaluator in
 that thread and swaps it in only if the policies load; otherwise the old one stays.
 """
 
@@ -13,22 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, threads
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from gatekeeper.policy.engine import IPolicyBackend
-from gatekeeper.policy.fairness import FairQueue, QueueFull
 from gatekeeper.policy.loading import read_data
 
 __all__ = ["EmbeddedBackend"]
-
-_MAX_WAITING_INPUTS = 20_000  # policy inputs waiting for the evaluator thread, all principals
 
 
 @implementer(IPolicyBackend)
 class EmbeddedBackend:
     name = "embedded"
+    concurrency = 1  # one evaluator thread: the engine hands it one batch at a time
 
     def __init__(self, policy_dir: Path, data_path: Path | None, decision_path: str, reactor: Any) -> None:
         self.policy_dir = policy_dir
@@ -38,8 +34,6 @@ class EmbeddedBackend:
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="gatekeeper-embedded-rego")
         self._evaluator: Any = None
         self._shutdown: Any = None
-        self.queue = FairQueue(max_inputs=_MAX_WAITING_INPUTS)
-        self._busy = False
 
     def start(self) -> defer.Deferred[None]:
         self.pool.start()
@@ -65,37 +59,7 @@ class EmbeddedBackend:
         self._evaluator = EmbeddedEvaluator.load(self.policy_dir, data, self.decision_path)
 
     def evaluate_many(self, inputs: Sequence[Mapping[str, Any]]) -> defer.Deferred[list[Any]]:
-        """Queued fairly per principal; evaluated one batch at a time on the evaluator thread."""
-        d: defer.Deferred[list[Any]] = defer.Deferred()
-        principal = inputs[0].get("principal", {}) if inputs else {}
-        key = (principal.get("sub"), principal.get("issuer")) if isinstance(principal, Mapping) else None
-        try:
-            self.queue.put(key, (list(inputs), d), len(inputs))
-        except QueueFull as e:
-            return defer.fail(e)
-        self._next()
-        return d
-
-    def _next(self) -> None:
-        if self._busy:
-            return
-        job = self.queue.take(abandoned=lambda job: job[1].called)  # a cancelled (timed-out) caller
-        if job is None:
-            return
-        inputs, d = job
-        self._busy = True
-
-        def done(result: Any) -> None:
-            self._busy = False
-            if d.called:
-                pass  # the caller gave up (timed out) while it was evaluated
-            elif isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
-            self._next()
-
-        threads.deferToThreadPool(self.reactor, self.pool, self._evaluate, inputs).addBoth(done)
+        return threads.deferToThreadPool(self.reactor, self.pool, self._evaluate, list(inputs))
 
     def _evaluate(self, inputs: list[Mapping[str, Any]]) -> list[Any]:
         from gatekeeper.policy.embedded import EvaluationError

@@ -25,6 +25,7 @@ from gatekeeper.api import Decision
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.cache import VOLATILE_FIELDS, DecisionCache, cache_key
 from gatekeeper.policy.decision import DecisionError, engine_failure, parse_decision
+from gatekeeper.policy.fairness import FairQueue, QueueFull
 from gatekeeper.policy.reads import PolicyReads, scan
 
 __all__ = ["AllowAllBackend", "IPolicyBackend", "PolicyEngine"]
@@ -70,6 +71,25 @@ class AllowAllBackend:
         return defer.succeed([{"action": "allow", "reason": "allow-all engine"}] * len(inputs))
 
 
+MAX_WAITING_INPUTS = 20_000  # policy inputs waiting for the backend, all principals
+
+
+class _Job:
+    """One batch in the fair queue: its inputs, the caller's Deferred, and the backend's once
+    under way (cancelled with the caller's)."""
+
+    __slots__ = ("batch", "done", "underway")
+
+    def __init__(self, batch: list[Mapping[str, Any]]) -> None:
+        self.batch = batch
+        self.done: defer.Deferred[list[Any]] = defer.Deferred()
+        self.underway: defer.Deferred[list[Any]] | None = None
+
+    def cancel(self, _: Any) -> None:
+        if self.underway is not None and not self.underway.called:
+            self.underway.cancel()
+
+
 class PolicyEngine:
     def __init__(self, backend: IPolicyBackend, cache: DecisionCache, metrics: Metrics, reactor: Any, timeout: float) -> None:
         self.backend = backend
@@ -82,6 +102,9 @@ class PolicyEngine:
         self.cache_keeps: frozenset[str] | None = None
         self._generation = 0  # bumped when a reload starts and ends: older answers are not cached
         self._inflight: dict[str, list[defer.Deferred[Decision]]] = {}  # key -> callers waiting on its evaluation
+        self._queue = FairQueue(max_inputs=MAX_WAITING_INPUTS)
+        self._running = 0  # batches the backend is evaluating
+        self._pumping = False
         self._reloading = False
 
     @property
@@ -172,10 +195,9 @@ class PolicyEngine:
             return self._with_shared(results, shared)
         generation = self._generation
         started = self.reactor.seconds()
-        try:
-            d = self.backend.evaluate_many([inputs[i] for i, _ in missing])
-        except Exception:
-            d = defer.fail()
+        principal = inputs[missing[0][0]].get("principal")
+        who = (principal.get("sub"), principal.get("issuer")) if isinstance(principal, Mapping) else None
+        d = self._scheduled(who, [inputs[i] for i, _ in missing])
         d.addTimeout(self.timeout, self.reactor)
 
         def answered(raws: list[Any]) -> list[Decision]:
@@ -219,6 +241,48 @@ class PolicyEngine:
         if shared:
             d.addCallback(lambda res: self._with_shared(res, shared))
         return d
+
+    def _scheduled(self, who: Any, batch: list[Mapping[str, Any]]) -> defer.Deferred[list[Any]]:
+        """``batch`` evaluated when its turn comes: batches wait per principal and are taken in
+        turn (one principal's flood waits behind itself), at most ``backend.concurrency`` at once;
+        a batch whose caller gave up (timed out) before its turn is never evaluated, and one
+        under way is cancelled; past the queue's bound, refused at once (and denied)."""
+        job = _Job(batch)
+        job.done = defer.Deferred(canceller=job.cancel)
+        try:
+            self._queue.put(who, job, len(batch))
+        except QueueFull as e:
+            return defer.fail(e)
+        self._pump()
+        return job.done
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._running < getattr(self.backend, "concurrency", 1):
+                job = self._queue.take(abandoned=lambda j: j.done.called)
+                if job is None:
+                    return
+                self._running += 1
+                try:
+                    job.underway = self.backend.evaluate_many(job.batch)
+                except Exception:
+                    job.underway = defer.fail()
+                job.underway.addBoth(self._finished, job)
+        finally:
+            self._pumping = False
+
+    def _finished(self, result: Any, job: _Job) -> None:
+        self._running -= 1
+        if not job.done.called:
+            if isinstance(result, Failure):
+                job.done.errback(result)
+            else:
+                job.done.callback(result)
+        # else the caller gave up (timed out): the answer, or failure, is dropped here
+        self._pump()
 
     def _release(self, key: str | None, decision: Decision) -> None:
         """Give ``decision`` to every caller waiting on ``key``'s evaluation."""

@@ -41,6 +41,7 @@ def _batch_module(decision_path: str) -> str:
 @implementer(IPolicyBackend)
 class OpaBackend:
     name = "opa"
+    concurrency = 16  # batches in flight to the OPA server at once
 
     def __init__(self, url: str, decision_path: str, policy_dir: Path | None, data_path: Path | None, reactor: Any) -> None:
         self.url = url.rstrip("/")

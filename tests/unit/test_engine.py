@@ -341,6 +341,7 @@ def test_identical_inputs_in_flight_are_evaluated_once(tmp_path: Path) -> None:
 
     class _Held:
         name = "held"
+        concurrency = 4
         sources: Any = {}
 
         def __init__(self) -> None:

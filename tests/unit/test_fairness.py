@@ -6,20 +6,25 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
 
-from gatekeeper.policy.embedded_backend import EmbeddedBackend
+from gatekeeper.metrics import Metrics
+from gatekeeper.policy.cache import DecisionCache
+from gatekeeper.policy.engine import PolicyEngine
 from gatekeeper.policy.fairness import FairQueue, QueueFull
 
 
-def test_keys_take_turns_and_abandoned_jobs_are_skipped() -> None:
+def test_the_key_served_least_recently_goes_next_and_abandoned_jobs_are_skipped() -> None:
     q = FairQueue(max_inputs=100)
-    for i in range(5):
+    q.put("flood", "flood-0", 1)
+    assert q.take() == "flood-0"  # served, its queue now empty
+    for i in range(1, 5):
         q.put("flood", f"flood-{i}", 1)
-    q.put("other", "other-0", 1)
-    q.put("flood", "flood-gone", 1)
-    order = [q.take(abandoned=lambda job: job == "flood-1") for _ in range(6)]
-    assert order == ["flood-0", "other-0", "flood-2", "flood-3", "flood-4", "flood-gone"]
-    assert q.take() is None and q.waiting == 0
+    q.put("other", "other-0", 1)  # arrives after the flood's next batches, still goes first
+    q.put("third", "third-0", 1)
+    order = [q.take(abandoned=lambda job: job == "flood-2") for _ in range(4)]
+    assert order == ["other-0", "third-0", "flood-1", "flood-3"]
+    assert q.take() == "flood-4" and q.take() is None and q.waiting == 0
 
 
 def test_the_queue_is_bounded() -> None:
@@ -30,56 +35,72 @@ def test_the_queue_is_bounded() -> None:
     q.put("b", "z", 1)
 
 
-class _HeldPool:
-    """The evaluator 'thread': holds each batch until the test releases it."""
+class _Held:
+    """A backend that holds each batch until the test answers it."""
 
-    started = joined = False
+    name = "held"
+    sources: Any = {}
 
-    def __init__(self) -> None:
-        self.held: list[tuple[Any, Any, tuple[Any, ...]]] = []
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.calls: list[tuple[list[Any], defer.Deferred[list[Any]]]] = []
 
-    def start(self) -> None:
-        self.started = True
+    def evaluate_many(self, inputs: Any) -> defer.Deferred[list[Any]]:
+        d: defer.Deferred[list[Any]] = defer.Deferred()
+        self.calls.append((list(inputs), d))
+        return d
 
-    def stop(self) -> None:
-        self.joined = True
-
-    def callInThreadWithCallback(self, on_result: Any, f: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802
-        self.held.append((on_result, f, args))
-
-    def release(self) -> list[str]:
-        on_result, f, args = self.held.pop(0)
-        on_result(True, [i["principal"]["sub"] for i in args[0]])
-        return args[0]
+    def answer(self) -> str:
+        inputs, d = self.calls.pop(0)
+        d.callback([{"action": "allow", "ttl": "0s"}] * len(inputs))
+        return str(inputs[0]["principal"]["sub"])
 
 
-class _Reactor:
-    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802
-        f(*args, **kwargs)
+def _input(sub: str, n: int) -> dict[str, Any]:
+    return {"principal": {"sub": sub, "issuer": "idp"}, "operation": "produce", "resource": {"type": "topic", "name": f"t{n}"}}
 
 
-def _input(sub: str) -> dict[str, Any]:
-    return {"principal": {"sub": sub, "issuer": "idp"}, "operation": "produce"}
+def _engine(concurrency: int, timeout: float = 5) -> tuple[PolicyEngine, _Held, MemoryReactorClock]:
+    reactor = MemoryReactorClock()
+    backend = _Held(concurrency)
+    engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=timeout)  # type: ignore[arg-type]
+    engine.cache_keeps = frozenset()
+    return engine, backend, reactor
 
 
-def test_one_principals_flood_waits_behind_itself_and_timed_out_work_is_dropped() -> None:
-    backend = EmbeddedBackend.__new__(EmbeddedBackend)
-    backend.reactor = _Reactor()
-    backend.pool = _HeldPool()  # type: ignore[assignment]
-    backend.queue = FairQueue(max_inputs=1000)
-    backend._busy = False
-    backend._evaluate = lambda inputs: inputs  # type: ignore[method-assign]
-    floods = [backend.evaluate_many([_input("flood")]) for _ in range(50)]
-    other = backend.evaluate_many([_input("other")])
-    floods[1].cancel()  # its caller timed out while it waited
+def test_one_principals_flood_waits_behind_itself() -> None:
+    engine, backend, _ = _engine(concurrency=1)
+    floods = [engine.decide_many([_input("flood", n)]) for n in range(50)]
+    other = engine.decide_many([_input("other", 0)])
     order = []
-    while backend.pool.held:
-        order.append(backend.pool.release()[0]["principal"]["sub"])
-    assert order[:2] == ["flood", "other"]  # the other principal is next, not 50th
-    assert len(order) == 50  # the cancelled batch was never evaluated
-    got: list[Any] = []
-    other.addCallback(got.append)
-    assert got == [["other"]]
-    failures: list[Any] = []
-    floods[1].addErrback(failures.append)
-    assert failures and failures[0].check(defer.CancelledError)
+    while backend.calls:
+        order.append(backend.answer())
+    assert order[:2] == ["flood", "other"]  # the other principal is next, not 51st
+    assert all(d.called for d in [*floods, other])
+
+
+def test_a_batch_whose_caller_gave_up_is_never_evaluated() -> None:
+    engine, backend, _ = _engine(concurrency=1)
+    first = engine.decide_many([_input("a", 1)])  # under way
+    second = engine.decide_many([_input("a", 2)])  # waiting
+    second.cancel()  # its caller gave up: denied, fail closed
+    out: list[Any] = []
+    second.addCallback(out.append)
+    assert out and out[0][0].action == "deny"
+    backend.answer()
+    assert first.called and backend.calls == []  # "t2" was dropped, never evaluated
+    engine.decide_many([_input("a", 3)])
+    assert [inputs[0]["resource"]["name"] for inputs, _ in backend.calls] == ["t3"]
+
+
+def test_a_batch_that_times_out_under_way_is_cancelled_and_frees_its_turn() -> None:
+    engine, backend, reactor = _engine(concurrency=1, timeout=1)
+    first = engine.decide_many([_input("a", 1)])
+    reactor.advance(2)
+    out: list[Any] = []
+    first.addCallback(out.append)
+    assert out and "did not answer" in out[0][0].reason
+    assert backend.calls[0][1].called  # the backend's work was cancelled
+    backend.calls.clear()
+    engine.decide_many([_input("b", 1)])
+    assert len(backend.calls) == 1  # the next batch goes at once
