@@ -249,3 +249,17 @@ def test_made_up_topic_ids_cost_a_small_probe_each_not_a_full_listing(listing_ga
             assert body.responses[0].partitions[0].error_code != 0  # the broker does not know it either
     spent = _cpu_seconds(listing_gateway) - before
     assert spent < 0.8, f"Gatekeeper spent {spent:.2f} s of CPU on 300 made-up topic ids"
+
+
+def test_java_clients_log_in_and_round_trip_through_a_listener_that_requires_it(login_gateway, kafka_broker) -> None:
+    """Kafka's Java tools through the login listener: ApiVersions before login is answered from
+    the last broker answer (no broker connection until login), and everything still works."""
+    from harness import javatools
+
+    kafka_broker.create_topic("java.login")
+    token = login_gateway.idp.token(sub="svc-java", groups=(), lifetime=600)
+    sasl = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.jaas.config": f'org.apache.kafka.common.security.plain.PlainLoginModule required username="java" password="{token}";'}
+    javatools.console_produce(login_gateway.bootstrap, "java.login", ["one", "two", "three"], properties=sasl)
+    got = javatools.console_consume(login_gateway.bootstrap, "java.login", max_messages=3, properties=sasl)
+    assert [r.value for r in got] == ["one", "two", "three"]
