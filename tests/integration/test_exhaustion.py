@@ -239,7 +239,7 @@ def test_made_up_topic_ids_cost_a_small_probe_each_not_a_full_listing(listing_ga
     metadata of every topic (300 requests: 1.5 s of its CPU with 300 topics)."""
     F = API_TABLE[1].request
     before = _cpu_seconds(listing_gateway)
-    with RawKafka(listing_gateway.bootstrap, client_id="ids") as conn:
+    with RawKafka(listing_gateway.bootstrap, client_id="steady") as conn:  # platform: may consume, so forwarded
         for _ in range(300):
             body = conn.request(1, 13, replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1024, isolation_level=0,
                                 session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
