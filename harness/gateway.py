@@ -117,6 +117,19 @@ class TwistdGateway:
         self.stop()
         raise RuntimeError(f"twistd gatekeeper did not listen within {timeout}s\n{self.log_tail()}")
 
+    def metric(self, prefix: str) -> float:
+        """The sum of the /metrics series whose line starts with ``prefix``."""
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://{LOOPBACK}:{self.ports.admin_port}/metrics", timeout=10).read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+    def cpu_seconds(self) -> float:
+        """The twistd process's CPU time (user + system), from /proc."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         """The twistd process's resident memory, from /proc."""
         assert self.proc is not None

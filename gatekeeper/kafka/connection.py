@@ -300,6 +300,9 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             self.s.metrics.inc("gatekeeper_rejected_total", reason="gateway_identity")
             self._decided(entry, ops, inputs, [Decision("deny", reason=refusal)] * len(inputs))
             return
+        if not inputs:  # a request naming nothing: nothing to ask the engine (plan answers it)
+            self._decided(entry, ops, inputs, [])
+            return
         self._ask(inputs, lambda decisions: self._decided(entry, ops, inputs, decisions))
 
     def _inputs(self, request: DecodedRequest, ops: list[Operation]) -> list[dict[str, Any]]:

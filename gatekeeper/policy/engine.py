@@ -82,7 +82,7 @@ class _Job:
 
     def __init__(self, batch: list[Mapping[str, Any]]) -> None:
         self.batch = batch
-        self.done: defer.Deferred[list[Any]] = defer.Deferred()
+        self.done: defer.Deferred[list[Any]] = defer.Deferred(canceller=self.cancel)
         self.underway: defer.Deferred[list[Any]] | None = None
 
     def cancel(self, _: Any) -> None:
@@ -248,7 +248,6 @@ class PolicyEngine:
         a batch whose caller gave up (timed out) before its turn is never evaluated, and one
         under way is cancelled; past the queue's bound, refused at once (and denied)."""
         job = _Job(batch)
-        job.done = defer.Deferred(canceller=job.cancel)
         try:
             self._queue.put(who, job, len(batch))
         except QueueFull as e:

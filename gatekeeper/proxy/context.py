@@ -14,7 +14,6 @@ __all__ = ["ProxyContext"]
 class ProxyContext:
     adapters: Mapping[str, Any]  # protocol name -> loaded adapter (``listeners[].protocol``)
     engine: Any  # the policy engine: decide_many(inputs) -> Deferred[list[Decision]]
-    metrics: Any
     clock: Any  # IReactorTime: callLater for the connection core's timers
     connect: Callable[[Any, Any], Any]  # (target, protocol) -> Deferred[protocol], connected
     opened: Callable[[Any], str | None]  # a client connection was accepted: a reason to refuse it, or None

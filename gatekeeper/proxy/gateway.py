@@ -73,7 +73,7 @@ class Gateway:
             cid: Principal(sub=p["sub"], groups=tuple(p.get("groups", ())), mechanism="CLIENT_ID")
             for cid, p in config.identity.client_id_principals.items()
         }
-        self.connections: set[ClientProtocol] = set()
+        self.connections: dict[ClientProtocol, tuple[str, str]] = {}  # accepted: (listener, source address)
         self._per_listener: dict[str, int] = {}
         self._per_address: dict[str, int] = {}
         self._limit_log = LogSampler(10.0)
@@ -90,7 +90,7 @@ class Gateway:
         )
         self.adapters = {name: load(ADAPTERS, name)(services) for name in sorted({lst.protocol for lst in config.listeners})}
         self.context = ProxyContext(
-            adapters=self.adapters, engine=self.engine, metrics=self.metrics, clock=reactor,
+            adapters=self.adapters, engine=self.engine, clock=reactor,
             connect=self.connect_upstream, opened=self.connection_opened, closed=self.connection_closed,
         )
 
@@ -203,7 +203,7 @@ class Gateway:
                 log.warn("refused a connection from {address} on listener {listener}: {why}{more}", address=address,
                          listener=listener, why=refusal, more=f" ({held} more since the last such line)" if held else "")
             return refusal
-        self.connections.add(conn)
+        self.connections[conn] = (listener, address)
         self._per_listener[listener] = self._per_listener.get(listener, 0) + 1
         self._per_address[address] = self._per_address.get(address, 0) + 1
         self.metrics.inc("gatekeeper_connections_total", listener=listener)
@@ -211,11 +211,10 @@ class Gateway:
         return None
 
     def connection_closed(self, conn: ClientProtocol) -> None:
-        if conn not in self.connections:
+        counted = self.connections.pop(conn, None)
+        if counted is None:
             return  # refused when it opened: never counted
-        self.connections.discard(conn)
-        listener = conn.listener.name
-        address = str(getattr(conn.transport.getPeer(), "host", "?"))  # type: ignore[union-attr]
+        listener, address = counted
         for counts, key in ((self._per_listener, listener), (self._per_address, address)):
             counts[key] -= 1
             if counts[key] <= 0:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +115,6 @@ def matrix(kafka_broker, tmp_path_factory) -> Any:
         (tmp_path_factory.getbasetemp() / "denial-matrix.md").write_text("\n".join(table) + "\n")
 
 
-def _metric_sum(gw: TwistdGateway, prefix: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{gw.ports.admin_port}/metrics", timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
-
-
 def broker_state(bootstrap: str) -> dict[str, Any]:
     """What a refused client could have changed, read directly from the broker."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -151,11 +145,11 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
 def test_denial_cell(matrix, kafka_broker, family: str, cell: str) -> None:
     gw, rows = matrix
     before = broker_state(kafka_broker.bootstrap)
-    denied_before = _metric_sum(gw, 'gatekeeper_decisions_total{action="deny"')
-    closed_before = _metric_sum(gw, 'gatekeeper_rejected_total{reason="policy"')
+    denied_before = gw.metric('gatekeeper_decisions_total{action="deny"')
+    closed_before = gw.metric('gatekeeper_rejected_total{reason="policy"')
     out = FAMILIES[family](gw.bootstrap, cell, WINDOW)
     time.sleep(0.5)  # let the last requests of a client that closed reach the metrics
-    denied = _metric_sum(gw, 'gatekeeper_decisions_total{action="deny"') - denied_before
+    denied = gw.metric('gatekeeper_decisions_total{action="deny"') - denied_before
     after = broker_state(kafka_broker.bootstrap)
     written = _changes(before, after)
     rows.append({"cell": cell, "family": family, "error": out["error"], "written": written, "denied": denied})
@@ -171,4 +165,4 @@ def test_denial_cell(matrix, kafka_broker, family: str, cell: str) -> None:
     if cell == "consume-mixed":
         assert out["records"] == ALLOWED_RECORDS, out
     if cell == "produce-acks0":
-        assert _metric_sum(gw, 'gatekeeper_rejected_total{reason="policy"') > closed_before, "acks=0 deny closes"
+        assert gw.metric('gatekeeper_rejected_total{reason="policy"') > closed_before, "acks=0 deny closes"

@@ -8,7 +8,6 @@ import socket
 import struct
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,6 @@ def login_gateway(kafka_broker, tmp_path_factory) -> Any:
                        auth={"mechanisms": ["PLAIN", "OAUTHBEARER"], "required": True}) as gw:
         gw.idp = idp  # type: ignore[attr-defined]
         yield gw
-
-
-def _metric(gw: TwistdGateway, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{gw.ports.admin_port}/metrics", timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 def _connect(gw: TwistdGateway) -> socket.socket:
@@ -92,10 +86,10 @@ def test_big_frames_before_login_are_refused_without_being_buffered(login_gatewa
 def test_idle_unauthenticated_connections_open_no_broker_connection_and_are_closed(login_gateway) -> None:
     """Row 12: 300 idle TCP connections opened (and SCRAM-authenticated) 300 broker connections
     and were never closed."""
-    opened = _metric(login_gateway, "gatekeeper_upstream_connections_total")
+    opened = login_gateway.metric("gatekeeper_upstream_connections_total")
     sockets = [_connect(login_gateway) for _ in range(60)]
     time.sleep(0.5)
-    assert _metric(login_gateway, "gatekeeper_upstream_connections_total") == opened
+    assert login_gateway.metric("gatekeeper_upstream_connections_total") == opened
     assert all(_closed_within(s, 6) for s in sockets), "not closed after limits.authentication_timeout"
     for s in sockets:
         s.close()
@@ -107,7 +101,7 @@ def test_connections_from_one_address_are_capped(login_gateway) -> None:
     for s in sockets:
         s.close()
     assert refused >= 20, f"{refused} of 100 connections refused with max_connections_per_address 80"
-    assert _metric(login_gateway, 'gatekeeper_rejected_total{reason="connection_limit"') >= 20
+    assert login_gateway.metric('gatekeeper_rejected_total{reason="connection_limit"') >= 20
 
 
 def _flood(gw: TwistdGateway, token: str, count: int, stop: threading.Event) -> None:
@@ -226,19 +220,11 @@ def test_rotating_client_ids_cannot_starve_the_engine_for_others(listing_gateway
     # The flood itself may be shed (its own listings can time out); another principal's are not.
 
 
-def _cpu_seconds(gw: TwistdGateway) -> float:
-    import os
-
-    assert gw.proc is not None
-    fields = Path(f"/proc/{gw.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_made_up_topic_ids_cost_a_small_probe_each_not_a_full_listing(listing_gateway) -> None:
     """Row 13: each Fetch naming a never-seen topic id made Gatekeeper fetch and decode the
     metadata of every topic (300 requests: 1.5 s of its CPU with 300 topics)."""
     F = API_TABLE[1].request
-    before = _cpu_seconds(listing_gateway)
+    before = listing_gateway.cpu_seconds()
     with RawKafka(listing_gateway.bootstrap, client_id="steady") as conn:  # platform: may consume, so forwarded
         for _ in range(300):
             body = conn.request(1, 13, replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1024, isolation_level=0,
@@ -247,7 +233,7 @@ def test_made_up_topic_ids_cost_a_small_probe_each_not_a_full_listing(listing_ga
                                     partition=0, fetch_offset=0, partition_max_bytes=1024, log_start_offset=-1,
                                     current_leader_epoch=-1, last_fetched_epoch=-1)])])
             assert body.responses[0].partitions[0].error_code != 0  # the broker does not know it either
-    spent = _cpu_seconds(listing_gateway) - before
+    spent = listing_gateway.cpu_seconds() - before
     # Measured: 0.26 s; with a full listing per probe (the previous behaviour) 0.89 s here, 1.5 s in the review.
     assert spent < 0.6, f"Gatekeeper spent {spent:.2f} s of CPU on 300 made-up topic ids"
 
