@@ -33,7 +33,7 @@ def parse_decision(raw: Any) -> Decision:
     if errors:
         e = errors[0]
         where = "/".join(map(str, e.absolute_path)) or "decision"
-        raise DecisionError(f"malformed decision at {where}: {e.message}")
+        raise DecisionError(f"malformed decision at {where}: {_message(e)}")
     ttl = raw.get("ttl")
     return Decision(
         action=raw["action"],
@@ -43,6 +43,16 @@ def parse_decision(raw: Any) -> Decision:
         ttl=parse_duration(ttl) if ttl else None,
         error=raw.get("error", "authorization"),
     )
+
+
+def _message(e: jsonschema.ValidationError) -> str:
+    """What was wrong, in words a policy author acts on (jsonschema's own for most errors)."""
+    if e.validator == "oneOf" and "masker" in e.schema.get("required", ()):
+        named = [k for k in ("field", "detector") if isinstance(e.instance, dict) and k in e.instance]
+        return f"a mask item names exactly one of field or detector, this one names {' and '.join(named) or 'neither'}"
+    if e.validator == "maxItems" and isinstance(e.instance, list):
+        return f"{len(e.instance)} items, more than the {e.validator_value} allowed"
+    return e.message
 
 
 def engine_failure(reason: str) -> Decision:

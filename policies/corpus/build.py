@@ -94,6 +94,9 @@ class Corpus:
     def violation(self, reason: str) -> dict[str, Any]:
         return {"action": "deny", "error": "policy_violation", "reason": reason, "ttl": self.ttl}
 
+    def mask(self, reason: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"action": "mask", "mask": items, "reason": reason, "ttl": self.ttl}
+
     def case(self, name: str, expected: dict[str, Any], op: str, rtype: str, rname: str,
              who: tuple[str, list[str] | None], **overrides: Any) -> None:
         assert name not in {c["name"] for c in self.cases}, name
@@ -504,9 +507,231 @@ def immutable_topics() -> Corpus:
     return c
 
 
+# Mask items (decision.schema.json) used by the masking corpora.
+CARD_LAST4 = {"field": "$.payment.card_number", "masker": "last4"}
+SSN_REDACTED = {"field": "$..ssn", "masker": "redact"}
+EMAIL_HASHED = {"detector": "email", "masker": "hash"}
+RAW_CARDS = {"detector": "credit_card", "masker": "last4", "on_error": "deny"}
+ORDERS_MASK = [CARD_LAST4, SSN_REDACTED, EMAIL_HASHED]
+PHONE_REDACTED = {"field": "$.customer.phone", "masker": "redact", "in": "value", "on_error": "pass"}
+# Every shape an item may take, passed through as written.
+EVERY_ITEM_SHAPE = [
+    {"field": "$.items[*].card", "masker": "last4", "options": {"keep": 4}},
+    {"field": "$.items[0].card", "masker": "redact"},
+    {"field": "$", "masker": "hash", "in": "key", "on_error": "redact_value"},
+    {"detector": "email", "masker": "hash", "in": "header:customer-*", "on_error": "pass"},
+    {"detector": "ssn", "masker": "redact", "in": "header:x-ssn", "options": {}},
+]
+ORDERS_PII_REASON = "outside orders-owners, card numbers show their last 4 digits, SSNs are redacted and e-mail addresses hashed"
+
+MASKING_CONFIG = {"gatekeeper_config": {
+    "grants": [
+        {"principals": {"groups": ["analytics-readers", "orders-owners"]}, "resources": {"type": "topic", "patterns": ["orders", "orders.*"]},
+         "operations": ["consume", "describe_topic"]},
+        {"principals": {"groups": ["orders-writers"]}, "resources": {"type": "topic", "patterns": ["orders", "orders.*"]}, "operations": ["produce"]},
+        {"principals": {"groups": ["payments-writers"]}, "resources": {"type": "topic", "patterns": ["payments.*"]},
+         "operations": ["produce", "consume"]},
+        {"principals": {"groups": ["contractors"]}, "resources": {"type": "topic", "patterns": ["public.**"]}, "operations": ["produce", "consume"]},
+        {"principals": {"groups": ["platform"]}, "resources": {"type": "topic", "patterns": ["**"]}, "operations": ["*"]},
+    ],
+    "masking": [
+        {"name": "orders-pii", "reason": ORDERS_PII_REASON, "topics": ["orders", "orders.*"], "exempt": {"groups": ["orders-owners"]},
+         "direction": "consume", "mask": ORDERS_MASK},
+        {"name": "payments-no-raw-cards", "topics": ["payments.*"], "direction": "produce", "mask": [RAW_CARDS]},
+        {"topics": ["public.**"], "principals": {"groups": ["contractors"]}, "direction": "both", "mask": [EMAIL_HASHED]},
+        {"name": "orders-audit", "reason": "the auditor reads no phone numbers", "topics": ["orders"],
+         "principals": {"subs": ["svc-auditor"]}, "direction": "both", "mask": [PHONE_REDACTED]},
+        # Entries that name no topic: ignored.
+        "orders-pii",
+        {"topics": "orders", "direction": "consume", "mask": [CARD_LAST4]},
+        {"topics": [7, None], "direction": "consume", "mask": [CARD_LAST4]},
+        {"direction": "both", "mask": [CARD_LAST4]},
+        # Names hr.* but is malformed: produce and consume of hr.* are denied until it is fixed.
+        {"name": "hr-pii", "topics": ["hr.*"], "direction": "consumer", "mask": [SSN_REDACTED]},
+        {"name": "hr-salaries", "topics": ["hr.salaries"], "direction": "consume", "mask": [{"field": "salary", "masker": "redact"}]},
+        # More mask items than a decision carries.
+        {"name": "bulk", "topics": ["bulk"], "direction": "both", "mask": [{"field": f"$.f{n}", "masker": "redact"} for n in range(65)]},
+        {"name": "events", "topics": ["events.*"], "direction": "consume", "mask": EVERY_ITEM_SHAPE},
+    ],
+}}
+
+
+def default_library_masking() -> Corpus:
+    """The default library's masking rules (data.gatekeeper_config.masking), given inline."""
+    c = Corpus("default_library_masking", "gatekeeper/decision", MASKING_CONFIG, "5s")
+    a, d, m = c.allow, c.deny, c.mask
+    analyst = ("svc-analytics", ["analytics-readers"])
+    owner = ("svc-billing", ["orders-owners"])
+    auditor = ("svc-auditor", ["analytics-readers"])
+    writer = ("svc-orders", ["orders-writers"])
+    payer = ("svc-payments", ["payments-writers"])
+    contractor = ("alex", ["contractors"])
+    ops = ("ops", ["platform"])
+    pii = f'masked by masking rule "orders-pii": {ORDERS_PII_REASON}'
+
+    def fault(rule: str, topic: str, problem: str, op: str) -> str:
+        return f'masking rule "{rule}" names topic "{topic}" but {problem}: {op} is denied until the rule is fixed (policies/README.md, Masking)'
+
+    c.case("non-owner-consume-masked", m(f'grant 0 allows consume on topic "orders"; {pii}', ORDERS_MASK), "consume", "topic", "orders", analyst)
+    c.case("non-owner-consume-child-topic-masked", m(f'grant 0 allows consume on topic "orders.eu"; {pii}', ORDERS_MASK),
+           "consume", "topic", "orders.eu", analyst)
+    c.case("owner-consumes-raw", a('grant 0 allows consume on topic "orders.eu"'), "consume", "topic", "orders.eu", owner)
+    c.case("owner-near-miss-group-masked", m(f'grant 0 allows consume on topic "orders"; {pii}', ORDERS_MASK),
+           "consume", "topic", "orders", ("svc-billing", ["analytics-readers", "orders-owners-eu"]))
+    c.case("platform-is-no-owner", m(f'grant 4 allows consume on topic "orders"; {pii}', ORDERS_MASK), "consume", "topic", "orders", ops)
+    c.case("masking-topic-near-miss", a('grant 4 allows consume on topic "orders.eu.x"'), "consume", "topic", "orders.eu.x", ops)
+    c.case("consume-direction-leaves-produce-raw", a('grant 1 allows produce on topic "orders"'), "produce", "topic", "orders", writer)
+    c.case("other-operations-are-not-masked", a('grant 0 allows describe_topic on topic "orders"'), "describe_topic", "topic", "orders", analyst)
+    c.case("merged-in-data-order",
+           m(f'grant 0 allows consume on topic "orders"; {pii}; masking rule "orders-audit": the auditor reads no phone numbers',
+             [*ORDERS_MASK, PHONE_REDACTED]),
+           "consume", "topic", "orders", auditor)
+    c.case("owner-exempt-from-one-rule-only",
+           m('grant 0 allows consume on topic "orders"; masked by masking rule "orders-audit": the auditor reads no phone numbers',
+             [PHONE_REDACTED]),
+           "consume", "topic", "orders", ("svc-auditor", ["orders-owners"]))
+    c.case("produce-direction-masks-writes", m('grant 2 allows produce on topic "payments.settled"; masked by masking rule "payments-no-raw-cards"',
+                                               [RAW_CARDS]),
+           "produce", "topic", "payments.settled", payer)
+    c.case("produce-direction-leaves-consume-raw", a('grant 2 allows consume on topic "payments.settled"'), "consume", "topic", "payments.settled", payer)
+    c.case("both-directions-produce", m('grant 3 allows produce on topic "public.news"; masked by masking rule 2', [EMAIL_HASHED]),
+           "produce", "topic", "public.news", contractor)
+    c.case("both-directions-consume", m('grant 3 allows consume on topic "public.news.eu"; masked by masking rule 2', [EMAIL_HASHED]),
+           "consume", "topic", "public.news.eu", contractor)
+    c.case("rule-principals-narrow-it", a('grant 4 allows consume on topic "public.news"'), "consume", "topic", "public.news", ops)
+    c.case("denied-stays-denied", d(no_grant("consume", "topic", "orders", *writer)), "consume", "topic", "orders", writer)
+    c.case("denied-produce-stays-denied", d(no_grant("produce", "topic", "payments.settled", "anonymous", [])),
+           "produce", "topic", "payments.settled", ANONYMOUS)
+    c.case("malformed-rule-denies-consume", d(fault("hr-pii", "hr.payroll", 'its direction is not "produce", "consume" or "both"', "consume")),
+           "consume", "topic", "hr.payroll", ops)
+    c.case("malformed-rule-denies-produce", d(fault("hr-pii", "hr.payroll", 'its direction is not "produce", "consume" or "both"', "produce")),
+           "produce", "topic", "hr.payroll", ops)
+    c.case("malformed-item-denies", d(fault("hr-pii", "hr.salaries", 'its direction is not "produce", "consume" or "both"', "consume")),
+           "consume", "topic", "hr.salaries", ops)
+    c.case("malformed-rule-leaves-other-operations", a('grant 4 allows describe_topic on topic "hr.payroll"'),
+           "describe_topic", "topic", "hr.payroll", ops)
+    c.case("malformed-rule-denial-keeps-its-reason", d(no_grant("consume", "topic", "hr.payroll", *analyst)), "consume", "topic", "hr.payroll", analyst)
+    c.case("too-many-mask-items",
+           d('masking rules give 65 mask items for produce on topic "bulk", more than the 64 a decision may carry'),
+           "produce", "topic", "bulk", ops)
+    c.case("every-item-shape", m('grant 4 allows consume on topic "events.clicks"; masked by masking rule "events"', EVERY_ITEM_SHAPE),
+           "consume", "topic", "events.clicks", ops)
+    grant = {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T08:30:00+01:00"}
+    c.case("time-boxed-grant-mask-ttl-ends-with-the-grant",
+           {**m(f'time-boxed grant for consume on topic "orders" until 2026-11-23T08:30:00+01:00; {pii}', ORDERS_MASK), "ttl": "1250ms"},
+           "consume", "topic", "orders", ("svc-y", ["oncall"]), grants=[grant], time="2026-11-23T07:29:58.75Z")
+    hr_grant = {**grant, "resource": {"type": "topic", "name": "hr.payroll"}}
+    c.case("time-boxed-grant-malformed-rule-denial-ends-with-the-grant",
+           {**d(fault("hr-pii", "hr.payroll", 'its direction is not "produce", "consume" or "both"', "consume")), "ttl": "250ms"},
+           "consume", "topic", "hr.payroll", ("svc-y", ["oncall"]), grants=[hr_grant], time="2026-11-23T07:29:59.75Z")
+    return c
+
+
+def default_library_masking_malformed() -> Corpus:
+    """A malformed mask item in a rule naming the topic, each kind (the library type-checks each)."""
+    bad_items = [
+        ("not-an-object", "last4", "is not an object"),
+        ("field-and-detector", {"field": "$.card", "detector": "credit_card", "masker": "last4"}, "names both a field and a detector"),
+        ("neither", {"masker": "last4"}, "names neither a field nor a detector"),
+        ("field-not-a-path", {"field": "payment.card", "masker": "last4"}, 'has a field that is not a JSONPath starting with "$"'),
+        ("field-not-a-string", {"field": ["$.card"], "masker": "last4"}, 'has a field that is not a JSONPath starting with "$"'),
+        ("detector-empty", {"detector": "", "masker": "last4"}, "has a detector that is not a name"),
+        ("detector-not-a-string", {"detector": 7, "masker": "last4"}, "has a detector that is not a name"),
+        ("masker-missing", {"field": "$.card"}, "has a masker that is not a name"),
+        ("masker-not-a-string", {"field": "$.card", "masker": {"name": "last4"}}, "has a masker that is not a name"),
+        ("options-not-an-object", {"field": "$.card", "masker": "last4", "options": [4]}, "has options that are not an object"),
+        ("in-unknown", {"field": "$.card", "masker": "last4", "in": "body"}, 'has an "in" that is not value, key or header:<name>'),
+        ("in-header-without-name", {"field": "$.card", "masker": "last4", "in": "header:"}, 'has an "in" that is not value, key or header:<name>'),
+        ("in-not-a-string", {"field": "$.card", "masker": "last4", "in": None}, 'has an "in" that is not value, key or header:<name>'),
+        ("on-error-unknown", {"field": "$.card", "masker": "last4", "on_error": "skip"}, "has an on_error that is not deny, redact_value or pass"),
+        ("unknown-key", {"field": "$.card", "masker": "last4", "part": "key"}, "has keys it does not know (part)"),
+    ]
+    bad_rules = [
+        ("unknown-rule-key", {"owners": {"groups": ["orders-owners"]}}, "has keys it does not know (owners)"),
+        ("direction-missing", {"direction": None}, 'its direction is not "produce", "consume" or "both"'),
+        ("principals-list", {"principals": ["platform"]}, 'its principals are neither "*" nor {"groups": [...], "subs": [...]}'),
+        ("exempt-group-string", {"exempt": {"groups": "orders-owners"}}, 'its exempt is neither "*" nor {"groups": [...], "subs": [...]}'),
+        ("mask-empty", {"mask": []}, "its mask is empty"),
+        ("mask-object", {"mask": CARD_LAST4}, "its mask is not a list of mask items"),
+        ("reason-not-a-string", {"reason": 7}, "its reason is not a string"),
+    ]
+    rules: list[Any] = [{"name": f"item-{name}", "topics": [f"items.{name}"], "direction": "both", "mask": [CARD_LAST4, item]}
+                        for name, item, _ in bad_items]
+    for name, change, _ in bad_rules:
+        rule = {"name": f"rule-{name}", "topics": [f"rules.{name}"], "direction": "consume", "mask": [CARD_LAST4], **change}
+        rules.append({k: v for k, v in rule.items() if v is not None})
+    config = {"gatekeeper_config": {
+        "grants": [{"principals": "*", "resources": {"type": "topic", "patterns": ["**"]}, "operations": ["produce", "consume"]}],
+        "masking": rules,
+    }}
+    c = Corpus("default_library_masking_malformed", "gatekeeper/decision", config, "5s")
+    who = ("svc", [])
+    for name, _, problem in bad_items:
+        topic = f"items.{name}"
+        c.case(f"item-{name}", c.deny(f'masking rule "item-{name}" names topic "{topic}" but its mask item 1 {problem}: consume is denied until '
+                                      "the rule is fixed (policies/README.md, Masking)"), "consume", "topic", topic, who)
+    for name, _, problem in bad_rules:
+        topic = f"rules.{name}"
+        c.case(f"rule-{name}", c.deny(f'masking rule "rule-{name}" names topic "{topic}" but {problem}: produce is denied until '
+                                      "the rule is fixed (policies/README.md, Masking)"), "produce", "topic", topic, who)
+    c.case("unrelated-topic-is-not-masked", c.allow('grant 0 allows consume on topic "items"'), "consume", "topic", "items", who)
+    return c
+
+
+def pii_masking() -> Corpus:
+    """The PII masking example in front of the library with the shipped data (which masks nothing)."""
+    c = Corpus("pii_masking", "gatekeeper/examples/pii_masking/decision", "policies/data.json", "5s")
+    a, d, m = c.allow, c.deny, c.mask
+    analyst = ("svc-analytics", ["analytics-readers"])
+    ops = ("ops", ["platform"])
+    pii = ("carries PII: outside orders-owners, card numbers show their last 4 digits, SSNs are redacted and e-mail addresses hashed")
+    c.case("analyst-reads-orders-masked", m(f'grant 1 allows consume on topic "orders"; topic "orders" {pii}', ORDERS_MASK),
+           "consume", "topic", "orders", analyst)
+    c.case("analyst-reads-child-topic-masked", m(f'grant 1 allows consume on topic "orders.eu"; topic "orders.eu" {pii}', ORDERS_MASK),
+           "consume", "topic", "orders.eu", analyst)
+    c.case("owner-reads-raw", a('grant 1 allows consume on topic "orders"'), "consume", "topic", "orders",
+           ("svc-billing", ["analytics-readers", "orders-owners"]))
+    c.case("platform-reads-masked", m(f'grant 4 allows consume on topic "orders"; topic "orders" {pii}', ORDERS_MASK),
+           "consume", "topic", "orders", ops)
+    c.case("writer-writes-orders-raw", a('grant 0 allows produce on topic "orders"'), "produce", "topic", "orders", ("svc-orders", ["orders-writers"]))
+    c.case("denied-read-stays-denied", d(no_grant("consume", "topic", "orders", "svc-orders", ["orders-writers"])),
+           "consume", "topic", "orders", ("svc-orders", ["orders-writers"]))
+    c.case("near-miss-topic-is-library", d(no_grant("consume", "topic", "orders-x", *analyst)), "consume", "topic", "orders-x", analyst)
+    c.case("payments-write-masked",
+           m('grant 4 allows produce on topic "payments.settled"; no raw card number is written to topic "payments.settled": '
+             "card numbers keep their last 4 digits", [RAW_CARDS]),
+           "produce", "topic", "payments.settled", ops)
+    c.case("payments-read-raw", a('grant 4 allows consume on topic "payments.settled"'), "consume", "topic", "payments.settled", ops)
+    c.case("payments-near-miss-raw", a('grant 4 allows produce on topic "payments"'), "produce", "topic", "payments", ops)
+    c.case("denied-write-stays-denied", d(no_grant("produce", "topic", "payments.settled", *analyst)),
+           "produce", "topic", "payments.settled", analyst)
+    c.case("groups-are-the-librarys", a('grant 2 allows join_group on group "analytics-daily"'), "join_group", "group", "analytics-daily", analyst)
+    return c
+
+
+def pii_masking_data() -> Corpus:
+    """The PII masking example's data.json: the same idea as a configuration of the library."""
+    c = Corpus("pii_masking_data", "gatekeeper/decision", "policies/examples/pii_masking/data.json", "5s")
+    a, d, m = c.allow, c.deny, c.mask
+    analyst = ("svc-analytics", ["analytics-readers"])
+    c.case("analyst-reads-orders-masked", m(f'grant 1 allows consume on topic "orders"; masked by masking rule "orders-pii": {ORDERS_PII_REASON}',
+                                            ORDERS_MASK), "consume", "topic", "orders", analyst)
+    c.case("owner-reads-raw", a('grant 1 allows consume on topic "orders.eu"'), "consume", "topic", "orders.eu", ("svc-billing", ["orders-owners"]))
+    c.case("writer-writes-raw", a('grant 0 allows produce on topic "orders"'), "produce", "topic", "orders", ("svc-orders", ["orders-writers"]))
+    c.case("payments-write-masked",
+           m('grant 3 allows produce on topic "payments.settled"; masked by masking rule "payments-no-raw-cards": '
+             "no raw card number is written to payments.*", [RAW_CARDS]),
+           "produce", "topic", "payments.settled", ("svc-payments", ["payments-writers"]))
+    c.case("platform-reads-payments-raw", a('grant 4 allows consume on topic "payments.settled"'), "consume", "topic", "payments.settled",
+           ("ops", ["platform"]))
+    c.case("denied-stays-denied", d(no_grant("consume", "topic", "orders", "svc-payments", ["payments-writers"])),
+           "consume", "topic", "orders", ("svc-payments", ["payments-writers"]))
+    return c
+
+
 def main() -> None:
-    for build in (default_library, default_library_inline, default_library_mutable, team_allowlists, readonly_audit,
-                  write_only_ingestion, immutable_topics):
+    for build in (default_library, default_library_inline, default_library_mutable, default_library_masking, default_library_masking_malformed,
+                  team_allowlists, readonly_audit, write_only_ingestion, immutable_topics, pii_masking, pii_masking_data):
         build().write()
 
 

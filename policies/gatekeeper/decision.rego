@@ -3,16 +3,16 @@
 # description: |
 #   Default deny, configured with data rather than code. data.gatekeeper_config holds grants
 #   (principals -> resource patterns -> operations), immutable topics, the operations every
-#   client needs to connect, and the decision ttl; input.grants holds time-boxed grants from
-#   approvals. The configuration's shape is in policies/README.md, the input contract in
-#   docs/policy-input.md.
+#   client needs to connect, masking rules (what an allowed produce or consume of a topic
+#   masks), and the decision ttl; input.grants holds time-boxed grants from approvals. The
+#   configuration's shape is in policies/README.md, the input contract in docs/policy-input.md.
 #
 #   The decision is one rule with an ordered else-chain, plus a default: whatever the input and
 #   the data, it has exactly one value (never undefined, never a conflict).
 #
-#   input.time is read for one thing only, whether a time-boxed grant is still live, and an
-#   allow by such a grant has a ttl that ends when the grant does (a denial for want of a live
-#   grant holds for ever): so the decision cache may leave the time out of its key
+#   input.time is read for one thing only, whether a time-boxed grant is still live, and a
+#   decision made on such a grant (an allow, a mask, or the denial of a malformed masking rule)
+#   has a ttl that ends when the grant does (a denial for want of a live grant holds for ever): so the decision cache may leave the time out of its key
 #   (ttl_covers_time below; docs/policy-engines.md, Cache).
 # custom:
 #   gatekeeper:
@@ -25,7 +25,8 @@ package gatekeeper
 #   The decision for one policy input, matching gatekeeper/schemas/decision.schema.json.
 #   In order: an immutable topic's truncation, or a broker config change that could truncate
 #   it, is a policy violation (whatever the grants say); then an always-allowed operation, a
-#   configured grant or a live time-boxed grant allows;
+#   configured grant or a live time-boxed grant allows - as a mask where masking rules apply to
+#   the produce or consume (denied instead while a rule naming the topic is malformed);
 #   anything else is denied with a reason naming the request and the principal. The default
 #   only applies to an input that does not follow the contract.
 # entrypoint: true
@@ -49,6 +50,17 @@ decision := {
 	"ttl": _ttl,
 } if {
 	_broker_truncation
+} else := {"action": "deny", "reason": _cap(_masking_fault), "ttl": _allow.ttl} if {
+	_allow
+	_masking_fault
+} else := {
+	"action": "mask",
+	"mask": _mask_items,
+	"reason": _cap(sprintf("%s; masked by %s", [_allow.reason, concat("; ", _masking_reasons)])),
+	"ttl": _allow.ttl,
+} if {
+	_allow
+	count(_mask_items) > 0
 } else := {"action": "allow", "reason": _cap(_allow.reason), "ttl": _allow.ttl} if {
 	_allow
 } else := {"action": "deny", "reason": _cap(_deny_reason), "ttl": _ttl}
@@ -268,6 +280,180 @@ _ttl_until(expires_at) := sprintf("%dms", [floor(left / 1000000)]) if {
 	left := time.parse_rfc3339_ns(expires_at) - time.parse_rfc3339_ns(input.time)
 	left < time.parse_duration_ns(_ttl)
 } else := _ttl
+
+# -- masking -------------------------------------------------------------------------------------
+#
+# data.gatekeeper_config.masking: rules that turn an allowed produce or consume of a topic into a
+# mask. A rule applies when one of its topics patterns matches the topic, its direction covers
+# the operation, its principals (default: everyone) match the principal and its exempt (default:
+# nobody) does not. The mask items of every rule that applies are merged, in data order.
+#
+# Unlike a grant, a malformed masking rule cannot simply be skipped: that would hand out raw what
+# the rule was meant to mask. So a rule that names the topic (an object whose topics list has a
+# pattern matching it) but is otherwise malformed denies every produce and consume of the topic
+# until it is fixed; only an entry that names no topic at all is ignored.
+
+_masking_rules := _config_list("masking")
+
+_rule_keys := {"name", "reason", "topics", "principals", "exempt", "direction", "mask"}
+
+_mask_item_keys := {"field", "detector", "masker", "options", "in", "on_error"}
+
+# The decision schema's bound on mask items.
+_max_mask_items := 64
+
+# Indexes of the rules that name this topic, for a produce or consume of it.
+_masking_candidates := [i |
+	input.resource.type == "topic"
+	input.operation in {"produce", "consume"}
+	some i, rule in _masking_rules
+	is_object(rule)
+	is_array(rule.topics)
+	_matches_any(rule.topics, input.resource.name)
+]
+
+# Indexes of the candidates that apply to this request, in data order.
+_masking_applies := [i |
+	some i in _masking_candidates
+	rule := _masking_rules[i]
+	not _rule_problem(rule)
+	_direction_covers(rule.direction)
+	_masking_principals(rule)
+	not _masking_exempt(rule)
+]
+
+_mask_items := [item |
+	some i in _masking_applies
+	some item in _masking_rules[i].mask
+]
+
+_masking_reasons := [_rule_text(i, _masking_rules[i]) | some i in _masking_applies]
+
+# Why masking cannot be decided for this request (then it is denied); undefined if it can.
+_masking_fault := sprintf("%s names topic %q but %s: %s is denied until the rule is fixed (policies/README.md, Masking)", [
+	_rule_label(i, rule), input.resource.name, _rule_problem(rule), input.operation,
+]) if {
+	faulty := [j | some j in _masking_candidates; _rule_problem(_masking_rules[j])]
+	i := faulty[0]
+	rule := _masking_rules[i]
+} else := sprintf("masking rules give %d mask items for %s on topic %q, more than the %d a decision may carry", [
+	count(_mask_items), input.operation, input.resource.name, _max_mask_items,
+]) if {
+	count(_mask_items) > _max_mask_items
+}
+
+_direction_covers(direction) if direction == "both"
+
+_direction_covers(direction) if direction == input.operation
+
+_masking_principals(rule) if not _has_key(rule, "principals")
+
+_masking_principals(rule) if _principal_matches(rule.principals)
+
+_masking_exempt(rule) if _principal_matches(rule.exempt)
+
+# What is wrong with a masking rule (the first thing found); undefined if it is well formed.
+_rule_problem(rule) := sprintf("has keys it does not know (%s)", [concat(", ", _unknown_keys(rule, _rule_keys))]) if {
+	count(_unknown_keys(rule, _rule_keys)) > 0
+} else := "its topics are not all strings" if {
+	some pattern in rule.topics
+	not is_string(pattern)
+} else := "its name is not a string" if {
+	_has_key(rule, "name")
+	not is_string(rule.name)
+} else := "its reason is not a string" if {
+	_has_key(rule, "reason")
+	not is_string(rule.reason)
+} else := `its direction is not "produce", "consume" or "both"` if {
+	not object.get(rule, "direction", null) in {"produce", "consume", "both"}
+} else := `its principals are neither "*" nor {"groups": [...], "subs": [...]}` if {
+	_has_key(rule, "principals")
+	not _well_formed_matcher(rule.principals)
+} else := `its exempt is neither "*" nor {"groups": [...], "subs": [...]}` if {
+	_has_key(rule, "exempt")
+	not _well_formed_matcher(rule.exempt)
+} else := "its mask is not a list of mask items" if {
+	not is_array(object.get(rule, "mask", null))
+} else := "its mask is empty" if {
+	count(rule.mask) == 0
+} else := sprintf("its mask item %d %s", [j, _item_problem(item)]) if {
+	problems := [j | some j, item in rule.mask; _item_problem(item)]
+	j := problems[0]
+	item := rule.mask[j]
+}
+
+# What is wrong with a mask item, as decision.schema.json has it; undefined if it is well formed.
+_item_problem(item) := "is not an object" if {
+	not is_object(item)
+} else := sprintf("has keys it does not know (%s)", [concat(", ", _unknown_keys(item, _mask_item_keys))]) if {
+	count(_unknown_keys(item, _mask_item_keys)) > 0
+} else := "names both a field and a detector" if {
+	_has_key(item, "field")
+	_has_key(item, "detector")
+} else := `has a field that is not a JSONPath starting with "$"` if {
+	_has_key(item, "field")
+	not _json_path(item.field)
+} else := "has a detector that is not a name" if {
+	_has_key(item, "detector")
+	not _name(item.detector)
+} else := "names neither a field nor a detector" if {
+	not _has_key(item, "field")
+	not _has_key(item, "detector")
+} else := "has a masker that is not a name" if {
+	not _name(object.get(item, "masker", null))
+} else := "has options that are not an object" if {
+	_has_key(item, "options")
+	not is_object(item.options)
+} else := `has an "in" that is not value, key or header:<name>` if {
+	_has_key(item, "in")
+	not _record_part(item["in"])
+} else := "has an on_error that is not deny, redact_value or pass" if {
+	_has_key(item, "on_error")
+	not item.on_error in {"deny", "redact_value", "pass"}
+}
+
+_unknown_keys(obj, known) := sort([key | some key, _ in obj; not key in known])
+
+_has_key(obj, key) if _ = obj[key]
+
+_name(value) if {
+	is_string(value)
+	value != ""
+}
+
+_json_path(value) if {
+	is_string(value)
+	startswith(value, "$")
+}
+
+_record_part(value) if {
+	is_string(value)
+	regex.match(`^(value|key|header:.+)$`, value)
+}
+
+# The principal matcher shape of grants: "*", or an object of groups and subs, lists of names.
+_well_formed_matcher(matcher) if matcher == "*"
+
+_well_formed_matcher(matcher) if {
+	is_object(matcher)
+	every key, names in matcher {
+		key in {"groups", "subs"}
+		is_array(names)
+		every name in names {
+			is_string(name)
+		}
+	}
+}
+
+_rule_label(i, rule) := sprintf("masking rule %q", [rule.name]) if {
+	is_string(rule.name)
+	rule.name != ""
+} else := sprintf("masking rule %d", [i])
+
+_rule_text(i, rule) := sprintf("%s: %s", [_rule_label(i, rule), rule.reason]) if {
+	is_string(rule.reason)
+	rule.reason != ""
+} else := _rule_label(i, rule)
 
 # -- denying -------------------------------------------------------------------------------------
 

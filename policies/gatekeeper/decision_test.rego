@@ -571,3 +571,307 @@ test_cluster_administration_needs_a_grant_naming_it if {
 		with data.gatekeeper_config as object.union(config, {"grants": [wildcard, named]})
 	d.action == "allow"
 }
+
+# -- masking -------------------------------------------------------------------------------------
+
+card_last4 := {"field": "$.payment.card", "masker": "last4"}
+
+ssn_redacted := {"field": "$..ssn", "masker": "redact"}
+
+email_hashed := {"detector": "email", "masker": "hash"}
+
+raw_cards := {"detector": "credit_card", "masker": "last4", "on_error": "deny"}
+
+orders_pii := {
+	"name": "orders-pii",
+	"reason": "PII on orders is masked outside orders-owners",
+	"topics": ["orders", "orders.*"],
+	"exempt": {"groups": ["orders-owners"]},
+	"direction": "consume",
+	"mask": [card_last4, ssn_redacted],
+}
+
+no_raw_cards := {"name": "no-raw-cards", "topics": ["payments.*"], "direction": "produce", "mask": [raw_cards]}
+
+# No name or reason: named by its index.
+contractors := {
+	"topics": ["public.**"],
+	"principals": {"groups": ["contractors"]},
+	"direction": "both",
+	"mask": [email_hashed],
+}
+
+masking_config := object.union(config, {"masking": [orders_pii, no_raw_cards, contractors]})
+
+decide_masked(op, name, sub, groups) := d if {
+	d := gatekeeper.decision with input as fixtures.policy_input(op, "topic", name, sub, groups)
+		with data.gatekeeper_config as masking_config
+}
+
+decide_with_masking(policy_input, rules) := d if {
+	d := gatekeeper.decision with input as policy_input
+		with data.gatekeeper_config as object.union(config, {"masking": rules})
+}
+
+mask(reason, items) := {"action": "mask", "mask": items, "reason": reason, "ttl": "7s"}
+
+test_non_owner_consumer_gets_a_mask if {
+	decide_masked("consume", "orders", "ops", ["platform"]) == mask(
+		`grant 6 allows consume on topic "orders"; masked by masking rule "orders-pii": PII on orders is masked outside orders-owners`,
+		[card_last4, ssn_redacted],
+	)
+	decide_masked("consume", "orders.eu", "ops", ["platform"]).action == "mask"
+}
+
+test_owner_consumes_raw if {
+	decide_masked("consume", "orders", "ops", ["platform", "orders-owners"]) == allow(`grant 6 allows consume on topic "orders"`)
+
+	# Near miss: a group named like the owners' is not exempt.
+	decide_masked("consume", "orders", "ops", ["platform", "orders-owners-eu"]).action == "mask"
+	decide_masked("consume", "orders", "orders-owners", ["platform"]).action == "mask"
+}
+
+test_masking_topics_are_globs_like_grants if {
+	every name in ["orders-x", "orders.eu.x", "ordersx", "public"] {
+		decide_masked("consume", name, "ops", ["platform", "contractors"]).action == "allow"
+	}
+	decide_masked("consume", "public.news.eu", "ops", ["platform", "contractors"]).action == "mask"
+}
+
+test_direction_consume_leaves_produce_raw if {
+	decide_masked("produce", "orders", "svc-orders", ["orders-writers"]) == allow(`grant 0 allows produce on topic "orders"`)
+}
+
+test_direction_produce_leaves_consume_raw if {
+	decide_masked("produce", "payments.settled", "ops", ["platform"]) == mask(
+		`grant 6 allows produce on topic "payments.settled"; masked by masking rule "no-raw-cards"`,
+		[raw_cards],
+	)
+	decide_masked("consume", "payments.settled", "ops", ["platform"]) == allow(`grant 6 allows consume on topic "payments.settled"`)
+}
+
+test_direction_both_masks_produce_and_consume if {
+	every op in ["produce", "consume"] {
+		decide_masked(op, "public.news", "ops", ["platform", "contractors"]).mask == [email_hashed]
+	}
+	decide_masked("produce", "public.news", "ops", ["platform", "contractors"]).reason == `grant 6 allows produce on topic "public.news"; masked by masking rule 2`
+	decide_masked("consume", "public.news", "ops", ["platform", "contractors"]).reason == `grant 3 allows consume on topic "public.news"; masked by masking rule 2`
+}
+
+test_masking_principals_default_to_everyone_and_narrow_when_given if {
+	# orders-pii names no principals: it applies to everyone (but its exempt).
+	decide_masked("consume", "orders", "someone", ["platform"]).action == "mask"
+
+	# Rule 2 applies to contractors only.
+	decide(fixtures.anonymous_input("consume", "topic", "public.news")) == allow(`grant 3 allows consume on topic "public.news"`)
+	decide_masked("consume", "public.news", "ops", ["platform"]).action == "allow"
+	by_sub := object.union(contractors, {"principals": {"subs": ["anonymous"]}})
+	decide_with_masking(fixtures.anonymous_input("consume", "topic", "public.news"), [by_sub]).action == "mask"
+	everyone := object.union(contractors, {"principals": "*"})
+	decide_with_masking(fixtures.anonymous_input("consume", "topic", "public.news"), [everyone]).action == "mask"
+}
+
+test_exempt_everyone if {
+	rule := object.union(orders_pii, {"exempt": "*"})
+	decide_with_masking(fixtures.policy_input("consume", "topic", "orders", "ops", ["platform"]), [rule]).action == "allow"
+}
+
+test_masking_applies_to_produce_and_consume_only if {
+	every op in ["describe_topic", "delete_topic", "alter_topic_config", "commit_offset", "fetch_offset", "create_topic"] {
+		decide_masked(op, "orders", "ops", ["platform"]).action == "allow"
+	}
+
+	# A group called like a masked topic is not a topic.
+	rule := object.union(orders_pii, {"topics": ["**"]})
+	decide_with_masking(fixtures.policy_input("join_group", "group", "orders", "svc-analytics", ["analytics-readers"]), [rule]).action == "deny"
+	decide_with_masking(fixtures.policy_input("commit_offset", "group", "analytics-1", "svc-analytics", ["analytics-readers"]), [rule]).action == "allow"
+}
+
+test_denied_stays_denied if {
+	# No grant lets orders-writers consume: a mask never widens access.
+	decide_masked("consume", "orders", "svc-orders", ["orders-writers"]) == deny(`no grant allows consume on topic "orders" for svc-orders (groups: orders-writers)`)
+	decide(fixtures.anonymous_input("produce", "topic", "public.news")).action == "deny"
+	d := gatekeeper.decision with input as fixtures.anonymous_input("produce", "topic", "public.news")
+		with data.gatekeeper_config as object.union(masking_config, {"masking": [object.union(contractors, {"principals": "*"})]})
+	d == deny(`no grant allows produce on topic "public.news" for anonymous (groups: none)`)
+}
+
+test_immutable_violation_stays_a_violation if {
+	rule := object.union(orders_pii, {"topics": ["ledger"], "direction": "both"})
+	i := fixtures.policy_input("delete_records", "topic", "ledger", "ops", ["platform"])
+	decide_with_masking(i, [rule]).error == "policy_violation"
+}
+
+test_masking_rules_merge_in_data_order if {
+	audit := {"name": "orders-audit", "topics": ["orders"], "direction": "both", "mask": [email_hashed, {"field": "$.customer.phone", "masker": "redact", "in": "value", "on_error": "pass"}]}
+	i := fixtures.policy_input("consume", "topic", "orders", "ops", ["platform"])
+	d := decide_with_masking(i, [orders_pii, no_raw_cards, audit])
+	d.mask == [card_last4, ssn_redacted, email_hashed, {"field": "$.customer.phone", "masker": "redact", "in": "value", "on_error": "pass"}]
+	d.reason == `grant 6 allows consume on topic "orders"; masked by masking rule "orders-pii": PII on orders is masked outside orders-owners; masking rule "orders-audit"`
+	reversed := decide_with_masking(i, [audit, orders_pii])
+	reversed.mask == [email_hashed, {"field": "$.customer.phone", "masker": "redact", "in": "value", "on_error": "pass"}, card_last4, ssn_redacted]
+
+	# The owners are exempt from orders-pii only.
+	owner := fixtures.policy_input("consume", "topic", "orders", "ops", ["platform", "orders-owners"])
+	decide_with_masking(owner, [orders_pii, audit]).mask == audit.mask
+}
+
+test_mask_items_pass_through_as_written if {
+	items := [
+		{"field": "$.items[*].card", "masker": "last4", "options": {"keep": 4}},
+		{"field": "$.items[0].card", "masker": "redact", "in": "value"},
+		{"field": "$", "masker": "hash", "in": "key", "on_error": "redact_value"},
+		{"detector": "email", "masker": "hash", "in": "header:customer-*", "on_error": "pass"},
+	]
+	rule := {"topics": ["orders"], "direction": "consume", "mask": items}
+	d := decide_with_masking(fixtures.policy_input("consume", "topic", "orders", "ops", ["platform"]), [rule])
+	d.mask == items
+	fixtures.well_formed(d)
+}
+
+test_mask_keeps_the_ttl_of_a_time_boxed_grant if {
+	grant := {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T07:30:00Z"}
+	i := fixtures.with_overrides("consume", "topic", "orders", "svc-x", [], {"grants": [grant], "time": "2026-11-23T07:29:53.001Z"})
+	decide_with_masking(i, [orders_pii]) == {
+		"action": "mask",
+		"mask": [card_last4, ssn_redacted],
+		"reason": `time-boxed grant for consume on topic "orders" until 2026-11-23T07:30:00Z; masked by masking rule "orders-pii": PII on orders is masked outside orders-owners`,
+		"ttl": "6999ms",
+	}
+}
+
+test_masking_entries_that_name_no_topic_are_ignored if {
+	ignored := [
+		"orders-pii",
+		7,
+		null,
+		["orders"],
+		{"topics": "orders", "direction": "consume", "mask": [card_last4]},
+		{"direction": "consume", "mask": [card_last4]},
+		{"topics": [7, null, {"glob": "orders"}], "direction": "consume", "mask": [card_last4]},
+		{"topics": ["ledger"], "direction": "sideways", "mask": "everything"},
+	]
+	i := fixtures.policy_input("consume", "topic", "orders", "ops", ["platform"])
+	decide_with_masking(i, ignored) == allow(`grant 6 allows consume on topic "orders"`)
+	d := decide_with_masking(i, array.concat(ignored, [orders_pii]))
+	d.mask == orders_pii.mask
+	d.reason == `grant 6 allows consume on topic "orders"; masked by masking rule "orders-pii": PII on orders is masked outside orders-owners`
+
+	# A masking list of the wrong type is ignored like any other configuration of the wrong type.
+	every bad in [orders_pii, "orders-pii", {"0": orders_pii}] {
+		decide_with_masking(i, bad).action == "allow"
+	}
+}
+
+# A rule that names the topic but is otherwise malformed, and what the denial says is wrong.
+malformed_rules := [
+	[object.union(orders_pii, {"direction": "consumer"}), `its direction is not "produce", "consume" or "both"`],
+	[object.remove(orders_pii, ["direction"]), `its direction is not "produce", "consume" or "both"`],
+	[object.union(orders_pii, {"exempt": {"groups": "orders-owners"}}), `its exempt is neither "*" nor {"groups": [...], "subs": [...]}`],
+	[object.union(orders_pii, {"exempt": ["orders-owners"]}), `its exempt is neither "*" nor {"groups": [...], "subs": [...]}`],
+	[object.union(orders_pii, {"exempt": {"group": ["orders-owners"]}}), `its exempt is neither "*" nor {"groups": [...], "subs": [...]}`],
+	[object.union(orders_pii, {"principals": {"subs": [7]}}), `its principals are neither "*" nor {"groups": [...], "subs": [...]}`],
+	[object.union(orders_pii, {"owners": {"groups": ["orders-owners"]}}), "has keys it does not know (owners)"],
+	[object.union(orders_pii, {"topics": ["orders.*", 7]}), "its topics are not all strings"],
+	[object.union(orders_pii, {"name": 7}), "its name is not a string"],
+	[object.union(orders_pii, {"reason": ["pii"]}), "its reason is not a string"],
+	[object.union(orders_pii, {"mask": card_last4}), "its mask is not a list of mask items"],
+	[object.remove(orders_pii, ["mask"]), "its mask is not a list of mask items"],
+	[object.union(orders_pii, {"mask": []}), "its mask is empty"],
+	[object.union(orders_pii, {"mask": [card_last4, "last4"]}), "its mask item 1 is not an object"],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "detector": "credit_card", "masker": "last4"}]}), "its mask item 0 names both a field and a detector"],
+	[object.union(orders_pii, {"mask": [{"masker": "last4"}]}), "its mask item 0 names neither a field nor a detector"],
+	[object.union(orders_pii, {"mask": [{"field": "payment.card", "masker": "last4"}]}), `its mask item 0 has a field that is not a JSONPath starting with "$"`],
+	[object.union(orders_pii, {"mask": [{"field": 7, "masker": "last4"}]}), `its mask item 0 has a field that is not a JSONPath starting with "$"`],
+	[object.union(orders_pii, {"mask": [{"detector": "", "masker": "last4"}]}), "its mask item 0 has a detector that is not a name"],
+	[object.union(orders_pii, {"mask": [{"field": "$.card"}]}), "its mask item 0 has a masker that is not a name"],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "masker": ["last4"]}]}), "its mask item 0 has a masker that is not a name"],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "masker": "last4", "options": "keep=4"}]}), "its mask item 0 has options that are not an object"],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "masker": "last4", "in": "headers"}]}), `its mask item 0 has an "in" that is not value, key or header:<name>`],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "masker": "last4", "in": "header:"}]}), `its mask item 0 has an "in" that is not value, key or header:<name>`],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "masker": "last4", "in": 1}]}), `its mask item 0 has an "in" that is not value, key or header:<name>`],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "masker": "last4", "on_error": "ignore"}]}), "its mask item 0 has an on_error that is not deny, redact_value or pass"],
+	[object.union(orders_pii, {"mask": [{"field": "$.card", "masker": "last4", "where": "key"}]}), "its mask item 0 has keys it does not know (where)"],
+]
+
+test_a_malformed_rule_naming_the_topic_denies_its_produce_and_consume if {
+	every case in malformed_rules {
+		every op in ["produce", "consume"] {
+			d := decide_with_masking(fixtures.policy_input(op, "topic", "orders.eu", "ops", ["platform"]), [no_raw_cards, case[0]])
+			d == deny(sprintf("%s names topic %q but %s: %s is denied until the rule is fixed (policies/README.md, Masking)", [
+				label(case[0]), "orders.eu", case[1], op,
+			]))
+		}
+	}
+}
+
+# The malformed rule is the second: named by its name, or by its index if the name is no string.
+label(rule) := `masking rule "orders-pii"` if is_string(rule.name)
+
+else := "masking rule 1"
+
+test_a_malformed_rule_denies_owners_too if {
+	rule := object.union(orders_pii, {"direction": "consumer"})
+	d := decide_with_masking(fixtures.policy_input("consume", "topic", "orders", "ops", ["platform", "orders-owners"]), [rule])
+	d.action == "deny"
+	not d.error
+}
+
+test_a_malformed_rule_without_a_name_is_named_by_its_index if {
+	rule := object.remove(object.union(orders_pii, {"direction": 1}), ["name"])
+	d := decide_with_masking(fixtures.policy_input("consume", "topic", "orders", "ops", ["platform"]), [no_raw_cards, orders_pii, rule])
+	d == deny(`masking rule 2 names topic "orders" but its direction is not "produce", "consume" or "both": consume is denied until the rule is fixed (policies/README.md, Masking)`)
+}
+
+test_a_malformed_rule_leaves_other_topics_and_operations_alone if {
+	rule := object.union(orders_pii, {"direction": "consumer"})
+	decide_with_masking(fixtures.policy_input("consume", "topic", "orders-x", "ops", ["platform"]), [rule]).action == "allow"
+	decide_with_masking(fixtures.policy_input("describe_topic", "topic", "orders", "ops", ["platform"]), [rule]).action == "allow"
+
+	# A denial keeps its own reason.
+	decide_with_masking(fixtures.policy_input("consume", "topic", "orders", "svc", []), [rule]) == deny(`no grant allows consume on topic "orders" for svc (groups: none)`)
+}
+
+test_more_mask_items_than_a_decision_carries_is_denied if {
+	items := [{"field": sprintf("$.f%d", [n]), "masker": "redact"} | some n in numbers.range(1, 40)]
+	two := [{"topics": ["orders"], "direction": "both", "mask": items}, {"topics": ["orders.*", "orders"], "direction": "consume", "mask": items}]
+	i := fixtures.policy_input("consume", "topic", "orders", "ops", ["platform"])
+	decide_with_masking(i, two) == deny(`masking rules give 80 mask items for consume on topic "orders", more than the 64 a decision may carry`)
+
+	# 40 fit, and so do 64.
+	decide_with_masking(fixtures.policy_input("produce", "topic", "orders", "ops", ["platform"]), two).mask == items
+	sixty_four := [{"field": sprintf("$.f%d", [n]), "masker": "redact"} | some n in numbers.range(1, 64)]
+	count(decide_with_masking(i, [{"topics": ["orders"], "direction": "both", "mask": sixty_four}]).mask) == 64
+}
+
+test_every_operation_gets_exactly_one_well_formed_decision_with_masking if {
+	every op, types in fixtures.operations {
+		every rtype in types {
+			every who in [["ops", ["platform", "contractors"]], ["ops", ["platform", "orders-owners"]], ["anonymous", []]] {
+				every name in ["orders", "payments.settled", "public.news"] {
+					d := gatekeeper.decision with input as fixtures.policy_input(op, rtype, name, who[0], who[1])
+						with data.gatekeeper_config as masking_config
+					fixtures.well_formed(d)
+				}
+			}
+		}
+	}
+}
+
+test_shipped_data_has_no_masking if {
+	# The quickstart's data masks nothing (policies/examples/pii_masking shows masking).
+	shipped(fixtures.policy_input("consume", "topic", "orders", "svc-analytics", ["analytics-readers"])) == {
+		"action": "allow",
+		"reason": `grant 1 allows consume on topic "orders"`,
+		"ttl": "5s",
+	}
+}
+
+test_a_masking_denial_on_a_time_boxed_grant_ends_with_the_grant if {
+	# After the grant the answer is another denial, but the reason changes: the ttl ends with the grant.
+	grant := {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T07:30:00Z"}
+	i := fixtures.with_overrides("consume", "topic", "orders", "svc-x", [], {"grants": [grant], "time": "2026-11-23T07:29:59.5Z"})
+	d := decide_with_masking(i, [object.union(orders_pii, {"direction": "consumer"})])
+	d.action == "deny"
+	d.ttl == "500ms"
+}

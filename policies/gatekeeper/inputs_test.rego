@@ -135,13 +135,14 @@ cluster := "kafka-cluster"
 
 # What every decision must look like (decision.schema.json, as the library uses it).
 well_formed(decision) if {
-	object.keys(decision) in {{"action", "reason", "ttl"}, {"action", "reason", "ttl", "error"}}
-	decision.action in {"allow", "deny"}
+	object.keys(decision) in {{"action", "reason", "ttl"}, {"action", "reason", "ttl", "error"}, {"action", "reason", "ttl", "mask"}}
+	decision.action in {"allow", "deny", "mask"}
 	is_string(decision.reason)
 	count(decision.reason) > 0
 	count(decision.reason) <= 1024
 	is_string(decision.ttl)
 	_error_fits(decision)
+	_mask_fits(decision)
 }
 
 _error_fits(decision) if not "error" in object.keys(decision)
@@ -149,4 +150,41 @@ _error_fits(decision) if not "error" in object.keys(decision)
 _error_fits(decision) if {
 	decision.action == "deny"
 	decision.error in {"authorization", "policy_violation"}
+}
+
+_mask_fits(decision) if {
+	decision.action != "mask"
+	not "mask" in object.keys(decision)
+}
+
+_mask_fits(decision) if {
+	decision.action == "mask"
+	is_array(decision.mask)
+	count(decision.mask) > 0
+	count(decision.mask) <= 64
+	every item in decision.mask {
+		well_formed_mask_item(item)
+	}
+}
+
+# A mask item as decision.schema.json has it.
+well_formed_mask_item(item) if {
+	is_object(item)
+	every key, _ in item {
+		key in {"field", "detector", "masker", "options", "in", "on_error"}
+	}
+	count({key | some key in ["field", "detector"]; item[key]}) == 1
+	_target_fits(item)
+	is_string(item.masker)
+	item.masker != ""
+	is_object(object.get(item, "options", {}))
+	regex.match(`^(value|key|header:.+)$`, object.get(item, "in", "value"))
+	object.get(item, "on_error", "deny") in {"deny", "redact_value", "pass"}
+}
+
+_target_fits(item) if startswith(item.field, "$")
+
+_target_fits(item) if {
+	is_string(item.detector)
+	item.detector != ""
 }

@@ -51,7 +51,8 @@ def build(name: str, data: Path, inputs: list[tuple[str, dict]]) -> None:
     cases = [{"name": n, "input": i, "expected": opa_decision(data, i)} for n, i in inputs]
     (OUT / f"{name}.json").write_text(json.dumps({"policy": "gatekeeper/decision", "data": str(data.relative_to(ROOT)),
                                                    "cases": cases}, indent=1) + "\n")
-    print(f"{name}: {len(cases)} cases, {sum(c['expected']['action'] == 'allow' for c in cases)} allowed")
+    actions = [c["expected"]["action"] for c in cases]
+    print(f"{name}: {len(cases)} cases, {actions.count('allow')} allowed, {actions.count('mask')} masked")
 
 
 def main() -> None:
@@ -78,10 +79,21 @@ def main() -> None:
         request = {"configs": {"max.message.bytes": "1"}, "validate_only": False}
         inputs.append((f"alter_topic_config-legacy-{topic}-{sub}",
                        doc("alter_topic_config", "topic", topic, sub, groups, {"api": apis["legacy"], "request": request})))
-    build("default_library", ROOT / "policies" / "data.json", inputs)
+    # Reads and writes that masking rules may turn into masks (policies/examples/pii_masking/data.json
+    # masks orders for everyone outside orders-owners, and card numbers written to payments.*), with
+    # the near misses: owners, other operations, other topics, principals without a grant.
+    masking = []
+    readers = [*PRINCIPALS[:4], ("svc-billing", ["orders-owners"]), ("svc-report", ["analytics-readers", "orders-owners"]),
+               ("svc-payments", ["payments-writers"])]
+    for (sub, groups), op, topic in itertools.product(readers, ["consume", "produce", "describe_topic"],
+                                                      ["orders", "orders.eu", "orders.eu.x", "payments.settled", "payments"]):
+        masking.append((f"masking-{op}-{topic}-{sub}", doc(op, "topic", topic, sub, groups)))
+    grant = {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T10:00:04.5Z"}
+    masking.append(("masking-time-boxed-grant", doc("consume", "topic", "orders", "svc-x", [], {"grants": [grant]})))
+    build("default_library", ROOT / "policies" / "data.json", inputs + masking)
     for example in sorted(p.name for p in (ROOT / "policies" / "examples").iterdir() if p.is_dir()):
         sample = [(n, i) for n, i in inputs if i["resource"]["type"] in ("topic", "group")][::3]
-        build(f"example_{example}", ROOT / "policies" / "examples" / example / "data.json", sample)
+        build(f"example_{example}", ROOT / "policies" / "examples" / example / "data.json", sample + masking)
 
 
 if __name__ == "__main__":
