@@ -90,7 +90,10 @@ class UnsupportedCodec(BatchError):
 class Record:
     """One record as ``fn`` sees it. ``fn`` may change key, value and headers only; the other
     fields are kept whatever it returns. The batch's base offset plus ``offset_delta`` is the
-    record's offset (on Produce the base offset is 0, assigned by the broker)."""
+    record's offset (on Produce the base offset is 0, assigned by the broker).
+
+    Header names are decoded as UTF-8 with ``surrogateescape``, so a name that is not valid
+    UTF-8 still round-trips to its bytes; header order is the record's."""
 
     key: bytes | None
     value: bytes | None
