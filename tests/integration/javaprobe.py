@@ -23,9 +23,15 @@ MAIN_CLASS = "DenialProbe"
 
 def probe_classes() -> Path:
     """Compile the probe (once per source version) and return its classes directory."""
-    source = SOURCE.read_bytes()
+    return compile_java(SOURCE, MAIN_CLASS)
+
+
+def compile_java(source_file: Path, main_class: str) -> Path:
+    """Compile one Java source against Kafka's jars, once per source version, into the
+    harness cache, and return its classes directory."""
+    source = source_file.read_bytes()
     target = deps.cache_dir() / "denial-probe" / hashlib.sha256(source).hexdigest()[:16]
-    if (target / f"{MAIN_CLASS}.class").is_file():
+    if (target / f"{main_class}.class").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
@@ -33,16 +39,16 @@ def probe_classes() -> Path:
     try:
         proc = subprocess.run(
             [_javac(), "-encoding", "UTF-8", "-d", str(staging),
-             "-cp", deps.kafka_classpath(), str(SOURCE)],
+             "-cp", deps.kafka_classpath(), str(source_file)],
             capture_output=True, text=True, timeout=300,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"javac failed on {SOURCE} (our bug):\n{proc.stdout}{proc.stderr}")
+            raise RuntimeError(f"javac failed on {source_file} (our bug):\n{proc.stdout}{proc.stderr}")
         try:
             staging.rename(target)
         except OSError:
             # Another process finished first; its classes are the same source's.
-            if not (target / f"{MAIN_CLASS}.class").is_file():
+            if not (target / f"{main_class}.class").is_file():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -65,7 +71,7 @@ def run_probe(
     classpath = f"{deps.kafka_classpath()}{os.pathsep}{probe_classes()}"
     cmd = [
         deps.java_executable(), "-Xmx256m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={_log4j_config()}",
+        f"-Dlog4j2.configurationFile={log4j_config()}",
         "-cp", classpath, MAIN_CLASS, bootstrap, cell, repr(float(seconds)),
         *(f"{key}={value}" for key, value in (properties or {}).items()),
     ]
@@ -100,7 +106,7 @@ def _javac() -> str:
     return found
 
 
-def _log4j_config() -> Path:
+def log4j_config() -> Path:
     """Kafka's client logging at WARN, to stderr."""
     path = deps.cache_dir() / "denial-probe" / "log4j2.properties"
     text = deps.log4j2_properties("WARN")
