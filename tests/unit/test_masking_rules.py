@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gatekeeper.api import DROP, MaskingContext, MaskPluginError
 from gatekeeper.config.values import MaskingConfig
 from gatekeeper.masking import MARKERS, Masking, MaskingError, RecordRefused
-from gatekeeper.plugins import DETECTORS, MASKERS, available, load
+from gatekeeper.testing.masking import masking_with
 
 KEY = b"0123456789abcdef0123456789abcdef"
 CARD = "4111111111111111"
@@ -21,18 +21,9 @@ RECORD = json.dumps({"customer": {"card": CARD, "name": "Ada", "email": "ada@exa
 
 def masking(**table: type) -> Masking:
     """The real registry, plus plugin classes from ``table`` (name -> class) as if installed."""
-
-    def load_(group: str, name: str) -> Any:
-        return table[name] if name in table else load(group, name)
-
-    def available_(group: str) -> list[str]:
-        return sorted(set(available(group)) | {n for n, c in table.items() if _group(c) == group})
-
-    return Masking(MaskingConfig(hash_key=KEY), load=load_, available=available_)
-
-
-def _group(cls: type) -> str:
-    return DETECTORS if hasattr(cls, "find") else MASKERS
+    maskers = {n: c for n, c in table.items() if not hasattr(c, "find")}
+    detectors = {n: c for n, c in table.items() if hasattr(c, "find")}
+    return masking_with(maskers, detectors, hash_key=KEY)
 
 
 def apply(items: list[dict[str, Any]], value: bytes | None, direction: str = "consume",
