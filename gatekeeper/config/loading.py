@@ -2,8 +2,9 @@
 
 The YAML is validated against ``schemas/config.schema.json`` first, then checked for what a
 schema cannot express (port clashes, settings that exclude each other); only then are the
-values built (``gatekeeper.config.values``). Every error names the YAML path, what was expected
-and what arrived, so an operator can fix the file without reading code.
+values built (``gatekeeper.config.values``), and the one secret needed as bytes rather than at
+connect time, the masking hash key, read. Every error names the YAML path, what was expected
+and what arrived (never a secret), so an operator can fix the file without reading code.
 """
 
 from __future__ import annotations

@@ -53,8 +53,6 @@ class CreditCard(_Builtin):
     def find(self, text: str) -> Iterator[Span]:
         for run in _RUN.finditer(text):
             groups = [g.span() for g in _GROUP.finditer(text, run.start(), run.end())]
-            if len(groups) > 1 and groups[-1][1] == run.end() and run.end() < len(text) and text[run.end()].isdigit():
-                groups.pop()  # cannot happen ([0-9 -] is greedy) but keeps the boundary explicit
             i = 0
             while i < len(groups):
                 end = self._card_from(text, groups, i)

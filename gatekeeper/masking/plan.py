@@ -11,7 +11,7 @@ decision's order:
   overlapping matches of several detectors are merged and masked by the first rule's masker.
   A masked object key that collides with another key gets ``#2``, ``#3``… appended.
 - A part nothing matched in is returned as the same bytes object: no re-serialization.
-- A null (a tombstone, a null key, a null header value) has nothing to mask.
+- A null (a tombstone, a null key, a null header value) or an empty part has nothing to mask.
 - A part a rule cannot be applied to (not JSON for a field rule, not UTF-8, a masker or detector
   that failed) follows the rule's ``on_error``: ``deny`` raises :class:`RecordRefused`,
   ``redact_value`` replaces the whole part with a marker such as ``[masked: not JSON]``,
@@ -127,8 +127,12 @@ class _Part:
             else:
                 escaped = b"\\" in data
                 for rule, needles in zip(self.fields, self.needles, strict=True):
-                    if needles is not None and not escaped and not any(n in data for n in needles):
-                        continue  # the path's last name is not a key anywhere in the document
+                    if needles is not None and not escaped:
+                        for needle in needles:
+                            if needle in data:
+                                break
+                        else:
+                            continue  # the path's last name is not a key anywhere in the document
                     doc, hit = _mask_field(rule, doc, counts)
                     changed |= hit
                     if doc is _REMOVED:
@@ -470,12 +474,12 @@ class Plan:
         """The record masked, or RecordRefused (a rule with ``on_error: deny`` could not apply)."""
         counts: dict[str, int] = {}
         new_value: Any = value
-        if self._value is not None and value is not None:
+        if self._value is not None and value:
             new_value = self._value.mask(value, "value", counts)
             if new_value is _REMOVED:
                 new_value = b"null"  # a Kafka null would be a tombstone
         new_key: Any = key
-        if self._key is not None and key is not None:
+        if self._key is not None and key:
             new_key = self._key.mask(key, "key", counts)
             if new_key is _REMOVED:
                 new_key = b"null"  # compacted topics refuse a null key
@@ -490,7 +494,7 @@ class Plan:
         changed = False
         for name, data in headers:
             part = self._header_part(name)
-            if part is None or data is None:
+            if part is None or not data:
                 out.append((name, data))
                 continue
             new = part.mask(data, f"header {name!r}", counts)

@@ -53,9 +53,12 @@ def test_nothing_to_mask_returns_the_very_same_bytes() -> None:
         assert not out.changed and out.fields == {}
 
 
-def test_a_tombstone_has_nothing_to_mask() -> None:
-    out = apply([{"field": "$.a", "masker": "redact"}], None, direction="produce")
-    assert out.value is None and not out.changed
+def test_a_tombstone_or_an_empty_part_has_nothing_to_mask() -> None:
+    rules = [{"field": "$.a", "masker": "redact", "in": where} for where in ("value", "key", "header:*")]
+    out = apply(rules, None, direction="produce", key=None, headers=[("h", None), ("e", b"")])
+    assert out.value is None and out.key is None and not out.changed
+    out = apply(rules, b"", direction="produce", key=b"")
+    assert out.value == b"" and not out.changed
 
 
 def test_whole_value_rules() -> None:
