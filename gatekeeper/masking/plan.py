@@ -97,13 +97,17 @@ class _Part:
         """``data`` itself when nothing matched, else the masked bytes or _REMOVED."""
         mine: dict[str, int] = {}
         try:
-            # Field rules only need the document's shape: parse it fast, and only when it is to be
-            # written back check that no number could have changed (else mask it again, exactly).
-            # Detectors read the integers too: they always parse exactly.
-            out = self._mask(data, mine, exact=bool(self.detectors))
-            if out is _RETRY_EXACT:
-                mine.clear()
-                out = self._mask(data, mine, exact=True)
+            try:
+                # Field rules only need the document's shape: parse it fast, and only when it is
+                # to be written back check that no number could have changed (else mask it again,
+                # exactly). Detectors read the integers too: they always parse exactly.
+                out = self._mask(data, mine, exact=bool(self.detectors))
+                if out is _RETRY_EXACT:
+                    mine.clear()
+                    out = self._mask(data, mine, exact=True)
+            except RecursionError:
+                _give_up(self.fields + self.detectors, "nested too deeply to mask", "failed")
+                return data  # every rule passes
         except _Failed as failed:
             rule = failed.rule
             if rule.on_error == "deny":

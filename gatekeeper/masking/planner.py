@@ -21,7 +21,10 @@ __all__ = ["Masking"]
 class Masking:
     """``Masking(config.masking)``, then ``plan(decision.mask, direction)`` per request and
     ``plan.apply(key, value, headers)`` per record. ``load`` and ``available`` default to the
-    entry-point loader (tests and plugin authors pass a table)."""
+    entry-point loader (tests and plugin authors pass a table).
+
+    Build a new one when the config is reloaded (the hash key may have changed). Its caches are
+    not locked: use it from one thread (the reactor's); a Plan may be applied from any thread."""
 
     def __init__(
         self,

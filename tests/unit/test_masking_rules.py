@@ -391,3 +391,17 @@ def test_no_planted_value_survives_a_detector_plan(doc_and_planted: tuple[Any, l
         assert json.dumps(value)[1:-1] not in text
     json.loads(out.value)  # still JSON
     assert out.changed == bool(planted)
+
+
+@pytest.mark.parametrize("depth", [200, 990, 5000])
+def test_deeply_nested_documents_are_masked_or_follow_on_error(depth: int) -> None:
+    raw = b'{"a":' * depth + b'{"ssn": "123-45-6789", "card": "4111111111111111"}' + b"}" * depth
+    for rules in ([{"field": "$..card", "masker": "redact"}], [{"detector": "us_ssn", "masker": "redact"},
+                                                             {"detector": "credit_card", "masker": "redact"}]):
+        for direction in ("consume", "produce"):
+            try:
+                out = apply(rules, raw, direction)
+            except RecordRefused as e:
+                assert direction == "produce" and "4111" not in e.reason
+                continue
+            assert out.changed and b"4111111111111111" not in out.value
