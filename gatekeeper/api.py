@@ -5,8 +5,9 @@ Third-party protocol adapters, maskers and engines depend on this module only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeAlias
 
 import attrs
 from zope.interface import Interface
@@ -14,15 +15,24 @@ from zope.interface import Interface
 __all__ = [
     "ANONYMOUS",
     "CLUSTER",
+    "DROP",
     "AdapterServices",
     "Connection",
     "ConnectionIO",
     "Decision",
+    "Detector",
+    "Drop",
     "IPolicyEngine",
+    "JsonScalar",
+    "JsonValue",
+    "MaskPluginError",
+    "Masker",
+    "MaskingContext",
     "Operation",
     "Principal",
     "ProtocolAdapter",
     "Resource",
+    "Span",
 ]
 
 
@@ -184,3 +194,96 @@ class ProtocolAdapter(Protocol):
     name: str
 
     def connection(self, listener: Any, slot: int | None, io: ConnectionIO) -> Connection: ...
+
+
+# -- maskers and detectors -----------------------------------------------------------------------
+#
+# A masker (entry-point group ``gatekeeper.maskers``) replaces a sensitive value; a detector
+# (``gatekeeper.detectors``) finds sensitive spans in text. Both are classes with a JSON Schema
+# for their options, constructed once per distinct options (when a policy revision's mask rules
+# are compiled, never per record) as ``Cls(options, context)``, then called for every record.
+# They are pure: no I/O, no clock, no state that changes between calls. ``docs/plugins.md`` is
+# the author's guide.
+
+JsonScalar: TypeAlias = str | int | float | bool | None
+JsonValue: TypeAlias = JsonScalar | list[Any] | dict[str, Any]
+Span: TypeAlias = tuple[int, int]
+
+
+class Drop(enum.Enum):
+    """The type of :data:`DROP`."""
+
+    DROP = "drop"
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP = Drop.DROP
+"""Returned by ``Masker.mask_value``: remove the field from its object (or the element from its
+array) instead of replacing it."""
+
+
+class MaskPluginError(Exception):
+    """Raised by a masker or detector. From ``__init__``: options it cannot accept beyond what its
+    schema says (the rules fail to compile, so the decision becomes a deny). From ``mask_value``,
+    ``mask_text`` or ``find``: a value it cannot handle (the rule's ``on_error`` applies).
+
+    Gatekeeper prefixes the plugin's kind and name. The message must never contain the value
+    being masked: record-time messages are not shown for that reason, only the plugin's name."""
+
+
+@attrs.frozen
+class MaskingContext:
+    """What Gatekeeper hands a masker or detector besides its options.
+
+    ``name`` is the name the plugin was registered (and is used) under; ``hash_key`` the secret
+    from ``masking.hash_key_file`` / ``masking.hash_key_env`` (read once at config load), or
+    None when none is configured: a plugin that needs it raises MaskPluginError."""
+
+    name: str
+    hash_key: bytes | None = attrs.field(default=None, repr=False)
+
+
+class Masker(Protocol):
+    """A class in entry-point group ``gatekeeper.maskers``: ``Masker(options, context)``.
+
+    ``options`` has been validated against ``options_schema`` (a JSON Schema, draft 2020-12) and
+    is ``{}`` when the rule gives none. ``masks_containers`` (optional, default False): False, a rule
+    that selects an object or array masks each scalar beneath it; True, the object or array itself
+    is passed to ``mask_value`` (the built-in ``null`` and ``drop`` do this).
+    """
+
+    options_schema: ClassVar[Mapping[str, Any]]
+    masks_containers: ClassVar[bool]
+
+    def __init__(self, options: Mapping[str, Any], context: MaskingContext) -> None: ...
+
+    def mask_value(self, value: JsonValue) -> JsonValue | Drop:
+        """The replacement for one JSON value (a field, an array element, or a string that a
+        detector matched whole), or DROP. Keep the document valid JSON: return JSON types only
+        (a masked number may well become a string: ``"****"``)."""
+
+    def mask_text(self, text: str) -> str:
+        """The replacement for a span of text that a detector found (``""`` removes it)."""
+
+
+class Detector(Protocol):
+    """A class in entry-point group ``gatekeeper.detectors``: ``Detector(options, context)``,
+    options validated against ``options_schema`` as for a masker.
+
+    ``find`` is called once per string of a document (each string value, object key and integer
+    of a JSON value, or the whole value when it is text). ``accepts_joined_text`` (optional,
+    default False) True lets Gatekeeper call it once per document instead, with the strings
+    joined by ``"\\x00"``: faster, and right only for a detector whose matches never depend on
+    where the text starts or ends (no ``^``, ``$`` or ``\\A``) and never contain ``"\\x00"``.
+    """
+
+    options_schema: ClassVar[Mapping[str, Any]]
+    accepts_joined_text: ClassVar[bool]
+
+    def __init__(self, options: Mapping[str, Any], context: MaskingContext) -> None: ...
+
+    def find(self, text: str) -> Iterable[Span]:
+        """The ``(start, end)`` character offsets of each sensitive span in ``text``, in any
+        order (overlapping spans are merged)."""

@@ -2,22 +2,25 @@
 
 The YAML is validated against ``schemas/config.schema.json`` first, then checked for what a
 schema cannot express (port clashes, settings that exclude each other); only then are the
-values built (``gatekeeper.config.values``). Every error names the YAML path, what was expected
-and what arrived, so an operator can fix the file without reading code.
+values built (``gatekeeper.config.values``), and the one secret needed as bytes rather than at
+connect time, the masking hash key, read. Every error names the YAML path, what was expected
+and what arrived (never a secret), so an operator can fix the file without reading code.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import attrs
 import jsonschema
 import yaml
 
-from gatekeeper.config.values import Config
+from gatekeeper.config.values import Config, MaskingConfig
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
@@ -115,6 +118,9 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
             "upstream.sasl.password: inline secrets are refused; use password_file or password_env "
             "(or set allow_inline_secret: true, for tests only)"
         )
+    masking = raw.get("masking") or {}
+    if "hash_key_file" in masking and "hash_key_env" in masking:
+        errors.append("masking: hash_key_file and hash_key_env exclude each other; keep one")
     names = [item["name"] for item in raw["listeners"]]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -136,7 +142,32 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
     errors = _semantic_errors(raw)
     if errors:
         raise ConfigError(errors)
-    return Config.from_dict(raw, base)
+    config = Config.from_dict(raw, base)
+    if config.masking.hash_key_file is not None or config.masking.hash_key_env is not None:
+        config = attrs.evolve(config, masking=attrs.evolve(config.masking, hash_key=_hash_key(config.masking)))
+    return config
+
+
+MIN_HASH_KEY_BYTES = 16
+
+
+def _hash_key(cfg: MaskingConfig) -> bytes:
+    """The hash masker's key, read once here (at config load and reload), never per record.
+    Errors name the setting and the file or variable, never the key."""
+    if cfg.hash_key_file is not None:
+        where = f"masking.hash_key_file: {cfg.hash_key_file}"
+        try:
+            key = cfg.hash_key_file.read_bytes().strip()
+        except OSError as e:
+            raise ConfigError([f"{where}: cannot read the key file: {e.strerror}"]) from e
+    else:
+        where = f"masking.hash_key_env: environment variable {cfg.hash_key_env}"
+        key = os.environ.get(str(cfg.hash_key_env), "").strip().encode()
+    if len(key) < MIN_HASH_KEY_BYTES:
+        what = "is empty or unset" if not key else f"holds {len(key)} bytes"
+        raise ConfigError([f"{where} {what}; the key must have at least {MIN_HASH_KEY_BYTES} bytes "
+                           "(e.g. `head -c 32 /dev/urandom | base64`)"])
+    return key
 
 
 def load_config(path: str | Path) -> Config:

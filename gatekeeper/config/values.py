@@ -24,6 +24,7 @@ __all__ = [
     "JwtSettings",
     "LimitsConfig",
     "ListenerConfig",
+    "MaskingConfig",
     "PolicyConfig",
     "TlsConfig",
     "UpstreamConfig",
@@ -278,6 +279,26 @@ class LimitsConfig:
 
 
 @attrs.frozen
+class MaskingConfig:
+    """Settings of the maskers. ``hash_key`` is the secret the ``hash`` masker keys its HMAC
+    with: read from ``hash_key_file`` or ``hash_key_env`` when the config is loaded
+    (``gatekeeper.config.loading``), never per record, and never shown in a repr."""
+
+    hash_key_file: Path | None = None
+    hash_key_env: str | None = None
+    hash_key: bytes | None = attrs.field(default=None, repr=False)
+    plan_cache_entries: int = 1024
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> MaskingConfig:
+        return cls(
+            hash_key_file=_get(cls, raw, "hash_key_file", _paths(base)),
+            hash_key_env=_get(cls, raw, "hash_key_env"),
+            plan_cache_entries=_get(cls, raw, "plan_cache_entries"),
+        )
+
+
+@attrs.frozen
 class Config:
     listeners: tuple[ListenerConfig, ...]
     upstream: UpstreamConfig
@@ -286,6 +307,7 @@ class Config:
     limits: LimitsConfig
     log_level: str = "info"
     identity: IdentityConfig = attrs.field(factory=IdentityConfig)
+    masking: MaskingConfig = attrs.field(factory=MaskingConfig)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
@@ -297,5 +319,6 @@ class Config:
             policy=PolicyConfig.from_dict(raw["policy"], base),
             admin=AdminConfig.from_dict(raw.get("admin", {})),
             limits=LimitsConfig.from_dict(raw.get("limits", {})),
+            masking=MaskingConfig.from_dict(raw.get("masking", {}), base),
             log_level=_get(cls, raw.get("logging", {}), "level", field="log_level"),
         )

@@ -36,12 +36,16 @@ def read_password(cfg: UpstreamSaslConfig) -> str:
 
 
 def exposed_secret_files(config: Any) -> list[str]:
-    """The secret files of ``config`` (broker password, TLS private keys) that users other than
-    their owner may read: ``"<yaml path> <file> (mode 0644)"`` each, for a warning at start."""
+    """The secret files of ``config`` (broker password, TLS private keys, the masking hash key)
+    that users other than their owner may read: ``"<yaml path> <file> (mode 0644)"`` each, for a
+    warning at start."""
     candidates: list[tuple[str, Path | None]] = []
     sasl = config.upstream.sasl
     if sasl is not None:
         candidates.append(("upstream.sasl.password_file", sasl.password_file))
+    masking = getattr(config, "masking", None)
+    if masking is not None:
+        candidates.append(("masking.hash_key_file", masking.hash_key_file))
     if config.upstream.tls is not None:
         candidates.append(("upstream.tls.key_file", config.upstream.tls.key_file))
     for i, listener in enumerate(config.listeners):

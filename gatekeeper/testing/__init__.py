@@ -1,6 +1,7 @@
 """Fakes for unit-testing code that plugs into Gatekeeper, without a network or a running reactor.
 
-``gatekeeper.testing.fakes`` is what a plugin author uses in their own unit tests. The real
+``gatekeeper.testing.fakes`` is what a plugin author uses in their own unit tests;
+``gatekeeper.testing.masking`` runs a masker or detector through the real rules engine. The real
 test harness (Kafka broker, OPA server, Java tools …) lives in the repository's ``harness/``
 directory and is not shipped with the package.
 """

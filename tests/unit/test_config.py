@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from gatekeeper.config import (
     AuthenticationConfig,
     ConfigError,
     LimitsConfig,
+    MaskingConfig,
     PolicyConfig,
     UpstreamConfig,
     load_config,
@@ -130,3 +132,53 @@ def test_unreadable_and_invalid_yaml_files(tmp_path) -> None:
     bad.write_text("listeners: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_masking_defaults_to_no_hash_key() -> None:
+    cfg = parse_config(yaml.safe_load(GOOD))
+    assert cfg.masking == MaskingConfig()
+    assert cfg.masking.hash_key is None and cfg.masking.plan_cache_entries == 1024
+
+
+def test_masking_hash_key_is_read_from_a_file_at_load(tmp_path) -> None:
+    key = tmp_path / "hash.key"
+    key.write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    p = tmp_path / "gk.yaml"
+    p.write_text(GOOD + "masking:\n  hash_key_file: hash.key\n  plan_cache_entries: 10\n")
+    cfg = load_config(p)
+    assert cfg.masking.hash_key_file == key  # relative to the config file
+    assert cfg.masking.hash_key == b"0123456789abcdef0123456789abcdef"
+    assert cfg.masking.plan_cache_entries == 10
+    assert "0123456789abcdef" not in repr(cfg)
+
+
+def test_masking_hash_key_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("GK_TEST_HASH_KEY", "an environment key of some length")
+    raw = yaml.safe_load(GOOD)
+    raw["masking"] = {"hash_key_env": "GK_TEST_HASH_KEY"}
+    assert parse_config(raw).masking.hash_key == b"an environment key of some length"
+
+
+@pytest.mark.parametrize(
+    ("masking", "env", "file", "message"),
+    [
+        ({"hash_key_env": "GK_TEST_UNSET_KEY"}, None, None,
+         "masking.hash_key_env: environment variable GK_TEST_UNSET_KEY is empty or unset; the key must have at least 16 bytes"),
+        ({"hash_key_env": "GK_TEST_SHORT_KEY"}, "short", None, "environment variable GK_TEST_SHORT_KEY holds 5 bytes"),
+        ({"hash_key_file": "missing.key"}, None, None, "masking.hash_key_file: .*missing.key: cannot read the key file"),
+        ({"hash_key_file": "short.key"}, None, b"tiny", "short.key holds 4 bytes; the key must have at least 16"),
+        ({"hash_key_file": "a", "hash_key_env": "B"}, None, None, "masking: hash_key_file and hash_key_env exclude each other"),
+        ({"hash_key": "inline"}, None, None, "masking: Additional properties are not allowed"),
+    ],
+)
+def test_masking_hash_key_errors_name_the_setting_never_the_key(tmp_path, monkeypatch, masking, env, file, message) -> None:
+    monkeypatch.delenv("GK_TEST_UNSET_KEY", raising=False)
+    if env is not None:
+        monkeypatch.setenv("GK_TEST_SHORT_KEY", env)
+    if file is not None:
+        (tmp_path / "short.key").write_bytes(file)
+    p = tmp_path / "gk.yaml"
+    p.write_text(GOOD + "masking: " + json.dumps(masking) + "\n")
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(p)
+    assert "tiny" not in str(e.value) and "short\n" not in str(e.value)

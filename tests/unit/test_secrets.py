@@ -14,3 +14,12 @@ def test_a_secret_file_others_may_read_is_reported_with_its_yaml_path(tmp_path) 
     assert line.startswith("upstream.sasl.password_file") and "0644" in line and "s3cret" not in line
     secret.chmod(0o600)
     assert exposed_secret_files(cfg) == []
+
+
+def test_a_readable_masking_hash_key_file_is_reported(tmp_path) -> None:
+    key = tmp_path / "hash.key"
+    key.write_text("k" * 32)
+    key.chmod(0o640)
+    cfg = fake_config(masking={"hash_key_file": str(key)})
+    (line,) = exposed_secret_files(cfg)
+    assert line.startswith("masking.hash_key_file") and "0640" in line and "kkkk" not in line
