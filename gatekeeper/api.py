@@ -145,6 +145,11 @@ class ConnectionIO(Protocol):
     def peer_principal(self) -> Any:
         """The principal of a verified TLS client certificate, or None."""
 
+    def offload(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Run ``work()`` off the reactor thread (CPU-bound and pure: it must not touch the
+        connection), then ``done(result)`` back on it; ``result`` is the exception if
+        ``work`` raised one. Calls to ``done`` may come in any order."""
+
 
 class Connection(Protocol):
     """A sans-I/O connection core: one per client connection, made by the adapter. It takes
@@ -184,6 +189,7 @@ class AdapterServices:
     principal_for_client_id: Callable[[str | None], Any]  # principal of an unauthenticated connection
     next_bootstrap: Callable[[], Any]  # the next bootstrap broker address to try
     inputs_decoded: Callable[[list[dict[str, Any]]], None]  # every policy input built (debug log)
+    masking: Any = None  # gatekeeper.masking.Masking: compiles mask decisions (None: a mask is a deny)
 
 
 class ProtocolAdapter(Protocol):

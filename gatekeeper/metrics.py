@@ -76,4 +76,8 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_engine_latency_seconds_bucket", "counter", "Policy engine round trip, histogram buckets.")
     m.describe("gatekeeper_policy_reloads_total", "counter", "Policy reloads, by result.")
     m.describe("gatekeeper_denials_throttled_total", "counter", "Denials that repeated the previous one on a connection and asked the client to wait (throttle_time_ms), by API.")
+    m.describe("gatekeeper_masked_records_total", "counter", "Records masked, by topic and direction (produce: before the broker stores them; consume: before the client reads them).")
+    m.describe("gatekeeper_masked_fields_total", "counter", "Fields and text spans masked, by topic and masker.")
+    m.describe("gatekeeper_mask_errors_total", "counter", "Records or batches that could not be masked as the policy asked, by kind (record_refused, legacy_format, corrupt_batch, bad_decision); none of them was forwarded raw.")
+    m.describe("gatekeeper_masked_truncated_batches_total", "counter", "Incomplete trailing batches dropped from masked Fetch partitions (the client fetches them again).")
     return m

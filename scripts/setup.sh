@@ -26,6 +26,24 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.gatekeeper-*
   touch "$stamp"
 fi
+# The example third-party plugin distributions under plugins/: installed (not editable) as any
+# third party's would be, so the tests use their entry points from outside the package.
+for plugin in "$GK_ROOT"/plugins/*/; do
+  [ -f "$plugin/pyproject.toml" ] || continue
+  name="$(basename "$plugin")"
+  digest="$(cd "$plugin" && git ls-files -co --exclude-standard . 2>/dev/null | sort | xargs cat 2>/dev/null | sha256sum | cut -c1-16)"
+  pstamp="$VENV/.plugin-$name-$digest"
+  if [ ! -f "$pstamp" ]; then
+    echo "setup: installing the plugin distribution plugins/$name"
+    if ! "$VENV/bin/pip" install -q --no-deps "$plugin" >"$GATEKEEPER_CACHE/pip-plugin.log" 2>&1; then
+      cat "$GATEKEEPER_CACHE/pip-plugin.log" >&2
+      echo "setup: installing plugins/$name failed (log above)" >&2
+      exit 1
+    fi
+    rm -f "$VENV/.plugin-$name-"*
+    touch "$pstamp"
+  fi
+done
 export GK_PY="$VENV/bin/python"
 export PATH="$VENV/bin:$PATH"
 # The harness is not installed with the package: run it from the checkout.

@@ -260,10 +260,13 @@ class LimitsConfig:
     max_pending_requests: int = 1000  # per connection: reading pauses past this many unanswered
     max_connections_per_listener: int = 10_000
     max_connections_per_address: int = 1_000
+    # Masking decompresses record batches: one batch's records may not inflate past this.
+    max_decompressed_bytes: int = 256 * 1024 * 1024
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> LimitsConfig:
         return cls(
+            max_decompressed_bytes=_get(cls, raw, "max_decompressed_bytes"),
             max_unauthenticated_frame_bytes=_get(cls, raw, "max_unauthenticated_frame_bytes"),
             authentication_timeout=_get(cls, raw, "authentication_timeout", parse_duration),
             max_pending_requests=_get(cls, raw, "max_pending_requests"),

@@ -33,6 +33,7 @@ class KafkaAdapter:
             principal_for_client_id=services.principal_for_client_id, next_bootstrap=services.next_bootstrap,
             inputs_decoded=services.inputs_decoded, denial_log=LogSampler(config.limits.denial_log_interval),
             gateway=GatewayIdentity(config.upstream.sasl.username if config.upstream.sasl is not None else None),
+            masking=services.masking,
         )
 
     def connection(self, listener: Any, slot: int | None, io: ConnectionIO) -> KafkaConnection:

@@ -27,6 +27,14 @@ from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
 from gatekeeper.kafka.login import LoginSide
+from gatekeeper.kafka.masking import (
+    MASKABLE,
+    MaskCounts,
+    fetch_mask_keys,
+    mask_produce,
+    produce_plans,
+    produce_resource,
+)
 from gatekeeper.kafka.operations import UnresolvedTopicIds
 from gatekeeper.kafka.request import DecodedRequest
 from gatekeeper.kafka.responses import ResponseSide
@@ -34,6 +42,7 @@ from gatekeeper.kafka.sasl_client import UpstreamAuthenticator
 from gatekeeper.kafka.sasl_server import SaslSession
 from gatekeeper.kafka.settings import KafkaSettings
 from gatekeeper.logsafe import printable
+from gatekeeper.masking import MaskingError
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.ratelimit import RepeatBackoff, TokenBucket
 
@@ -45,6 +54,7 @@ _NEGOTIATED = Decision(action="allow", reason="protocol negotiation is not subje
 _INTERNAL_CORRELATION_BASE = -(2**31)  # never used by clients, which count up from 0
 _DENIAL_THROTTLE_BASE = 0.05  # seconds: the first repeat of a denial asks the client to wait this long
 _DENIAL_REPEAT_WINDOW = 1.0  # seconds: the same denial again within this is a repeat
+_OFFLOAD_BYTES = 64 * 1024  # record bytes to mask from which the work goes to a worker thread
 
 
 class KafkaConnection(LoginSide, ResponseSide, Connection):
@@ -324,11 +334,104 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
     def _decided(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
         request = entry.request
         assert request is not None
+        for decision, policy_input in zip(decisions, inputs, strict=True):
+            self.s.metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
+        if any(d.action == "mask" for d in decisions):
+            decisions, plans = self._mask_plans(ops, decisions)
+            if plans and request.header.api_key == ApiKey.PRODUCE:
+                self._mask_produce(entry, ops, inputs, decisions, plans)
+                return
+            if plans and request.header.api_key == ApiKey.FETCH:
+                entry.mask = fetch_mask_keys(request, plans, self.s.cluster.topic_name)
+        self._enforce(entry, ops, inputs, decisions)
+
+    def _mask_plans(self, ops: list[Operation], decisions: list[Decision]) -> tuple[list[Decision], dict[Any, Any]]:
+        """Each mask decision compiled into a plan (the operation is then allowed, its records
+        masked), or turned into a deny that says why it cannot be applied (fail closed)."""
+        out, plans = list(decisions), {}
+        for i, (op, d) in enumerate(zip(ops, decisions, strict=True)):
+            if d.action != "mask":
+                continue
+            direction = MASKABLE.get(op.name)
+            if direction is None:
+                out[i] = Decision("deny", reason=f"the policy said mask ({d.reason}), but {op.name} carries no records to mask; denied, fail closed")
+                continue
+            if self.s.masking is None:
+                out[i] = Decision("deny", reason=f"the policy said mask ({d.reason}), but masking is not available here; denied, fail closed")
+                continue
+            try:
+                plan = self.s.masking.plan(d.mask, direction)
+            except MaskingError as e:
+                self.s.metrics.inc("gatekeeper_mask_errors_total", kind="bad_decision")
+                out[i] = Decision("deny", error="policy_violation", reason=f"the policy's mask cannot be applied: {e}; denied, fail closed")
+                continue
+            plans[op.resource] = plan
+            out[i] = Decision("allow", reason=d.reason, ttl=d.ttl)
+        return out, plans
+
+    def _mask_produce(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision],
+                      plans: dict[Any, Any]) -> None:
+        """Mask the records of the masked topics, off the reactor when they are large, then
+        enforce: a topic whose records cannot be masked is refused (POLICY_VIOLATION)."""
+        request = entry.request
+        assert request is not None
+        body = request.body
+        by_topic = produce_plans(body, plans, self.s.cluster.topic_name)
+        size = sum(len(p.records or b"") for i in by_topic for p in body.topic_data[i].partition_data)
+        limit = self.s.config.limits.max_decompressed_bytes
+
+        def done(result: Any) -> None:
+            if self.closing:
+                return
+            if isinstance(result, BaseException):
+                log.error("bug: masking a Produce request failed: {e!r}", e=result)
+                self._close(f"masking failed, request refused (fail closed): {type(result).__name__}", rejected="masking")
+                return
+            self._count_masking(result.counts, "produce")
+            for (ti, pi), data in result.records.items():
+                body.topic_data[ti].partition_data[pi].records = data
+            if result.records:
+                entry.request = attrs.evolve(request, normalized=True)
+            refused = {produce_resource(body.topic_data[ti], self.s.cluster.topic_name): why for ti, why in result.refused.items()}
+            out = [Decision("deny", error="policy_violation", reason=refused[op.resource])
+                   if op.name == "produce" and op.resource in refused else d for op, d in zip(ops, decisions, strict=True)]
+            self._enforce(entry, ops, inputs, out)
+
+        self._offload(size, lambda: mask_produce(body, by_topic, limit), done)
+
+    def _offload(self, size: int, work: Any, done: Any) -> None:
+        """Small work runs here and now; large work (a big record set to decompress, mask and
+        recompress) on a worker thread, so the reactor keeps serving other connections."""
+        if size >= _OFFLOAD_BYTES:
+            self.io.offload(work, done)
+            return
+        try:
+            result = work()
+        except Exception as e:  # handed to ``done`` like the worker's exceptions
+            result = e
+        done(result)
+
+    def _count_masking(self, counts: MaskCounts, direction: str) -> None:
+        metrics = self.s.metrics
+        for topic, n in counts.records.items():
+            metrics.inc("gatekeeper_masked_records_total", n, topic=topic, direction=direction)
+        for (topic, masker), n in counts.fields.items():
+            metrics.inc("gatekeeper_masked_fields_total", n, topic=topic, masker=masker)
+        for kind, n in counts.errors.items():
+            metrics.inc("gatekeeper_mask_errors_total", n, kind=kind)
+        if counts.truncated:
+            metrics.inc("gatekeeper_masked_truncated_batches_total", counts.truncated)
+        for problem in counts.problems:
+            log.error("masking {direction} on connection from {peer} (session {session}): {problem}",
+                      direction=direction, peer=self.peer, session=self._session_id(), problem=problem)
+
+    def _enforce(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
+        request = entry.request
+        assert request is not None
         metrics = self.s.metrics
         now = self.s.clock()
         refused: list[tuple[str, str, str]] = []
         for op, decision, policy_input in zip(ops, decisions, inputs, strict=True):
-            metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
             if not decision.allowed and not withdrawn(op, decision.allowed):
                 self._log_denial(decision, policy_input, now)
                 refused.append((policy_input["operation"], policy_input["resource"]["type"], policy_input["resource"]["name"]))

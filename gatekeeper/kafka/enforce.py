@@ -84,8 +84,8 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
         return Forward(unit.normalize_frame(h.api_version, h.size, request.outgoing))
     denials: dict[Resource, Denial] = {}
     for op, d in denied:
-        if d.action in ("mask", "approve"):
-            d = Decision(action="deny", reason=f"mask/approve not enabled: the policy said {d.action} ({d.reason}); denied, fail closed")
+        if d.action in ("mask", "approve"):  # a mask reaches here only where it cannot be applied
+            d = Decision(action="deny", reason=f"{d.action} not enabled here: the policy said {d.action} ({d.reason}); denied, fail closed")
         denials.setdefault(op.resource, denial_of(op.resource, d))
     first = next(iter(denials.values()))
     summary = f"{denied[0][0].name} on {denied[0][0].resource.type} {denied[0][0].resource.name!r} denied: {first.message}"

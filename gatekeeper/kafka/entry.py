@@ -13,7 +13,7 @@ __all__ = ["Entry"]
 class Entry:
     """One request on its way through: decided, forwarded, answered."""
 
-    __slots__ = ("decided", "filter_listing", "forward", "internal", "merge", "outgoing", "request", "response")
+    __slots__ = ("decided", "filter_listing", "forward", "internal", "mask", "merge", "outgoing", "request", "response")
 
     def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
         self.request = request
@@ -24,8 +24,9 @@ class Entry:
         self.outgoing: bytes | None = None  # what goes to the broker (original bytes unless split)
         self.merge: Any = None  # adds denied entities' errors to a split request's response
         self.filter_listing: Listing | None = None  # drop listed resources the principal may not see
+        self.mask: dict[Any, tuple[str, Any]] | None = None  # Fetch: topic key -> (name, mask plan)
 
     @property
     def processed(self) -> bool:
         """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
-        return self.merge is not None or self.filter_listing is not None
+        return self.merge is not None or self.filter_listing is not None or self.mask is not None

@@ -19,6 +19,7 @@ from gatekeeper.kafka.apis.base import Listing, ResponseContext
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
+from gatekeeper.kafka.masking import MaskCounts, mask_fetch
 from gatekeeper.kafka.sasl_client import UpstreamAuthenticator, UpstreamAuthError
 from gatekeeper.kafka.settings import KafkaSettings
 
@@ -62,6 +63,12 @@ class ResponseSide:
         raise NotImplementedError
 
     def _decide(self, entry: Entry) -> None:
+        raise NotImplementedError
+
+    def _offload(self, size: int, work: Any, done: Any) -> None:
+        raise NotImplementedError
+
+    def _count_masking(self, counts: MaskCounts, direction: str) -> None:
         raise NotImplementedError
 
     def upstream_data(self, data: bytes) -> None:
@@ -170,6 +177,9 @@ class ResponseSide:
         if not self._matches(entry, cid):
             return
         codec = self.s.codec
+        if entry.mask is not None:
+            self._mask_fetch_response(entry, raw)
+            return
         try:
             if not entry.processed:
                 entry.response = codec.process_response(request, raw, self._response_context)
@@ -184,6 +194,38 @@ class ResponseSide:
             entry.response = codec.finish_response(request, head, body, self._response_context)
             return
         self._filter_listing(entry, entry.filter_listing, head, body)
+
+    def _mask_fetch_response(self, entry: Entry, raw: bytes) -> None:
+        """A Fetch response with masked topics: decoded, masked and re-encoded (off the reactor
+        when large); the client gets it in its turn, as every other response."""
+        request = entry.request
+        assert request is not None and entry.mask is not None
+        plans, merge = entry.mask, entry.merge
+        codec, ctx = self.s.codec, self._response_context
+        limit = self.s.config.limits.max_decompressed_bytes
+
+        def work() -> tuple[bytes, MaskCounts]:
+            head, body = codec.decode_response(request, raw)
+            if merge is not None:
+                body = merge(body)
+            counts = mask_fetch(body, request.header.api_version, plans, limit)
+            return codec.finish_response(request, head, body, ctx), counts
+
+        def done(result: Any) -> None:
+            if self.closing:
+                return
+            if isinstance(result, CodecError):
+                self._upstream_broken(str(result))
+                return
+            if isinstance(result, BaseException):
+                log.error("bug: masking a Fetch response failed: {e!r}", e=result)
+                self._close(f"masking failed, response withheld (fail closed): {type(result).__name__}", abort_upstream=True)
+                return
+            entry.response, counts = result
+            self._count_masking(counts, "consume")
+            self._flush()
+
+        self._offload(len(raw), work, done)
 
     def _filter_listing(self, entry: Entry, listing: Listing, head: bytes, body: Any) -> None:
         """A listing (all topics, groups, transactions) keeps only what the principal may

@@ -29,3 +29,4 @@ class KafkaSettings:
     inputs_decoded: Callable[[list[dict[str, Any]]], None]
     denial_log: LogSampler
     gateway: GatewayIdentity  # Gatekeeper's own principal at the broker
+    masking: Any = None  # gatekeeper.masking.Masking, or None: a mask decision is then a deny

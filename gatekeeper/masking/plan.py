@@ -23,6 +23,7 @@ No reason or error ever holds any of the record's bytes, nor a plugin's own mess
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from itertools import accumulate
@@ -151,7 +152,11 @@ class _Part:
                 return _detect_text(self.detectors, data, counts)  # text, or a bare number or word
             doc, hit = _detect_json(self.detectors, doc, counts)
             changed |= hit
-        if not changed:
+        # Unchanged, the part goes on as its bytes, unless the document repeats a key: its rules
+        # were checked against the value the parser kept (the last), and a consumer whose parser
+        # keeps the first would read the other, unchecked. Written back as it was read, the
+        # consumer reads what was checked.
+        if not changed and (doc is _UNPARSED or not _may_repeat_keys(data, doc)):
             return data
         if doc is _REMOVED:
             return _REMOVED
@@ -163,6 +168,27 @@ class _Part:
             rules = self.fields or self.detectors
             _give_up(rules, "a masker returned a value that is not JSON", "failed")
             return data  # every rule passes: the part stays as it came
+
+
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
+
+
+def _may_repeat_keys(data: bytes, doc: Any) -> bool:
+    """Whether the JSON text ``data`` may hold an object with a key twice. Each key in the text
+    is a string followed by a colon, so the text has at least as many ``"…:`` as it has keys;
+    parsed, repeated keys collapse. Fewer keys parsed than ``"…:`` in the text: maybe (a string
+    holding ``":`` gives a false alarm, which only costs writing the document back)."""
+    if data.count(b":") == 0:
+        return False
+    return len(_KEY_END.findall(data)) > _count_keys(doc)
+
+
+def _count_keys(node: Any) -> int:
+    if isinstance(node, dict):
+        return len(node) + sum(_count_keys(v) for v in node.values() if isinstance(v, dict | list))
+    if isinstance(node, list):
+        return sum(_count_keys(v) for v in node if isinstance(v, dict | list))
+    return 0
 
 
 _UNPARSED = object()

@@ -152,3 +152,7 @@ class ClientProtocol(Protocol):
 
     def peer_principal(self) -> Any:
         return certificate_principal(self.transport)
+
+    def offload(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        d = self.context.offload(work)
+        d.addCallbacks(done, lambda f: done(f.value))

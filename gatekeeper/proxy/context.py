@@ -18,3 +18,4 @@ class ProxyContext:
     connect: Callable[[Any, Any], Any]  # (target, protocol) -> Deferred[protocol], connected
     opened: Callable[[Any], str | None]  # a client connection was accepted: a reason to refuse it, or None
     closed: Callable[[Any], None]  # a client connection ended
+    offload: Callable[[Callable[[], Any]], Any]  # fn -> Deferred of fn() run on a worker thread

@@ -13,16 +13,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
 from gatekeeper.config import Config, ListenerConfig
 from gatekeeper.identity.secrets import exposed_secret_files, read_password
 from gatekeeper.identity.service import IdentityService
+from gatekeeper.masking import Masking
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.plugins import ADAPTERS, load
 from gatekeeper.policy.factory import make_engine
@@ -37,6 +39,7 @@ from gatekeeper.values import HostPort
 __all__ = ["Gateway", "GatewayService"]
 
 log = Logger()
+_WORKER_THREADS = 2
 
 
 class _ClientFactory(Factory):
@@ -87,11 +90,16 @@ class Gateway:
             config=config, metrics=self.metrics, clock=reactor.seconds, identity=self.identity,
             upstream_credentials=self.upstream_credentials, principal_for_client_id=self.principal_for,
             next_bootstrap=self.next_bootstrap, inputs_decoded=lambda inputs: self.inputs_decoded(inputs),
+            masking=Masking(config.masking),
         )
         self.adapters = {name: load(ADAPTERS, name)(services) for name in sorted({lst.protocol for lst in config.listeners})}
+        # CPU-bound work of the data path (masking large record sets) runs here, off the
+        # reactor thread; compression releases the GIL, so two threads use both cores.
+        self.workers = ThreadPool(minthreads=0, maxthreads=_WORKER_THREADS, name="gatekeeper-workers")
         self.context = ProxyContext(
             adapters=self.adapters, engine=self.engine, clock=reactor,
             connect=self.connect_upstream, opened=self.connection_opened, closed=self.connection_closed,
+            offload=lambda work: threads.deferToThreadPool(reactor, self.workers, work),
         )
 
     # -- listening ------------------------------------------------------------------------
@@ -100,6 +108,7 @@ class Gateway:
     def start(self) -> Any:
         """Load the policies, then listen on every listener's bootstrap and broker ports."""
         yield self.engine.start()
+        self.workers.start()
         log.info("policy engine {engine} ready", engine=self.engine.name)
         if self.config.policy.engine == "allow-all":
             log.warn("policy.engine is allow-all: every request is allowed without a policy; use it to bring up the data path only")
@@ -143,6 +152,8 @@ class Gateway:
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
         for conn in list(self.connections):
             conn.transport.loseConnection()  # type: ignore[union-attr]
+        if self.workers.started:
+            self.workers.stop()
         yield self.engine.stop()
 
     # -- connections ----------------------------------------------------------------------

@@ -38,6 +38,7 @@ class RecordingIO:
         self.asked: list[tuple[int, list[dict[str, Any]]]] = []
         self.closed: list[bool] = []
         self.paused = False
+        self.offloaded: list[tuple[Any, Any]] = []
 
     def to_client(self, data: Any) -> None:
         self.client.append(b"".join(data))
@@ -65,6 +66,18 @@ class RecordingIO:
 
     def peer_principal(self) -> Any:
         return None
+
+    def offload(self, work: Any, done: Any) -> None:
+        self.offloaded.append((work, done))
+
+    def run_offloaded(self) -> None:
+        jobs, self.offloaded = self.offloaded, []
+        for work, done in jobs:
+            try:
+                result = work()
+            except Exception as e:
+                result = e
+            done(result)
 
     def client_frames(self) -> list[bytes]:
         return frames(b"".join(self.client))

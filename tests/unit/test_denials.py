@@ -119,7 +119,7 @@ def test_gate_denied_denies_the_whole_request() -> None:
     assert {p.error_code for t in body.responses for p in t.partition_responses} == {53}
 
 
-def test_acks0_denied_closes_and_mask_is_denied_until_enabled() -> None:
+def test_acks0_denied_closes_and_approve_is_denied_until_enabled() -> None:
     from tests.unit.samples import produce
 
     r = decoded(produce(9, acks=0), 9)
@@ -127,10 +127,10 @@ def test_acks0_denied_closes_and_mask_is_denied_until_enabled() -> None:
     outcome = enforce.plan(r, ops, [DENY] * len(ops), lambda _: None)
     assert isinstance(outcome, enforce.Close) and "acks=0" in outcome.reason
     r = decoded(produce(9), 9)
-    masked = Decision("mask", reason="pii", mask=({"field": "$.x", "masker": "redact"},))
-    outcome = enforce.plan(r, ops, [masked] * len(ops), lambda _: None)
+    held = Decision("approve", reason="needs an owner", approval={"approvers": ["group:owners"]})
+    outcome = enforce.plan(r, ops, [held] * len(ops), lambda _: None)
     body = API_TABLE[0].response.decode(outcome.body, version=9)  # type: ignore[union-attr]
-    assert "mask/approve not enabled" in body.responses[0].partition_responses[0].error_message
+    assert "approve not enabled" in body.responses[0].partition_responses[0].error_message
 
 
 def test_metadata_all_named_topics_denied_still_goes_to_the_broker() -> None:
