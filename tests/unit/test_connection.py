@@ -16,6 +16,7 @@ from twisted.internet import task
 from gatekeeper.api import ANONYMOUS, AdapterServices, Decision
 from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.kafka.codec import API_TABLE
+from gatekeeper.masking import Masking
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.testing.fakes import fake_config
 from gatekeeper.values import HostPort
@@ -112,6 +113,7 @@ def make(credentials: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]
         config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=None,
         upstream_credentials=lambda: credentials, principal_for_client_id=lambda cid: ANONYMOUS,
         next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
+        masking=Masking(cfg.masking),
     )
     adapter = KafkaAdapter(services)
     io = RecordingIO(clock)
@@ -286,6 +288,7 @@ def _sasl_core(config: dict[str, Any]) -> tuple[Any, RecordingIO, Any]:
         config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=IdentityService(cfg.identity.jwt, clock),
         upstream_credentials=lambda: None, principal_for_client_id=lambda cid: ANONYMOUS,
         next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
+        masking=Masking(cfg.masking),
     )
     adapter = KafkaAdapter(services)
     io = RecordingIO(clock)
