@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeAlias
 
 import attrs
@@ -28,6 +29,8 @@ __all__ = [
     "MaskPluginError",
     "Masker",
     "MaskingContext",
+    "Notifier",
+    "NotifierContext",
     "Operation",
     "Principal",
     "ProtocolAdapter",
@@ -293,3 +296,53 @@ class Detector(Protocol):
     def find(self, text: str) -> Iterable[Span]:
         """The ``(start, end)`` character offsets of each sensitive span in ``text``, in any
         order (overlapping spans are merged)."""
+
+
+# -- notifiers -----------------------------------------------------------------------------------
+#
+# A notifier (entry-point group ``gatekeeper.notifiers``) tells people that an approval request
+# waits, was decided, or that a grant was revoked: a chat message, a webhook, a ticket. It is
+# configured in ``approvals.notifiers`` and constructed once at start as
+# ``Notifier(options, context)``. ``docs/plugins.md`` is the author's guide.
+
+
+@attrs.frozen
+class NotifierContext:
+    """What Gatekeeper hands a notifier besides its options: the name it is configured under,
+    the reactor (for timers and network clients: a notifier never blocks it), the config file's
+    directory (for relative paths in its options, None when unknown), and the approver page's
+    public address (``approvals.page_url``, or None)."""
+
+    name: str
+    reactor: Any
+    base: Path | None = None
+    page_url: str | None = None
+
+    def path(self, value: str) -> Path:
+        """A path from the options: absolute as written, else relative to the config file."""
+        p = Path(value)
+        return p if p.is_absolute() or self.base is None else self.base / p
+
+
+class Notifier(Protocol):
+    """A class in entry-point group ``gatekeeper.notifiers``: ``Notifier(options, context)``.
+
+    ``options`` are the keys of its ``approvals.notifiers`` entry other than ``name`` and
+    ``events``, validated against ``options_schema`` (JSON Schema, draft 2020-12) when the config
+    is loaded. ``__init__`` may read files named in the options (it runs once, at start) and
+    raises ``ValueError`` for options it cannot use (a start-up error naming the notifier).
+
+    ``notify`` is called on the reactor thread for each event the entry subscribes to:
+    ``{"type": "request_opened" | "request_decided" | "grant_revoked", "at": RFC 3339,
+    "request": {...}, "grant": {...}, "url": the request on the approver page}`` (``request``
+    for request events, ``grant`` when one was made or revoked, ``url`` with ``page_url``).
+    It must return at once: None, or a Deferred that fails when the notification could not be
+    delivered after the notifier's own retries (Gatekeeper logs and counts that, and nothing
+    else depends on it; the Deferred is cancelled when Gatekeeper stops).
+    """
+
+    options_schema: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, options: Mapping[str, Any], context: NotifierContext) -> None: ...
+
+    def notify(self, event: Mapping[str, Any]) -> Any: ...

@@ -1,4 +1,4 @@
-"""Entry-point plugin loading: protocol adapters, maskers and detectors.
+"""Entry-point plugin loading: protocol adapters, maskers, detectors and notifiers.
 
 Built-in plugins are entry points of the ``gatekeeper`` distribution like any third party's
 (``setup.cfg``). ``BUILTINS`` repeats them (a test keeps the two equal) so that a checkout whose
@@ -12,11 +12,12 @@ import importlib
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-__all__ = ["ADAPTERS", "BUILTINS", "DETECTORS", "MASKERS", "PluginError", "available", "load"]
+__all__ = ["ADAPTERS", "BUILTINS", "DETECTORS", "MASKERS", "NOTIFIERS", "PluginError", "available", "load"]
 
 ADAPTERS = "gatekeeper.adapters"
 MASKERS = "gatekeeper.maskers"
 DETECTORS = "gatekeeper.detectors"
+NOTIFIERS = "gatekeeper.notifiers"
 
 BUILTINS: dict[str, dict[str, str]] = {
     ADAPTERS: {"kafka": "gatekeeper.kafka.adapter:KafkaAdapter"},
@@ -39,6 +40,10 @@ BUILTINS: dict[str, dict[str, str]] = {
         "phone": "gatekeeper.masking.detectors:Phone",
         "private_key": "gatekeeper.masking.detectors:PrivateKey",
         "us_ssn": "gatekeeper.masking.detectors:UsSsn",
+    },
+    NOTIFIERS: {
+        "log": "gatekeeper.approvals.notifiers:LogNotifier",
+        "webhook": "gatekeeper.approvals.notifiers:WebhookNotifier",
     },
 }
 

@@ -3,6 +3,7 @@
 from gatekeeper.config.loading import ConfigError, load_config, parse_config
 from gatekeeper.config.values import (
     AdminConfig,
+    ApprovalsConfig,
     AuthenticationConfig,
     Config,
     IdentityConfig,
@@ -10,6 +11,7 @@ from gatekeeper.config.values import (
     LimitsConfig,
     ListenerConfig,
     MaskingConfig,
+    NotifierConfig,
     PolicyConfig,
     TlsConfig,
     UpstreamConfig,
@@ -19,6 +21,7 @@ from gatekeeper.config.values import (
 
 __all__ = [
     "AdminConfig",
+    "ApprovalsConfig",
     "AuthenticationConfig",
     "Config",
     "ConfigError",
@@ -27,6 +30,7 @@ __all__ = [
     "LimitsConfig",
     "ListenerConfig",
     "MaskingConfig",
+    "NotifierConfig",
     "PolicyConfig",
     "TlsConfig",
     "UpstreamConfig",

@@ -20,7 +20,7 @@ import attrs
 import jsonschema
 import yaml
 
-from gatekeeper.config.values import Config, MaskingConfig
+from gatekeeper.config.values import Config, MaskingConfig, NotifierConfig
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
@@ -121,10 +121,38 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
     masking = raw.get("masking") or {}
     if "hash_key_file" in masking and "hash_key_env" in masking:
         errors.append("masking: hash_key_file and hash_key_env exclude each other; keep one")
+    errors.extend(_approvals_errors(raw, used))
     names = [item["name"] for item in raw["listeners"]]
     for i, name in enumerate(names):
         if name in names[:i]:
             errors.append(f"listeners[{i}].name: duplicate listener name {name!r}")
+    return errors
+
+
+def _approvals_errors(raw: Mapping[str, Any], used: Mapping[int, str]) -> list[str]:
+    """The approvals section: approvers authenticate with tokens (identity.jwt), its listener's
+    port is its own, and each notifier is installed and accepts its options."""
+    approvals = raw.get("approvals")
+    if approvals is None:
+        return []
+    errors = []
+    if not raw.get("identity", {}).get("jwt"):
+        errors.append("approvals: needs identity.jwt: approvers authenticate with tokens validated as "
+                      "client tokens are")
+    if "bind" in approvals:
+        port = int(approvals["bind"].rpartition(":")[2])
+        admin = (raw.get("admin") or {}).get("bind")
+        if not 1 <= port <= 65535:
+            errors.append(f"approvals.bind: expected a port 1-65535, got {_describe(approvals['bind'])}")
+        elif port in used:
+            errors.append(f"approvals.bind: port {port} is already used by {used[port]}")
+        elif admin is not None and admin.rpartition(":")[2] == str(port):
+            errors.append(f"approvals.bind: port {port} is already used by admin.bind")
+    # Imported here: loading notifier plugins is only needed when approvals are configured.
+    from gatekeeper.approvals.notifiers import options_errors
+
+    for i, item in enumerate(approvals.get("notifiers", ())):
+        errors.extend(options_errors(NotifierConfig.from_dict(item), f"approvals.notifiers[{i}]"))
     return errors
 
 

@@ -18,6 +18,7 @@ from gatekeeper.values import HostPort, parse_duration
 
 __all__ = [
     "AdminConfig",
+    "ApprovalsConfig",
     "AuthenticationConfig",
     "Config",
     "IdentityConfig",
@@ -25,6 +26,7 @@ __all__ = [
     "LimitsConfig",
     "ListenerConfig",
     "MaskingConfig",
+    "NotifierConfig",
     "PolicyConfig",
     "TlsConfig",
     "UpstreamConfig",
@@ -302,6 +304,63 @@ class MaskingConfig:
 
 
 @attrs.frozen
+class NotifierConfig:
+    """One entry of ``approvals.notifiers``: a plugin of ``gatekeeper.notifiers`` by ``name``, the
+    events it is told of, and its own options (every other key; checked against the plugin's
+    ``options_schema`` when the config is loaded). ``base`` is the config file's directory, for
+    the plugin's relative paths."""
+
+    name: str
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    events: tuple[str, ...] = ("request_opened",)
+    base: Path | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> NotifierConfig:
+        return cls(
+            name=raw["name"],
+            options={k: v for k, v in raw.items() if k not in ("name", "events")},
+            events=_get(cls, raw, "events", tuple),
+            base=base,
+        )
+
+
+@attrs.frozen
+class ApprovalsConfig:
+    """The ``approvals`` section: where approval requests and grants are kept, how long a
+    Kafka request is held and a pending request lives, the approver API's listener, and who is
+    told that a request waits. Absent section: approvals are off (an approve decision denies)."""
+
+    store: Path
+    bind: HostPort | None = None
+    tls: TlsConfig | None = None
+    page_url: str | None = None
+    max_wait: float = 20.0
+    request_ttl: float = 24 * 3600.0
+    default_grant_ttl: float = 15 * 60.0
+    max_grant_ttl: float = 24 * 3600.0
+    history: float = 24 * 3600.0
+    max_pending_per_principal: int = 20
+    notifiers: tuple[NotifierConfig, ...] = ()
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> ApprovalsConfig:
+        return cls(
+            store=_paths(base)(raw["store"]),
+            bind=_get(cls, raw, "bind", HostPort.parse),
+            tls=_get(cls, raw, "tls", lambda t: TlsConfig.from_dict(t, base)),
+            page_url=_get(cls, raw, "page_url"),
+            max_wait=_get(cls, raw, "max_wait", parse_duration),
+            request_ttl=_get(cls, raw, "request_ttl", parse_duration),
+            default_grant_ttl=_get(cls, raw, "default_grant_ttl", parse_duration),
+            max_grant_ttl=_get(cls, raw, "max_grant_ttl", parse_duration),
+            history=_get(cls, raw, "history", parse_duration),
+            max_pending_per_principal=_get(cls, raw, "max_pending_per_principal"),
+            notifiers=_get(cls, raw, "notifiers", lambda items: tuple(NotifierConfig.from_dict(n, base) for n in items)),
+        )
+
+
+@attrs.frozen
 class Config:
     listeners: tuple[ListenerConfig, ...]
     upstream: UpstreamConfig
@@ -311,6 +370,7 @@ class Config:
     log_level: str = "info"
     identity: IdentityConfig = attrs.field(factory=IdentityConfig)
     masking: MaskingConfig = attrs.field(factory=MaskingConfig)
+    approvals: ApprovalsConfig | None = None  # None: approvals are off
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
@@ -323,5 +383,6 @@ class Config:
             admin=AdminConfig.from_dict(raw.get("admin", {})),
             limits=LimitsConfig.from_dict(raw.get("limits", {})),
             masking=MaskingConfig.from_dict(raw.get("masking", {}), base),
+            approvals=_get(cls, raw, "approvals", lambda a: ApprovalsConfig.from_dict(a, base)),
             log_level=_get(cls, raw.get("logging", {}), "level", field="log_level"),
         )

@@ -36,8 +36,8 @@ def read_password(cfg: UpstreamSaslConfig) -> str:
 
 
 def exposed_secret_files(config: Any) -> list[str]:
-    """The secret files of ``config`` (broker password, TLS private keys, the masking hash key)
-    that users other than their owner may read: ``"<yaml path> <file> (mode 0644)"`` each, for a
+    """The secret files of ``config`` (broker password, TLS private keys, the masking hash key,
+    webhook notifier keys) that users other than their owner may read: ``"<yaml path> <file> (mode 0644)"`` each, for a
     warning at start."""
     candidates: list[tuple[str, Path | None]] = []
     sasl = config.upstream.sasl
@@ -46,6 +46,17 @@ def exposed_secret_files(config: Any) -> list[str]:
     masking = getattr(config, "masking", None)
     if masking is not None:
         candidates.append(("masking.hash_key_file", masking.hash_key_file))
+    approvals = getattr(config, "approvals", None)
+    if approvals is not None:
+        if approvals.tls is not None:
+            candidates.append(("approvals.tls.key_file", approvals.tls.key_file))
+        for i, notifier in enumerate(approvals.notifiers):
+            secret = notifier.options.get("secret_file")
+            if isinstance(secret, str):
+                secret_path = Path(secret)
+                if not secret_path.is_absolute() and notifier.base is not None:
+                    secret_path = notifier.base / secret_path
+                candidates.append((f"approvals.notifiers[{i}].secret_file", secret_path))
     if config.upstream.tls is not None:
         candidates.append(("upstream.tls.key_file", config.upstream.tls.key_file))
     for i, listener in enumerate(config.listeners):
