@@ -24,7 +24,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gatekeeper.api import Principal, Resource
+from gatekeeper.api import ANONYMOUS, Principal, Resource
 from gatekeeper.approvals import model
 from gatekeeper.approvals.model import (
     ApprovalRequest,
@@ -140,9 +140,13 @@ class Approvals:
     # -- the Kafka side ------------------------------------------------------------------------
 
     def spec(self, approval: Mapping[str, Any]) -> ApprovalSpec:
-        """The approve decision's ``approval`` with the config's bounds applied."""
-        return ApprovalSpec.from_decision(approval, default_grant_ttl=self.config.default_grant_ttl,
-                                          max_grant_ttl=self.config.max_grant_ttl, max_wait=self.config.max_wait)
+        """The approve decision's ``approval`` with the config's bounds applied; Refused(400)
+        when it is malformed (the policy's bug: the decision schema should have caught it)."""
+        try:
+            return ApprovalSpec.from_decision(approval, default_grant_ttl=self.config.default_grant_ttl,
+                                              max_grant_ttl=self.config.max_grant_ttl, max_wait=self.config.max_wait)
+        except (ValueError, KeyError, TypeError) as e:
+            raise Refused(400, f"malformed approval in the decision: {e}") from e
 
     def hold_seconds(self, approval: Mapping[str, Any]) -> float:
         """How long to hold the request that got this approve decision: its ``wait``, capped
@@ -153,9 +157,13 @@ class Approvals:
              resource: Resource, summary: Mapping[str, Any] | None, reason: str,
              approval: Mapping[str, Any]) -> ApprovalRequest:
         """The pending approval request for (principal, operation, resource): the one already
-        pending, or a new one (saved in the background, notifiers told). Raises Refused(429)
-        when the principal has ``max_pending_per_principal`` requests pending already."""
+        pending, or a new one (saved in the background, notifiers told). Raises Refused: 429
+        when the principal has ``max_pending_per_principal`` requests pending already, 403 for an
+        anonymous principal (its grant would be everybody's), 400 for a malformed approval."""
         self._check_running()
+        if identity(principal) == identity(ANONYMOUS):
+            raise Refused(403, "an unauthenticated client cannot ask for approval: its grant would be "
+                               "everybody's; connect with credentials")
         now = self._now()
         key = model.triple(principal, operation, resource)
         pending_id = self._pending.get(key)
