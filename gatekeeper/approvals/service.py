@@ -35,7 +35,7 @@ from gatekeeper.approvals.model import (
     is_live,
     rfc3339,
 )
-from gatekeeper.approvals.notifiers import ConfiguredNotifier
+from gatekeeper.approvals.notifiers import ConfiguredNotifier, load_notifiers
 from gatekeeper.approvals.store import SqliteStore, Store, StoreError
 from gatekeeper.config.values import ApprovalsConfig
 from gatekeeper.logsafe import printable
@@ -95,6 +95,13 @@ class Approvals:
         self._deliveries: set[defer.Deferred[Any]] = set()
         self._sweep: task.LoopingCall | None = None
         self._running = False
+
+    @classmethod
+    def from_config(cls, config: ApprovalsConfig, *, reactor: Any, metrics: Any = None) -> Approvals:
+        """The service as configured: the SQLite store and the configured notifiers. Raises
+        NotifierError (the operator's config) when a notifier cannot be built."""
+        notifiers = load_notifiers(config.notifiers, reactor=reactor, page_url=config.page_url)
+        return cls(config, reactor=reactor, metrics=metrics, notifiers=notifiers)
 
     # -- life cycle ----------------------------------------------------------------------------
 
