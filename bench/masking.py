@@ -126,13 +126,13 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
                 broker.create_topic(t, partitions=PARTITIONS)
             _step(f"round {rnd}{' (warm-up)' if not rnd else ''}: {n:,} records")
             # The raw records that the masked consume reads: written straight to the broker.
-            producer_perf(broker.bootstrap, f"cmask.r{rnd}", num_records=n, properties=props, extra_args=perf_args)
+            producer_perf(broker.bootstrap, f"cmask.r{rnd}", num_records=n, record_size=None, properties=props, extra_args=perf_args)
             order = ("masked", "plain") if rnd % 2 else ("plain", "masked")
             row: dict[str, dict[str, float]] = {"produce": {}, "consume": {}}
             for kind in order:
                 topic = f"pmask.r{rnd}" if kind == "masked" else f"plain.r{rnd}"
                 res, cost = measured(f"produce {kind}", watch, lambda topic=topic, n=n: producer_perf(
-                    gateway.bootstrap, topic, num_records=n, properties=props, extra_args=perf_args))  # type: ignore[union-attr]
+                    gateway.bootstrap, topic, num_records=n, record_size=None, properties=props, extra_args=perf_args))  # type: ignore[union-attr]
                 row["produce"][kind] = res.mb_per_sec
                 row["produce"][f"{kind}_cpu"] = cost.gk_cpu_s
             for kind in order:

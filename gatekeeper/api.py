@@ -148,6 +148,13 @@ class ConnectionIO(Protocol):
     def peer_principal(self) -> Any:
         """The principal of a verified TLS client certificate, or None."""
 
+    def hold(self, token: int, requests: list[dict[str, Any]], wait: float) -> None:
+        """Open (or join) an approval request for each of ``requests`` (principal, client,
+        operation, resource, summary, reason, approval) and wait up to ``wait`` seconds for their
+        decisions; then ``held(token, outcomes)``, one per request: ``{"id", "status":
+        approved | denied | pending | unavailable, "approvers", "by", "reason"}``. A connection
+        that closes abandons its wait, never the approval requests."""
+
     def offload(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
         """Run ``work()`` off the reactor thread (CPU-bound and pure: it must not touch the
         connection), then ``done(result)`` back on it; ``result`` is the exception if
@@ -178,6 +185,8 @@ class Connection(Protocol):
 
     def decision_failed(self, token: int, reason: str) -> None: ...
 
+    def held(self, token: int, outcomes: list[dict[str, Any]]) -> None: ...
+
 
 @attrs.frozen
 class AdapterServices:
@@ -193,6 +202,8 @@ class AdapterServices:
     next_bootstrap: Callable[[], Any]  # the next bootstrap broker address to try
     inputs_decoded: Callable[[list[dict[str, Any]]], None]  # every policy input built (debug log)
     masking: Any = None  # gatekeeper.masking.Masking: compiles mask decisions (None: a mask is a deny)
+    # The live time-boxed grants (from approvals) of a principal at a time: policy inputs carry them.
+    grants_for: Callable[[Any, float], list[dict[str, Any]]] = lambda principal, now: []
 
 
 class ProtocolAdapter(Protocol):

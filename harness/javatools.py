@@ -205,7 +205,7 @@ def producer_perf(
     topic: str,
     *,
     num_records: int,
-    record_size: int = 100,
+    record_size: int | None = 100,
     throughput: int = -1,
     properties: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
@@ -218,8 +218,10 @@ def producer_perf(
     """
     args = [
         "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(num_records),
-        "--record-size", str(record_size), "--throughput", str(throughput), *extra_args,
+        "--throughput", str(throughput), *extra_args,
     ]
+    if record_size is not None:  # None: the records come from --payload-file in extra_args
+        args += ["--record-size", str(record_size)]
     with _command_config(properties) as config_args:
         out = run_tool(PRODUCER_PERFORMANCE, args + config_args, timeout=timeout)
     return parse_producer_perf(out.stdout)

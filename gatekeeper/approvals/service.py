@@ -27,6 +27,8 @@ from twisted.python.failure import Failure
 from gatekeeper.api import ANONYMOUS, Principal, Resource
 from gatekeeper.approvals import model
 from gatekeeper.approvals.model import (
+    APPROVED,
+    DENIED,
     ApprovalRequest,
     ApprovalSpec,
     Grant,
@@ -240,6 +242,17 @@ class Approvals:
         where = f"; see {self.request_url(request.id)}" if self.config.page_url else ""
         return (f"approval required: request {request.id} is {request.status}, waiting for "
                 f"{', '.join(request.approvers)}{where}")
+
+    def outcome(self, result: ApprovalRequest | Exception) -> dict[str, Any]:
+        """What a held request learns of its approval request (or of the refusal to open one),
+        protocol-neutral: ``{"id", "status", "approvers", "by", "reason", "message"}``."""
+        if not isinstance(result, ApprovalRequest):
+            reason = result.reason if isinstance(result, Refused) else f"{type(result).__name__}: {result}"
+            return {"status": "unavailable", "reason": reason}
+        votes = [v for v in result.votes if v.verdict == ("deny" if result.status == DENIED else "approve")]
+        return {"id": result.id, "status": result.status, "approvers": list(result.approvers),
+                "by": [v.sub for v in votes], "reason": votes[-1].reason if votes else "",
+                "message": "" if result.status == APPROVED else self.client_message(result)}
 
     def request_url(self, request_id: str) -> str | None:
         """The approver page's address of one request (``page_url`` with ``?request=ID``)."""

@@ -34,6 +34,7 @@ class KafkaAdapter:
             inputs_decoded=services.inputs_decoded, denial_log=LogSampler(config.limits.denial_log_interval),
             gateway=GatewayIdentity(config.upstream.sasl.username if config.upstream.sasl is not None else None),
             masking=services.masking,
+            grants_for=services.grants_for,
         )
 
     def connection(self, listener: Any, slot: int | None, io: ConnectionIO) -> KafkaConnection:

@@ -45,8 +45,9 @@ from gatekeeper.logsafe import printable
 from gatekeeper.masking import MaskingError
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.ratelimit import RepeatBackoff, TokenBucket
+from gatekeeper.values import parse_duration
 
-__all__ = ["KafkaConnection"]
+__all__ = ["KafkaConnection", "approval_decision"]
 
 log = Logger(namespace="gatekeeper.proxy.client")
 _CID = struct.Struct(">i")
@@ -55,6 +56,27 @@ _INTERNAL_CORRELATION_BASE = -(2**31)  # never used by clients, which count up f
 _DENIAL_THROTTLE_BASE = 0.05  # seconds: the first repeat of a denial asks the client to wait this long
 _DENIAL_REPEAT_WINDOW = 1.0  # seconds: the same denial again within this is a repeat
 _OFFLOAD_BYTES = 64 * 1024  # record bytes to mask from which the work goes to a worker thread
+
+
+def approval_decision(outcome: dict[str, Any]) -> Decision:
+    """The deny that stands for an approve decision once its approval request is known: not
+    approved in time, denied, or approved while the policy still asks (decided again with the
+    grant). The authorization error's message tells the client what to do."""
+    rid, status = outcome.get("id", "?"), outcome.get("status")
+    if status == "approved":
+        return Decision("deny", reason=f"approval request {rid} was approved, but the policy still asks for approval "
+                                       "with the grant in its input (does it allow on input.grants?); denied")
+    if status == "denied":
+        return Decision("deny", reason=f"approval request {rid} was denied by {', '.join(outcome.get('by') or ()) or '?'}: "
+                                       f"{outcome.get('reason') or 'no reason given'}")
+    if status == "unheld":
+        return Decision("deny", reason="the policy asks for approval of an operation it did not ask about when "
+                                       "this request was held; denied, retry")
+    if status in ("pending", "expired"):
+        return Decision("deny", reason=f"{outcome.get('message') or f'approval required: request {rid} is {status}'}; "
+                                       "retry once it is approved")
+    return Decision("deny", reason=f"approval required, but no approval request could be opened: "
+                                   f"{outcome.get('reason') or status}; denied, fail closed")
 
 
 class KafkaConnection(LoginSide, ResponseSide, Connection):
@@ -93,6 +115,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._ids_to_probe: set[Any] = set()  # topic ids for the next probe
         self._internal_cid = _INTERNAL_CORRELATION_BASE
         self._decisions: dict[int, Any] = {}  # token -> what to do with the decisions
+        self._holds: dict[int, Any] = {}  # token -> what to do when a held request's approvals are known
         self._token = 0
         # A client that repeats a refused request without backing off: asked to wait (throttle
         # time) on each repeat, and disconnected past a rate of denied requests.
@@ -325,9 +348,10 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         if principal is not session.principal:
             session = self.session = attrs.evolve(session, principal=principal)
         now = self.s.clock()
+        grants = self.s.grants_for(principal, now) if ops else []
         return [
             build_input(op, api_key=h.api_key, api_name=request.spec.name, api_version=h.api_version,
-                        client_id=h.client_id, session=session, now=now)
+                        client_id=h.client_id, session=session, now=now, grants=grants)
             for op in ops
         ]
 
@@ -336,6 +360,63 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         assert request is not None
         for decision, policy_input in zip(decisions, inputs, strict=True):
             self.s.metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
+        if any(d.action == "approve" for d in decisions):
+            if entry.approvals is None:
+                self._hold(entry, ops, inputs, decisions)
+                return
+            # Decided again after its approvals: an approve now is the outcome's denial (or a
+            # policy that does not allow on the grant it asked for: never held twice).
+            decisions = [approval_decision(entry.approvals.get((op.name, op.resource)) or {"status": "unheld"})
+                         if d.action == "approve" else d for op, d in zip(ops, decisions, strict=True)]
+        self._apply(entry, ops, inputs, decisions)
+
+    def _hold(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
+        """Decisions that ask for a person's approval: the request waits (later requests on this
+        connection wait behind it) until the approval requests are decided or the wait is over."""
+        settings = self.s.config.approvals
+        if settings is None:
+            self._apply(entry, ops, inputs, [
+                Decision("deny", reason=f"the policy asks for approval ({d.reason}), but approvals are not configured here; denied")
+                if d.action == "approve" else d for d in decisions])
+            return
+        held = [i for i, d in enumerate(decisions) if d.action == "approve"]
+        requests = [{
+            "principal": self.session.principal if self.session else None,
+            "client": dict(inputs[i]["client"]),
+            "operation": ops[i].name,
+            "resource": ops[i].resource,
+            "summary": dict(inputs[i]["request"]),
+            "reason": decisions[i].reason,
+            "approval": dict(decisions[i].approval or {}),
+        } for i in held]
+        waits = [(decisions[i].approval or {}).get("wait") for i in held]
+        wait = min([settings.max_wait] + [parse_duration(str(w)) for w in waits if w])
+
+        def resolved(outcomes: list[dict[str, Any]]) -> None:
+            for outcome in outcomes:
+                self.s.metrics.inc("gatekeeper_held_requests_total", outcome=str(outcome.get("status")))
+            entry.approvals = {(ops[i].name, ops[i].resource): outcome for i, outcome in zip(held, outcomes, strict=True)}
+            if any(o.get("status") == "approved" for o in outcomes):
+                # The grant is in place: the policy decides again with it in the inputs (it may
+                # now say mask rather than allow), never a blind forward.
+                self._decide(entry)
+                return
+            self._apply(entry, ops, inputs, [approval_decision(entry.approvals[(op.name, op.resource)])
+                                             if d.action == "approve" else d for op, d in zip(ops, decisions, strict=True)])
+
+        self._token += 1
+        self._holds[self._token] = resolved
+        self.io.hold(self._token, requests, wait)
+
+    def held(self, token: int, outcomes: list[dict[str, Any]]) -> None:
+        """The approval requests of a held request: decided, or still pending after the wait."""
+        then = self._holds.pop(token, None)
+        if then is not None and not self.closing:
+            then(outcomes)
+
+    def _apply(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
+        request = entry.request
+        assert request is not None
         if any(d.action == "mask" for d in decisions):
             decisions, plans = self._mask_plans(ops, decisions)
             if plans and request.header.api_key == ApiKey.PRODUCE:

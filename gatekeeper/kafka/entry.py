@@ -13,7 +13,7 @@ __all__ = ["Entry"]
 class Entry:
     """One request on its way through: decided, forwarded, answered."""
 
-    __slots__ = ("decided", "filter_listing", "forward", "internal", "mask", "merge", "outgoing", "request", "response")
+    __slots__ = ("approvals", "decided", "filter_listing", "forward", "internal", "mask", "merge", "outgoing", "request", "response")
 
     def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
         self.request = request
@@ -25,6 +25,7 @@ class Entry:
         self.merge: Any = None  # adds denied entities' errors to a split request's response
         self.filter_listing: Listing | None = None  # drop listed resources the principal may not see
         self.mask: dict[Any, tuple[str, Any]] | None = None  # Fetch: topic key -> (name, mask plan)
+        self.approvals: dict[Any, dict[str, Any]] | None = None  # (operation, resource) -> approval outcome, once held
 
     @property
     def processed(self) -> bool:

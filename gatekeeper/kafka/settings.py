@@ -30,3 +30,4 @@ class KafkaSettings:
     denial_log: LogSampler
     gateway: GatewayIdentity  # Gatekeeper's own principal at the broker
     masking: Any = None  # gatekeeper.masking.Masking, or None: a mask decision is then a deny
+    grants_for: Callable[[Any, float], list[dict[str, Any]]] = lambda principal, now: []  # live approval grants

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
@@ -73,6 +74,7 @@ class ClientProtocol(Protocol):
         self.upstream: UpstreamProtocol | None = None
         self.gate: _ReadGate | None = None
         self.core = context.adapters[listener.protocol].connection(listener, slot, self)
+        self._holds: set[Any] = set()  # approval waits of held requests, abandoned on disconnect
 
     # -- Twisted -----------------------------------------------------------------------------
 
@@ -93,6 +95,8 @@ class ClientProtocol(Protocol):
         if self.gate is None:
             return
         self.core.client_lost()
+        for hold in list(self._holds):
+            hold.cancel()  # abandons the wait; the approval request stays open
         self.context.closed(self)
         if self.upstream is not None and not self.upstream.closed:
             self.upstream.transport.loseConnection()  # type: ignore[union-attr]
@@ -152,6 +156,27 @@ class ClientProtocol(Protocol):
 
     def peer_principal(self) -> Any:
         return certificate_principal(self.transport)
+
+    def hold(self, token: int, requests: list[dict[str, Any]], wait: float) -> None:
+        approvals = self.context.approvals
+        if approvals is None:
+            self.core.held(token, [{"status": "unavailable", "reason": "approvals are not running"}] * len(requests))
+            return
+        waits = []
+        for r in requests:
+            try:
+                waits.append(approvals.wait(approvals.open(**r).id, timeout=wait))
+            except Exception as e:  # Refused (anonymous, too many pending, malformed): said to the client
+                waits.append(defer.succeed(e))
+        everything = defer.DeferredList(waits, consumeErrors=True)
+        self._holds.add(everything)
+
+        def finish(results: list[tuple[bool, Any]]) -> None:
+            self._holds.discard(everything)
+            if not self.core.closing:
+                self.core.held(token, [approvals.outcome(value if ok else value.value) for ok, value in results])
+
+        everything.addCallback(finish)
 
     def offload(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
         d = self.context.offload(work)

@@ -19,3 +19,4 @@ class ProxyContext:
     opened: Callable[[Any], str | None]  # a client connection was accepted: a reason to refuse it, or None
     closed: Callable[[Any], None]  # a client connection ended
     offload: Callable[[Callable[[], Any]], Any]  # fn -> Deferred of fn() run on a worker thread
+    approvals: Any = None  # gatekeeper.approvals.Approvals, or None when approvals are off

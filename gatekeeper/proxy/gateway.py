@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
+from gatekeeper.approvals.service import Approvals
 from gatekeeper.config import Config, ListenerConfig
 from gatekeeper.identity.secrets import exposed_secret_files, read_password
 from gatekeeper.identity.service import IdentityService
@@ -86,11 +87,14 @@ class Gateway:
         self.upstream_password: str | None = None
         self.load_secrets()
         self.identity = IdentityService(config.identity.jwt, reactor) if config.identity.jwt else None
+        self.approvals = Approvals.from_config(config.approvals, reactor=reactor, metrics=self.metrics) if config.approvals else None
+        approvals = self.approvals
         services = AdapterServices(
             config=config, metrics=self.metrics, clock=reactor.seconds, identity=self.identity,
             upstream_credentials=self.upstream_credentials, principal_for_client_id=self.principal_for,
             next_bootstrap=self.next_bootstrap, inputs_decoded=lambda inputs: self.inputs_decoded(inputs),
             masking=Masking(config.masking),
+            grants_for=(lambda principal, now: approvals.grants_for(principal, now)) if approvals else (lambda principal, now: []),
         )
         self.adapters = {name: load(ADAPTERS, name)(services) for name in sorted({lst.protocol for lst in config.listeners})}
         # CPU-bound work of the data path (masking large record sets) runs here, off the
@@ -100,6 +104,7 @@ class Gateway:
             adapters=self.adapters, engine=self.engine, clock=reactor,
             connect=self.connect_upstream, opened=self.connection_opened, closed=self.connection_closed,
             offload=lambda work: threads.deferToThreadPool(reactor, self.workers, work),
+            approvals=self.approvals,
         )
 
     # -- listening ------------------------------------------------------------------------
@@ -108,6 +113,8 @@ class Gateway:
     def start(self) -> Any:
         """Load the policies, then listen on every listener's bootstrap and broker ports."""
         yield self.engine.start()
+        if self.approvals is not None:
+            yield self.approvals.start()
         self.workers.start()
         log.info("policy engine {engine} ready", engine=self.engine.name)
         if self.config.policy.engine == "allow-all":
@@ -154,6 +161,8 @@ class Gateway:
             conn.transport.loseConnection()  # type: ignore[union-attr]
         if self.workers.started:
             self.workers.stop()
+        if self.approvals is not None:
+            yield self.approvals.stop()
         yield self.engine.stop()
 
     # -- connections ----------------------------------------------------------------------
