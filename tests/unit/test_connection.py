@@ -40,6 +40,7 @@ class RecordingIO:
         self.closed: list[bool] = []
         self.paused = False
         self.offloaded: list[tuple[Any, Any]] = []
+        self.holds: list[tuple[int, list[dict[str, Any]], float]] = []
 
     def to_client(self, data: Any) -> None:
         self.client.append(b"".join(data))
@@ -67,6 +68,9 @@ class RecordingIO:
 
     def peer_principal(self) -> Any:
         return None
+
+    def hold(self, token: int, requests: list[dict[str, Any]], wait: float) -> None:
+        self.holds.append((token, requests, wait))
 
     def offload(self, work: Any, done: Any) -> None:
         self.offloaded.append((work, done))
