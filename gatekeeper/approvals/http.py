@@ -54,7 +54,7 @@ _SECURITY_HEADERS = {
     b"x-frame-options": b"DENY",
 }
 # The page loads only its own script and style, talks only to this origin, and cannot be framed.
-_PAGE_CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+_PAGE_CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
              b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 _UNAUTHENTICATED_REASON = ("the bearer token was refused: missing, malformed, expired, or not signed by the "
                            "identity provider this gateway trusts (the gateway's log says which)")

@@ -1,6 +1,6 @@
 // Gatekeeper approver page: vanilla JavaScript, no build step, no external assets.
 // Everything shown comes from the API as JSON and is put on the page with textContent only
-// (never innerHTML): principal names, reasons and resource names cannot become markup.
+// (never parsed as HTML): principal names, reasons and resource names cannot become markup.
 "use strict";
 (function () {
   const KEY = "gatekeeper.approvals.token";
