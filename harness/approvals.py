@@ -43,6 +43,7 @@ class ApprovalsServer:
     """``Approvals`` + ``ApprovalsListener`` on the reactor: ``yield start()``, ``yield stop()``."""
 
     def __init__(self, workdir: Path, idp: TestIdp, reactor: Any, **approvals: Any) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.idp = idp
         self.reactor = reactor
         self.config = approvals_config(workdir, idp, **approvals)

@@ -397,3 +397,36 @@ def test_the_page_is_served_with_a_strict_content_security_policy(server):
         r = yield treq.get(server.url + asset)
         text = yield treq.content(r)
         assert r.code == 200 and text and b".innerHTML" not in text and b"insertAdjacentHTML" not in text and b"http://" not in text
+
+
+# -- wiring: GatewayService runs the service and the listener ------------------------------------
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_gateway_service_starts_and_stops_approvals_and_its_listener(tmp_path):
+    from gatekeeper.approvals import Approvals
+    from gatekeeper.config import load_config
+    from gatekeeper.proxy.gateway import GatewayService
+    from harness.gateway import write_config
+    from harness.ports import LOOPBACK, free_port, port_open
+
+    idp = TestIdp()
+    port = free_port()
+    write_config(tmp_path / "gk.yaml", f"{LOOPBACK}:9", extra={
+        "identity": {"jwt": {"issuer": idp.issuer, "audience": idp.audience, "jwks_file": str(idp.write_jwks(tmp_path / "jwks.json"))}},
+        "approvals": {"store": str(tmp_path / "approvals.sqlite"), "bind": f"{LOOPBACK}:{port}"},
+    })
+    service = GatewayService(load_config(tmp_path / "gk.yaml"), _reactor)
+    service.startService()
+    try:
+        yield service.started
+        assert isinstance(service.gateway.approvals, Approvals)
+        resp = yield treq.get(f"http://{LOOPBACK}:{port}/api/v1/whoami",
+                              headers={"Authorization": [f"Bearer {idp.token(sub='carol')}"]})
+        body = yield treq.json_content(resp)
+        assert resp.code == 200 and body["principal"]["sub"] == "carol"
+        assert service.approvals_listener.url == f"http://{LOOPBACK}:{port}"
+    finally:
+        yield service.stopService()
+    assert not port_open(port)
+    assert (tmp_path / "approvals.sqlite").exists()
