@@ -433,3 +433,22 @@ def test_no_timers_left_after_stop() -> None:
     done(h.approvals.approve(h.open(resource=Resource("topic", "b")).id, BOB))
     done(h.approvals.stop())
     assert h.clock.getDelayedCalls() == []
+
+
+def test_grants_for_fills_a_policy_input_that_matches_the_contract() -> None:
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    from gatekeeper.api import Operation
+    from gatekeeper.policy.input import SessionInfo, build_input
+
+    h = Harness()
+    done(h.approvals.approve(h.open().id, BOB))
+    schema = json.loads(resources.files("gatekeeper").joinpath("schemas/policy-input.schema.json").read_text())
+    session = SessionInfo("01JTESTSESSION0000000000000", T0, "127.0.0.1", principal=ALICE)
+    doc = build_input(Operation("produce", TOPIC, {"acks": -1}), api_key=0, api_name="Produce", api_version=9,
+                      client_id="app", session=session, now=T0 + 1, grants=h.approvals.grants_for(ALICE))
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(doc)
+    assert doc["grants"][0]["resource"] == {"type": "topic", "name": "payments"}
