@@ -3,7 +3,9 @@
 and never downloads a browser).
 
 Blocking (selenium): from a pytest-twisted test whose reactor serves the page, call these in a
-thread (``yield in_thread(approve_first_pending, url, token, "reason")``). The one-call helper
+thread (``yield in_thread(approve_first_pending, url, token, "reason")``) — and so any WebDriver
+call that makes the browser load from that server (``driver.get``, a click that posts): on the
+reactor thread it would wait for a reactor it blocks. The one-call helper
 for end-to-end tests is :func:`approve_first_pending`; the pieces are there for finer tests.
 """
 

@@ -115,7 +115,7 @@ def test_deny_and_revoke_from_the_page(server, page):
     grant_id = server.service.request(approved.id).grant_id
     row = (yield in_thread(wait_until, "grant row", lambda: page.find_elements(By.CSS_SELECTOR, f'#grants tr[data-id="{grant_id}"]')))[0]
     row.find_element(By.NAME, "reason").send_keys("access no longer needed")
-    row.find_element(By.CSS_SELECTOR, "form.revoke button").click()
+    yield in_thread(row.find_element(By.CSS_SELECTOR, "form.revoke button").click)
     yield in_thread(wait_until, "grant row gone",
                     lambda: not page.find_elements(By.CSS_SELECTOR, f'#grants tr[data-id="{grant_id}"]'))
     grant = server.service.grant(grant_id)
@@ -165,3 +165,17 @@ def test_names_reasons_and_resources_are_shown_as_text_never_markup(server, page
     assert XSS in page.find_element(By.ID, "grants").text
     errors = [e for e in page.get_log("browser") if e.get("level") == "SEVERE"]
     assert errors == [], errors
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_link_with_request_id_brings_that_request_forward(server, page):
+    By = _by()
+    req = server.open_request(f"svc-link-{next(_n)}", resource=("topic", "linked"))
+    # (page.get waits for the page, which this reactor serves: in a thread)
+    yield in_thread(page.get, server.url + "/static/app.css")
+    page.execute_script("sessionStorage.setItem('gatekeeper.approvals.token', arguments[0]);",
+                        server.token("carol", "data-owners"))
+    yield in_thread(page.get, server.url + f"/?request={req.id}")  # signed in from the session, as after a notification's link
+    card = yield in_thread(pending_card, page, req.id)
+    yield in_thread(wait_until, "the linked card marked", lambda: "linked" in card.get_attribute("class"))
+    assert page.switch_to.active_element == card.find_element(By.NAME, "reason")

@@ -271,6 +271,20 @@
     for (const r of reqs.requests) upsertRequest(r);
     for (const g of gs.grants) upsertGrant(g);
     renderPending(); renderDecided(); renderGrants();
+    showLinked();
+  }
+
+  // page_url?request=apr_… (the link in notifications and client errors): bring that one forward.
+  let linked = new URLSearchParams(location.search).get("request");
+  function showLinked() {
+    if (!linked) return;
+    const el = [...document.querySelectorAll("#pending li.card, #decided tr")].find((e) => e.dataset.id === linked);
+    if (!el) { say("Request " + linked + " is not one you may see, or it is no longer listed."); linked = null; return; }
+    el.classList.add("linked");
+    el.scrollIntoView({ block: "center" });
+    const input = el.querySelector("input[name=reason]");
+    if (input && !input.closest("form").hidden) input.focus();
+    linked = null;
   }
 
   // -- signing in and out --------------------------------------------------------------------
