@@ -36,6 +36,7 @@ __all__ = [
     "from_rfc3339",
     "identity",
     "is_live",
+    "may_be_same_person",
     "may_decide",
     "may_revoke",
     "new_grant_id",
@@ -347,10 +348,17 @@ def approver_matches(approvers: Iterable[str], principal: Principal) -> bool:
     return False
 
 
+def may_be_same_person(a: Principal, b: Principal) -> bool:
+    """Same subject and issuer — or the same subject where either has no issuer (a client-id or
+    anonymous principal): nothing shows those are two people, so segregation of duties assumes
+    they are one."""
+    return a.sub == b.sub and (a.issuer == b.issuer or a.issuer is None or b.issuer is None)
+
+
 def may_decide(request: ApprovalRequest, approver: Principal, now: float | None = None) -> Refused | None:
     """Why ``approver`` may not vote on ``request`` now, or None when they may. Segregation of
     duties comes first: the requester never decides their own request, whatever their groups."""
-    if same_person(request.requester, approver):
+    if may_be_same_person(request.requester, approver):
         return Refused(403, "segregation of duties: the requester cannot decide their own request")
     if not approver_matches(request.approvers, approver):
         return Refused(403, f"{approver.sub} is not among the approvers of this request "

@@ -24,7 +24,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gatekeeper.api import Principal, Resource
+from gatekeeper.api import ANONYMOUS, Principal, Resource
 from gatekeeper.approvals import model
 from gatekeeper.approvals.model import (
     ApprovalRequest,
@@ -35,7 +35,7 @@ from gatekeeper.approvals.model import (
     is_live,
     rfc3339,
 )
-from gatekeeper.approvals.notifiers import ConfiguredNotifier
+from gatekeeper.approvals.notifiers import ConfiguredNotifier, load_notifiers
 from gatekeeper.approvals.store import SqliteStore, Store, StoreError
 from gatekeeper.config.values import ApprovalsConfig
 from gatekeeper.logsafe import printable
@@ -96,6 +96,13 @@ class Approvals:
         self._sweep: task.LoopingCall | None = None
         self._running = False
 
+    @classmethod
+    def from_config(cls, config: ApprovalsConfig, *, reactor: Any, metrics: Any = None) -> Approvals:
+        """The service as configured: the SQLite store and the configured notifiers. Raises
+        NotifierError (the operator's config) when a notifier cannot be built."""
+        notifiers = load_notifiers(config.notifiers, reactor=reactor, page_url=config.page_url)
+        return cls(config, reactor=reactor, metrics=metrics, notifiers=notifiers)
+
     # -- life cycle ----------------------------------------------------------------------------
 
     @defer.inlineCallbacks
@@ -140,9 +147,13 @@ class Approvals:
     # -- the Kafka side ------------------------------------------------------------------------
 
     def spec(self, approval: Mapping[str, Any]) -> ApprovalSpec:
-        """The approve decision's ``approval`` with the config's bounds applied."""
-        return ApprovalSpec.from_decision(approval, default_grant_ttl=self.config.default_grant_ttl,
-                                          max_grant_ttl=self.config.max_grant_ttl, max_wait=self.config.max_wait)
+        """The approve decision's ``approval`` with the config's bounds applied; Refused(400)
+        when it is malformed (the policy's bug: the decision schema should have caught it)."""
+        try:
+            return ApprovalSpec.from_decision(approval, default_grant_ttl=self.config.default_grant_ttl,
+                                              max_grant_ttl=self.config.max_grant_ttl, max_wait=self.config.max_wait)
+        except (ValueError, KeyError, TypeError) as e:
+            raise Refused(400, f"malformed approval in the decision: {e}") from e
 
     def hold_seconds(self, approval: Mapping[str, Any]) -> float:
         """How long to hold the request that got this approve decision: its ``wait``, capped
@@ -153,9 +164,13 @@ class Approvals:
              resource: Resource, summary: Mapping[str, Any] | None, reason: str,
              approval: Mapping[str, Any]) -> ApprovalRequest:
         """The pending approval request for (principal, operation, resource): the one already
-        pending, or a new one (saved in the background, notifiers told). Raises Refused(429)
-        when the principal has ``max_pending_per_principal`` requests pending already."""
+        pending, or a new one (saved in the background, notifiers told). Raises Refused: 429
+        when the principal has ``max_pending_per_principal`` requests pending already, 403 for an
+        anonymous principal (its grant would be everybody's), 400 for a malformed approval."""
         self._check_running()
+        if identity(principal) == identity(ANONYMOUS):
+            raise Refused(403, "an unauthenticated client cannot ask for approval: its grant would be "
+                               "everybody's; connect with credentials")
         now = self._now()
         key = model.triple(principal, operation, resource)
         pending_id = self._pending.get(key)

@@ -148,8 +148,9 @@ class SqliteStore:
             return defer.succeed(None)
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="gatekeeper-approvals-store")
         self._pool.start()
-        # If the reactor stops without close(), the worker thread must not keep the process alive.
-        self._shutdown_trigger = self.reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+        # If the reactor stops without close(), the worker thread must not keep the process alive
+        # (SQLite's WAL makes an unclosed connection safe: the next open recovers).
+        self._shutdown_trigger = self.reactor.addSystemEventTrigger("during", "shutdown", self._reactor_stopping)
         d = self._call(self._open)
         d.addErrback(self._open_failed)
         return d
@@ -178,6 +179,10 @@ class SqliteStore:
     def _closed(self, result: Any) -> Any:
         self._stop_pool()
         return result
+
+    def _reactor_stopping(self) -> None:
+        self._shutdown_trigger = None
+        self._stop_pool()
 
     def _stop_pool(self) -> None:
         pool, self._pool = self._pool, None

@@ -102,6 +102,14 @@ def test_same_subject_from_another_issuer_is_another_person() -> None:
     assert may_decide(request(), other) is None
 
 
+def test_same_subject_without_an_issuer_on_either_side_counts_as_the_same_person() -> None:
+    by_client_id = Principal("alice", None, ("payments-leads",), mechanism="CLIENT_ID")
+    refused = may_decide(request(requester=by_client_id), ALICE)
+    assert refused is not None and refused.status == 403
+    refused = may_decide(request(), by_client_id)
+    assert refused is not None and refused.status == 403
+
+
 def test_an_outsider_is_refused() -> None:
     refused = may_decide(request(), MALLORY)
     assert refused is not None and refused.status == 403 and "not among the approvers" in refused.reason

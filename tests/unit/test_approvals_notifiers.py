@@ -260,3 +260,12 @@ def test_load_notifiers_builds_them_with_their_events(secret_file: Path) -> None
                        reactor=reactor)
     with pytest.raises(NotifierError, match=r"no plugin 'pager'"):
         load_notifiers((NotifierConfig("pager"),), reactor=reactor)
+
+
+def test_the_service_from_config_has_its_notifiers_and_sqlite_store(tmp_path: Path) -> None:
+    from gatekeeper.approvals import SqliteStore
+
+    cfg = ApprovalsConfig(store=tmp_path / "a.db", notifiers=(NotifierConfig("log", events=("request_decided",)),))
+    approvals = Approvals.from_config(cfg, reactor=reactor)
+    assert isinstance(approvals.store, SqliteStore) and approvals.store.path == tmp_path / "a.db"
+    assert [(n.name, n.events) for n in approvals.notifiers] == [("log", ("request_decided",))]

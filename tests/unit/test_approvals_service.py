@@ -119,6 +119,23 @@ def test_pending_requests_per_principal_are_bounded() -> None:
     assert h.open(principal=BOB, resource=Resource("topic", "c")).pending  # someone else may
 
 
+def test_an_anonymous_client_cannot_open_a_request() -> None:
+    from gatekeeper.api import ANONYMOUS
+
+    h = Harness()
+    with pytest.raises(Refused) as e:
+        h.open(principal=ANONYMOUS)
+    assert e.value.status == 403 and h.approvals.requests() == []
+
+
+def test_a_malformed_approval_is_refused() -> None:
+    h = Harness()
+    with pytest.raises(Refused) as e:
+        h.approvals.open(principal=ALICE, client=None, operation="produce", resource=TOPIC, summary={}, reason="",
+                         approval={"approvers": []})
+    assert e.value.status == 400
+
+
 def test_hold_seconds_is_capped_by_max_wait() -> None:
     h = Harness(max_wait=20.0)
     assert h.approvals.hold_seconds({"approvers": ["user:x"], "wait": "5s"}) == 5

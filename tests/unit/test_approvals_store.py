@@ -175,3 +175,13 @@ def test_grants_from_the_store_are_the_policy_input_shape(tmp_path: Path) -> Any
     yield store.close()
     assert loaded.grants[0].to_input() == grant.to_input()
     assert loaded.grants[0].to_input()["expires_at"] == "2027-01-15T08:30:00.000Z"
+
+
+@pytest_twisted.inlineCallbacks
+def test_calls_after_the_store_thread_stopped_fail_instead_of_hanging(tmp_path: Path) -> Any:
+    store = SqliteStore(tmp_path / "a.db", reactor)
+    yield store.open()
+    store._reactor_stopping()  # what the reactor's shutdown trigger does
+    with pytest.raises(StoreError, match="not open"):
+        yield store.put_request(request("apr_1"))
+    yield store.close()  # nothing left to close: returns at once
