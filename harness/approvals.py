@@ -48,7 +48,7 @@ class ApprovalsServer:
         self.reactor = reactor
         self.config = approvals_config(workdir, idp, **approvals)
         self.identity = IdentityService(self.config.identity.jwt, reactor)
-        self.service = Approvals(self.config.approvals, reactor=reactor)
+        self.service = Approvals.from_config(self.config.approvals, reactor=reactor)
         self.listener = ApprovalsListener(reactor, self.config.approvals, self.service, self.identity)
 
     @property

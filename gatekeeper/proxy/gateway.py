@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
-from gatekeeper.approvals import Approvals, load_notifiers
+from gatekeeper.approvals import Approvals
 from gatekeeper.config import Config, ListenerConfig
 from gatekeeper.identity.secrets import exposed_secret_files, read_password
 from gatekeeper.identity.service import IdentityService
@@ -92,8 +92,7 @@ class Gateway:
         self.approvals: Approvals | None = None
         self._approvals_started = False
         if config.approvals is not None:
-            notifiers = load_notifiers(config.approvals.notifiers, reactor=reactor, page_url=config.approvals.page_url)
-            self.approvals = Approvals(config.approvals, reactor=reactor, metrics=self.metrics, notifiers=notifiers)
+            self.approvals = Approvals.from_config(config.approvals, reactor=reactor, metrics=self.metrics)
         services = AdapterServices(
             config=config, metrics=self.metrics, clock=reactor.seconds, identity=self.identity,
             upstream_credentials=self.upstream_credentials, principal_for_client_id=self.principal_for,
