@@ -37,6 +37,7 @@ from gatekeeper.approvals.views import (
     request_json,
 )
 from gatekeeper.identity.jwt_validator import AuthError
+from gatekeeper.ratelimit import LogSampler
 
 __all__ = ["ROUTES", "ApiError", "ApprovalsApi", "Route"]
 
@@ -128,6 +129,7 @@ class ApprovalsApi(resource.Resource):
         super().__init__()
         self.approvals, self.identity, self.clock = approvals, identity, clock
         self.streams = streams or EventStreams(approvals, clock)
+        self._refusal_log = LogSampler(10.0)  # one line per peer per 10 s: no log flood from bad tokens
         self.assets = {
             "page": (b"text/html; charset=utf-8", _asset("web/index.html")),
             "script": (b"text/javascript; charset=utf-8", _asset("web/app.js")),
@@ -149,8 +151,8 @@ class ApprovalsApi(resource.Resource):
             result = handler(request, principal, **params)
         except ApiError as e:
             return self._error(request, e)
-        except Refused as e:
-            return self._error(request, ApiError(e.status, e.reason))
+        except Exception as e:  # our bug, or the service's: still a JSON answer
+            return self._error(request, self._refusal(request, e))
         if result is server.NOT_DONE_YET:
             return result
         if isinstance(result, defer.Deferred):
@@ -184,7 +186,11 @@ class ApprovalsApi(resource.Resource):
         try:
             validated = self.identity.validate(token.strip(), BEARER_MECHANISM)
         except AuthError as e:
-            log.info("approvals API: token refused from {peer}: {reason}", peer=_peer(request), reason=e.reason)
+            peer = _peer(request)
+            held = self._refusal_log.admit(peer, self.clock.seconds())
+            if held is not None:
+                log.info("approvals API: token refused from {peer}: {reason}{more}", peer=peer, reason=e.reason,
+                         more=f" ({held} more since the last such line)" if held else "")
             request.setHeader(b"www-authenticate", b'Bearer realm="gatekeeper-approvals", error="invalid_token"')
             raise ApiError(401, _UNAUTHENTICATED_REASON) from None
         request.token_expires_at = validated.expires_at
