@@ -14,7 +14,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet import utils
 
 from harness.approvals import ApprovalsServer
-from harness.ports import LOOPBACK, free_port
+from harness.ports import LOOPBACK, free_port, port_open
 from harness.tokens import TestIdp
 
 pytestmark = pytest.mark.integration
@@ -129,3 +129,28 @@ def test_over_tls_the_cli_verifies_the_listener_with_cacert(tmp_path):
         assert code == 3 and "CERTIFICATE_VERIFY_FAILED" in err
     finally:
         yield srv.stop()
+
+
+def test_twistd_gatekeeper_serves_the_approvals_api_the_cli_talks_to(tmp_path):
+    """The whole path from the YAML: twistd starts the service and its listener."""
+    import subprocess
+
+    from harness.gateway import TwistdGateway
+
+    idp = TestIdp()
+    port = free_port()
+    extra = {
+        "identity": {"jwt": {"issuer": idp.issuer, "audience": idp.audience, "jwks_file": str(idp.write_jwks(tmp_path / "jwks.json"))}},
+        "approvals": {"store": str(tmp_path / "approvals.sqlite"), "bind": f"{LOOPBACK}:{port}"},
+    }
+    with TwistdGateway(tmp_path / "twistd", f"{LOOPBACK}:9", extra=extra) as gw:
+        from harness.waiting import wait_for
+
+        wait_for(lambda: port_open(port), timeout=20, what="the approvals listener", detail=gw.log_tail)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "GATEKEEPER_APPROVALS_URL": f"http://{LOOPBACK}:{port}",
+               "GATEKEEPER_TOKEN": idp.token(sub="carol", groups=("data-owners",))}
+        done = subprocess.run([sys.executable, "-m", "gatekeeper.cli", "approvals", "list", "--json"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"requests": [], "truncated": False}
+        assert "approvals API and approver page on" in gw.log_path.read_text()
