@@ -2,9 +2,12 @@
 
 Kafka's jars come from Maven Central through ``harness/kafka/pom.xml``; OPA is built with
 ``go install`` at the version pinned in ``gatekeeper/policy/opa_version.py``. Both land in the
-cache directory (``$GATEKEEPER_CACHE``, else ``~/.cache/gatekeeper``) and are fetched once:
+cache directory (``$GATEKEEPER_CACHE``, else ``~/.cache/gatekeeper``) and are fetched once.
+The approver page's browser test drives Debian's ``chromium`` and ``chromium-driver`` packages,
+installed with apt when ``/usr/bin/chromedriver`` is missing (nothing downloads a browser at
+run time):
 
-    python -m harness.deps      # from the repository root: ensure both, print their paths
+    python -m harness.deps      # from the repository root: ensure all, print their paths
 """
 
 from __future__ import annotations
@@ -113,6 +116,44 @@ def ensure_opa() -> Path:
     return binary
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+_CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+
+
+def ensure_chromium() -> tuple[Path, Path]:
+    """Return (chromium, chromedriver), installing Debian's packages with apt if needed.
+
+    Idempotent: apt runs only when ``/usr/bin/chromedriver`` or ``/usr/bin/chromium`` is
+    missing. Needs root (or passwordless sudo) and apt; otherwise says what to install.
+    """
+    if _is_executable(CHROMEDRIVER) and _is_executable(CHROMIUM):
+        return CHROMIUM, CHROMEDRIVER
+    with _locked(cache_dir() / "chromium.lock"):
+        if _is_executable(CHROMEDRIVER) and _is_executable(CHROMIUM):
+            return CHROMIUM, CHROMEDRIVER
+        apt = shutil.which("apt-get")
+        wanted = " ".join(_CHROMIUM_PACKAGES)
+        if apt is None:
+            raise DependencyError(f"{CHROMEDRIVER} is missing and there is no apt-get: install {wanted} (Debian packages)")
+        prefix: list[str] = []
+        if os.geteuid() != 0:
+            sudo = shutil.which("sudo")
+            if sudo is None:
+                raise DependencyError(f"{CHROMEDRIVER} is missing: run 'apt-get install -y {wanted}' as root")
+            prefix = [sudo, "-n"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = [*prefix, apt, "install", "-y", "--no-install-recommends", *_CHROMIUM_PACKAGES]
+        try:
+            _run(install, env=env)
+        except DependencyError:
+            _run([*prefix, apt, "update"], env=env)  # a fresh machine has no package lists yet
+            _run(install, env=env)
+        if not (_is_executable(CHROMEDRIVER) and _is_executable(CHROMIUM)):
+            raise DependencyError(f"apt-get installed {wanted} but {CHROMIUM} or {CHROMEDRIVER} is missing")
+    return CHROMIUM, CHROMEDRIVER
+
+
 def log4j2_properties(level: str = "INFO", log_file: Path | None = None) -> str:
     """A log4j2 properties config: everything at ``level`` to ``log_file``, or to stderr."""
     if log_file is None:
@@ -195,6 +236,8 @@ def main() -> int:
     print(f"kafka {KAFKA_VERSION} jars: {ensure_kafka_jars()}")
     print(f"opa {OPA_VERSION}: {ensure_opa()}")
     print(f"java: {java_executable()}")
+    chromium, chromedriver = ensure_chromium()
+    print(f"chromium: {chromium}, chromedriver: {chromedriver}")
     return 0
 
 

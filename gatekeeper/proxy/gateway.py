@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
-from gatekeeper.approvals.service import Approvals
+from gatekeeper.approvals import Approvals
 from gatekeeper.config import Config, ListenerConfig
 from gatekeeper.identity.secrets import exposed_secret_files, read_password
 from gatekeeper.identity.service import IdentityService
@@ -87,7 +87,12 @@ class Gateway:
         self.upstream_password: str | None = None
         self.load_secrets()
         self.identity = IdentityService(config.identity.jwt, reactor) if config.identity.jwt else None
-        self.approvals = Approvals.from_config(config.approvals, reactor=reactor, metrics=self.metrics) if config.approvals else None
+        # Approval requests and grants (None: the config has no approvals section). The Kafka
+        # side holds requests on it; GatewayService serves its API on approvals.bind.
+        self.approvals: Approvals | None = None
+        self._approvals_started = False
+        if config.approvals is not None:
+            self.approvals = Approvals.from_config(config.approvals, reactor=reactor, metrics=self.metrics)
         approvals = self.approvals
         services = AdapterServices(
             config=config, metrics=self.metrics, clock=reactor.seconds, identity=self.identity,
@@ -115,6 +120,7 @@ class Gateway:
         yield self.engine.start()
         if self.approvals is not None:
             yield self.approvals.start()
+            self._approvals_started = True
         self.workers.start()
         log.info("policy engine {engine} ready", engine=self.engine.name)
         if self.config.policy.engine == "allow-all":
@@ -161,7 +167,8 @@ class Gateway:
             conn.transport.loseConnection()  # type: ignore[union-attr]
         if self.workers.started:
             self.workers.stop()
-        if self.approvals is not None:
+        if self.approvals is not None and self._approvals_started:
+            self._approvals_started = False
             yield self.approvals.stop()
         yield self.engine.stop()
 
@@ -267,6 +274,7 @@ class GatewayService(service.Service):
             reactor = default_reactor  # type: ignore[assignment]
         self.gateway = Gateway(config, reactor)
         self.admin_port: IListeningPort | None = None
+        self.approvals_listener: Any = None  # an ApprovalsListener while approvals.bind is served
 
     def startService(self) -> None:
         super().startService()
@@ -279,6 +287,19 @@ class GatewayService(service.Service):
             return listen_admin(self.gateway.reactor, bind, self.gateway.health, self.gateway.metrics.render).addCallback(
                 self._admin_started)
 
+        def approvals_listening(_: Any) -> Any:
+            settings = self.gateway.config.approvals
+            if settings is None or settings.bind is None or self.gateway.approvals is None:
+                return None
+            # Imported here: the listener uses gatekeeper.proxy.tls, whose package imports this module.
+            from gatekeeper.approvals.listener import ApprovalsListener
+
+            assert self.gateway.identity is not None  # the config loader requires identity.jwt with approvals
+            self.approvals_listener = ApprovalsListener(self.gateway.reactor, settings, self.gateway.approvals,
+                                                        self.gateway.identity)
+            return self.approvals_listener.start().addCallback(
+                lambda listener: log.info("approvals API and approver page on {url}", url=listener.url))
+
         def failed(f: Any) -> Any:
             log.critical("gateway failed to start: {err}", err=f.getErrorMessage())
             sys.stderr.write(f"gatekeeper: failed to start: {f.getErrorMessage()}\n")
@@ -287,7 +308,7 @@ class GatewayService(service.Service):
             reactor.stop()
             return f
 
-        self.started = d.addCallback(started).addErrback(failed)
+        self.started = d.addCallback(started).addCallback(approvals_listening).addErrback(failed)
         self._install_sighup()
 
     def _install_sighup(self) -> None:
@@ -318,7 +339,10 @@ class GatewayService(service.Service):
 
     def stopService(self) -> Any:
         super().stopService()
-        ds = [self.gateway.stop()]
+        ds = []
+        if self.approvals_listener is not None:
+            ds.append(self.approvals_listener.stop())
+        ds.append(self.gateway.stop())
         if self.admin_port is not None:
             ds.append(defer.maybeDeferred(self.admin_port.stopListening))
         return defer.gatherResults(ds)
