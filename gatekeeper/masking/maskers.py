@@ -69,11 +69,15 @@ class Hash:
     def __init__(self, options: Mapping[str, Any], context: MaskingContext) -> None:
         if not context.hash_key:
             raise MaskPluginError("needs masking.hash_key_file or masking.hash_key_env")
-        self._key = context.hash_key
+        # The keyed state is computed once; each value hashes on a copy of it (never updated
+        # itself, so worker threads may share it).
+        self._keyed = hmac.new(context.hash_key, digestmod=hashlib.sha256)
         self._length: int = options.get("length", 64)
 
     def mask_text(self, text: str) -> str:
-        digest = hmac.new(self._key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(text.encode("utf-8", "surrogatepass"))
+        digest = mac.hexdigest()
         return "h:" + digest[: self._length]
 
     def mask_value(self, value: JsonValue) -> JsonValue | api.Drop:
