@@ -34,6 +34,8 @@ def parse_decision(raw: Any) -> Decision:
         e = errors[0]
         where = "/".join(map(str, e.absolute_path)) or "decision"
         raise DecisionError(f"malformed decision at {where}: {_message(e)}")
+    if isinstance(raw.get("approval"), dict):
+        _check_approval(raw["approval"])
     ttl = raw.get("ttl")
     return Decision(
         action=raw["action"],
@@ -53,6 +55,21 @@ def _message(e: jsonschema.ValidationError) -> str:
     if e.validator == "maxItems" and isinstance(e.instance, list):
         return f"{len(e.instance)} items, more than the {e.validator_value} allowed"
     return e.message
+
+
+def _check_approval(approval: dict[str, Any]) -> None:
+    """An approval only user: approvers could give is refused if there are fewer of them than
+    approvals_required: the request would wait for an approval that can never come."""
+    approvers = approval["approvers"]
+    required = approval.get("approvals_required", 1)
+    if any(a.startswith("group:") for a in approvers):
+        return
+    users = set(approvers)
+    if len(users) < required:
+        raise DecisionError(
+            f"malformed decision at approval: approvals_required is {int(required)} but the approvers name "
+            f"{len(users)} different user{'s' if len(users) != 1 else ''} and no group, so it could never be approved"
+        )
 
 
 def engine_failure(reason: str) -> Decision:

@@ -729,9 +729,288 @@ def pii_masking_data() -> Corpus:
     return c
 
 
+# -- approvals -------------------------------------------------------------------------------------
+
+PAYMENTS_APPROVAL = {"approvers": ["group:payments-leads"], "approvals_required": 1, "grant_ttl": "30m", "wait": "20s"}
+SECURITY_APPROVAL = {"approvers": ["group:security"], "approvals_required": 2, "grant_ttl": "15m", "wait": "25s"}
+REGULATED_APPROVAL = {"approvers": ["group:data-governance"], "approvals_required": 1, "grant_ttl": "8h", "wait": "20s"}
+PAYMENTS_WRITES = {"name": "payments-writes", "reason": "writes to payments.* outside the payments team",
+                   "operations": ["produce"], "resources": {"type": "topic", "patterns": ["payments.*"]},
+                   "exempt": {"groups": ["payments"]}, "approvers": ["group:payments-leads"], "grant_ttl": "30m", "wait": "20s"}
+
+APPROVALS_CONFIG = {"gatekeeper_config": {
+    "default_ttl": "5s",
+    "always_allowed": ["api_versions", "authenticate", "find_coordinator"],
+    "immutable_topics": ["audit.**"],
+    "grants": [
+        {"principals": {"groups": ["payments"]}, "resources": {"type": "topic", "patterns": ["payments.*"]}, "operations": ["produce"]},
+        {"principals": {"groups": ["analytics-readers"]}, "resources": {"type": "group", "patterns": ["analytics-*"]},
+         "operations": ["join_group", "commit_offset", "fetch_offset"]},
+        {"principals": {"groups": ["platform"]}, "resources": {"type": "topic", "patterns": ["**"]}, "operations": ["*"]},
+        {"principals": {"groups": ["platform"]}, "resources": {"type": "cluster", "patterns": ["**"]}, "operations": ["*"]},
+    ],
+    "known_groups": ["analytics-daily", "orders-*"],
+    "masking": [{"name": "cards", "topics": ["payments.*"], "direction": "produce", "mask": [RAW_CARDS]},
+                {"name": "hr-pii", "topics": ["hr.*"], "direction": "sideways", "mask": [CARD_LAST4]}],
+    "approvals": [
+        PAYMENTS_WRITES,
+        {"name": "audit-config", "reason": "two people from security change an audit topic's config",
+         "operations": ["alter_topic_config"], "resources": {"type": "topic", "patterns": ["audit.*"]}, "always": True,
+         "approvers": ["group:security"], "approvals_required": 2, "grant_ttl": "15m", "wait": "25s"},
+        {"name": "new-groups", "operations": ["join_group"], "resources": {"type": "group", "patterns": ["**"]},
+         "unless_known_group": True, "always": True, "approvers": ["group:platform-oncall"]},
+        {"name": "regulated-offsets", "reason": "a new consumer group on a regulated topic",
+         "operations": ["fetch_offset"], "resources": {"type": "topic", "patterns": ["regulated.*"]},
+         "unless_known_group": True, "always": True, "approvers": ["user:dana", "user:erin"], "approvals_required": 2},
+        {"operations": ["*"], "resources": {"type": "topic", "patterns": ["sandbox.**", "hr.*"]}, "approvers": ["user:sam"]},
+        {"operations": ["*"], "resources": {"type": "cluster", "patterns": ["kafka-cluster"]}, "principals": {"groups": ["sre"]},
+         "approvers": ["group:platform"], "wait": "10s"},
+    ],
+}}
+
+
+def needs(op: str, rtype: str, name: str, sub: str, groups: list[str], what: str, approvers: str, rule: str) -> str:
+    return f'{op} on {rtype} {json.dumps(name)} by {sub} (groups: {", ".join(groups) or "none"}) needs {what} by {approvers} ({rule})'
+
+
+def default_library_approvals() -> Corpus:
+    """The default library's approval rules (data.gatekeeper_config.approvals), given inline."""
+    c = Corpus("default_library_approvals", "gatekeeper/decision", APPROVALS_CONFIG, "5s")
+    a, d, v = c.allow, c.deny, c.violation
+
+    def approve(reason: str, approval: dict[str, Any]) -> dict[str, Any]:
+        return {"action": "approve", "approval": approval, "reason": reason, "ttl": "5s"}
+
+    team_x = ("svc-x", ["team-x"])
+    ops = ("ops", ["platform"])
+    analyst = ("svc-analytics", ["analytics-readers"])
+    payments_rule = 'approval rule "payments-writes": writes to payments.* outside the payments team'
+    audit_rule = "approval rule \"audit-config\": two people from security change an audit topic's config"
+    regulated_rule = 'approval rule "regulated-offsets": a new consumer group on a regulated topic'
+    c.case("no-grant-waits-for-approval",
+           approve(needs("produce", "topic", "payments.eu", *team_x, "approval", "group:payments-leads", payments_rule), PAYMENTS_APPROVAL),
+           "produce", "topic", "payments.eu", team_x)
+    c.case("granted-stays-allowed-masked", c.mask('grant 2 allows produce on topic "payments.eu"; masked by masking rule "cards"', [RAW_CARDS]),
+           "produce", "topic", "payments.eu", ops)
+    c.case("near-miss-exempt-group-waits",
+           approve(needs("produce", "topic", "payments.eu", "svc-p", ["payments-eu"], "approval", "group:payments-leads", payments_rule),
+                   PAYMENTS_APPROVAL),
+           "produce", "topic", "payments.eu", ("svc-p", ["payments-eu"]))
+    c.case("exempt-team-follows-its-grant", c.mask('grant 0 allows produce on topic "payments.eu"; masked by masking rule "cards"', [RAW_CARDS]),
+           "produce", "topic", "payments.eu", ("svc-p", ["payments"]))
+    c.case("near-miss-topic-denied", d(no_grant("produce", "topic", "payments.eu.x", *team_x)), "produce", "topic", "payments.eu.x", team_x)
+    c.case("other-operation-denied", d(no_grant("consume", "topic", "payments.eu", *team_x)), "consume", "topic", "payments.eu", team_x)
+    grant = {"id": "g-1", "operation": "produce", "resource": {"type": "topic", "name": "payments.eu"}, "expires_at": "2026-11-23T07:54:49.689Z",
+             "approved_by": ["user:lee"], "approval_id": "a-1"}
+    c.case("approved-grant-allows-masked",
+           c.mask('time-boxed grant for produce on topic "payments.eu" until 2026-11-23T07:54:49.689Z; masked by masking rule "cards"', [RAW_CARDS]),
+           "produce", "topic", "payments.eu", team_x, grants=[grant])
+    c.case("approved-grant-ttl-ends-with-it",
+           {**c.mask('time-boxed grant for produce on topic "payments.eu" until 2026-11-23T07:54:49.689Z; masked by masking rule "cards"',
+                     [RAW_CARDS]), "ttl": "1500ms"},
+           "produce", "topic", "payments.eu", team_x, grants=[grant], time="2026-11-23T07:54:48.189Z")
+    c.case("approved-grant-expired-waits-again",
+           approve(needs("produce", "topic", "payments.eu", *team_x, "approval", "group:payments-leads", payments_rule), PAYMENTS_APPROVAL),
+           "produce", "topic", "payments.eu", team_x, grants=[grant], time="2026-11-23T07:54:49.689Z")
+    c.case("always-holds-a-granted-request",
+           approve(needs("alter_topic_config", "topic", "audit.logins", *ops, "2 approvals", "group:security", audit_rule), SECURITY_APPROVAL),
+           "alter_topic_config", "topic", "audit.logins", ops)
+    audit_grant = {"operation": "alter_topic_config", "resource": {"type": "topic", "name": "audit.logins"}, "expires_at": "2026-11-23T07:25:00Z"}
+    c.case("always-lifted-by-a-time-boxed-grant",
+           {**a('time-boxed grant for alter_topic_config on topic "audit.logins" until 2026-11-23T07:25:00Z'), "ttl": "311ms"},
+           "alter_topic_config", "topic", "audit.logins", ops, grants=[audit_grant], time="2026-11-23T07:24:59.689Z")
+    c.case("always-near-miss-topic", a('grant 2 allows alter_topic_config on topic "audit.logins.eu"'),
+           "alter_topic_config", "topic", "audit.logins.eu", ops)
+    c.case("policy-violation-never-approvable", v('topic "audit.logins" is immutable: alter_topic_config may not change retention.ms'),
+           "alter_topic_config", "topic", "audit.logins", ops, request={"configs": {"retention.ms": "1"}, "validate_only": False},
+           grants=[audit_grant])
+    c.case("unknown-group-joining-waits",
+           approve(needs("join_group", "group", "analytics-eu", *analyst, "approval", "group:platform-oncall", 'approval rule "new-groups"'),
+                   {"approvers": ["group:platform-oncall"], "approvals_required": 1}),
+           "join_group", "group", "analytics-eu", analyst)
+    c.case("known-group-joining-allowed", a('grant 1 allows join_group on group "analytics-daily"'), "join_group", "group", "analytics-daily", analyst)
+    c.case("known-group-without-grant-denied", d(no_grant("join_group", "group", "orders-app", *team_x)), "join_group", "group", "orders-app", team_x)
+    c.case("other-group-operation-allowed", a('grant 1 allows commit_offset on group "analytics-eu"'), "commit_offset", "group", "analytics-eu", analyst)
+
+    def fetch(group: str) -> dict[str, Any]:
+        return {"group": group, "partitions": [0, 1]}
+
+    c.case("new-group-on-regulated-topic-waits-for-two",
+           approve(needs("fetch_offset", "topic", "regulated.trades", *ops, "2 approvals", "user:dana, user:erin", regulated_rule),
+                   {"approvers": ["user:dana", "user:erin"], "approvals_required": 2}),
+           "fetch_offset", "topic", "regulated.trades", ops, request=fetch("risk-adhoc"))
+    c.case("known-group-on-regulated-topic-allowed", a('grant 2 allows fetch_offset on topic "regulated.trades"'),
+           "fetch_offset", "topic", "regulated.trades", ops, request=fetch("orders-risk"))
+    c.case("no-group-on-regulated-topic-allowed", a('grant 2 allows consume on topic "regulated.trades"'), "consume", "topic", "regulated.trades", ops)
+    c.case("approver-cannot-approve-their-own",
+           d('fetch_offset on topic "regulated.trades" by dana needs 2 approvals by user:dana, user:erin '
+             f"({regulated_rule}), but only 1 of them may give it: no one approves their own request"),
+           "fetch_offset", "topic", "regulated.trades", ("dana", ["platform"]), request=fetch("risk-adhoc"))
+    c.case("anonymous-never-offered-an-approval",
+           d(f'produce on topic "payments.eu" needs approval by group:payments-leads ({payments_rule}), which is never asked for an '
+             "anonymous client: a grant to anonymous would be every unauthenticated client's; authenticate"),
+           "produce", "topic", "payments.eu", ANONYMOUS)
+    c.case("rule-named-by-its-index",
+           approve(needs("create_topic", "topic", "sandbox.tmp", *team_x, "approval", "user:sam", "approval rule 4"),
+                   {"approvers": ["user:sam"], "approvals_required": 1}),
+           "create_topic", "topic", "sandbox.tmp", team_x)
+    c.case("masking-fault-denies-instead-of-approval",
+           d('masking rule "hr-pii" names topic "hr.payroll" but its direction is not "produce", "consume" or "both": '
+             "consume is denied until the rule is fixed (policies/README.md, Masking)"),
+           "consume", "topic", "hr.payroll", team_x)
+    c.case("cluster-rule-by-principals",
+           approve(needs("describe_cluster", "cluster", CLUSTER, "kim", ["sre"], "approval", "group:platform", "approval rule 5"),
+                   {"approvers": ["group:platform"], "approvals_required": 1, "wait": "10s"}),
+           "describe_cluster", "cluster", CLUSTER, ("kim", ["sre"]))
+    c.case("star-does-not-cover-cluster-administration", d(not_named("elect_leaders", "cluster", CLUSTER, "kim", ["sre"])),
+           "elect_leaders", "cluster", CLUSTER, ("kim", ["sre"]))
+    c.case("cluster-rule-other-principals", d(no_grant("describe_cluster", "cluster", CLUSTER, *team_x)), "describe_cluster", "cluster", CLUSTER, team_x)
+    c.case("always-allowed-never-held", a("find_coordinator is allowed to every client"), "find_coordinator", "group", "analytics-eu", analyst)
+    return c
+
+
+def default_library_approvals_malformed() -> Corpus:
+    """A malformed approval rule naming the request, each kind: the request is denied for everyone."""
+    rule = {"operations": ["produce"], "approvers": ["group:leads"]}
+    bad: list[tuple[str, dict[str, Any], str]] = [
+        ("unknown-key", {"approver": ["group:leads"]}, "has keys it does not know (approver)"),
+        ("resources-unknown-key", {"resources": {"names": ["x"]}}, "its resources have keys they do not know (names)"),
+        ("operations-string", {"operations": "produce"}, "its operations are not a list of operation names"),
+        ("name-not-a-string", {"name": 7}, "its name is not a string"),
+        ("reason-not-a-string", {"reason": ["x"]}, "its reason is not a string"),
+        ("principals-list", {"principals": ["*"]}, 'its principals are neither "*" nor {"groups": [...], "subs": [...]}'),
+        ("exempt-group-string", {"exempt": {"groups": "leads"}}, 'its exempt is neither "*" nor {"groups": [...], "subs": [...]}'),
+        ("approvers-missing", {"approvers": None}, "its approvers are not a list"),
+        ("approvers-empty", {"approvers": []}, "its approvers are empty"),
+        ("approver-no-prefix", {"approvers": ["group:leads", "leads"]}, 'its approver 1 is not "group:<name>" or "user:<sub>"'),
+        ("approvals-required-zero", {"approvals_required": 0}, "its approvals_required is not a whole number from 1 to 5"),
+        ("approvals-required-six", {"approvals_required": 6}, "its approvals_required is not a whole number from 1 to 5"),
+        ("approvals-required-string", {"approvals_required": "2"}, "its approvals_required is not a whole number from 1 to 5"),
+        ("too-few-users", {"approvers": ["user:lee"], "approvals_required": 2},
+         "its approvals_required is 2 but its approvers name 1 user and no group: it could never be approved"),
+        ("grant-ttl-words", {"grant_ttl": "30 minutes"}, "its grant_ttl is not a duration (30m, 1h, 90s)"),
+        ("wait-days", {"wait": "1d"}, "its wait is not a duration (20s, 500ms)"),
+        ("always-string", {"always": "yes"}, "its always is neither true nor false"),
+        ("unless-known-group-number", {"unless_known_group": 1}, "its unless_known_group is neither true nor false"),
+    ]
+    rules: list[Any] = []
+    for name, change, _ in bad:
+        resources = {"type": "topic", "patterns": [f"rules.{name}"], **change.get("resources", {})}
+        entry = {"name": f"rule-{name}", **rule, **change, "resources": resources}
+        rules.append({k: val for k, val in entry.items() if val is not None})
+    # Ignored: entries that name nothing (another type, no patterns, operations without produce or consume).
+    rules += ["rule", None, {"resources": "rules.*", "approvers": []}, {"resources": {"type": "group", "patterns": ["**"]}, "approvers": 7},
+              {"operations": ["delete_records"], "resources": {"type": "topic", "patterns": ["**"]}, "approvers": []}]
+    config = {"gatekeeper_config": {
+        "grants": [{"principals": {"groups": ["platform"]}, "resources": {"type": "topic", "patterns": ["**"]}, "operations": ["*"]}],
+        "approvals": rules,
+    }}
+    c = Corpus("default_library_approvals_malformed", "gatekeeper/decision", config, "5s")
+    for i, (name, _, problem) in enumerate(bad):
+        topic = f"rules.{name}"
+        label = f"approval rule {i}" if name == "name-not-a-string" else f'approval rule "rule-{name}"'
+        who = ("ops", ["platform"]) if i % 2 else ("svc-x", [])
+        c.case(f"rule-{name}", c.deny(f'{label} names topic "{topic}" but {problem}: produce is denied until the rule is fixed '
+                                      "(policies/README.md, Approvals)"), "produce", "topic", topic, who)
+    c.case("unrelated-topic-allowed", c.allow('grant 0 allows produce on topic "rules"'), "produce", "topic", "rules", ("ops", ["platform"]))
+    c.case("unrelated-operation-allowed", c.allow('grant 0 allows consume on topic "rules.wait-days"'),
+           "consume", "topic", "rules.wait-days", ("ops", ["platform"]))
+    c.case("ignored-entries-deny-as-before", c.deny(no_grant("consume", "topic", "x", "svc-x", [])), "consume", "topic", "x", ("svc-x", []))
+    return c
+
+
+def jit_approvals() -> Corpus:
+    """The just-in-time approvals example in front of the library with the shipped data (no approvals of its own)."""
+    c = Corpus("jit_approvals", "gatekeeper/examples/jit_approvals/decision", "policies/data.json", "5s")
+    a, d, v = c.allow, c.deny, c.violation
+
+    def approve(reason: str, approval: dict[str, Any]) -> dict[str, Any]:
+        return {"action": "approve", "approval": approval, "reason": reason, "ttl": "5s"}
+
+    ops = ("ops", ["platform"])
+    why = 'a write to "payments.settled" outside group payments needs approval by a payments lead'
+    c.case("payments-write-by-platform-waits",
+           approve(f'produce on topic "payments.settled" by ops (groups: platform): {why}', PAYMENTS_APPROVAL),
+           "produce", "topic", "payments.settled", ops)
+    c.case("payments-write-without-grant-waits",
+           approve(f'produce on topic "payments.settled" by svc-x (groups: none): {why}', PAYMENTS_APPROVAL),
+           "produce", "topic", "payments.settled", ("svc-x", []))
+    c.case("payments-team-is-the-librarys", d(no_grant("produce", "topic", "payments.settled", "svc-p", ["payments"])),
+           "produce", "topic", "payments.settled", ("svc-p", ["payments"]))
+    c.case("payments-near-miss-is-the-librarys", a('grant 4 allows produce on topic "payments"'), "produce", "topic", "payments", ops)
+    grant = {"id": "g-2", "operation": "produce", "resource": {"type": "topic", "name": "payments.settled"},
+             "expires_at": "2026-11-23T07:24:52.189Z", "approved_by": ["user:lee"], "approval_id": "a-2"}
+    c.case("approved-write-allowed-until-the-grant-ends",
+           {**a(f'grant 4 allows produce on topic "payments.settled"; {why}: approved until 2026-11-23T07:24:52.189Z'), "ttl": "2500ms"},
+           "produce", "topic", "payments.settled", ops, grants=[grant])
+    c.case("approved-write-by-time-boxed-grant",
+           {**a(f'time-boxed grant for produce on topic "payments.settled" until 2026-11-23T07:24:52.189Z; {why}: '
+                'approved until 2026-11-23T07:24:52.189Z'), "ttl": "2500ms"},
+           "produce", "topic", "payments.settled", ("svc-x", []), grants=[grant])
+    c.case("approval-expired-waits-again", approve(f'produce on topic "payments.settled" by ops (groups: platform): {why}', PAYMENTS_APPROVAL),
+           "produce", "topic", "payments.settled", ops, grants=[grant], time="2026-11-23T07:24:52.189Z")
+    c.case("anonymous-never-offered-an-approval",
+           d(f'produce on topic "payments.settled": {why}, which is never asked for an anonymous client: a grant to anonymous would be '
+             "every unauthenticated client's; authenticate"),
+           "produce", "topic", "payments.settled", ANONYMOUS)
+    c.case("new-group-on-regulated-topic-waits",
+           approve('fetch_offset on topic "regulated.trades" by ops (groups: platform): consumer group "risk-adhoc" is new on regulated topic '
+                   '"regulated.trades" and needs approval by data governance', REGULATED_APPROVAL),
+           "fetch_offset", "topic", "regulated.trades", ops, request={"group": "risk-adhoc", "partitions": [0]})
+    c.case("known-group-on-regulated-topic", a('grant 4 allows fetch_offset on topic "regulated.trades"'),
+           "fetch_offset", "topic", "regulated.trades", ops, request={"group": "regulated-archive-7", "partitions": [0]})
+    c.case("regulated-consume-is-the-librarys", a('grant 4 allows consume on topic "regulated.trades"'), "consume", "topic", "regulated.trades", ops)
+    c.case("audit-config-waits-for-two",
+           approve('alter_topic_config on topic "audit.logins" by ops (groups: platform): a config change of audit topic "audit.logins" needs two '
+                   "approvals from security", SECURITY_APPROVAL),
+           "alter_topic_config", "topic", "audit.logins", ops)
+    c.case("audit-retention-stays-a-violation", v('topic "audit.logins" is immutable: alter_topic_config may not change retention.ms'),
+           "alter_topic_config", "topic", "audit.logins", ops, request={"configs": {"retention.ms": "1"}, "validate_only": False})
+    c.case("everything-else-is-the-librarys", a('grant 0 allows produce on topic "orders"'), "produce", "topic", "orders",
+           ("svc-orders", ["orders-writers"]))
+    return c
+
+
+def jit_approvals_data() -> Corpus:
+    """The just-in-time approvals example's data.json: the same idea as a configuration of the library."""
+    c = Corpus("jit_approvals_data", "gatekeeper/decision", "policies/examples/jit_approvals/data.json", "5s")
+    a, d, v = c.allow, c.deny, c.violation
+
+    def approve(reason: str, approval: dict[str, Any]) -> dict[str, Any]:
+        return {"action": "approve", "approval": approval, "reason": reason, "ttl": "5s"}
+
+    ops = ("ops", ["platform"])
+    risk = ("svc-risk", ["risk-analysts"])
+    payments_rule = 'approval rule "payments-writes": writes to payments.* outside the payments team are approved by a payments lead'
+    c.case("payments-write-by-platform-waits",
+           approve(needs("produce", "topic", "payments.eu", *ops, "approval", "group:payments-leads", payments_rule), PAYMENTS_APPROVAL),
+           "produce", "topic", "payments.eu", ops)
+    c.case("payments-team-writes", a('grant 0 allows produce on topic "payments.eu"'), "produce", "topic", "payments.eu", ("svc-p", ["payments"]))
+    c.case("new-group-on-regulated-topic-waits",
+           approve(needs("fetch_offset", "topic", "regulated.trades", *risk, "approval", "group:data-governance",
+                         'approval rule "regulated-new-groups": a consumer group new on a regulated topic is approved by data governance'),
+                   REGULATED_APPROVAL),
+           "fetch_offset", "topic", "regulated.trades", risk, request={"group": "risk-adhoc", "partitions": [0]})
+    c.case("known-group-on-regulated-topic", a('grant 1 allows fetch_offset on topic "regulated.trades"'),
+           "fetch_offset", "topic", "regulated.trades", risk, request={"group": "regulated-reporting", "partitions": [0]})
+    c.case("audit-config-waits-for-two",
+           approve(needs("alter_topic_config", "topic", "audit.logins", *ops, "2 approvals", "group:security",
+                         'approval rule "audit-config-two-person": two people from security approve a config change of an audit topic'),
+                   SECURITY_APPROVAL),
+           "alter_topic_config", "topic", "audit.logins", ops)
+    c.case("audit-retention-stays-a-violation", v('topic "audit.logins" is immutable: alter_topic_config may not change retention.ms'),
+           "alter_topic_config", "topic", "audit.logins", ops, request={"configs": {"retention.ms": "1"}, "validate_only": False})
+    grant = {"operation": "alter_topic_config", "resource": {"type": "topic", "name": "audit.logins"}, "expires_at": "2026-11-23T07:39:49.689Z"}
+    c.case("approved-config-change-allowed", a('time-boxed grant for alter_topic_config on topic "audit.logins" until 2026-11-23T07:39:49.689Z'),
+           "alter_topic_config", "topic", "audit.logins", ops, grants=[grant])
+    c.case("no-grant-no-rule-denied", d(no_grant("consume", "topic", "payments.eu", "svc-x", [])), "consume", "topic", "payments.eu", ("svc-x", []))
+    return c
+
+
 def main() -> None:
     for build in (default_library, default_library_inline, default_library_mutable, default_library_masking, default_library_masking_malformed,
-                  team_allowlists, readonly_audit, write_only_ingestion, immutable_topics, pii_masking, pii_masking_data):
+                  default_library_approvals, default_library_approvals_malformed, team_allowlists, readonly_audit, write_only_ingestion,
+                  immutable_topics, pii_masking, pii_masking_data, jit_approvals, jit_approvals_data):
         build().write()
 
 

@@ -4,16 +4,21 @@
 #   Default deny, configured with data rather than code. data.gatekeeper_config holds grants
 #   (principals -> resource patterns -> operations), immutable topics, the operations every
 #   client needs to connect, masking rules (what an allowed produce or consume of a topic
-#   masks), and the decision ttl; input.grants holds time-boxed grants from approvals. The
-#   configuration's shape is in policies/README.md, the input contract in docs/policy-input.md.
+#   masks), approval rules (which requests wait for someone to approve them, and who), the
+#   consumer groups that are known, and the decision ttl; input.grants holds time-boxed grants
+#   from approvals. The configuration's shape is in policies/README.md, the input contract in
+#   docs/policy-input.md.
 #
 #   The decision is one rule with an ordered else-chain, plus a default: whatever the input and
-#   the data, it has exactly one value (never undefined, never a conflict).
+#   the data, it has exactly one value (never undefined, never a conflict). One module: the
+#   opa engine pushes modules one at a time, so parts of one package that call each other
+#   cannot live in separate files.
 #
 #   input.time is read for one thing only, whether a time-boxed grant is still live, and a
 #   decision made on such a grant (an allow, a mask, or the denial of a malformed masking rule)
-#   has a ttl that ends when the grant does (a denial for want of a live grant holds for ever): so the decision cache may leave the time out of its key
-#   (ttl_covers_time below; docs/policy-engines.md, Cache).
+#   has a ttl that ends when the grant does; a denial or an approve for want of a live grant
+#   holds for ever, since an expired grant stays expired. So the decision cache may leave the
+#   time out of its key (ttl_covers_time below; docs/policy-engines.md, Cache).
 # custom:
 #   gatekeeper:
 #     ttl_covers_time: true
@@ -24,11 +29,14 @@ package gatekeeper
 # description: |
 #   The decision for one policy input, matching gatekeeper/schemas/decision.schema.json.
 #   In order: an immutable topic's truncation, or a broker config change that could truncate
-#   it, is a policy violation (whatever the grants say); then an always-allowed operation, a
-#   configured grant or a live time-boxed grant allows - as a mask where masking rules apply to
-#   the produce or consume (denied instead while a rule naming the topic is malformed);
-#   anything else is denied with a reason naming the request and the principal. The default
-#   only applies to an input that does not follow the contract.
+#   it, is a policy violation (whatever the grants say); a malformed approval rule naming the
+#   request denies it; then an always-allowed operation, a configured grant (unless an "always"
+#   approval rule holds the request) or a live time-boxed grant allows - as a mask where masking
+#   rules apply to the produce or consume (denied instead while a rule naming the topic is
+#   malformed); else an approval rule that holds the request asks for approval (denied instead
+#   where no one could give it, or a masking rule would deny it once approved); anything else is
+#   denied with a reason naming the request and the principal. The default only applies to an
+#   input that does not follow the contract.
 # entrypoint: true
 default decision := {
 	"action": "deny",
@@ -50,6 +58,8 @@ decision := {
 	"ttl": _ttl,
 } if {
 	_broker_truncation
+} else := {"action": "deny", "reason": _cap(_approval_fault), "ttl": _ttl} if {
+	_approval_fault
 } else := {"action": "deny", "reason": _cap(_masking_fault), "ttl": _allow.ttl} if {
 	_allow
 	_masking_fault
@@ -63,6 +73,20 @@ decision := {
 	count(_mask_items) > 0
 } else := {"action": "allow", "reason": _cap(_allow.reason), "ttl": _allow.ttl} if {
 	_allow
+} else := {"action": "deny", "reason": _cap(_masking_fault), "ttl": _ttl} if {
+	# Approving would not help: once granted, the request would be denied for this.
+	_approval
+	_masking_fault
+} else := {"action": "deny", "reason": _cap(_approval_refused), "ttl": _ttl} if {
+	_approval
+	_approval_refused
+} else := {
+	"action": "approve",
+	"approval": _approval.approval,
+	"reason": _cap(_approval.reason),
+	"ttl": _ttl,
+} if {
+	_approval
 } else := {"action": "deny", "reason": _cap(_deny_reason), "ttl": _ttl}
 
 # -- configuration -----------------------------------------------------------------------------
@@ -182,6 +206,8 @@ _allow := {"reason": sprintf("%s is allowed to every client", [input.operation])
 	"reason": sprintf("grant %d allows %s on %s %q", [i, input.operation, input.resource.type, input.resource.name]),
 	"ttl": _ttl,
 } if {
+	# An approval rule that holds the request "always" leaves only a time-boxed grant to allow it.
+	not _approval_always
 	i := _matching_grants[0]
 } else := {
 	"reason": sprintf("time-boxed grant for %s on %s %q until %s", [
@@ -318,8 +344,8 @@ _masking_applies := [i |
 	rule := _masking_rules[i]
 	not _rule_problem(rule)
 	_direction_covers(rule.direction)
-	_masking_principals(rule)
-	not _masking_exempt(rule)
+	_rule_principals(rule)
+	not _rule_exempt(rule)
 ]
 
 _mask_items := [item |
@@ -346,11 +372,12 @@ _direction_covers(direction) if direction == "both"
 
 _direction_covers(direction) if direction == input.operation
 
-_masking_principals(rule) if not _has_key(rule, "principals")
+# The principals and exempt of masking and approval rules: everyone, and nobody, if left out.
+_rule_principals(rule) if not _has_key(rule, "principals")
 
-_masking_principals(rule) if _principal_matches(rule.principals)
+_rule_principals(rule) if _principal_matches(rule.principals)
 
-_masking_exempt(rule) if _principal_matches(rule.exempt)
+_rule_exempt(rule) if _principal_matches(rule.exempt)
 
 # What is wrong with a masking rule (the first thing found); undefined if it is well formed.
 _rule_problem(rule) := sprintf("has keys it does not know (%s)", [concat(", ", _unknown_keys(rule, _rule_keys))]) if {
@@ -454,6 +481,257 @@ _rule_text(i, rule) := sprintf("%s: %s", [_rule_label(i, rule), rule.reason]) if
 	is_string(rule.reason)
 	rule.reason != ""
 } else := _rule_label(i, rule)
+
+# -- approvals -----------------------------------------------------------------------------------
+#
+# data.gatekeeper_config.approvals: rules that answer a request with "approve" (hold it until
+# someone approves it) instead of a denial for want of a grant; or, for a rule that says
+# "always": true, even where a configured grant would allow it. Nothing here reads the time: an
+# approval is asked only while no live time-boxed grant allows the request, and an expired grant
+# stays expired. The data's shape is in policies/README.md (Approvals), the decision's in
+# docs/policy-engines.md (Approve).
+#
+# A rule applies to a request when its resources (type and a matching pattern) and operations
+# name it, its principals (default: everyone) match the principal, its exempt (default: nobody)
+# does not, and - with unless_known_group - the consumer group the request is about is not in
+# data.gatekeeper_config.known_groups. The first rule in data order that applies decides the
+# approval. A rule without "always" only opens a way where no configured grant allows the
+# request; one with "always": true holds the request even where a grant allows it.
+#
+# Unlike a grant, a malformed approval rule cannot simply be skipped: skipping an "always" rule
+# would let through what it was written to hold. So a rule that names the request (an object
+# whose resources name the resource, and whose operations, unless they are no list of names,
+# include the operation) but is otherwise malformed denies the request, whoever asks, until it is
+# fixed; an entry that names nothing is ignored. Operations in always_allowed (what every client
+# needs to connect) are never held.
+
+_approval_rules := _config_list("approvals")
+
+_approval_rule_keys := {
+	"name", "reason", "operations", "resources", "principals", "exempt",
+	"approvers", "approvals_required", "grant_ttl", "wait", "always", "unless_known_group",
+}
+
+# The decision schema's bounds on an approval.
+_max_approvers := 64
+
+_max_approvals_required := 5
+
+# Indexes of the rules that name this request, in data order.
+_approval_candidates := [i |
+	not input.operation in _config_list("always_allowed")
+	some i, rule in _approval_rules
+	is_object(rule)
+	_resource_matches(rule.resources)
+	not _operations_exclude(object.get(rule, "operations", null))
+]
+
+# A well-formed list of operations that does not cover this one ("*" covers all but cluster
+# administration, as in grants).
+_operations_exclude(operations) if {
+	_names(operations)
+	not _operation_matches(operations)
+}
+
+# Indexes of the candidates that apply to this request, in data order.
+_approvals_apply := [i |
+	some i in _approval_candidates
+	rule := _approval_rules[i]
+	not _approval_problem(rule)
+	_rule_principals(rule)
+	not _rule_exempt(rule)
+	_group_unknown(rule)
+]
+
+# Defined when a rule that applies holds the request whatever the grants say.
+_approval_always if {
+	some i in _approvals_apply
+	_approval_rules[i].always == true
+}
+
+# The rules that hold this request: those with "always", and the others where no configured
+# grant allows it (a live time-boxed grant allows it before any of this is asked).
+_approvals_holding := [i |
+	some i in _approvals_apply
+	_holds(_approval_rules[i])
+]
+
+_holds(rule) if rule.always == true
+
+_holds(_) if count(_matching_grants) == 0
+
+# The approval asked for this request (the first rule that holds it), as the decision carries
+# it, and the decision's reason; undefined if no rule holds it.
+_approval := {
+	"approval": _approval_object(rule),
+	"reason": sprintf("%s on %s %q by %s (groups: %s) needs %s by %s (%s)", [
+		input.operation, input.resource.type, input.resource.name, input.principal.sub, _groups_text,
+		_approvals_text(rule), concat(", ", rule.approvers), _approval_rule_text(i, rule),
+	]),
+} if {
+	i := _approvals_holding[0]
+	rule := _approval_rules[i]
+}
+
+_approval_object(rule) := object.union(
+	{"approvers": rule.approvers, "approvals_required": _approvals_required(rule)},
+	{key: rule[key] | some key in ["grant_ttl", "wait"]; _has_key(rule, key)},
+)
+
+_approvals_required(rule) := object.get(rule, "approvals_required", 1)
+
+_approvals_text(rule) := "approval" if {
+	_approvals_required(rule) == 1
+} else := sprintf("%d approvals", [_approvals_required(rule)])
+
+# Why the approval the request needs cannot be asked for (then it is denied); undefined if it can.
+_approval_refused := sprintf("%s on %s %q needs %s by %s (%s), which is never asked for an anonymous client: a grant to anonymous would be every unauthenticated client's; authenticate", [
+	input.operation, input.resource.type, input.resource.name,
+	_approvals_text(rule), concat(", ", rule.approvers), _approval_rule_text(i, rule),
+]) if {
+	input.principal.mechanism == "NONE"
+	i := _approvals_holding[0]
+	rule := _approval_rules[i]
+} else := sprintf("%s on %s %q by %s needs %s by %s (%s), but only %d of them may give it: no one approves their own request", [
+	input.operation, input.resource.type, input.resource.name, input.principal.sub,
+	_approvals_text(rule), concat(", ", rule.approvers), _approval_rule_text(i, rule), count(others),
+]) if {
+	i := _approvals_holding[0]
+	rule := _approval_rules[i]
+	not _names_a_group(rule.approvers)
+	others := _users(rule.approvers) - {concat("", ["user:", input.principal.sub])}
+	count(others) < _approvals_required(rule)
+}
+
+# Why a rule naming this request cannot be applied (then the request is denied); undefined if
+# every rule naming it is well formed.
+_approval_fault := sprintf("%s names %s %q but %s: %s is denied until the rule is fixed (policies/README.md, Approvals)", [
+	_approval_rule_label(i, rule), input.resource.type, input.resource.name, _approval_problem(rule), input.operation,
+]) if {
+	faulty := [j | some j in _approval_candidates; _approval_problem(_approval_rules[j])]
+	i := faulty[0]
+	rule := _approval_rules[i]
+}
+
+# What is wrong with an approval rule (the first thing found); undefined if it is well formed.
+_approval_problem(rule) := sprintf("has keys it does not know (%s)", [concat(", ", _unknown_keys(rule, _approval_rule_keys))]) if {
+	count(_unknown_keys(rule, _approval_rule_keys)) > 0
+} else := sprintf("its resources have keys they do not know (%s)", [concat(", ", _unknown_keys(rule.resources, {"type", "patterns"}))]) if {
+	count(_unknown_keys(rule.resources, {"type", "patterns"})) > 0
+} else := "its resource patterns are not all strings" if {
+	some pattern in rule.resources.patterns
+	not is_string(pattern)
+} else := "its operations are not a list of operation names" if {
+	not _names(object.get(rule, "operations", null))
+} else := "its name is not a string" if {
+	_has_key(rule, "name")
+	not is_string(rule.name)
+} else := "its reason is not a string" if {
+	_has_key(rule, "reason")
+	not is_string(rule.reason)
+} else := `its principals are neither "*" nor {"groups": [...], "subs": [...]}` if {
+	_has_key(rule, "principals")
+	not _well_formed_matcher(rule.principals)
+} else := `its exempt is neither "*" nor {"groups": [...], "subs": [...]}` if {
+	_has_key(rule, "exempt")
+	not _well_formed_matcher(rule.exempt)
+} else := "its approvers are not a list" if {
+	not is_array(object.get(rule, "approvers", null))
+} else := "its approvers are empty" if {
+	count(rule.approvers) == 0
+} else := sprintf("its approvers are more than the %d an approval may carry", [_max_approvers]) if {
+	count(rule.approvers) > _max_approvers
+} else := sprintf(`its approver %d is not "group:<name>" or "user:<sub>"`, [j]) if {
+	bad := [j | some j, approver in rule.approvers; not _approver(approver)]
+	j := bad[0]
+} else := sprintf("its approvals_required is not a whole number from 1 to %d", [_max_approvals_required]) if {
+	_has_key(rule, "approvals_required")
+	not _approvals_count(rule.approvals_required)
+} else := sprintf("its approvals_required is %d but its approvers name %s and no group: it could never be approved", [
+	_approvals_required(rule), _count_text(count(_users(rule.approvers)), "user"),
+]) if {
+	not _names_a_group(rule.approvers)
+	count(_users(rule.approvers)) < _approvals_required(rule)
+} else := "its grant_ttl is not a duration (30m, 1h, 90s)" if {
+	_has_key(rule, "grant_ttl")
+	not _duration(rule.grant_ttl)
+} else := "its wait is not a duration (20s, 500ms)" if {
+	_has_key(rule, "wait")
+	not _duration(rule.wait)
+} else := "its always is neither true nor false" if {
+	_has_key(rule, "always")
+	not is_boolean(rule.always)
+} else := "its unless_known_group is neither true nor false" if {
+	_has_key(rule, "unless_known_group")
+	not is_boolean(rule.unless_known_group)
+} else := "it asks for unless_known_group but known_groups is not a list of group name patterns" if {
+	rule.unless_known_group == true
+	_has_key(_config, "known_groups")
+	not _names(_config.known_groups)
+}
+
+# A list of strings (operation names, name patterns).
+_names(list) if {
+	is_array(list)
+	every name in list {
+		is_string(name)
+	}
+}
+
+_approver(approver) if {
+	is_string(approver)
+	regex.match(`^(group|user):.+$`, approver)
+}
+
+_approvals_count(n) if {
+	is_number(n)
+	n == floor(n)
+	n >= 1
+	n <= _max_approvals_required
+}
+
+_duration(value) if {
+	is_string(value)
+	regex.match(`^[0-9]+(\.[0-9]+)?(ms|s|m|h)$`, value)
+}
+
+_count_text(n, noun) := sprintf("1 %s", [noun]) if {
+	n == 1
+} else := sprintf("%d %ss", [n, noun])
+
+_users(approvers) := {approver | some approver in approvers; startswith(approver, "user:")}
+
+_names_a_group(approvers) if {
+	some approver in approvers
+	startswith(approver, "group:")
+}
+
+# unless_known_group: the rule holds only a request about a consumer group that is not known -
+# a group resource by its name, or a topic whose offsets a group commits or fetches
+# (input.request.group). A request about no group is not held by such a rule.
+_group_unknown(rule) if object.get(rule, "unless_known_group", false) == false
+
+_group_unknown(rule) if {
+	rule.unless_known_group == true
+	group := _request_group
+	not _matches_any(_config_list("known_groups"), group)
+}
+
+_request_group := input.resource.name if {
+	input.resource.type == "group"
+} else := input.request.group if {
+	is_string(input.request.group)
+}
+
+_approval_rule_label(i, rule) := sprintf("approval rule %q", [rule.name]) if {
+	is_string(rule.name)
+	rule.name != ""
+} else := sprintf("approval rule %d", [i])
+
+_approval_rule_text(i, rule) := sprintf("%s: %s", [_approval_rule_label(i, rule), rule.reason]) if {
+	is_string(rule.reason)
+	rule.reason != ""
+} else := _approval_rule_label(i, rule)
 
 # -- denying -------------------------------------------------------------------------------------
 

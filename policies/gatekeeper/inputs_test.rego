@@ -135,14 +135,18 @@ cluster := "kafka-cluster"
 
 # What every decision must look like (decision.schema.json, as the library uses it).
 well_formed(decision) if {
-	object.keys(decision) in {{"action", "reason", "ttl"}, {"action", "reason", "ttl", "error"}, {"action", "reason", "ttl", "mask"}}
-	decision.action in {"allow", "deny", "mask"}
+	object.keys(decision) in {
+		{"action", "reason", "ttl"}, {"action", "reason", "ttl", "error"},
+		{"action", "reason", "ttl", "mask"}, {"action", "reason", "ttl", "approval"},
+	}
+	decision.action in {"allow", "deny", "mask", "approve"}
 	is_string(decision.reason)
 	count(decision.reason) > 0
 	count(decision.reason) <= 1024
-	is_string(decision.ttl)
+	regex.match(`^[0-9]+(\.[0-9]+)?(ms|s|m|h)$`, decision.ttl)
 	_error_fits(decision)
 	_mask_fits(decision)
+	_approval_fits(decision)
 }
 
 _error_fits(decision) if not "error" in object.keys(decision)
@@ -187,4 +191,47 @@ _target_fits(item) if startswith(item.field, "$")
 _target_fits(item) if {
 	is_string(item.detector)
 	item.detector != ""
+}
+
+_approval_fits(decision) if {
+	decision.action != "approve"
+	not "approval" in object.keys(decision)
+}
+
+_approval_fits(decision) if {
+	decision.action == "approve"
+	well_formed_approval(decision.approval)
+}
+
+# An approval as decision.schema.json has it (and one that can be given: with only user
+# approvers, no more approvals required than there are users).
+well_formed_approval(approval) if {
+	is_object(approval)
+	every key, _ in approval {
+		key in {"approvers", "approvals_required", "grant_ttl", "wait"}
+	}
+	is_array(approval.approvers)
+	count(approval.approvers) > 0
+	count(approval.approvers) <= 64
+	every approver in approval.approvers {
+		regex.match(`^(group|user):.+$`, approver)
+	}
+	required := object.get(approval, "approvals_required", 1)
+	is_number(required)
+	required == floor(required)
+	required >= 1
+	required <= 5
+	_approvable(approval.approvers, required)
+	every key in ["grant_ttl", "wait"] {
+		regex.match(`^[0-9]+(\.[0-9]+)?(ms|s|m|h)$`, object.get(approval, key, "1s"))
+	}
+}
+
+_approvable(approvers, _) if {
+	some approver in approvers
+	startswith(approver, "group:")
+}
+
+_approvable(approvers, required) if {
+	count({approver | some approver in approvers; startswith(approver, "user:")}) >= required
 }

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script: harness/ is at the repository root
@@ -52,7 +53,7 @@ def build(name: str, data: Path, inputs: list[tuple[str, dict]]) -> None:
     (OUT / f"{name}.json").write_text(json.dumps({"policy": "gatekeeper/decision", "data": str(data.relative_to(ROOT)),
                                                    "cases": cases}, indent=1) + "\n")
     actions = [c["expected"]["action"] for c in cases]
-    print(f"{name}: {len(cases)} cases, {actions.count('allow')} allowed, {actions.count('mask')} masked")
+    print(f"{name}: {len(cases)} cases, {actions.count('allow')} allowed, {actions.count('mask')} masked, {actions.count('approve')} held for approval")
 
 
 def main() -> None:
@@ -90,10 +91,46 @@ def main() -> None:
         masking.append((f"masking-{op}-{topic}-{sub}", doc(op, "topic", topic, sub, groups)))
     grant = {"operation": "consume", "resource": {"type": "topic", "name": "orders"}, "expires_at": "2026-11-23T10:00:04.5Z"}
     masking.append(("masking-time-boxed-grant", doc("consume", "topic", "orders", "svc-x", [], {"grants": [grant]})))
-    build("default_library", ROOT / "policies" / "data.json", inputs + masking)
+    build("default_library", ROOT / "policies" / "data.json", inputs + masking + approvals())
     for example in sorted(p.name for p in (ROOT / "policies" / "examples").iterdir() if p.is_dir()):
         sample = [(n, i) for n, i in inputs if i["resource"]["type"] in ("topic", "group")][::3]
-        build(f"example_{example}", ROOT / "policies" / "examples" / example / "data.json", sample + masking)
+        build(f"example_{example}", ROOT / "policies" / "examples" / example / "data.json", sample + masking + approvals())
+
+
+def approvals() -> list[tuple[str, dict]]:
+    """Requests approval rules may hold (policies/examples/jit_approvals/data.json): writes to
+    payments.* outside the payments team, consumer groups that are not known fetching offsets of a
+    regulated topic, config changes of audit topics (two approvers); the same once approved (a
+    live time-boxed grant), after the grant expired; near misses and anonymous clients."""
+    who = [("svc-x", ["team-x"]), ("svc-payments", ["payments"]), ("ops", ["platform"]), ("svc-risk", ["risk-analysts"])]
+    anonymous: dict[str, Any] = {"principal": {"sub": "anonymous", "issuer": None, "groups": [], "claims": {}, "mechanism": "NONE"}}
+    cases: list[tuple[str, dict]] = []
+    for (sub, groups), topic in itertools.product(who, ["payments.settled", "payments", "payments.eu.x"]):
+        cases.append((f"approvals-produce-{topic}-{sub}", doc("produce", "topic", topic, sub, groups)))
+    for (sub, groups), group in itertools.product(who, ["risk-adhoc", "regulated-reporting", "regulated-archive-7", "regulated-reporting-2"]):
+        offsets = {"group": group, "partitions": [0, 1]}
+        cases.append((f"approvals-fetch_offset-regulated.trades-{group}-{sub}",
+                       doc("fetch_offset", "topic", "regulated.trades", sub, groups, {"request": offsets})))
+    for (sub, groups), topic in itertools.product(who, ["audit.logins", "audit.logins.eu"]):
+        for kind, key in (("other", "max.message.bytes"), ("retention", "retention.ms")):
+            request: dict[str, Any] = {"configs": {key: "1"}, "validate_only": False}
+            cases.append((f"approvals-alter_topic_config-{kind}-{topic}-{sub}",
+                          doc("alter_topic_config", "topic", topic, sub, groups,
+                              {"api": {"key": 44, "name": "IncrementalAlterConfigs", "version": 1}, "request": request})))
+    for (sub, groups), op in itertools.product(who, ["consume", "join_group"]):
+        rtype, name = ("topic", "regulated.trades") if op == "consume" else ("group", "risk-adhoc")
+        cases.append((f"approvals-{op}-{name}-{sub}", doc(op, rtype, name, sub, groups)))
+    cases.append(("approvals-anonymous-produce-payments", doc("produce", "topic", "payments.settled", "anonymous", [], anonymous)))
+    cases.append(("approvals-anonymous-audit-config", doc("alter_topic_config", "topic", "audit.logins", "anonymous", [], anonymous)))
+    grant = {"id": "g-1", "operation": "produce", "resource": {"type": "topic", "name": "payments.settled"},
+             "expires_at": "2026-11-23T10:00:05.5Z", "approved_by": ["user:lee"], "approval_id": "a-1"}
+    for (sub, groups), (when, t) in itertools.product(who[:3:2], [("live", "2026-11-23T10:00:03Z"), ("expired", "2026-11-23T10:00:06Z")]):
+        cases.append((f"approvals-approved-produce-{when}-{sub}",
+                      doc("produce", "topic", "payments.settled", sub, groups, {"grants": [grant], "time": t})))
+    audit = {**grant, "operation": "alter_topic_config", "resource": {"type": "topic", "name": "audit.logins"}}
+    cases.append(("approvals-approved-audit-config", doc("alter_topic_config", "topic", "audit.logins", "ops", ["platform"],
+                                                         {"grants": [audit], "request": {"configs": {"max.message.bytes": "1"}}})))
+    return cases
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Strict decision parsing (gatekeeper/policy/decision.py): mask items per the decision schema."""
+"""Strict decision parsing (gatekeeper/policy/decision.py): mask items and approvals per the decision schema."""
 
 from __future__ import annotations
 
@@ -82,3 +82,65 @@ def test_the_mask_list_is_bounded_and_not_empty() -> None:
         parse_decision({"action": "mask", "reason": "r"})
     with pytest.raises(DecisionError, match="not of type 'array'"):
         parse_decision({"action": "mask", "mask": {"field": "$.card", "masker": "last4"}})
+
+
+# -- approve -------------------------------------------------------------------------------------
+
+
+def approve(approval: Any) -> dict[str, Any]:
+    return {"action": "approve", "reason": "produce on topic \"payments.eu\" needs approval", "approval": approval, "ttl": "5s"}
+
+
+VALID_APPROVALS = [
+    {"approvers": ["group:payments-leads"]},
+    {"approvers": ["group:payments-leads"], "grant_ttl": "30m", "wait": "20s"},
+    {"approvers": ["group:security"], "approvals_required": 2, "grant_ttl": "15m", "wait": "25s"},
+    {"approvers": ["user:alice", "user:bob"], "approvals_required": 2},
+    {"approvers": ["user:alice", "group:security"], "approvals_required": 5},
+    {"approvers": ["user:alice"], "approvals_required": 1, "grant_ttl": "1.5h", "wait": "500ms"},
+    {"approvers": ["group:a:b", "user:svc@example.com"]},
+]
+
+
+@pytest.mark.parametrize("approval", VALID_APPROVALS, ids=lambda a: ",".join(a["approvers"]) + f"-{a.get('approvals_required', 1)}")
+def test_valid_approvals_are_kept_as_they_are(approval: dict[str, Any]) -> None:
+    d = parse_decision(approve(approval))
+    assert d.action == "approve" and d.approval == approval and d.ttl == 5.0 and d.mask == ()
+
+
+INVALID_APPROVALS = [
+    ({}, "approval", "'approvers' is a required property"),
+    ({"approvers": []}, "approval/approvers", "should be non-empty"),
+    ({"approvers": "group:security"}, "approval/approvers", "not of type 'array'"),
+    ({"approvers": ["security"]}, "approval/approvers/0", "does not match"),
+    ({"approvers": ["group:"]}, "approval/approvers/0", "does not match"),
+    ({"approvers": ["role:security"]}, "approval/approvers/0", "does not match"),
+    ({"approvers": [f"user:u{i}" for i in range(65)]}, "approval/approvers", "65 items, more than the 64 allowed"),
+    ({"approvers": ["group:security"], "approvals_required": 0}, "approval/approvals_required", "less than the minimum of 1"),
+    ({"approvers": ["group:security"], "approvals_required": 6}, "approval/approvals_required", "greater than the maximum of 5"),
+    ({"approvers": ["group:security"], "approvals_required": 1.5}, "approval/approvals_required", "not of type 'integer'"),
+    ({"approvers": ["group:security"], "approvals_required": "2"}, "approval/approvals_required", "not of type 'integer'"),
+    ({"approvers": ["group:security"], "grant_ttl": "30 minutes"}, "approval/grant_ttl", "does not match"),
+    ({"approvers": ["group:security"], "wait": "1d"}, "approval/wait", "does not match"),
+    ({"approvers": ["group:security"], "approvers_required": 2}, "approval", "'approvers_required' was unexpected"),
+    ({"approvers": ["user:alice"], "approvals_required": 2}, "approval",
+     "approvals_required is 2 but the approvers name 1 different user and no group, so it could never be approved"),
+    ({"approvers": ["user:alice", "user:alice"], "approvals_required": 2}, "approval",
+     "approvals_required is 2 but the approvers name 1 different user and no group"),
+    ({"approvers": ["user:alice", "user:bob"], "approvals_required": 3}, "approval",
+     "approvals_required is 3 but the approvers name 2 different users and no group"),
+]
+
+
+@pytest.mark.parametrize(("approval", "where", "words"), INVALID_APPROVALS, ids=[w for _, _, w in INVALID_APPROVALS])
+def test_invalid_approvals_are_refused_saying_what_is_wrong(approval: Any, where: str, words: str) -> None:
+    with pytest.raises(DecisionError) as e:
+        parse_decision(approve(approval))
+    assert f"malformed decision at {where}: " in str(e.value) and words in str(e.value), str(e.value)
+
+
+def test_an_approve_needs_an_approval_object() -> None:
+    with pytest.raises(DecisionError, match="'approval' is a required property"):
+        parse_decision({"action": "approve", "reason": "r"})
+    with pytest.raises(DecisionError, match="at approval: None is not of type 'object'"):
+        parse_decision(approve(None))
