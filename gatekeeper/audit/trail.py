@@ -104,6 +104,8 @@ class AuditTrail:
                               sink_name=sink_name, retry_min=retry_min, retry_max=retry_max)
         self.chain: str | None = None
         self._depth = 0  # accepted and not yet written, plus reserved slots
+        self._reserved = 0  # slots neither filled nor released
+        self._slots_done: defer.Deferred[None] | None = None  # stop() waits on it for open slots
         self._running = False  # between start() and stop()
         self._sink_ok = False  # the sink opened and its last write succeeded
         self._full = False
@@ -159,8 +161,9 @@ class AuditTrail:
 
     def stop(self, timeout: float = 30.0) -> defer.Deferred[None]:
         """Refuse new records, write everything accepted and a stop checkpoint, close the sink.
-        When the sink still fails after ``timeout`` seconds, give up: the records not written
-        are logged as lost (an error), never dropped silently."""
+        Reserved slots still open are waited for (up to half of ``timeout``): the operations
+        they stand for are recorded. When the sink still fails after ``timeout`` seconds, give
+        up: the records not written are logged as lost (an error), never dropped silently."""
         if self._stopped_d is not None:
             return self._stopped_d
         self._stopped_d = defer.Deferred()
@@ -172,9 +175,21 @@ class AuditTrail:
         if self._thread is None:
             self._stopped_d.callback(None)
             return self._stopped_d
-        self._queue.put(Stop(self.reactor.seconds()))
         call = self.reactor.callLater(timeout, self._writer.abandon)
         self._stopped_d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
+        if not self._reserved:
+            self._queue.put(Stop(self.reactor.seconds()))
+            return self._stopped_d
+        log.info("audit trail stopping: waiting for {n} reserved record(s)", n=self._reserved)
+        done = self._slots_done = defer.Deferred()
+        grace = self.reactor.callLater(timeout / 2, lambda: None if done.called else done.callback(None))
+
+        def go(_: Any) -> None:
+            if grace.active():
+                grace.cancel()
+            self._queue.put(Stop(self.reactor.seconds()))
+
+        done.addCallback(go)
         return self._stopped_d
 
     def _loop(self, fn: Callable[[], None], interval: float) -> None:
@@ -212,6 +227,7 @@ class AuditTrail:
         if not self._accepts(None):
             return None
         self._depth += 1
+        self._reserved += 1
         self._update()
         return Slot(self)
 
@@ -274,11 +290,24 @@ class AuditTrail:
         self._update()
 
     def _fill(self, kind: str, fields: Mapping[str, Any]) -> None:
+        self._slot_closed()
+        if self._stopped_d is not None and self._stopped_d.called:
+            self._depth -= 1
+            log.error("audit trail already stopped: a {kind} record of a reserved slot is lost", kind=kind)
+            if self.metrics is not None:
+                self.metrics.inc("gatekeeper_audit_lost_total")
+            return
         self._put(kind, fields)  # the slot's place is already counted in _depth
 
     def _release(self) -> None:
+        self._slot_closed()
         self._depth -= 1
         self._update()
+
+    def _slot_closed(self) -> None:
+        self._reserved -= 1
+        if not self._reserved and self._slots_done is not None and not self._slots_done.called:
+            self._slots_done.callback(None)
 
     def _update(self) -> None:
         if self._depth >= self._high:

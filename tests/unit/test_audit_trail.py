@@ -309,3 +309,29 @@ def test_from_config_builds_the_file_sink(tmp_path: Path) -> None:
     [first, *_] = sorted((tmp_path / "audit").iterdir())
     assert first.name == "audit-gk9-000000000000.jsonl"
     assert json.loads(first.read_text().splitlines()[1])["kind"] == "config_reload"
+
+
+def test_stop_waits_for_open_slots_and_signs_their_records(h: Harness) -> None:
+    h.start()
+    slot = h.trail.reserve()
+    assert slot is not None
+    d = h.trail.stop(timeout=30)
+    h.clock.drain()
+    assert not d.called  # the operation it stands for is still with the broker
+    slot.record("request", sample_fields("request"))
+    h.until(lambda: d.called)
+    kinds = [(r["kind"], r.get("reason")) for r in h.records()]
+    assert kinds[-2:] == [("request", None), ("checkpoint", "stop")]
+    assert verify(h.dir, KEYS, closed=True).ok
+
+
+def test_stop_gives_an_unfilled_slot_half_its_timeout(h: Harness) -> None:
+    h.start()
+    slot = h.trail.reserve()
+    assert slot is not None
+    d = h.trail.stop(timeout=30)
+    h.clock.advance(15)
+    h.until(lambda: d.called)
+    slot.record("request", sample_fields("request"))  # too late: said so, counted
+    assert h.metrics.get("gatekeeper_audit_lost_total") == 1
+    assert verify(h.dir, KEYS, closed=True).ok
