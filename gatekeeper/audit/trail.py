@@ -112,6 +112,7 @@ class AuditTrail:
         self._available = False
         self._error: str | None = None
         self._down_reason: str | None = None  # the first failure while unavailable, for the unavailable record
+        self._starting = False  # unavailable only because the sink has not opened yet
         self._down_since: float | None = None
         self._down_seconds = 0.0
         self._refused: dict[str, int] = {}
@@ -150,6 +151,8 @@ class AuditTrail:
         if self._thread is not None:
             raise RuntimeError("the audit trail was started already")  # our bug
         self._running = True
+        self._down_since, self._down_reason, self._starting = self.reactor.seconds(), None, True
+        self._refused = {}  # refused before start: logged and counted, in no trail period
         self._started = defer.Deferred()
         self._thread = threading.Thread(target=self._writer.run, name="gatekeeper-audit-writer", daemon=True)
         self._thread.start()
@@ -322,16 +325,18 @@ class AuditTrail:
         if self.metrics is not None:
             self.metrics.set("gatekeeper_audit_available", 1.0 if now else 0.0)
         if not now:
-            self._down_since, self._down_reason = t, self._error
+            self._down_since, self._down_reason, self._starting = t, self._error, False
         elif self._down_since is not None:
             since, self._down_since = self._down_since, None
             self._down_seconds += t - since
             refused, self._refused = self._refused, {}
-            reason = self._down_reason or "the queue was over 90% of audit.queue_records"
-            log.info("audit trail available again after {s:.1f}s; {n} record(s) refused meanwhile",
-                     s=t - since, n=sum(refused.values()))
-            self._queue.put(Item("unavailable", {"since": format_time(since), "until": format_time(t),
-                                                 "refused": refused, "reason": reason}, t, counted=False))
+            if refused or self._down_reason is not None or not self._starting:  # not a plain start
+                reason = self._down_reason or "the queue was over 90% of audit.queue_records"
+                log.info("audit trail available again after {s:.1f}s; {n} record(s) refused meanwhile",
+                         s=t - since, n=sum(refused.values()))
+                self._queue.put(Item("unavailable", {"since": format_time(since), "until": format_time(t),
+                                                     "refused": refused, "reason": reason}, t, counted=False))
+            self._starting = False
         for fn in list(self._listeners):
             try:
                 fn(now)

@@ -249,6 +249,15 @@ def test_a_sink_that_cannot_open_is_retried(tmp_path: Path) -> None:
     assert h.trail.record("session_start", start_fields(1))
     h.stop()
     assert h.sessions() == ["s1"]
+    [gap] = [r for r in h.records() if r["kind"] == "unavailable"]
+    assert gap["refused"] == {"session_start": 1} and "Permission denied" in gap["reason"]
+
+
+def test_a_plain_start_writes_no_unavailable_record(h: Harness) -> None:
+    h.trail.record("session_start", start_fields(0))  # before start: refused, counted, in no period
+    h.start()
+    h.stop()
+    assert [r["kind"] for r in h.records()] == ["checkpoint", "checkpoint"]
 
 
 def test_stop_gives_up_on_a_failing_sink_after_its_timeout_and_says_what_was_lost(h: Harness) -> None:
