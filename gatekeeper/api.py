@@ -211,6 +211,8 @@ class AdapterServices:
     masking: Any = None  # gatekeeper.masking.Masking: compiles mask decisions (None: a mask is a deny)
     # The live time-boxed grants (from approvals) of a principal at a time: policy inputs carry them.
     grants_for: Callable[[Any, float], list[dict[str, Any]]] = lambda principal, now: []
+    audit: Any = None  # gatekeeper.audit.AuditTrail: record(kind, fields), reserve(); None: no audit trail
+    policy_revision: Callable[[], str | None] = lambda: None  # digest of the policies and data in force
 
 
 class ProtocolAdapter(Protocol):

@@ -11,6 +11,7 @@ from gatekeeper.api import Decision, Principal
 from gatekeeper.audit.records import format_time
 
 __all__ = [
+    "audit_approval_record",
     "decision_fields",
     "enforced_fields",
     "fetched_partition",
@@ -93,3 +94,50 @@ def fetched_partition(topic: str, partition: int, error_code: int, offsets: Sequ
         out["first_offset"], out["last_offset"] = min(offsets), max(offsets)
         out["record_count"] = len(offsets)
     return out
+
+
+def _who(sub: str | None, issuer: str | None = None) -> dict[str, Any] | None:
+    return None if not sub else {"sub": sub, "issuer": issuer, "groups": [], "mechanism": "unknown"}
+
+
+def audit_approval_record(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """An approvals service event (``Approvals.subscribe``) as an ``approval`` or ``grant``
+    record: who asked for what and who decided, never a token."""
+    kind = event.get("type")
+    if kind in ("request_opened", "request_voted", "request_decided"):
+        r = event["request"]
+        votes = r.get("votes") or []
+        last = votes[-1] if votes else None
+        if kind == "request_opened":
+            name, by, reason = "opened", None, r.get("reason")
+        elif kind == "request_voted":
+            if r.get("status") != "pending":
+                return None  # the deciding vote is recorded as the decision
+            name = "approved" if last and last.get("verdict") == "approve" else "denied"
+            by, reason = (_who(last.get("sub"), last.get("issuer")), last.get("reason")) if last else (None, None)
+        else:
+            name = r.get("status")
+            if name not in ("approved", "denied", "expired"):
+                return None
+            by, reason = (_who(last.get("sub"), last.get("issuer")), last.get("reason")) if last and name != "expired" else (None, None)
+        requester = r.get("requester") or {}
+        return "approval", {
+            "event": name, "by": by, "reason": reason,
+            "request": {"id": r["id"], "status": r.get("status", ""), "operation": r.get("operation", ""),
+                        "resource": r.get("resource", {}), "approvers": list(r.get("approvers") or ()),
+                        "requester": {"sub": requester.get("sub", ""), "issuer": requester.get("issuer"),
+                                      "groups": list(requester.get("groups") or ()), "mechanism": requester.get("mechanism", "NONE")}},
+        }
+    if kind in ("grant_created", "grant_revoked", "grant_expired"):
+        g = event["grant"]
+        name = {"grant_created": "granted", "grant_revoked": "revoked", "grant_expired": "expired"}[kind]
+        principal = g.get("principal") or {}
+        grant = {"id": g["id"], "principal": _who(principal.get("sub"), principal.get("issuer")),
+                 "operation": g.get("operation", ""), "resource": g.get("resource", {}), "expires_at": g["expires_at"],
+                 "approved_by": list(g.get("approved_by") or ())}
+        if g.get("approval_id"):
+            grant["request"] = g["approval_id"]
+        by = _who(g.get("revoked_by")) if kind == "grant_revoked" else None
+        return "grant", {"event": name, "grant": grant, "by": by,
+                         "reason": g.get("revoke_reason") if kind == "grant_revoked" else None}
+    return None

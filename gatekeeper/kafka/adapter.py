@@ -35,6 +35,8 @@ class KafkaAdapter:
             gateway=GatewayIdentity(config.upstream.sasl.username if config.upstream.sasl is not None else None),
             masking=services.masking,
             grants_for=services.grants_for,
+            audit=services.audit,
+            policy_revision=services.policy_revision,
         )
 
     def connection(self, listener: Any, slot: int | None, io: ConnectionIO) -> KafkaConnection:

@@ -20,9 +20,11 @@ import attrs
 from twisted.logger import Logger
 
 from gatekeeper.api import Connection, ConnectionIO, Decision, Operation
+from gatekeeper.audit.shapes import principal_fields
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import ApiKey, withdrawn
+from gatekeeper.kafka.auditing import operation_entries
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -32,6 +34,7 @@ from gatekeeper.kafka.masking import (
     MaskCounts,
     fetch_mask_keys,
     mask_produce,
+    masked_by_topic,
     produce_plans,
     produce_resource,
 )
@@ -116,6 +119,13 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._internal_cid = _INTERNAL_CORRELATION_BASE
         self._decisions: dict[int, Any] = {}  # token -> what to do with the decisions
         self._holds: dict[int, Any] = {}  # token -> what to do when a held request's approvals are known
+        # For the audit trail's session records.
+        self._requests_seen = 0
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._close_reason: str | None = None
+        self._ended_by = "client"
+        self._ended = False
         self._token = 0
         # A client that repeats a refused request without backing off: asked to wait (throttle
         # time) on each repeat, and disconnected past a rate of denied requests.
@@ -128,6 +138,13 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self.peer = f"{peer_host}:{peer_port}"
         now = self.s.clock()
         self.session = SessionInfo(new_session_id(now), now, peer_host)
+        if self.s.audit is not None:
+            self.s.audit.record("session_start", {
+                "session": self.session.id, "listener": self.listener.name,
+                "client": {"address": peer_host, "port": int(peer_port)},
+                # The handshake is not done yet here: the certificate's subject is the principal
+                # of this session's request records.
+                "tls": None if self.listener.tls is None else {"version": None, "cipher": None, "client_certificate": None}})
         if self.slot is None:
             target = self.s.next_bootstrap()
         else:
@@ -175,6 +192,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             self.upstream_failed(f"the broker closed the connection before it was ready ({reason})")
             return
         self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="lost")
+        self._ended_by = "broker"
         self._close(f"broker connection closed ({reason})")
 
     def client_lost(self) -> None:
@@ -189,6 +207,25 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         for timer in (self._expiry, self._login_deadline):
             if timer is not None and timer.active():
                 timer.cancel()
+        self._audit_session_end()
+
+    def _audit_session_end(self) -> None:
+        trail = self.s.audit
+        if trail is None or self.session is None or self._ended:
+            return
+        self._ended = True
+        unanswered = {"from": "none", "error": "the connection ended before the broker answered"}
+        for entry in list(self._sent) + list(self._order):
+            self._audit_outcome(entry, unanswered)
+        trail.record("session_end", {
+            "session": self.session.id, "duration_ms": max(0, int(1000 * (self.s.clock() - self.session.started_at))),
+            "requests": self._requests_seen, "bytes": {"from_client": self._bytes_in, "to_client": self._bytes_out},
+            "reason": self._close_reason or "the client closed the connection", "ended_by": self._ended_by,
+            "principal": principal_fields(self.principal)})
+
+    def _write_client(self, data: Any) -> None:
+        self._bytes_out += sum(len(d) for d in data)
+        self.io.to_client(data)
 
     def _session_id(self) -> str:
         return self.session.id if self.session else "-"
@@ -198,6 +235,9 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         if self.closing:
             return
         self.closing = True
+        self._close_reason = why
+        if self._ended_by == "client":
+            self._ended_by = "gatekeeper"
         if rejected:
             self.s.metrics.inc("gatekeeper_rejected_total", reason=rejected)
         log.warn(
@@ -216,6 +256,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         if self.closing:
             return
         self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_client")
+        self._bytes_in += len(data)
         self.decoder.receive_data(data)
         try:
             while not self.closing:
@@ -241,6 +282,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             return
         metrics = self.s.metrics
         metrics.inc("gatekeeper_requests_total", api=request.api_name)
+        self._requests_seen += 1
         if request.trailing:
             metrics.inc("gatekeeper_trailing_bytes_total", request.trailing, api=request.api_name)
         key = request.header.api_key
@@ -276,6 +318,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
 
     def _queue(self, request: DecodedRequest) -> Entry:
         entry = Entry(request)
+        entry.received_at = self.s.clock()
         if request.expects_response:
             self._order.append(entry)
         self._undecided.append(entry)
@@ -469,6 +512,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
                 self._close(f"masking failed, request refused (fail closed): {type(result).__name__}", rejected="masking")
                 return
             self._count_masking(result.counts, "produce")
+            entry.masked = masked_by_topic(result.counts)
             for (ti, pi), data in result.records.items():
                 body.topic_data[ti].partition_data[pi].records = data
             if result.records:
@@ -511,6 +555,16 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         assert request is not None
         metrics = self.s.metrics
         now = self.s.clock()
+        slot = None
+        trail = self.s.audit
+        if trail is not None and ops:
+            # A place in the trail is taken before anything is let through: an operation that
+            # could not be recorded does not happen (fail closed).
+            slot = trail.reserve()
+            if slot is None:
+                why = f"audit trail unavailable ({trail.error or 'its queue is full'}): denied until it recovers"
+                metrics.inc("gatekeeper_rejected_total", reason="audit_unavailable")
+                decisions = [Decision("deny", reason=why, ttl=0.0) for _ in decisions]
         refused: list[tuple[str, str, str]] = []
         for op, decision, policy_input in zip(ops, decisions, inputs, strict=True):
             if not decision.allowed and not withdrawn(op, decision.allowed):
@@ -520,6 +574,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         if refused:
             if not self._denial_budget.take(now):
                 limits = self.s.config.limits
+                if slot is not None:
+                    slot.release()
                 self._close(
                     f"more than {limits.denied_requests_per_second:g} denied requests a second (burst "
                     f"{limits.denied_requests_burst}): the client retries refused requests without backing off",
@@ -530,19 +586,58 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             if throttle_ms:
                 metrics.inc("gatekeeper_denials_throttled_total", api=request.api_name)
         outcome = enforce.plan(request, ops, decisions, self.s.cluster.topic_name, throttle_ms)
+        if slot is not None:
+            forwarded = isinstance(outcome, enforce.Forward | enforce.Partial)
+            entry.audit = (slot, self._request_fields(entry, ops, inputs, decisions, forwarded))
         if isinstance(outcome, enforce.Close):
+            self._audit_outcome(entry, {"from": "none", "error": outcome.reason})
             self._close(outcome.reason, rejected="policy")
             return
         entry.decided = True
         if isinstance(outcome, enforce.Respond):
             entry.response = self.s.codec.response_header(request) + outcome.body
+            self._audit_outcome(entry, {"from": "gatekeeper"})
         else:
             entry.forward = True
             entry.outgoing = outcome.frame
             if isinstance(outcome, enforce.Partial):
                 entry.merge = outcome.merge
             entry.filter_listing = enforce.listing_of(request)
+            if not request.expects_response:
+                self._audit_outcome(entry, {"from": "none"})
         self._advance()
+
+    def _request_fields(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]],
+                        decisions: list[Decision], forwarded: bool) -> dict[str, Any]:
+        """The request record, but for its outcome and latency (filled in when the broker answers)."""
+        request = entry.request
+        assert request is not None and self.session is not None
+        h = request.header
+        operations = operation_entries(ops, inputs, decisions, self.s.policy_revision(), forwarded, request.expects_response)
+        for op, item in zip(ops, operations, strict=True):
+            masked = entry.masked.get(op.resource.name) if entry.masked and op.name == "produce" else None
+            if masked is not None and item["enforced"]["result"] == "forwarded":
+                item["enforced"] = {"result": "masked", "masked_records": masked[0], "masked_fields": masked[1]}
+            held = (entry.approvals or {}).get((op.name, op.resource))
+            if held is not None and held.get("id"):
+                waited = max(0, int(1000 * (self.s.clock() - entry.received_at)))
+                item["enforced"]["approval"] = {"id": held["id"], "status": str(held.get("status")), "waited_ms": waited}
+        return {
+            "session": self.session.id, "principal": principal_fields(self.session.principal),
+            "client": {"id": h.client_id, "address": self.session.client_address},
+            "api": {"key": h.api_key, "name": request.api_name, "version": h.api_version},
+            "correlation_id": h.correlation_id, "operations": operations,
+        }
+
+    def _audit_outcome(self, entry: Entry, outcome: dict[str, Any]) -> None:
+        """Complete an entry's request record with the broker's (or Gatekeeper's) answer."""
+        if entry.audit is None:
+            return
+        slot, fields = entry.audit
+        entry.audit = None
+        fields["outcome"] = outcome
+        fields["latency_ms"] = round(1000 * max(0.0, (entry.forwarded_at or self.s.clock()) - entry.received_at), 3)
+        slot.record("request", fields)
 
     def _log_denial(self, decision: Decision, policy_input: dict[str, Any], now: float) -> None:
         """One line per (principal, operation, resource) per interval; the next one counts those
@@ -577,6 +672,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             entry = undecided.popleft()
             if entry.forward:
                 assert entry.outgoing is not None
+                entry.forwarded_at = self.s.clock()
                 self._send_upstream(entry.outgoing, entry)
         self._flush()
 

@@ -13,7 +13,7 @@ __all__ = ["Entry"]
 class Entry:
     """One request on its way through: decided, forwarded, answered."""
 
-    __slots__ = ("approvals", "decided", "filter_listing", "forward", "internal", "mask", "merge", "outgoing", "request", "response")
+    __slots__ = ("approvals", "audit", "decided", "forwarded_at", "masked", "received_at", "filter_listing", "forward", "internal", "mask", "merge", "outgoing", "request", "response")
 
     def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
         self.request = request
@@ -26,8 +26,13 @@ class Entry:
         self.filter_listing: Listing | None = None  # drop listed resources the principal may not see
         self.mask: dict[Any, tuple[str, Any]] | None = None  # Fetch: topic key -> (name, mask plan)
         self.approvals: dict[Any, dict[str, Any]] | None = None  # (operation, resource) -> approval outcome, once held
+        self.audit: tuple[Any, dict[str, Any]] | None = None  # (trail slot, request record) until its outcome
+        self.masked: dict[str, tuple[int, int]] | None = None  # produce: topic -> (records, fields) masked
+        self.received_at = 0.0
+        self.forwarded_at: float | None = None
 
     @property
     def processed(self) -> bool:
         """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
-        return self.merge is not None or self.filter_listing is not None or self.mask is not None
+        return (self.merge is not None or self.filter_listing is not None or self.mask is not None
+                or (self.audit is not None and self.request is not None and self.request.header.api_key in (0, 1)))

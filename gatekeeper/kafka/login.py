@@ -11,6 +11,7 @@ import attrs
 from twisted.logger import Logger
 
 from gatekeeper.api import ConnectionIO
+from gatekeeper.audit.shapes import principal_fields, token_fields
 from gatekeeper.kafka.codec import encode_body
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder
@@ -41,6 +42,9 @@ class LoginSide:
     def _close(self, why: str, *, rejected: str | None = None, abort_upstream: bool = False) -> None:
         raise NotImplementedError
 
+    def _write_client(self, data: Any) -> None:
+        raise NotImplementedError
+
     def _advance(self) -> None:
         raise NotImplementedError
 
@@ -60,6 +64,10 @@ class LoginSide:
         metrics = self.s.metrics
         if token is None:
             metrics.inc("gatekeeper_authentications_total", result="refused")
+            if self.s.audit is not None:
+                self.s.audit.record("authentication", {
+                    "session": self.session.id, "result": "failure", "mechanism": self.sasl.mechanism or "?",
+                    "principal": None, "token": None, "reason": printable(outcome.reason, 1024)})
             log.warn("authentication refused for {peer} (listener {listener}, session {session}): {reason}",
                      peer=self.peer, listener=self.listener.name, session=self.session.id, reason=printable(outcome.reason))
             delay = self.listener.authentication.failure_delay if self.listener.authentication else 0.2
@@ -78,6 +86,10 @@ class LoginSide:
             self._connect_upstream()
         self.session = attrs.evolve(self.session, principal=token.principal)
         metrics.inc("gatekeeper_authentications_total", result="ok" if first else "reauthenticated")
+        if self.s.audit is not None:
+            self.s.audit.record("authentication", {
+                "session": self.session.id, "result": "success", "mechanism": token.principal.mechanism,
+                "principal": principal_fields(token.principal), "token": token_fields(token.principal.claims)})
         log.info("{what} {sub} ({mech}) from {peer}, session {session}, token valid for {secs:.0f}s",
                  what="authenticated" if first else "re-authenticated", sub=printable(token.principal.sub),
                  mech=token.principal.mechanism, peer=self.peer, session=self.session.id, secs=token.expires_at - now)
@@ -85,7 +97,7 @@ class LoginSide:
             self._expiry.cancel()
         self._expiry = self.io.call_later(max(0.0, token.expires_at - now), self._expired)
         if entry is None:  # SaslHandshake v0: the answer is a bare frame
-            self.io.to_client([_CID.pack(0)])
+            self._write_client([_CID.pack(0)])
             return
         assert entry.request is not None
         entry.response = self.s.codec.response_header(entry.request) + encode_body(outcome.response, version)

@@ -34,6 +34,7 @@ __all__ = [
     "fetch_mask_keys",
     "mask_fetch",
     "mask_produce",
+    "masked_by_topic",
     "produce_plans",
     "produce_resource",
 ]
@@ -167,3 +168,11 @@ def mask_fetch(body: Any, version: int, plans: Mapping[Any, tuple[str, Any]], ma
             counts.problems.append(f"topic {topic!r} partition {p.partition_index}: {why}; its records were dropped from the response")
             p.records = b""
     return counts
+
+
+def masked_by_topic(counts: MaskCounts) -> dict[str, tuple[int, int]]:
+    """Per topic: (records masked, fields masked), for the audit trail."""
+    fields: Counter[str] = Counter()
+    for (topic, _masker), n in counts.fields.items():
+        fields[topic] += n
+    return {topic: (counts.records[topic], fields[topic]) for topic in set(counts.records) | set(fields)}

@@ -16,10 +16,11 @@ from twisted.logger import Logger
 
 from gatekeeper.api import ConnectionIO, Decision
 from gatekeeper.kafka.apis.base import Listing, ResponseContext
+from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
-from gatekeeper.kafka.masking import MaskCounts, mask_fetch
+from gatekeeper.kafka.masking import MaskCounts, mask_fetch, masked_by_topic
 from gatekeeper.kafka.sasl_client import UpstreamAuthenticator, UpstreamAuthError
 from gatekeeper.kafka.settings import KafkaSettings
 
@@ -50,6 +51,9 @@ class ResponseSide:
     def _close(self, why: str, *, rejected: str | None = None, abort_upstream: bool = False) -> None:
         raise NotImplementedError
 
+    def _write_client(self, data: Any) -> None:
+        raise NotImplementedError
+
     def _upstream_broken(self, why: str) -> None:
         raise NotImplementedError
 
@@ -71,6 +75,9 @@ class ResponseSide:
     def _count_masking(self, counts: MaskCounts, direction: str) -> None:
         raise NotImplementedError
 
+    def _audit_outcome(self, entry: Entry, outcome: dict[str, Any]) -> None:
+        raise NotImplementedError
+
     def upstream_data(self, data: bytes) -> None:
         """Bytes from the broker. A response that needs no rewriting and is next in line for
         the client is passed through as it arrives (cut-through): no reassembly, no copy of
@@ -85,11 +92,11 @@ class ResponseSide:
         if left:
             if len(data) <= left:
                 self._stream_left = left - len(data)
-                self.io.to_client([data])
+                self._write_client([data])
                 if not self._stream_left:
                     self._flush()
                 return
-            self.io.to_client([data[:left]])
+            self._write_client([data[:left]])
             self._stream_left = 0
             data = data[left:]
             self._flush()
@@ -114,9 +121,10 @@ class ResponseSide:
                         return
                     self._sent.popleft()
                     self._order.popleft()
+                    self._audit_outcome(entry, {"from": "broker"})
                     chunk = responses.take(4 + size)
                     self._stream_left = 4 + size - len(chunk)
-                    self.io.to_client([chunk])
+                    self._write_client([chunk])
                     continue
                 raw = responses.next_frame()
                 if raw is None:
@@ -180,6 +188,18 @@ class ResponseSide:
         if entry.mask is not None:
             self._mask_fetch_response(entry, raw)
             return
+        if entry.audit is not None and request.header.api_key in AUDITED_RESPONSES:
+            # Read for the audit trail's outcome (offsets, error codes), then passed on as it came
+            # unless something else rewrites it.
+            try:
+                _head, body = codec.decode_response(request, raw)
+            except CodecError as e:
+                self._upstream_broken(str(e))
+                return
+            self._audit_outcome(entry, broker_outcome(request, body, self.s.cluster.topic_name))
+            if entry.merge is None and entry.filter_listing is None and not codec.needs_response_processing(request):
+                entry.response = raw
+                return
         try:
             if not entry.processed:
                 entry.response = codec.process_response(request, raw, self._response_context)
@@ -204,12 +224,16 @@ class ResponseSide:
         codec, ctx = self.s.codec, self._response_context
         limit = self.s.config.limits.max_decompressed_bytes
 
-        def work() -> tuple[bytes, MaskCounts]:
+        resolve = self.s.cluster.topic_name
+        audited = entry.audit is not None
+
+        def work() -> tuple[bytes, MaskCounts, dict[str, Any] | None]:
             head, body = codec.decode_response(request, raw)
             if merge is not None:
                 body = merge(body)
             counts = mask_fetch(body, request.header.api_version, plans, limit)
-            return codec.finish_response(request, head, body, ctx), counts
+            outcome = broker_outcome(request, body, resolve) if audited else None
+            return codec.finish_response(request, head, body, ctx), counts, outcome
 
         def done(result: Any) -> None:
             if self.closing:
@@ -221,8 +245,15 @@ class ResponseSide:
                 log.error("bug: masking a Fetch response failed: {e!r}", e=result)
                 self._close(f"masking failed, response withheld (fail closed): {type(result).__name__}", abort_upstream=True)
                 return
-            entry.response, counts = result
+            entry.response, counts, outcome = result
             self._count_masking(counts, "consume")
+            if entry.audit is not None and outcome is not None:
+                masked = masked_by_topic(counts)
+                for item in entry.audit[1]["operations"]:
+                    done = masked.get(item["input"]["resource"]["name"]) if item["input"]["operation"] == "consume" else None
+                    if done is not None and item["enforced"]["result"] == "forwarded":
+                        item["enforced"] = {"result": "masked", "masked_records": done[0], "masked_fields": done[1]}
+                self._audit_outcome(entry, outcome)
             self._flush()
 
         self._offload(len(raw), work, done)
@@ -282,7 +313,7 @@ class ResponseSide:
             order.popleft()
             out += (_CID.pack(len(response)), response)
         if out and not self.closing:
-            self.io.to_client(out)
+            self._write_client(out)
         if self._held and len(order) <= self.s.config.limits.max_pending_requests // 2:
             self._held = False
             self.io.resume_client()

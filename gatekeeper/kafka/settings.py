@@ -31,3 +31,5 @@ class KafkaSettings:
     gateway: GatewayIdentity  # Gatekeeper's own principal at the broker
     masking: Any = None  # gatekeeper.masking.Masking, or None: a mask decision is then a deny
     grants_for: Callable[[Any, float], list[dict[str, Any]]] = lambda principal, now: []  # live approval grants
+    audit: Any = None  # gatekeeper.audit.AuditTrail, or None: no audit trail
+    policy_revision: Callable[[], str | None] = lambda: None  # the digest of the policies and data in force

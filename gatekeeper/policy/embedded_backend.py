@@ -45,6 +45,11 @@ class EmbeddedBackend:
         """The modules of the evaluator in force (what ``_load`` last loaded successfully)."""
         return None if self._evaluator is None else self._evaluator.modules
 
+    @property
+    def data(self) -> Any:
+        """The data document of the evaluator in force."""
+        return None if self._evaluator is None else self._evaluator.data
+
     def _stop_pool(self) -> None:
         if self.pool.started and not self.pool.joined:
             self.pool.stop()

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from gatekeeper.api import Decision
+from gatekeeper.audit.records import policy_revision
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.cache import VOLATILE_FIELDS, DecisionCache, cache_key
 from gatekeeper.policy.decision import DecisionError, engine_failure, parse_decision
@@ -106,6 +107,9 @@ class PolicyEngine:
         self._running = 0  # batches the backend is evaluating
         self._pumping = False
         self._reloading = False
+        # The digest of the policies and data in force (audit records carry it); None until
+        # loaded, or when Gatekeeper cannot see them (OPA bundles).
+        self.revision: str | None = None
 
     @property
     def name(self) -> str:
@@ -141,6 +145,7 @@ class PolicyEngine:
     def _policies_loaded(self) -> None:
         """Work out the cache key for the revision now in force, and say what it is and why."""
         sources = getattr(self.backend, "sources", None)
+        self.revision = None if sources is None else policy_revision(sources, getattr(self.backend, "data", None))
         if sources is None:
             self.cache_keeps = None
             log.warn("decision cache off: the {engine} engine's policies are not visible to Gatekeeper, "

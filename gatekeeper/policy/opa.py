@@ -53,6 +53,7 @@ class OpaBackend:
         self.pool.maxPersistentPerHost = 16
         self.pool.retryAutomatically = False
         self._loaded: dict[str, str] = {}
+        self.data: Any = None  # the data document pushed with the policies in force
         self._repushing = False
         self._last_repush = -1e9
 
@@ -113,6 +114,7 @@ class OpaBackend:
             except Exception:
                 pass
         self._loaded = dict(modules)
+        self.data = data
 
     def stop(self) -> defer.Deferred[None]:
         return self.pool.closeCachedConnections()  # type: ignore[no-any-return]

@@ -22,6 +22,8 @@ from twisted.python.threadpool import ThreadPool
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
 from gatekeeper.approvals import Approvals
+from gatekeeper.audit import AuditTrail
+from gatekeeper.audit.shapes import audit_approval_record
 from gatekeeper.config import Config, ListenerConfig
 from gatekeeper.identity.secrets import exposed_secret_files, read_password
 from gatekeeper.identity.service import IdentityService
@@ -94,12 +96,18 @@ class Gateway:
         if config.approvals is not None:
             self.approvals = Approvals.from_config(config.approvals, reactor=reactor, metrics=self.metrics)
         approvals = self.approvals
+        # The audit trail (None: no audit section): every session, login and decided request.
+        self.audit: AuditTrail | None = None
+        if config.audit is not None:
+            self.audit = AuditTrail.from_config(config.audit, reactor=reactor, metrics=self.metrics,
+                                                upstream=config.upstream, credentials=self.upstream_credentials)
         services = AdapterServices(
             config=config, metrics=self.metrics, clock=reactor.seconds, identity=self.identity,
             upstream_credentials=self.upstream_credentials, principal_for_client_id=self.principal_for,
             next_bootstrap=self.next_bootstrap, inputs_decoded=lambda inputs: self.inputs_decoded(inputs),
             masking=Masking(config.masking),
             grants_for=(lambda principal, now: approvals.grants_for(principal, now)) if approvals else (lambda principal, now: []),
+            audit=self.audit, policy_revision=lambda: self.engine.revision,
         )
         self.adapters = {name: load(ADAPTERS, name)(services) for name in sorted({lst.protocol for lst in config.listeners})}
         # CPU-bound work of the data path (masking large record sets) runs here, off the
@@ -117,8 +125,13 @@ class Gateway:
     @defer.inlineCallbacks
     def start(self) -> Any:
         """Load the policies, then listen on every listener's bootstrap and broker ports."""
+        if self.audit is not None:
+            yield self.audit.start()
         yield self.engine.start()
+        self.audit_policy("loaded", None, "start")
         if self.approvals is not None:
+            if self.audit is not None:
+                self.approvals.subscribe(self._audit_approval_event)
             yield self.approvals.start()
             self._approvals_started = True
         self.workers.start()
@@ -171,6 +184,8 @@ class Gateway:
             self._approvals_started = False
             yield self.approvals.stop()
         yield self.engine.stop()
+        if self.audit is not None:
+            yield self.audit.stop()
 
     # -- connections ----------------------------------------------------------------------
 
@@ -193,6 +208,23 @@ class Gateway:
         if sasl is None or self.upstream_password is None:
             return None
         return sasl.mechanism, sasl.username, self.upstream_password
+
+    def audit_policy(self, result: str, old: str | None, trigger: str, reason: str = "") -> None:
+        """A policy_reload record: which revision was in force before and after."""
+        if self.audit is None:
+            return
+        fields = {"result": result, "old_revision": old, "new_revision": self.engine.revision, "trigger": trigger}
+        if reason:
+            fields["reason"] = reason
+        self.audit.record("policy_reload", fields)
+
+    def _audit_approval_event(self, event: Any) -> None:
+        """Approval decisions and grant changes, into the audit trail."""
+        if self.audit is None:
+            return
+        record = audit_approval_record(event)
+        if record is not None:
+            self.audit.record(*record)
 
     def load_secrets(self) -> None:
         """Read Gatekeeper's broker secret (at start and on SIGHUP); new connections use it."""
@@ -251,7 +283,14 @@ class Gateway:
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(listening, the /healthz body)."""
         listening = bool(self.ports)
-        return listening, {"status": "ok" if listening else "starting", "connections": len(self.connections)}
+        body: dict[str, Any] = {"status": "ok" if listening else "starting", "connections": len(self.connections)}
+        if self.audit is not None:
+            # Operations are denied while the trail cannot take records (on_failure: deny).
+            body["audit"] = {"available": self.audit.available, "error": self.audit.error}
+            if listening and not self.audit.available:
+                body["status"] = "audit trail unavailable"
+                return False, body
+        return listening, body
 
     def inputs_decoded(self, inputs: list[dict[str, Any]]) -> None:
         """Hook for every policy input built; logged at debug level."""
@@ -323,15 +362,26 @@ class GatewayService(service.Service):
         signal.signal(signal.SIGHUP, on_hup)
 
     def reload(self) -> Any:
+        gateway = self.gateway
+        secret = {"name": "upstream.sasl.password", "result": "loaded"}
         try:
-            self.gateway.load_secrets()
+            gateway.load_secrets()
             log.info("broker credentials re-read; new upstream connections use them")
         except Exception as e:
+            secret = {"name": "upstream.sasl.password", "result": "failed", "error": str(e)}
             log.error("re-reading broker credentials failed, the previous ones stay: {err}", err=str(e))
-        if self.gateway.identity is not None:
-            self.gateway.identity.refresh_jwks()
-        d = self.gateway.engine.reload()
-        d.addErrback(lambda f: None)  # refused: logged by the engine, the old policies stay
+        if gateway.identity is not None:
+            gateway.identity.refresh_jwks()
+        if gateway.audit is not None and gateway.config.upstream.sasl is not None:
+            gateway.audit.record("secret_reload", {"secrets": [secret]})  # which, never the value
+        old = gateway.engine.revision
+        d = gateway.engine.reload()
+        d.addCallback(lambda _: gateway.audit_policy("loaded", old, "sighup"))
+
+        def refused(f: Any) -> None:  # logged by the engine, the old policies stay
+            gateway.audit_policy("failed", old, "sighup", f.getErrorMessage())
+
+        d.addErrback(refused)
         return d
 
     def _admin_started(self, port: IListeningPort) -> None:

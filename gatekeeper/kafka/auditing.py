@@ -1,0 +1,110 @@
+"""What the audit trail records of a Kafka request: pure functions over decoded values.
+
+The request record (``docs/audit.md``) carries, per decided operation, the policy input, the
+decision and what was enforced; and the broker's outcome: for a Produce each partition's error
+code, base offset and record count (so the exact records can be found again), for a Fetch each
+partition's first and last offset returned. Only Produce and Fetch responses are read for it;
+other APIs record that the broker answered.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from gatekeeper.api import Decision, Operation
+from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_partition
+from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_resource, withdrawn
+from gatekeeper.kafka.records import count_records
+
+__all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "operation_entries", "produce_outcome"]
+
+_I64 = struct.Struct(">q")
+_I32 = struct.Struct(">i")
+AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are read for the outcome
+
+
+def enforced(op: Operation, decision: Decision, forwarded: bool) -> dict[str, Any]:
+    """What was done with one decided operation: forwarded (allowed, or an auto-create
+    withdrawn), or denied with the Kafka error code the client got."""
+    if decision.allowed or withdrawn(op, decision.allowed):
+        return enforced_fields("forwarded")
+    return enforced_fields("denied", error_code=denial_of(op.resource, decision).code)
+
+
+def operation_entries(ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision],
+                      revision: str | None, forwarded: bool, expects_response: bool = True) -> list[dict[str, Any]]:
+    out = []
+    for op, policy_input, decision in zip(ops, inputs, decisions, strict=True):
+        done = enforced(op, decision, forwarded)
+        if not expects_response and done["result"] == "denied":
+            done = enforced_fields("dropped")
+        out.append(operation_entry(policy_input, decision, revision, done))
+    return out
+
+
+def produce_outcome(request_body: Any, response: Any, resolve: Resolve) -> dict[str, Any]:
+    """Each partition the broker answered: its error code, base offset and the number of records
+    sent (from the request), so the records can be read back by offset."""
+    sent: dict[tuple[str, int], int] = {}
+    for t in request_body.topic_data or ():
+        name = topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve).name
+        for p in t.partition_data or ():
+            sent[(name, p.index)] = count_records(p.records)
+    parts = []
+    for t in response.responses or ():
+        name = topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve).name
+        for p in t.partition_responses or ():
+            parts.append(produced_partition(name, p.index, p.error_code, p.base_offset, sent.get((name, p.index), 0)))
+    return {"from": "broker", "partitions": parts}
+
+
+def _offsets(records: bytes | None) -> tuple[int, int, int] | None:
+    """(first offset, last offset, records) of the complete v2 batches in ``records``; v0/v1
+    message sets count their messages by their offsets."""
+    if not records:
+        return None
+    view = memoryview(records)
+    pos, n = 0, len(view)
+    first = last = None
+    count = 0
+    while pos + 17 <= n:
+        (base,) = _I64.unpack_from(view, pos)
+        (length,) = _I32.unpack_from(view, pos + 8)
+        end = pos + 12 + length
+        if length < 0 or end > n:
+            break
+        if view[pos + 16] >= 2 and pos + 61 <= n:
+            (last_delta,) = _I32.unpack_from(view, pos + 23)
+            (batch_count,) = _I32.unpack_from(view, pos + 57)
+            top = base + last_delta
+            count += max(batch_count, 0)
+        else:  # a legacy message (or wrapper): its offset is its last
+            top = base
+            count += 1
+        first = base if first is None else first
+        last = top
+        pos = end
+    return None if first is None or last is None else (first, last, count)
+
+
+def fetch_outcome(response: Any, version: int, resolve: Resolve) -> dict[str, Any]:
+    """Each partition the broker answered: error code and the first and last offset of the
+    records returned (as the client received them: after masking)."""
+    parts = []
+    for t in response.responses or ():
+        name = topic_resource(getattr(t, "topic", None), getattr(t, "topic_id", None), resolve).name
+        for p in t.partitions or ():
+            entry: dict[str, Any] = {"topic": name, "partition": p.partition_index, "error_code": p.error_code}
+            span = _offsets(p.records)
+            if span is not None:
+                entry["first_offset"], entry["last_offset"], entry["record_count"] = span
+            parts.append(entry)
+    return {"from": "broker", "partitions": parts}
+
+
+def broker_outcome(request: Any, response: Any, resolve: Resolve) -> dict[str, Any]:
+    """The outcome of a Produce or Fetch ``request`` from its decoded ``response``."""
+    if request.header.api_key == 0:
+        return produce_outcome(request.body, response, resolve)
+    return fetch_outcome(response, request.header.api_version, resolve)
