@@ -1,0 +1,236 @@
+"""``gatekeeper policy what-if`` and ``gatekeeper policy fixtures``: the audit trail read, the
+candidate loaded, the report printed. Exit status: what-if 0 when no decision would change, 1
+when some would, 2 when it cannot tell (policies that do not load, a trail it cannot read);
+fixtures 0 when written, 2 on the same errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.logsafe import printable
+from gatekeeper.policy.loading import PolicyLoadError
+from gatekeeper.policy.recorded import RecordedDecisions
+from gatekeeper.values import parse_duration
+
+__all__ = ["add_parsers", "fixtures_main", "parse_when", "what_if_main"]
+
+
+class TrailError(Exception):
+    """The audit trail cannot be read (the operator's path, or a damaged trail)."""
+
+
+def add_parsers(psub: Any) -> None:
+    p = psub.add_parser(
+        "what-if",
+        help="replay recorded policy inputs from the audit trail against candidate policies",
+        description="Replay the policy inputs an audit trail recorded against candidate policies and "
+        "report every decision that would change. Exit status 0: none would; 1: some would; 2: error.",
+    )
+    p.add_argument("--policies", required=True, help="the candidate policies directory")
+    p.add_argument("--data", help="the candidate data document (default: DIR/data.json if there is one)")
+    p.add_argument("--decision", default="gatekeeper/decision", help="data path of the decision rule")
+    _trail_args(p)
+    p.add_argument("--engine", choices=("embedded", "opa"), default="embedded",
+                   help="embedded (default, in-process) or opa (the server at --url)")
+    p.add_argument("--url", help="with --engine opa: a scratch OPA server; the candidate policies are pushed to it")
+    p.add_argument("--details", action="store_true",
+                   help="also report decisions whose verdict stays but whose reason, mask or approval terms change")
+    p.add_argument("--examples", type=int, default=3, metavar="N", help="example session ids per change (default 3)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(func=what_if_main)
+    p = psub.add_parser(
+        "fixtures",
+        help="write recorded policy inputs and decisions as opa test fixtures",
+        description="Write the distinct policy inputs an audit trail recorded, and the decisions made on "
+        "them, as a JSON data file and a generated *_test.rego: `opa test POLICIES OUT` passes against "
+        "the policies that made them and fails where a decision changes.",
+    )
+    _trail_args(p)
+    p.add_argument("--out", required=True, help="directory to write the fixtures to")
+    p.add_argument("--decision", default="gatekeeper/decision", help="data path of the decision rule")
+    p.add_argument("--revision", help="use the decisions of this policy revision (default: the last in the trail)")
+    p.add_argument("--max-cases", type=int, default=2000, metavar="N", help="at most N cases (default 2000)")
+    p.set_defaults(func=fixtures_main)
+
+
+def _trail_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--audit", required=True, metavar="SOURCE", help="the audit trail: a file sink directory or a segment file")
+    p.add_argument("--since", help="only records since then: a duration back from now (24h, 30m, 7d) or an RFC 3339 time")
+    p.add_argument("--until", help="only records until then: a duration back from now or an RFC 3339 time")
+
+
+def parse_when(text: str, now: float) -> float:
+    """``24h`` (back from ``now``), ``7d``, or an RFC 3339 time → seconds since the epoch."""
+    from datetime import UTC, datetime
+
+    text = text.strip()
+    try:
+        if text.endswith("d") and text[:-1].replace(".", "", 1).isdigit():
+            return now - float(text[:-1]) * 86400
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (24h, 30m, 7d) nor an RFC 3339 time") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def read_trail(source: str, since: float | None, until: float | None) -> Iterator[Mapping[str, Any]]:
+    """The trail's records, oldest first, within [since, until]."""
+    path = Path(source)
+    if not path.exists():
+        raise TrailError(f"{source}: no such file or directory")
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if path.is_dir() and not files:
+        raise TrailError(f"{source}: no *.jsonl audit segments in this directory")
+    import orjson
+
+    for file in files:
+        try:
+            handle = file.open("rb")
+        except OSError as e:
+            raise TrailError(f"{file}: cannot read: {e.strerror}") from e
+        with handle:
+            for n, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    raise TrailError(f"{file}:{n}: not a JSON record: {e}") from e
+                if since is not None or until is not None:
+                    when = parse_when(str(record.get("time", "")), 0.0)
+                    if (since is not None and when < since) or (until is not None and when > until):
+                        continue
+                yield record
+
+
+def _records(args: argparse.Namespace) -> Iterable[Mapping[str, Any]]:
+    now = time.time()
+    since = parse_when(args.since, now) if args.since else None
+    until = parse_when(args.until, now) if args.until else None
+    return read_trail(args.audit, since, until)
+
+
+def _fail(message: str) -> int:
+    print(f"gatekeeper: {message}", file=sys.stderr)
+    return 2
+
+
+def _data_path(args: argparse.Namespace) -> Path | None:
+    if args.data:
+        return Path(args.data)
+    default = Path(args.policies) / "data.json"
+    return default if default.is_file() else None
+
+
+def what_if_main(args: argparse.Namespace) -> int:
+    if args.engine == "opa" and not args.url:
+        return _fail("--engine opa needs --url: a scratch OPA server the candidate policies are pushed to")
+    if args.engine == "opa":
+        return _with_reactor(lambda reactor: _what_if(args, reactor))
+    return _what_if(args, None)
+
+
+def _with_reactor(fn: Any) -> int:
+    """Run ``fn(reactor)`` in a thread while the reactor runs here; its result."""
+    from twisted.internet import task, threads
+
+    result: list[int] = []
+
+    def main(reactor: Any) -> Any:
+        d = threads.deferToThread(fn, reactor)
+        d.addCallback(result.append)
+        return d
+
+    try:
+        task.react(main)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            return 2
+    return result[0] if result else 2
+
+
+def _what_if(args: argparse.Namespace, reactor: Any) -> int:
+    from gatekeeper.policy.candidate import EmbeddedCandidate, OpaCandidate
+    from gatekeeper.policy.whatif import WhatIf
+    from gatekeeper.policy.whatif_text import render
+
+    policies, data = Path(args.policies), _data_path(args)
+    candidate: Any
+    try:
+        if reactor is None:
+            candidate = EmbeddedCandidate.load(policies, data, args.decision)
+        else:
+            candidate = OpaCandidate.start(args.url, policies, data, args.decision, reactor)
+    except PolicyLoadError as e:
+        return _fail(f"the candidate policies cannot be loaded: {e}")
+    except Exception as e:  # OPA down or refusing the policies
+        return _fail(f"the candidate policies cannot be loaded into OPA at {args.url}: {e}")
+    try:
+        whatif = WhatIf(candidate, details=args.details, examples=args.examples)
+        recorded = RecordedDecisions(_records(args))
+        for r in recorded:
+            whatif.add(r.input, r.decision, r.session)
+        report = whatif.run()
+    except (TrailError, ValueError) as e:
+        return _fail(f"cannot read the audit trail {args.audit}: {e}")
+    finally:
+        if reactor is not None:
+            candidate.stop()
+    notes = []
+    if data is not None and not args.data:
+        notes.append(f"data document {data} (the policies directory's data.json)")
+    if recorded.malformed:
+        notes.append(f"{recorded.malformed:,} recorded operations were not in the expected shape and were skipped")
+    for clock in candidate.sites.clock:
+        notes.append(f"{clock} reads the clock: replayed decisions use the time of the replay, not the recorded time")
+    label = f"{policies}" + (f" with {data}" if data else "") + ("" if reactor is None else f" on OPA at {args.url}")
+    if args.json:
+        out = report.to_json()
+        out["candidate"] = {"policies": str(policies), "data": str(data) if data else None, "engine": args.engine}
+        out["notes"] = notes
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render(report, candidate=printable(label), notes=notes))
+    return 1 if report.changed else 0
+
+
+def fixtures_main(args: argparse.Namespace) -> int:
+    from gatekeeper.policy.fixtures import Fixtures
+
+    fixtures = Fixtures(args.revision)
+    try:
+        recorded = RecordedDecisions(_records(args))
+        for r in recorded:
+            fixtures.add(r)
+    except (TrailError, ValueError) as e:
+        return _fail(f"cannot read the audit trail {args.audit}: {e}")
+    if not fixtures.decisions:
+        return _fail(f"no recorded policy decisions in the audit trail {args.audit}" + (" in that window" if args.since or args.until else ""))
+    try:
+        written = fixtures.write(Path(args.out), args.decision, args.max_cases)
+    except OSError as e:
+        return _fail(f"cannot write the fixtures to {args.out}: {e.strerror or e}")
+    print(f"wrote {written.cases:,} cases ({written.decisions:,} recorded decisions of policy revision "
+          f"{written.revision or '(not recorded)'}) to {', '.join(map(str, written.paths))}")
+    if written.left_out_cases:
+        print(f"  {written.left_out_cases:,} more distinct cases left out (--max-cases {args.max_cases})")
+    if written.other_revisions:
+        print(f"  {written.other_revisions:,} recorded decisions of other policy revisions left out")
+    if written.not_policy:
+        print(f"  {written.not_policy:,} recorded denies that no valid policy decision made (engine failures) left out")
+    if recorded.malformed:
+        print(f"  {recorded.malformed:,} recorded operations not in the expected shape skipped")
+    print(f"  check: opa test <policies> {args.out}")
+    return 0
