@@ -18,6 +18,13 @@ __all__ = [
     "CLUSTER",
     "DROP",
     "AdapterServices",
+    "AuditHead",
+    "AuditLine",
+    "AuditOpened",
+    "AuditSink",
+    "AuditSinkContext",
+    "AuditSinkError",
+    "SegmentPolicy",
     "Connection",
     "ConnectionIO",
     "Decision",
@@ -357,3 +364,113 @@ class Notifier(Protocol):
     def __init__(self, options: Mapping[str, Any], context: NotifierContext) -> None: ...
 
     def notify(self, event: Mapping[str, Any]) -> Any: ...
+
+
+# -- audit sinks ---------------------------------------------------------------------------------
+#
+# An audit sink (entry-point group ``gatekeeper.audit_sinks``) stores the audit trail's records:
+# the built-in ``file`` (JSON Lines segments in a directory) and ``kafka`` (a topic on the
+# upstream cluster), or a third party's. Gatekeeper chains and signs the records; the sink only
+# stores lines. Every method runs on the trail's writer thread, one call at a time, and may
+# block (the reactor never waits on a sink). ``docs/plugins.md`` is the author's guide.
+
+
+class AuditSinkError(Exception):
+    """Raised by a sink that cannot store records now (disk full, broker unreachable …): the
+    writer retries the same lines with backoff, and the trail is unavailable meanwhile. The
+    message names what failed and never holds record data or a secret."""
+
+
+@attrs.frozen
+class AuditHead:
+    """The last record of a chain: the next record's ``seq`` is ``seq + 1``, its ``prev`` ``hash``."""
+
+    seq: int
+    hash: str
+
+
+@attrs.frozen
+class AuditOpened:
+    """What ``AuditSink.open`` found: the chain to write (``chain``, ``[A-Za-z0-9_.@-]+``) and its
+    head when the sink continues a chain it already holds (None: a new chain, from seq 0).
+    ``repaired`` says what the sink had to cut off to continue (e.g. a torn last line after a
+    crash: ``{"segment", "torn_bytes", "sha256"}``); it goes into the signed start checkpoint."""
+
+    chain: str
+    head: AuditHead | None = None
+    repaired: Mapping[str, Any] | None = None
+
+
+@attrs.frozen
+class AuditLine:
+    """One chained record as a sink stores it: ``data`` is its canonical JSON line (newline
+    included) and must be stored byte for byte. ``key`` is its partitioning key (the session
+    id, or the chain for records of no session). ``last_in_segment``: the writer closed the
+    segment with this record (a rotate checkpoint); the next line starts a new one."""
+
+    chain: str
+    seq: int
+    kind: str
+    time: float  # seconds since the epoch
+    key: bytes
+    data: bytes
+    last_in_segment: bool = False
+
+
+@attrs.frozen
+class SegmentPolicy:
+    """Segments a sink wants the writer to close: past ``max_bytes`` or older than ``max_age``
+    seconds. The writer closes each with a signed rotate checkpoint."""
+
+    max_bytes: int
+    max_age: float
+
+
+@attrs.frozen
+class AuditSinkContext:
+    """What Gatekeeper hands a sink besides its options: the name it is configured under, the
+    instance id (``audit.instance``), the config file's directory (for relative paths), the
+    upstream section (``gatekeeper.config.UpstreamConfig``: bootstrap servers, SASL and TLS
+    settings) and a callable returning Gatekeeper's own broker credentials in force
+    (``(mechanism, username, password)`` or None; re-read on reload)."""
+
+    name: str
+    instance: str
+    base: Path | None = None
+    upstream: Any = None
+    credentials: Callable[[], Any] = lambda: None
+
+    def path(self, value: str) -> Path:
+        """A path from the options: absolute as written, else relative to the config file."""
+        p = Path(value)
+        return p if p.is_absolute() or self.base is None else self.base / p
+
+
+class AuditSink(Protocol):
+    """A class in entry-point group ``gatekeeper.audit_sinks``: ``Sink(options, context)``.
+
+    ``options`` (``audit.options`` in the config for a plugin sink) are validated against
+    ``options_schema`` (JSON Schema, draft 2020-12) when the config is loaded; ``__init__``
+    raises ``ValueError`` for options it cannot use. ``segments`` is a SegmentPolicy or None.
+
+    ``open()`` prepares the sink and returns an AuditOpened; ``write(lines)`` stores lines in
+    order and returns once they are as durable as the sink promises, or raises AuditSinkError.
+    After a failure the writer calls ``write`` again with the same lines first (and maybe
+    more): the sink must not store a line twice in a way a reader cannot tell (a file sink
+    cuts off what it wrote of the failed call; a sink that cannot may repeat whole lines, which
+    readers drop as exact duplicates). ``idle()`` is called when there is nothing to write
+    (at least every half second): time-based work such as an fsync. ``close()`` at stop.
+    """
+
+    options_schema: ClassVar[Mapping[str, Any]]
+    segments: SegmentPolicy | None
+
+    def __init__(self, options: Mapping[str, Any], context: AuditSinkContext) -> None: ...
+
+    def open(self) -> AuditOpened: ...
+
+    def write(self, lines: Sequence[AuditLine]) -> None: ...
+
+    def idle(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""Entry-point plugin loading: protocol adapters, maskers, detectors and notifiers.
+"""Entry-point plugin loading: protocol adapters, maskers, detectors, notifiers and audit sinks.
 
 Built-in plugins are entry points of the ``gatekeeper`` distribution like any third party's
 (``setup.cfg``). ``BUILTINS`` repeats them (a test keeps the two equal) so that a checkout whose
@@ -12,12 +12,13 @@ import importlib
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-__all__ = ["ADAPTERS", "BUILTINS", "DETECTORS", "MASKERS", "NOTIFIERS", "PluginError", "available", "load"]
+__all__ = ["ADAPTERS", "AUDIT_SINKS", "BUILTINS", "DETECTORS", "MASKERS", "NOTIFIERS", "PluginError", "available", "load"]
 
 ADAPTERS = "gatekeeper.adapters"
 MASKERS = "gatekeeper.maskers"
 DETECTORS = "gatekeeper.detectors"
 NOTIFIERS = "gatekeeper.notifiers"
+AUDIT_SINKS = "gatekeeper.audit_sinks"
 
 BUILTINS: dict[str, dict[str, str]] = {
     ADAPTERS: {"kafka": "gatekeeper.kafka.adapter:KafkaAdapter"},
@@ -44,6 +45,10 @@ BUILTINS: dict[str, dict[str, str]] = {
     NOTIFIERS: {
         "log": "gatekeeper.approvals.notifiers:LogNotifier",
         "webhook": "gatekeeper.approvals.notifiers:WebhookNotifier",
+    },
+    AUDIT_SINKS: {
+        "file": "gatekeeper.audit.file_sink:FileSink",
+        "kafka": "gatekeeper.audit.kafka_sink:KafkaSink",
     },
 }
 

@@ -4,6 +4,7 @@ from gatekeeper.config.loading import ConfigError, load_config, parse_config
 from gatekeeper.config.values import (
     AdminConfig,
     ApprovalsConfig,
+    AuditConfig,
     AuthenticationConfig,
     Config,
     IdentityConfig,
@@ -22,6 +23,7 @@ from gatekeeper.config.values import (
 __all__ = [
     "AdminConfig",
     "ApprovalsConfig",
+    "AuditConfig",
     "AuthenticationConfig",
     "Config",
     "ConfigError",

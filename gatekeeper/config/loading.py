@@ -20,7 +20,7 @@ import attrs
 import jsonschema
 import yaml
 
-from gatekeeper.config.values import Config, MaskingConfig, NotifierConfig
+from gatekeeper.config.values import AuditConfig, Config, MaskingConfig, NotifierConfig
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
@@ -122,6 +122,7 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
     if "hash_key_file" in masking and "hash_key_env" in masking:
         errors.append("masking: hash_key_file and hash_key_env exclude each other; keep one")
     errors.extend(_approvals_errors(raw, used))
+    errors.extend(_audit_errors(raw))
     names = [item["name"] for item in raw["listeners"]]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -156,6 +157,40 @@ def _approvals_errors(raw: Mapping[str, Any], used: Mapping[int, str]) -> list[s
     return errors
 
 
+def _audit_errors(raw: Mapping[str, Any]) -> list[str]:
+    """The audit section: each sink's settings, and a plugin sink installed and accepting its
+    options. Settings of another sink than the one chosen are refused (they would be ignored)."""
+    audit = raw.get("audit")
+    if audit is None:
+        return []
+    sink = audit.get("sink", "file")
+    file_keys = ("directory", "segment_bytes", "segment_age", "fsync", "fsync_interval")
+    kafka_keys = ("topic", "timeout")
+    errors = []
+    if sink == "file" and "directory" not in audit:
+        errors.append("audit.directory: required with sink: file (the directory of the segments)")
+    for key in (*file_keys, *kafka_keys, "options"):
+        if key in audit and not ((key in file_keys and sink == "file") or (key in kafka_keys and sink == "kafka")
+                                 or (key == "options" and sink not in ("file", "kafka"))):
+            errors.append(f"audit.{key}: not a setting of sink {sink!r}; remove it")
+    if errors:
+        return errors
+    # Imported here: loading sink plugins is only needed when audit is configured.
+    from gatekeeper.plugins import AUDIT_SINKS, PluginError, load
+
+    try:
+        sink_cls = load(AUDIT_SINKS, sink)
+    except PluginError as e:
+        return [f"audit.sink: {e}"]
+    options = AuditConfig.from_dict(audit).sink_options()
+    schema = getattr(sink_cls, "options_schema", {"type": "object"})
+    where = "audit.options" if sink not in ("file", "kafka") else "audit"
+    for err in sorted(jsonschema.Draft202012Validator(schema).iter_errors(options), key=lambda e: list(map(str, e.absolute_path))):
+        path = ".".join([where, *map(str, err.absolute_path)])
+        errors.append(f"{path}: {err.message}")
+    return errors
+
+
 def parse_config(raw: Any, base: Path | None = None) -> Config:
     """Validate a parsed YAML document and build the config values, or raise ConfigError.
 
@@ -173,10 +208,28 @@ def parse_config(raw: Any, base: Path | None = None) -> Config:
     config = Config.from_dict(raw, base)
     if config.masking.hash_key_file is not None or config.masking.hash_key_env is not None:
         config = attrs.evolve(config, masking=attrs.evolve(config.masking, hash_key=_hash_key(config.masking)))
+    if config.audit is not None:
+        config = attrs.evolve(config, audit=attrs.evolve(config.audit, hmac_key=_secret_key(
+            config.audit.hmac_key_file, "audit.hmac_key_file")))
     return config
 
 
 MIN_HASH_KEY_BYTES = 16
+
+
+def _secret_key(path: Path, setting: str) -> bytes:
+    """A key from a file (surrounding whitespace stripped), at least MIN_HASH_KEY_BYTES long;
+    errors name the setting and the file, never the key."""
+    where = f"{setting}: {path}"
+    try:
+        key = path.read_bytes().strip()
+    except OSError as e:
+        raise ConfigError([f"{where}: cannot read the key file: {e.strerror}"]) from e
+    if len(key) < MIN_HASH_KEY_BYTES:
+        what = "is empty" if not key else f"holds {len(key)} bytes"
+        raise ConfigError([f"{where} {what}; the key must have at least {MIN_HASH_KEY_BYTES} bytes "
+                           "(e.g. `head -c 32 /dev/urandom | base64`)"])
+    return key
 
 
 def _hash_key(cfg: MaskingConfig) -> bytes:

@@ -8,6 +8,8 @@ field default: an absent key takes it through ``_get``.
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +21,7 @@ from gatekeeper.values import HostPort, parse_duration
 __all__ = [
     "AdminConfig",
     "ApprovalsConfig",
+    "AuditConfig",
     "AuthenticationConfig",
     "Config",
     "IdentityConfig",
@@ -360,6 +363,68 @@ class ApprovalsConfig:
         )
 
 
+def default_instance() -> str:
+    """This host's name, as an audit instance id (``[A-Za-z0-9_.-]``, other characters as ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "gatekeeper"
+
+
+@attrs.frozen
+class AuditConfig:
+    """The ``audit`` section: where the audit trail goes (``sink``: ``file``, ``kafka`` or a
+    plugin of ``gatekeeper.audit_sinks``), how segments rotate and are synced, the checkpoint
+    key and interval, the writer's queue bound and what happens when the trail cannot take
+    records. ``hmac_key`` is read from ``hmac_key_file`` when the config is loaded
+    (``gatekeeper.config.loading``), never shown in a repr. Absent section: audit is off."""
+
+    hmac_key_file: Path
+    sink: str = "file"
+    instance: str = attrs.field(factory=default_instance)
+    directory: Path | None = None
+    segment_bytes: int = 64 * 1024 * 1024
+    segment_age: float = 3600.0
+    fsync: str = "always"
+    fsync_interval: float = 1.0
+    checkpoint_interval: float = 60.0
+    topic: str = "gatekeeper-audit"
+    timeout: float = 10.0
+    queue_records: int = 10_000
+    on_failure: str = "deny"
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    base: Path | None = None
+    hmac_key: bytes | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> AuditConfig:
+        path = _paths(base)
+        return cls(
+            hmac_key_file=path(raw["hmac_key_file"]),
+            sink=_get(cls, raw, "sink"),
+            instance=_get(cls, raw, "instance"),
+            directory=_get(cls, raw, "directory", path),
+            segment_bytes=_get(cls, raw, "segment_bytes"),
+            segment_age=_get(cls, raw, "segment_age", parse_duration),
+            fsync=_get(cls, raw, "fsync"),
+            fsync_interval=_get(cls, raw, "fsync_interval", parse_duration),
+            checkpoint_interval=_get(cls, raw, "checkpoint_interval", parse_duration),
+            topic=_get(cls, raw, "topic"),
+            timeout=_get(cls, raw, "timeout", parse_duration),
+            queue_records=_get(cls, raw, "queue_records"),
+            on_failure=_get(cls, raw, "on_failure"),
+            options=_get(cls, raw, "options", dict),
+            base=base,
+        )
+
+    def sink_options(self) -> dict[str, Any]:
+        """The options the sink plugin is built with: the section's keys for the built-in
+        ``file`` and ``kafka`` sinks, ``audit.options`` for any other."""
+        if self.sink == "file":
+            return {"directory": str(self.directory), "segment_bytes": self.segment_bytes,
+                    "segment_age": self.segment_age, "fsync": self.fsync, "fsync_interval": self.fsync_interval}
+        if self.sink == "kafka":
+            return {"topic": self.topic, "timeout": self.timeout}
+        return dict(self.options)
+
+
 @attrs.frozen
 class Config:
     listeners: tuple[ListenerConfig, ...]
@@ -371,6 +436,7 @@ class Config:
     identity: IdentityConfig = attrs.field(factory=IdentityConfig)
     masking: MaskingConfig = attrs.field(factory=MaskingConfig)
     approvals: ApprovalsConfig | None = None  # None: approvals are off
+    audit: AuditConfig | None = None  # None: no audit trail
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
@@ -384,5 +450,6 @@ class Config:
             limits=LimitsConfig.from_dict(raw.get("limits", {})),
             masking=MaskingConfig.from_dict(raw.get("masking", {}), base),
             approvals=_get(cls, raw, "approvals", lambda a: ApprovalsConfig.from_dict(a, base)),
+            audit=_get(cls, raw, "audit", lambda a: AuditConfig.from_dict(a, base)),
             log_level=_get(cls, raw.get("logging", {}), "level", field="log_level"),
         )

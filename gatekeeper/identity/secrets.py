@@ -37,7 +37,7 @@ def read_password(cfg: UpstreamSaslConfig) -> str:
 
 def exposed_secret_files(config: Any) -> list[str]:
     """The secret files of ``config`` (broker password, TLS private keys, the masking hash key,
-    webhook notifier keys) that users other than their owner may read: ``"<yaml path> <file> (mode 0644)"`` each, for a
+    webhook notifier keys, the audit checkpoint key) that users other than their owner may read: ``"<yaml path> <file> (mode 0644)"`` each, for a
     warning at start."""
     candidates: list[tuple[str, Path | None]] = []
     sasl = config.upstream.sasl
@@ -46,6 +46,9 @@ def exposed_secret_files(config: Any) -> list[str]:
     masking = getattr(config, "masking", None)
     if masking is not None:
         candidates.append(("masking.hash_key_file", masking.hash_key_file))
+    audit = getattr(config, "audit", None)
+    if audit is not None:
+        candidates.append(("audit.hmac_key_file", audit.hmac_key_file))
     approvals = getattr(config, "approvals", None)
     if approvals is not None:
         if approvals.tls is not None:

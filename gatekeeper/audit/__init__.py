@@ -1,0 +1,69 @@
+"""The audit trail: one hash-chained, signed record per session event, authentication, decided
+request and change, written off the reactor to pluggable sinks, read back, verified, searched
+and replayed (``docs/audit.md``).
+
+``records`` holds the pure record functions (canonical form, hashes, checkpoints), ``trail`` the
+service the gateway calls (``writer`` its thread), ``file_sink`` and ``kafka_sink`` the built-in
+sinks, ``reader`` and ``verify`` the way back, ``cli`` the ``gatekeeper audit`` commands.
+"""
+
+from gatekeeper.audit.reader import (
+    Entry,
+    FileSource,
+    KafkaSource,
+    ReaderError,
+    iter_entries,
+    iter_records,
+    operations,
+    parse_source,
+    verify,
+)
+from gatekeeper.audit.records import (
+    CHECKPOINT,
+    GENESIS,
+    KINDS,
+    canonical,
+    format_time,
+    key_id,
+    make_record,
+    parse_time,
+    policy_revision,
+    record_hash,
+    serialize,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from gatekeeper.audit.trail import BLOCK, DENY, AuditTrail, Slot
+from gatekeeper.audit.verify import ChainSummary, Problem, Report
+
+__all__ = [
+    "BLOCK",
+    "CHECKPOINT",
+    "DENY",
+    "GENESIS",
+    "KINDS",
+    "AuditTrail",
+    "ChainSummary",
+    "Entry",
+    "FileSource",
+    "KafkaSource",
+    "Problem",
+    "ReaderError",
+    "Report",
+    "Slot",
+    "canonical",
+    "format_time",
+    "iter_entries",
+    "iter_records",
+    "key_id",
+    "make_record",
+    "operations",
+    "parse_source",
+    "parse_time",
+    "policy_revision",
+    "record_hash",
+    "serialize",
+    "sign_checkpoint",
+    "verify",
+    "verify_checkpoint",
+]

@@ -1,0 +1,158 @@
+"""Audit records as pure functions over JSON values: the canonical form, hashing, chaining,
+checkpoint signing and the policy revision. No I/O, no clock.
+
+A record is a JSON object: the envelope (``ENVELOPE``) plus the fields of its kind
+(``docs/audit.md``, ``schemas/audit-record.schema.json``). Each record's ``hash`` is the
+SHA-256 (hex) of its canonical form without the ``hash`` key: keys sorted, no whitespace,
+UTF-8 (non-ASCII characters as themselves), no NaN or infinities; numbers as Python's
+``json`` writes them. ``prev`` is the previous record's hash in the same ``chain``
+(``GENESIS`` for seq 0), so editing, removing or moving one record breaks a link.
+
+A checkpoint record also carries ``mac``: HMAC-SHA256 with the trail's key over the canonical
+form without ``hash`` and ``mac``. As it covers ``prev`` (the chain head before it), a
+checkpoint vouches for every record before it: whoever rewrites the chain behind it cannot
+forge its ``mac`` without the key.
+
+The line a sink stores is the canonical form *with* ``hash`` and a newline (``serialize``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "CHECKPOINT",
+    "CHECKPOINT_REASONS",
+    "ENVELOPE",
+    "GENESIS",
+    "KINDS",
+    "VERSION",
+    "canonical",
+    "checkpoint_mac",
+    "format_time",
+    "key_id",
+    "make_record",
+    "parse_time",
+    "policy_revision",
+    "record_hash",
+    "serialize",
+    "sign_checkpoint",
+    "verify_checkpoint",
+]
+
+VERSION = 1
+GENESIS = "0" * 64
+CHECKPOINT = "checkpoint"
+CHECKPOINT_REASONS = ("start", "interval", "rotate", "stop")
+
+# The record kinds (docs/audit.md): one per event.
+KINDS = (
+    "session_start",
+    "session_end",
+    "authentication",
+    "request",
+    "policy_reload",
+    "approval",
+    "grant",
+    "config_reload",
+    "secret_reload",
+    "unavailable",
+    CHECKPOINT,
+)
+
+# Keys every record has, written by the trail's writer; a kind's fields never use them.
+ENVELOPE = ("v", "kind", "instance", "chain", "seq", "time", "prev", "hash")
+
+
+def canonical(record: Mapping[str, Any], *, without: tuple[str, ...] = ("hash",)) -> bytes:
+    """The canonical bytes of ``record`` without the keys in ``without``."""
+    body = {k: v for k, v in record.items() if k not in without}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of the record's canonical form without ``hash``."""
+    return hashlib.sha256(canonical(record)).hexdigest()
+
+
+def serialize(record: Mapping[str, Any]) -> bytes:
+    """The stored line: the canonical form with ``hash``, then a newline."""
+    return canonical(record, without=()) + b"\n"
+
+
+def format_time(seconds: float) -> str:
+    """Seconds since the epoch as RFC 3339 UTC with microseconds (sorts as text)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 (``Z`` or an offset; a date alone is midnight UTC) → seconds since the epoch."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def make_record(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, seq: int, prev: str,
+                time: str) -> dict[str, Any]:
+    """A chained record: the envelope, then ``fields``, then its hash. Raises ValueError (our
+    bug) when ``fields`` uses an envelope key."""
+    clash = [k for k in fields if k in ENVELOPE]
+    if clash:
+        raise ValueError(f"audit record fields may not set envelope keys: {', '.join(sorted(clash))}")
+    record: dict[str, Any] = {"v": VERSION, "kind": kind, "instance": instance, "chain": chain, "seq": seq,
+                              "time": time, "prev": prev, **fields}
+    record["hash"] = record_hash(record)
+    return record
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of an HMAC key (the first 8 bytes of its SHA-256, hex): tells a
+    verifier holding several keys which one signed, and reveals nothing of the key."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def checkpoint_mac(record: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 (hex) of the checkpoint's canonical form without ``hash`` and ``mac``."""
+    return hmac.new(key, canonical(record, without=("hash", "mac")), hashlib.sha256).hexdigest()
+
+
+def sign_checkpoint(fields: Mapping[str, Any], key: bytes, *, instance: str, chain: str, seq: int, prev: str,
+                    time: str) -> dict[str, Any]:
+    """A checkpoint record signing the chain head ``prev`` (at ``seq - 1``) with ``key``."""
+    record: dict[str, Any] = {"v": VERSION, "kind": CHECKPOINT, "instance": instance, "chain": chain, "seq": seq,
+                              "time": time, "prev": prev, **fields, "key_id": key_id(key)}
+    record["mac"] = checkpoint_mac(record, key)
+    record["hash"] = record_hash(record)
+    return record
+
+
+def verify_checkpoint(record: Mapping[str, Any], keys: Mapping[str, bytes]) -> str | None:
+    """None when the checkpoint's ``mac`` is right for the key its ``key_id`` names, else what
+    is wrong. ``keys`` maps key ids to keys."""
+    kid, mac = record.get("key_id"), record.get("mac")
+    if not isinstance(mac, str) or not isinstance(kid, str):
+        return "checkpoint without key_id or mac"
+    key = keys.get(kid)
+    if key is None:
+        return f"checkpoint signed with key {kid}, which was not given"
+    if not hmac.compare_digest(checkpoint_mac(record, key), mac):
+        return "checkpoint signature does not verify (forged or altered)"
+    return None
+
+
+def policy_revision(modules: Mapping[str, str | bytes], data: Any = None) -> str:
+    """The digest of the policies and data in force: ``sha256:<hex>`` over the canonical JSON
+    of each module's SHA-256 by name and the data document. The same on every instance that
+    loads the same files, whatever their order or path prefix."""
+    digests = {name: hashlib.sha256(src.encode() if isinstance(src, str) else src).hexdigest()
+               for name, src in modules.items()}
+    body = json.dumps({"modules": digests, "data": data}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False, default=str).encode()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
