@@ -7,12 +7,14 @@ follows a Zipf law, each producing to or consuming from a few of 400 topics over
 (consumers also commit and fetch offsets, join groups, list topics), times to the millisecond,
 produce sizes all different, and a share of inputs (``--grants``) carrying a time-boxed grant
 from an approval — the only inputs whose decision the default library reads the time for.
-The decisions are recorded under policy A (the default library and its data), the trail written
-as JSON Lines, then replayed against policy B (one topic pattern revoked, another opened) on the
+The decisions are recorded under policy A (the default library and its data), the trail written,
+then replayed against policy B (one topic pattern revoked, another opened) on the
 embedded engine:
 
 - core: ``WhatIf.add`` for every recorded decision, then ``run`` (evaluate and compare);
-- end to end: the trail file read and parsed as ``gatekeeper policy what-if`` does, then the core.
+- end to end: the trail (written through the audit writer and file sink: chained, signed,
+  segmented) read back with ``gatekeeper.audit.reader`` as ``gatekeeper policy what-if`` does,
+  then the core.
 
 Prints inputs/s for both, with the distinct inputs and evaluations. A benchmark, not a test.
 """
@@ -124,7 +126,7 @@ def record(inputs: list[dict[str, Any]], policy_dir: Path, data: dict[str, Any])
     evaluator = EmbeddedEvaluator.load(policy_dir, data, "gatekeeper/decision")
     memo: dict[Any, dict[str, Any]] = {}
     out = []
-    for seq, inp in enumerate(inputs):
+    for inp in inputs:
         key = (stable_key(inp), inp["time"] if inp["grants"] else None)
         decision = memo.get(key)
         if decision is None:
@@ -134,9 +136,34 @@ def record(inputs: list[dict[str, Any]], policy_dir: Path, data: dict[str, Any])
                 d = engine_failure(f"denied: the policy gave no valid decision ({e})")
             decision = memo[key] = {"action": d.action, "reason": d.reason, "error": d.error if d.action == "deny" else None,
                                     "revision": "sha256:" + "a" * 64, "ttl": d.ttl, "cached": False}
-        out.append({"v": 1, "kind": "request", "seq": seq, "time": inp["time"], "session": inp["session"]["id"],
-                    "operations": [{"input": inp, "decision": decision, "enforced": {"result": "forwarded"}}]})
+        out.append({"kind": "request", "time": inp["time"], "session": inp["session"]["id"],
+                    "principal": {k: inp["principal"][k] for k in ("sub", "issuer", "groups", "mechanism")},
+                    "client": inp["client"], "api": inp["api"],
+                    "operations": [{"input": inp, "decision": decision, "enforced": {"result": "forwarded"}}],
+                    "outcome": {"from": "broker"}, "latency_ms": 0.4})
     return out
+
+
+def write_trail(directory: Path, records: list[dict[str, Any]]) -> None:
+    """The records as a file trail through the real writer and file sink (chained, signed)."""
+    from gatekeeper.api import AuditSinkContext
+    from gatekeeper.audit.file_sink import FileSink
+    from gatekeeper.audit.records import parse_time
+    from gatekeeper.audit.writer import Item, Stop, WorkQueue, Writer
+
+    class Quiet:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args: None
+
+    work = WorkQueue()
+    last = [0.0]
+    for r in records:
+        fields = {k: v for k, v in r.items() if k not in ("kind", "time")}
+        last[0] = parse_time(r["time"])
+        work.put(Item("request", fields, last[0]))
+    work.put(Stop())
+    sink = FileSink({"directory": str(directory), "fsync": "never"}, AuditSinkContext("file", "bench"))
+    Writer(sink, work, Quiet(), key=b"bench" * 8, instance="bench", clock=lambda: last[0]).run()
 
 
 def main(argv: list[str]) -> int:
@@ -148,7 +175,7 @@ def main(argv: list[str]) -> int:
 
     from gatekeeper.policy.candidate import EmbeddedCandidate
     from gatekeeper.policy.recorded import RecordedDecisions
-    from gatekeeper.policy.replay import read_trail
+    from gatekeeper.policy.replay import TrailReader
     from gatekeeper.policy.whatif import WhatIf
 
     work = Path(tempfile.mkdtemp(prefix="gatekeeper-whatif-bench-"))
@@ -161,12 +188,11 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         inputs = synthetic(args.inputs, args.grants)
         records = record(inputs, work / "a", _data())
-        trail = work / "trail.jsonl"
-        with trail.open("w") as f:
-            for r in records:
-                f.write(json.dumps(r, separators=(",", ":")) + "\n")
-        print(f"trail: {len(records):,} recorded decisions, {trail.stat().st_size / 1e6:.0f} MB "
-              f"(built in {time.perf_counter() - t0:.1f}s)")
+        trail = work / "audit"
+        write_trail(trail, records)
+        size = sum(f.stat().st_size for f in trail.iterdir())
+        print(f"trail: {len(records):,} recorded decisions, {size / 1e6:.0f} MB in {len(list(trail.iterdir()))} "
+              f"segments (built in {time.perf_counter() - t0:.1f}s)")
 
         results: dict[str, Any] = {"inputs": len(records), "grant_share": args.grants}
         candidate = EmbeddedCandidate.load(work / "b", work / "b" / "data.json", "gatekeeper/decision")
@@ -174,7 +200,7 @@ def main(argv: list[str]) -> int:
         w = WhatIf(candidate)
         for r in records:
             op = r["operations"][0]
-            w.add(op["input"], op["decision"], r["session"])
+            w.add(op["input"], op["decision"], r["session"])  # as RecordedDecisions hands them
         report = w.run()
         core = time.perf_counter() - t0
         results["core"] = {"seconds": core, "inputs_per_second": len(records) / core}
@@ -182,7 +208,7 @@ def main(argv: list[str]) -> int:
         candidate = EmbeddedCandidate.load(work / "b", work / "b" / "data.json", "gatekeeper/decision")
         t0 = time.perf_counter()
         w = WhatIf(candidate)
-        for rec in RecordedDecisions(read_trail(str(trail), None, None)):
+        for rec in RecordedDecisions(TrailReader(str(trail), None, None)):
             w.add(rec.input, rec.decision, rec.session)
         report = w.run()
         e2e = time.perf_counter() - t0

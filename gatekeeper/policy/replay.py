@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,8 @@ def add_parsers(psub: Any) -> None:
 
 
 def _trail_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--audit", required=True, metavar="SOURCE", help="the audit trail: a file sink directory or a segment file")
+    p.add_argument("--audit", required=True, metavar="SOURCE",
+                   help="the audit trail: a file sink's directory, one segment file, or kafka:<bootstrap>/<topic>")
     p.add_argument("--since", help="only records since then: a duration back from now (24h, 30m, 7d) or an RFC 3339 time")
     p.add_argument("--until", help="only records until then: a duration back from now or an RFC 3339 time")
 
@@ -85,41 +86,48 @@ def parse_when(text: str, now: float) -> float:
     return value.timestamp()
 
 
-def read_trail(source: str, since: float | None, until: float | None) -> Iterator[Mapping[str, Any]]:
-    """The trail's records, oldest first, within [since, until]."""
-    path = Path(source)
-    if not path.exists():
-        raise TrailError(f"{source}: no such file or directory")
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    if path.is_dir() and not files:
-        raise TrailError(f"{source}: no *.jsonl audit segments in this directory")
-    import orjson
+class TrailReader:
+    """The records of the trail at ``--audit`` within ``--since``/``--until``, through
+    ``gatekeeper.audit.reader``; counts the stored lines that are not records (``gatekeeper
+    audit verify`` says what is wrong with them)."""
 
-    for file in files:
+    def __init__(self, source: str, since: float | None, until: float | None) -> None:
+        self.source, self.since, self.until = source, since, until
+        self.damaged: list[str] = []
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        from gatekeeper.audit.reader import ReaderError, iter_entries
+
         try:
-            handle = file.open("rb")
-        except OSError as e:
-            raise TrailError(f"{file}: cannot read: {e.strerror}") from e
-        with handle:
-            for n, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError as e:
-                    raise TrailError(f"{file}:{n}: not a JSON record: {e}") from e
-                if since is not None or until is not None:
-                    when = parse_when(str(record.get("time", "")), 0.0)
-                    if (since is not None and when < since) or (until is not None and when > until):
-                        continue
-                yield record
+            for entry in iter_entries(self.source, self.since, self.until):
+                if entry.record is None:
+                    self.damaged.append(entry.where)
+                else:
+                    yield entry.record
+        except ReaderError as e:
+            raise TrailError(str(e)) from e
 
 
-def _records(args: argparse.Namespace) -> Iterable[Mapping[str, Any]]:
+def _trail(args: argparse.Namespace) -> TrailReader:
     now = time.time()
     since = parse_when(args.since, now) if args.since else None
     until = parse_when(args.until, now) if args.until else None
-    return read_trail(args.audit, since, until)
+    return TrailReader(args.audit, since, until)
+
+
+def _trail_notes(trail: TrailReader, recorded: RecordedDecisions) -> list[str]:
+    notes = []
+    if trail.damaged:
+        where = ", ".join(trail.damaged[:3]) + (", …" if len(trail.damaged) > 3 else "")
+        notes.append(f"{_n(len(trail.damaged), 'stored line')} not an audit record, skipped ({where}); "
+                     "gatekeeper audit verify says what is wrong")
+    if recorded.malformed:
+        notes.append(f"{_n(recorded.malformed, 'recorded operation')} not in the shape of docs/audit.md, skipped")
+    return notes
+
+
+def _n(count: int, thing: str) -> str:
+    return f"{count:,} {thing} was" if count == 1 else f"{count:,} {thing}s were"
 
 
 def _fail(message: str) -> int:
@@ -179,7 +187,8 @@ def _what_if(args: argparse.Namespace, reactor: Any) -> int:
         return _fail(f"the candidate policies cannot be loaded into OPA at {args.url}: {e}")
     try:
         whatif = WhatIf(candidate, details=args.details, examples=args.examples)
-        recorded = RecordedDecisions(_records(args))
+        trail = _trail(args)
+        recorded = RecordedDecisions(trail)
         for r in recorded:
             whatif.add(r.input, r.decision, r.session)
         report = whatif.run()
@@ -188,17 +197,20 @@ def _what_if(args: argparse.Namespace, reactor: Any) -> int:
     finally:
         if reactor is not None:
             candidate.stop()
-    notes = []
+    notes = _trail_notes(trail, recorded)
     if data is not None and not args.data:
         notes.append(f"data document {data} (the policies directory's data.json)")
-    if recorded.malformed:
-        notes.append(f"{recorded.malformed:,} recorded operations were not in the expected shape and were skipped")
+    revision = _revision(policies, data)
+    same = dict(report.summary.revisions).get(revision or "")
+    if same:
+        notes.append(f"the candidate is revision {revision}, which made {same:,} of these decisions")
     for clock in candidate.sites.clock:
         notes.append(f"{clock} reads the clock: replayed decisions use the time of the replay, not the recorded time")
     label = f"{policies}" + (f" with {data}" if data else "") + ("" if reactor is None else f" on OPA at {args.url}")
     if args.json:
         out = report.to_json()
-        out["candidate"] = {"policies": str(policies), "data": str(data) if data else None, "engine": args.engine}
+        out["candidate"] = {"policies": str(policies), "data": str(data) if data else None, "engine": args.engine,
+                            "revision": revision}
         out["notes"] = notes
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
@@ -206,12 +218,24 @@ def _what_if(args: argparse.Namespace, reactor: Any) -> int:
     return 1 if report.changed else 0
 
 
+def _revision(policies: Path, data: Path | None) -> str | None:
+    """The candidate's policy revision, as the audit trail records revisions."""
+    from gatekeeper.audit.records import policy_revision
+    from gatekeeper.policy.loading import read_data, read_modules
+
+    try:
+        return policy_revision(read_modules(policies), read_data(data))
+    except (PolicyLoadError, OSError):
+        return None
+
+
 def fixtures_main(args: argparse.Namespace) -> int:
     from gatekeeper.policy.fixtures import Fixtures
 
     fixtures = Fixtures(args.revision)
     try:
-        recorded = RecordedDecisions(_records(args))
+        trail = _trail(args)
+        recorded = RecordedDecisions(trail)
         for r in recorded:
             fixtures.add(r)
     except (TrailError, ValueError) as e:
@@ -230,7 +254,7 @@ def fixtures_main(args: argparse.Namespace) -> int:
         print(f"  {written.other_revisions:,} recorded decisions of other policy revisions left out")
     if written.not_policy:
         print(f"  {written.not_policy:,} recorded denies that no valid policy decision made (engine failures) left out")
-    if recorded.malformed:
-        print(f"  {recorded.malformed:,} recorded operations not in the expected shape skipped")
+    for note in _trail_notes(trail, recorded):
+        print(f"  {note}")
     print(f"  check: opa test <policies> {args.out}")
     return 0

@@ -246,6 +246,7 @@ class WhatIf:
         self.details = details
         self.examples = examples
         self._fields = tuple(sorted(candidate.may_read))  # the order of each member's values
+        self._paths = [(f.partition(".")[0], f.partition(".")[2] or None) for f in self._fields]
         self._groups: dict[bytes, _Group] = {}
         self._outcomes: dict[tuple[Any, ...], int] = {}  # recorded outcome -> index
         self._outcome_list: list[Outcome] = []
@@ -275,8 +276,16 @@ class WhatIf:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(policy_input, [])
-        values = tuple(_hashable(_field(policy_input, f)) for f in self._fields) if self._fields else ()
-        group.members.append((values, index, session))
+        if self._paths:
+            read = []
+            for head, rest in self._paths:
+                value = policy_input.get(head, _MISSING)
+                if rest is not None:
+                    value = value.get(rest, _MISSING) if isinstance(value, Mapping) else _MISSING
+                read.append(value if type(value) in _SCALARS else _hashable(value))
+            group.members.append((tuple(read), index, session))
+        else:
+            group.members.append(((), index, session))
 
     def run(self) -> Report:
         """Evaluate the distinct inputs and compare. ``add`` may not be called afterwards."""
@@ -420,24 +429,21 @@ def _decided(raw: Any, memo: dict[bytes, Outcome]) -> Outcome:
 
 def stable_key(policy_input: Mapping[str, Any]) -> bytes:
     """The input without the volatile fields, as bytes (cache.cache_key with nothing kept)."""
-    stable = {k: v for k, v in policy_input.items() if k not in _TOP_LEVEL}
+    stable = dict(policy_input)
+    for field in _TOP_LEVEL:
+        stable.pop(field, None)
     request = policy_input.get("request")
     if isinstance(request, Mapping) and any(k in request for k in _REQUEST):
-        stable["request"] = {k: v for k, v in request.items() if k not in _REQUEST}
+        request = dict(request)
+        for field in _REQUEST:
+            request.pop(field, None)
+        stable["request"] = request
     try:
         return orjson.dumps(stable, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:  # something orjson does not serialise: the slow path
         import json
 
         return json.dumps(stable, sort_keys=True, default=str).encode()
-
-
-def _field(policy_input: Mapping[str, Any], field: str) -> Any:
-    head, _, rest = field.partition(".")
-    value = policy_input.get(head, _MISSING)
-    if rest:
-        value = value.get(rest, _MISSING) if isinstance(value, Mapping) else _MISSING
-    return value
 
 
 class _Missing:
@@ -448,8 +454,11 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), _Missing})
+
+
 def _hashable(value: Any) -> Any:
-    if value is None or value is _MISSING or isinstance(value, str | int | float | bool):
+    if type(value) in _SCALARS:
         return value
     return ("json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gatekeeper.audit.records import key_id
 from gatekeeper.cli import main
 from gatekeeper.policy.authoring import OpaMissing, find_opa
 from tests.unit import whatif_trail as trail
@@ -19,8 +20,17 @@ from tests.unit import whatif_trail as trail
 def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     a = trail.policy(tmp_path, "a", ["orders", "payments"])
     b = trail.policy(tmp_path, "b", ["orders", "invoices"])  # payments revoked, invoices opened
-    source = trail.write_trail(tmp_path / "audit" / "trail.jsonl", trail.records(a, trail.traffic()))
+    source = trail.write_trail(tmp_path / "audit", trail.records(a, trail.traffic()), segment_bytes=64 * 1024)
     return a, b, source
+
+
+def test_the_trail_is_a_valid_chained_trail(setup) -> None:
+    from gatekeeper.audit.reader import verify
+
+    _, _, source = setup
+    assert len(list(source.glob("audit-gk-test-*.jsonl"))) > 1  # several segments
+    report = verify(source, {key_id(trail.KEY): trail.KEY}, closed=True)
+    assert report.ok, report.problems
 
 
 def test_the_same_policy_changes_nothing(setup, capsys) -> None:
@@ -91,10 +101,20 @@ def test_an_unreadable_trail_is_exit_2(setup, tmp_path, capsys) -> None:
     a, _, _ = setup
     assert main(["policy", "what-if", "--policies", str(a), "--audit", str(tmp_path / "nowhere")]) == 2
     assert "cannot read the audit trail" in capsys.readouterr().err
-    broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"kind": "request"\n')
-    assert main(["policy", "what-if", "--policies", str(a), "--audit", str(broken)]) == 2
-    assert "broken.jsonl:1" in capsys.readouterr().err
+    assert main(["policy", "what-if", "--policies", str(a), "--audit", str(a / "data.json"), "--since", "yesterday"]) == 2
+    assert "neither a duration" in capsys.readouterr().err
+
+
+def test_damaged_lines_are_skipped_and_named(setup, capsys) -> None:
+    a, _, source = setup
+    first = sorted(source.glob("*.jsonl"))[0]
+    lines = first.read_text().splitlines(keepends=True)
+    lines[3] = '{"kind": "request", "operations": [{"inp\n'
+    first.write_text("".join(lines))
+    assert main(["policy", "what-if", "--policies", str(a), "--audit", str(source)]) == 0
+    out = capsys.readouterr().out
+    assert f"1 stored line was not an audit record, skipped ({first.name}:4)" in out
+    assert "gatekeeper audit verify" in out
 
 
 def _opa() -> str:

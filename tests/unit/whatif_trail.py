@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gatekeeper.audit.records import parse_time
 from gatekeeper.policy.decision import DecisionError, engine_failure, parse_decision
 from gatekeeper.policy.embedded import EmbeddedEvaluator, EvaluationError
 
@@ -85,26 +86,49 @@ def traffic() -> list[dict[str, Any]]:
     return out
 
 
-def records(policy_dir: Path, inputs: Iterable[Mapping[str, Any]], revision: str = "sha256:" + "a" * 64) -> list[dict[str, Any]]:
-    """``request`` records (one operation each) of ``inputs`` decided under ``policy_dir``."""
+def records(policy_dir: Path, inputs: Iterable[Mapping[str, Any]],
+            revision: str = "sha256:" + "a" * 64) -> list[tuple[str, dict[str, Any], float]]:
+    """``(kind, fields, time)`` of ``request`` records (one operation each) of ``inputs``
+    decided under ``policy_dir``, for ``write_trail``."""
     evaluator = EmbeddedEvaluator.load(policy_dir, json.loads((policy_dir / "data.json").read_text()), "gatekeeper/decision")
     out = []
-    for seq, inp in enumerate(inputs):
+    for inp in inputs:
         decision = decide(evaluator, inp, revision)
         enforced = {"result": "forwarded"} if decision["action"] == "allow" else {"result": "denied", "error_code": 29}
-        out.append({
-            "v": 1, "kind": "request", "seq": seq, "time": inp["time"], "session": inp["session"]["id"],
+        fields = {
+            "session": inp["session"]["id"],
             "principal": {k: inp["principal"][k] for k in ("sub", "issuer", "groups", "mechanism")},
             "client": inp["client"], "api": inp["api"],
             "operations": [{"input": inp, "decision": decision, "enforced": enforced}],
             "outcome": {"from": "broker" if decision["action"] == "allow" else "gatekeeper"}, "latency_ms": 0.5,
-        })
+        }
+        out.append(("request", fields, parse_time(inp["time"])))
     return out
 
 
-def write_trail(path: Path, recs: Iterable[Mapping[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        for r in recs:
-            f.write(json.dumps(r, sort_keys=True) + "\n")
-    return path
+KEY = b"k" * 32
+
+
+def write_trail(directory: Path, items: Iterable[tuple[str, Mapping[str, Any], float]], *,
+                instance: str = "gk-test", segment_bytes: int = 64 * 1024 * 1024) -> Path:
+    """A file trail written synchronously through the real writer and file sink: chained,
+    with signed start and stop checkpoints."""
+    from gatekeeper.api import AuditSinkContext
+    from gatekeeper.audit.file_sink import FileSink
+    from gatekeeper.audit.writer import Item, Stop, WorkQueue, Writer
+
+    class _Quiet:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args: None
+
+    items = list(items)
+    clock = [items[0][2] if items else 1_800_000_000.0]
+    sink = FileSink({"directory": str(directory), "segment_bytes": segment_bytes, "fsync": "never"},
+                    AuditSinkContext("file", instance))
+    work = WorkQueue()
+    for kind, fields, t in items:
+        work.put(Item(kind, fields, t))
+        clock[0] = t
+    work.put(Stop())
+    Writer(sink, work, _Quiet(), key=KEY, instance=instance, clock=lambda: clock[0], sink_name="file").run()
+    return directory
