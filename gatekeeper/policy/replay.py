@@ -181,19 +181,27 @@ def _what_if(args: argparse.Namespace, reactor: Any) -> int:
             candidate = EmbeddedCandidate.load(policies, data, args.decision)
         else:
             candidate = OpaCandidate.start(args.url, policies, data, args.decision, reactor)
-    except PolicyLoadError as e:
-        return _fail(f"the candidate policies cannot be loaded: {e}")
-    except Exception as e:  # OPA down or refusing the policies
-        return _fail(f"the candidate policies cannot be loaded into OPA at {args.url}: {e}")
+    except Exception as e:  # the policies do not load; OPA down or refusing them
+        where = "" if reactor is None else f" into OPA at {args.url}"
+        if reactor is None and not isinstance(e, PolicyLoadError):
+            raise
+        return _fail(f"the candidate policies cannot be loaded{where}: {e}")
+    try:
+        trail = _trail(args)
+    except ValueError as e:
+        return _fail(f"--since/--until: {e}")
     try:
         whatif = WhatIf(candidate, details=args.details, examples=args.examples)
-        trail = _trail(args)
         recorded = RecordedDecisions(trail)
         for r in recorded:
             whatif.add(r.input, r.decision, r.session)
         report = whatif.run()
-    except (TrailError, ValueError) as e:
+    except TrailError as e:
         return _fail(f"cannot read the audit trail {args.audit}: {e}")
+    except Exception as e:
+        if reactor is None:
+            raise  # our bug: the traceback helps
+        return _fail(f"OPA at {args.url} failed during the replay: {e}")
     finally:
         if reactor is not None:
             candidate.stop()
@@ -235,10 +243,13 @@ def fixtures_main(args: argparse.Namespace) -> int:
     fixtures = Fixtures(args.revision)
     try:
         trail = _trail(args)
+    except ValueError as e:
+        return _fail(f"--since/--until: {e}")
+    try:
         recorded = RecordedDecisions(trail)
         for r in recorded:
             fixtures.add(r)
-    except (TrailError, ValueError) as e:
+    except TrailError as e:
         return _fail(f"cannot read the audit trail {args.audit}: {e}")
     if not fixtures.decisions:
         return _fail(f"no recorded policy decisions in the audit trail {args.audit}" + (" in that window" if args.since or args.until else ""))
