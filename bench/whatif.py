@@ -146,24 +146,11 @@ def record(inputs: list[dict[str, Any]], policy_dir: Path, data: dict[str, Any])
 
 def write_trail(directory: Path, records: list[dict[str, Any]]) -> None:
     """The records as a file trail through the real writer and file sink (chained, signed)."""
-    from gatekeeper.api import AuditSinkContext
-    from gatekeeper.audit.file_sink import FileSink
     from gatekeeper.audit.records import parse_time
-    from gatekeeper.audit.writer import Item, Stop, WorkQueue, Writer
+    from gatekeeper.testing.audit import write_trail as write
 
-    class Quiet:
-        def __getattr__(self, name: str) -> Any:
-            return lambda *args: None
-
-    work = WorkQueue()
-    last = [0.0]
-    for r in records:
-        fields = {k: v for k, v in r.items() if k not in ("kind", "time")}
-        last[0] = parse_time(r["time"])
-        work.put(Item("request", fields, last[0]))
-    work.put(Stop())
-    sink = FileSink({"directory": str(directory), "fsync": "never"}, AuditSinkContext("file", "bench"))
-    Writer(sink, work, Quiet(), key=b"bench" * 8, instance="bench", clock=lambda: last[0]).run()
+    items = [("request", {k: v for k, v in r.items() if k not in ("kind", "time")}, parse_time(r["time"])) for r in records]
+    write(directory, items, b"bench" * 8, instance="bench")
 
 
 def main(argv: list[str]) -> int:

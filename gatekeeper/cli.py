@@ -88,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="a data document (policies/data.json is loaded with the policies)")
     p.add_argument("--decision", default="gatekeeper/decision", help="data path of the decision rule")
     p.set_defaults(func=_policy_eval)
+    from gatekeeper.audit.cli import add_commands as add_audit_commands
     from gatekeeper.policy.replay import add_parsers
 
     add_parsers(psub)
+    add_audit_commands(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -72,7 +72,7 @@ class FileSink:
     def __init__(self, options: Mapping[str, Any], context: AuditSinkContext) -> None:
         self.directory = context.path(options["directory"])
         self.chain = context.instance
-        self.segments = SegmentPolicy(int(options.get("segment_bytes", 64 * 1024 * 1024)),
+        self.segments: SegmentPolicy | None = SegmentPolicy(int(options.get("segment_bytes", 64 * 1024 * 1024)),
                                       float(options.get("segment_age", 3600.0)))
         self.fsync = options.get("fsync", "always")
         if self.fsync not in FSYNC:

@@ -152,7 +152,8 @@ class AuditTrail:
         self._thread = threading.Thread(target=self._writer.run, name="gatekeeper-audit-writer", daemon=True)
         self._thread.start()
         if self.checkpoint_interval > 0:
-            self._loop(lambda: self._queue.put(Checkpoint("interval")), self.checkpoint_interval)
+            self._loop(lambda: self._queue.put(Checkpoint("interval", self.reactor.seconds())),
+                       self.checkpoint_interval)
         self._loop(self._gauges, _TICK)
         return self._started
 
@@ -171,7 +172,7 @@ class AuditTrail:
         if self._thread is None:
             self._stopped_d.callback(None)
             return self._stopped_d
-        self._queue.put(Stop())
+        self._queue.put(Stop(self.reactor.seconds()))
         call = self.reactor.callLater(timeout, self._writer.abandon)
         self._stopped_d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
         return self._stopped_d

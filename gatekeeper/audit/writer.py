@@ -38,6 +38,7 @@ class Item:
 @attrs.frozen
 class Checkpoint:
     reason: str  # interval (skipped when no record came since the last checkpoint)
+    time: float  # when it was asked for (reactor clock): chain times follow the queue's order
 
 
 @attrs.frozen
@@ -50,6 +51,8 @@ class Barrier:
 @attrs.frozen
 class Stop:
     """Write a stop checkpoint, write everything, close the sink and end."""
+
+    time: float
 
 
 class Reports(Protocol):
@@ -106,7 +109,9 @@ class _Pending:
 
 
 class Writer:
-    """The loop of the writer thread (``run``). Not thread-safe: only that thread uses it."""
+    """The loop of the writer thread (``run``). Not thread-safe: only that thread uses it.
+    ``clock`` gives the start checkpoint's time; every other record has the time its item
+    was put into the queue (so a chain's times follow its order)."""
 
     def __init__(self, sink: AuditSink, queue: WorkQueue, reports: Reports, *, key: bytes, instance: str,
                  clock: Callable[[], float], sink_name: str = "file", retry_min: float = 0.2,
@@ -193,7 +198,7 @@ class Writer:
                                   "writer": {"version": __version__, "sink": self.sink_name}}
         if opened.repaired is not None:
             fields["repaired"] = dict(opened.repaired)
-        self._checkpoint(fields)
+        self._checkpoint(fields, self.clock())
         return True
 
     def _write(self) -> bool:
@@ -243,22 +248,21 @@ class Writer:
             self._since_checkpoint += 1
         elif isinstance(item, Checkpoint):
             if self._since_checkpoint:
-                self._checkpoint({"reason": item.reason})
+                self._checkpoint({"reason": item.reason}, item.time)
         elif isinstance(item, Barrier):
             self._barriers.append(item.token)
         elif isinstance(item, Stop) and not self._stopping:
             self._stopping = True
-            self._checkpoint({"reason": "stop"}, last_in_segment=True)
+            self._checkpoint({"reason": "stop"}, item.time, last_in_segment=True)
 
     def _rotate_if_due(self, now: float) -> None:
         policy = self.sink.segments
         if policy is None or self._segment_started is None:
             return
         if self._segment_bytes >= policy.max_bytes or now - self._segment_started >= policy.max_age:
-            self._checkpoint({"reason": "rotate"}, last_in_segment=True)
+            self._checkpoint({"reason": "rotate"}, now, last_in_segment=True)
 
-    def _checkpoint(self, fields: dict[str, Any], last_in_segment: bool = False) -> None:
-        now = self.clock()
+    def _checkpoint(self, fields: dict[str, Any], now: float, last_in_segment: bool = False) -> None:
         record = sign_checkpoint({"records": self._since_checkpoint, **fields}, self._key, instance=self.instance,
                                  chain=self.chain, seq=self.seq, prev=self.prev, time=format_time(now))
         self._append(record, now, counted=False, last_in_segment=last_in_segment)

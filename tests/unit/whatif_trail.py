@@ -111,24 +111,9 @@ KEY = b"k" * 32
 
 def write_trail(directory: Path, items: Iterable[tuple[str, Mapping[str, Any], float]], *,
                 instance: str = "gk-test", segment_bytes: int = 64 * 1024 * 1024) -> Path:
-    """A file trail written synchronously through the real writer and file sink: chained,
-    with signed start and stop checkpoints."""
-    from gatekeeper.api import AuditSinkContext
-    from gatekeeper.audit.file_sink import FileSink
-    from gatekeeper.audit.writer import Item, Stop, WorkQueue, Writer
+    """A file trail written through the real writer and file sink: chained, with signed start
+    and stop checkpoints."""
+    from gatekeeper.testing.audit import write_trail as write
 
-    class _Quiet:
-        def __getattr__(self, name: str) -> Any:
-            return lambda *args: None
-
-    items = list(items)
-    clock = [items[0][2] if items else 1_800_000_000.0]
-    sink = FileSink({"directory": str(directory), "segment_bytes": segment_bytes, "fsync": "never"},
-                    AuditSinkContext("file", instance))
-    work = WorkQueue()
-    for kind, fields, t in items:
-        work.put(Item(kind, fields, t))
-        clock[0] = t
-    work.put(Stop())
-    Writer(sink, work, _Quiet(), key=KEY, instance=instance, clock=lambda: clock[0], sink_name="file").run()
+    write(directory, items, KEY, instance=instance, segment_bytes=segment_bytes)
     return directory

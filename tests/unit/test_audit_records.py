@@ -1,0 +1,174 @@
+"""The pure record functions: canonical form, hashes, chaining, checkpoint signatures, the
+policy revision, times; and the record schema against a record of every kind."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+from gatekeeper.audit.records import (
+    CHECKPOINT,
+    ENVELOPE,
+    GENESIS,
+    KINDS,
+    canonical,
+    checkpoint_mac,
+    format_time,
+    key_id,
+    make_record,
+    parse_time,
+    policy_revision,
+    record_hash,
+    serialize,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from gatekeeper.testing.audit import REQUEST_FIELDS, sample_fields
+
+KEY = b"k" * 32
+T = "2026-11-22T10:00:03.000000Z"
+
+
+def chain_of(kinds: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    prev = GENESIS
+    for seq, kind in enumerate(kinds):
+        if kind == CHECKPOINT:
+            r = sign_checkpoint({"reason": "interval", "records": seq}, KEY, instance="gk1", chain="gk1", seq=seq,
+                                prev=prev, time=T)
+        else:
+            r = make_record(kind, sample_fields(kind), instance="gk1", chain="gk1", seq=seq, prev=prev, time=T)
+        out.append(r)
+        prev = r["hash"]
+    return out
+
+
+def test_canonical_form_is_sorted_compact_utf8_without_the_hash() -> None:
+    record = {"b": 1, "a": {"z": "é", "y": [1, 2.5]}, "hash": "x"}
+    assert canonical(record) == '{"a":{"y":[1,2.5],"z":"é"},"b":1}'.encode()
+    assert serialize(record) == '{"a":{"y":[1,2.5],"z":"é"},"b":1,"hash":"x"}\n'.encode()
+
+
+def test_canonical_form_refuses_nan() -> None:
+    with pytest.raises(ValueError):
+        canonical({"x": float("nan")})
+
+
+def test_a_stored_line_parses_back_to_a_record_with_the_same_hash() -> None:
+    record = make_record("request", REQUEST_FIELDS, instance="gk1", chain="gk1", seq=7, prev=GENESIS, time=T)
+    again = json.loads(serialize(record))
+    assert again == record
+    assert record_hash(again) == record["hash"]
+
+
+def test_any_change_changes_the_hash() -> None:
+    record = make_record("request", REQUEST_FIELDS, instance="gk1", chain="gk1", seq=7, prev=GENESIS, time=T)
+    edited = json.loads(json.dumps(record))
+    edited["operations"][0]["decision"]["action"] = "deny"
+    assert record_hash(edited) != record["hash"]
+
+
+def test_records_link_to_the_previous_hash() -> None:
+    records = chain_of(["session_start", "authentication", "request", "session_end"])
+    assert records[0]["prev"] == GENESIS
+    for before, after in zip(records, records[1:], strict=False):
+        assert after["prev"] == before["hash"]
+        assert after["seq"] == before["seq"] + 1
+
+
+def test_fields_may_not_set_envelope_keys() -> None:
+    with pytest.raises(ValueError, match="envelope keys: seq"):
+        make_record("request", {"seq": 3}, instance="gk1", chain="gk1", seq=0, prev=GENESIS, time=T)
+
+
+def test_checkpoint_signature_verifies_with_its_key_only() -> None:
+    cp = sign_checkpoint({"reason": "stop", "records": 3}, KEY, instance="gk1", chain="gk1", seq=4, prev="a" * 64,
+                         time=T)
+    assert cp["key_id"] == key_id(KEY)
+    assert verify_checkpoint(cp, {key_id(KEY): KEY}) is None
+    other = b"o" * 32
+    assert "was not given" in str(verify_checkpoint(cp, {key_id(other): other}))
+    forged = {**cp, "mac": checkpoint_mac(cp, other)}
+    assert "does not verify" in str(verify_checkpoint(forged, {key_id(KEY): KEY}))
+    moved = {**cp, "prev": "b" * 64}  # the chain behind it rewritten
+    assert "does not verify" in str(verify_checkpoint(moved, {key_id(KEY): KEY}))
+    assert "without key_id or mac" in str(verify_checkpoint({k: v for k, v in cp.items() if k != "mac"}, {}))
+
+
+def test_key_id_names_the_key_without_revealing_it() -> None:
+    assert key_id(KEY) == key_id(KEY) != key_id(b"x" * 32)
+    assert len(key_id(KEY)) == 16
+
+
+def test_policy_revision_is_stable_and_changes_with_policies_or_data() -> None:
+    a = policy_revision({"a.rego": "package a", "b.rego": b"package b"}, {"x": 1})
+    assert a.startswith("sha256:") and len(a) == 7 + 64
+    assert a == policy_revision({"b.rego": "package b", "a.rego": "package a"}, {"x": 1})
+    assert a != policy_revision({"a.rego": "package a", "b.rego": "package b "}, {"x": 1})
+    assert a != policy_revision({"a.rego": "package a", "b.rego": "package b"}, {"x": 2})
+
+
+def test_times_round_trip_and_sort_as_text() -> None:
+    assert format_time(1_800_000_000.25) == "2027-01-15T08:00:00.250000Z"
+    assert parse_time(format_time(1_800_000_000.25)) == 1_800_000_000.25
+    assert parse_time("2026-11-22") == parse_time("2026-11-22T00:00:00Z")
+    assert parse_time("2026-11-22T11:00:00+01:00") == parse_time("2026-11-22T10:00:00Z")
+    assert format_time(1.5) < format_time(10.0) < format_time(1e9)
+
+
+# -- the schema --------------------------------------------------------------------------------
+
+
+def schema() -> Any:
+    text = resources.files("gatekeeper").joinpath("schemas/audit-record.schema.json").read_text()
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != CHECKPOINT])
+def test_every_kind_validates(kind: str) -> None:
+    record = make_record(kind, sample_fields(kind), instance="gk-1", chain="gk-1", seq=1, prev=GENESIS, time=T)
+    errors = [e.message for e in schema().iter_errors(record)]
+    assert errors == []
+
+
+def test_checkpoints_validate() -> None:
+    for fields in ({"reason": "start", "records": 0, "resumed": {"seq": 9, "hash": "a" * 64},
+                    "writer": {"version": "0.1.0", "sink": "file"},
+                    "repaired": {"segment": "audit-gk-1-000000000000.jsonl", "torn_bytes": 17, "sha256": "b" * 64}},
+                   {"reason": "interval", "records": 12}, {"reason": "stop", "records": 0}):
+        cp = sign_checkpoint(fields, KEY, instance="gk-1", chain="gk-1@20261122T100000Z-0a1b2c3d", seq=3,
+                             prev="c" * 64, time=T)
+        assert [e.message for e in schema().iter_errors(cp)] == []
+
+
+def test_the_request_inputs_are_policy_inputs() -> None:
+    text = resources.files("gatekeeper").joinpath("schemas/policy-input.schema.json").read_text()
+    validator = jsonschema.Draft202012Validator(json.loads(text))
+    for op in REQUEST_FIELDS["operations"]:
+        assert [e.message for e in validator.iter_errors(op["input"])] == []
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: r.update(kind="gossip"), "is not one of"),
+    (lambda r: r.pop("session"), "'session' is a required property"),
+    (lambda r: r.update(surprise=1), "Unevaluated properties are not allowed"),
+    (lambda r: r["operations"][0]["decision"].update(action="maybe"), "is not one of"),
+    (lambda r: r["operations"][0]["enforced"].update(result="ignored"), "is not one of"),
+    (lambda r: r.update(prev="xyz"), "does not match"),
+    (lambda r: r.update(seq=-1), "less than the minimum"),
+    (lambda r: r["outcome"]["partitions"][0].pop("partition"), "'partition' is a required property"),
+])
+def test_the_schema_refuses_malformed_records(change: Any, expected: str) -> None:
+    record = make_record("request", sample_fields("request"), instance="gk-1", chain="gk-1", seq=1, prev=GENESIS,
+                         time=T)
+    change(record)
+    messages = " | ".join(e.message for e in schema().iter_errors(record))
+    assert expected in messages
+
+
+def test_envelope_keys_are_the_schema_required_ones() -> None:
+    assert tuple(schema().schema["required"]) == ENVELOPE
