@@ -25,6 +25,10 @@ class TrailError(Exception):
     """The audit trail cannot be read (the operator's path, or a damaged trail)."""
 
 
+class Usage(Exception):
+    """A bad argument or config: the operator's; exit 2 with the message."""
+
+
 def add_parsers(psub: Any) -> None:
     p = psub.add_parser(
         "what-if",
@@ -34,7 +38,7 @@ def add_parsers(psub: Any) -> None:
     )
     p.add_argument("--policies", required=True, help="the candidate policies directory")
     p.add_argument("--data", help="the candidate data document (default: DIR/data.json if there is one)")
-    p.add_argument("--decision", default="gatekeeper/decision", help="data path of the decision rule")
+    p.add_argument("--decision", help="data path of the decision rule (default: the config's, else gatekeeper/decision)")
     _trail_args(p)
     p.add_argument("--engine", choices=("embedded", "opa"), default="embedded",
                    help="embedded (default, in-process) or opa (the server at --url)")
@@ -53,15 +57,19 @@ def add_parsers(psub: Any) -> None:
     )
     _trail_args(p)
     p.add_argument("--out", required=True, help="directory to write the fixtures to")
-    p.add_argument("--decision", default="gatekeeper/decision", help="data path of the decision rule")
+    p.add_argument("--decision", help="data path of the decision rule (default: the config's, else gatekeeper/decision)")
     p.add_argument("--revision", help="use the decisions of this policy revision (default: the last in the trail)")
     p.add_argument("--max-cases", type=int, default=2000, metavar="N", help="at most N cases (default 2000)")
     p.set_defaults(func=fixtures_main)
 
 
 def _trail_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--audit", required=True, metavar="SOURCE",
-                   help="the audit trail: a file sink's directory, one segment file, or kafka:<bootstrap>/<topic>")
+    p.add_argument("--audit", metavar="SOURCE",
+                   help="the audit trail: a file sink's directory, one segment file, or kafka:<bootstrap>/<topic> "
+                        "(default with --config: the configured trail)")
+    p.add_argument("--config", "-c", metavar="FILE",
+                   help="gatekeeper.yaml: its audit trail, the cluster credentials to read a kafka trail with, "
+                        "and its policy.decision path")
     p.add_argument("--since", help="only records since then: a duration back from now (24h, 30m, 7d) or an RFC 3339 time")
     p.add_argument("--until", help="only records until then: a duration back from now or an RFC 3339 time")
 
@@ -87,19 +95,20 @@ def parse_when(text: str, now: float) -> float:
 
 
 class TrailReader:
-    """The records of the trail at ``--audit`` within ``--since``/``--until``, through
+    """The records of the trail at ``source`` within [since, until], through
     ``gatekeeper.audit.reader``; counts the stored lines that are not records (``gatekeeper
     audit verify`` says what is wrong with them)."""
 
-    def __init__(self, source: str, since: float | None, until: float | None) -> None:
-        self.source, self.since, self.until = source, since, until
+    def __init__(self, source: str, since: float | None, until: float | None,
+                 kafka_settings: Mapping[str, Any] | None = None) -> None:
+        self.source, self.since, self.until, self.kafka_settings = source, since, until, kafka_settings
         self.damaged: list[str] = []
 
     def __iter__(self) -> Iterator[Mapping[str, Any]]:
         from gatekeeper.audit.reader import ReaderError, iter_entries
 
         try:
-            for entry in iter_entries(self.source, self.since, self.until):
+            for entry in iter_entries(self.source, self.since, self.until, kafka_settings=self.kafka_settings):
                 if entry.record is None:
                     self.damaged.append(entry.where)
                 else:
@@ -108,11 +117,62 @@ class TrailReader:
             raise TrailError(str(e)) from e
 
 
-def _trail(args: argparse.Namespace) -> TrailReader:
+def _config(args: argparse.Namespace) -> Any:
+    if not args.config:
+        return None
+    from gatekeeper.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as e:
+        raise Usage(f"{args.config}: config error: " + "; ".join(e.errors)) from None
+
+
+def _trail(args: argparse.Namespace, config: Any) -> TrailReader:
+    """The trail ``--audit`` (or the config's) names, within ``--since``/``--until``."""
+    from gatekeeper.audit.reader import KafkaSource, ReaderError, parse_source
+
+    source = args.audit
+    if source is None:
+        audit = None if config is None else config.audit
+        if audit is None:
+            raise Usage("no audit trail: give --audit SOURCE, or --config with an audit section")
+        if audit.sink == "file":
+            source = str(audit.directory)
+        elif audit.sink == "kafka":
+            source = str(KafkaSource(",".join(map(str, config.upstream.bootstrap_servers)), audit.topic))
+        else:
+            raise Usage(f"the configured audit sink {audit.sink!r} is a plugin: give --audit SOURCE")
+    try:
+        parsed = parse_source(source)
+    except ReaderError as e:
+        raise Usage(str(e)) from None
+    settings = None
+    if config is not None and isinstance(parsed, KafkaSource):
+        from gatekeeper.audit.kafka_settings import client_settings
+        from gatekeeper.identity.secrets import SecretError, read_password
+
+        sasl = config.upstream.sasl
+        try:
+            credentials = None if sasl is None else (sasl.mechanism, sasl.username, read_password(sasl))
+            settings = client_settings(config.upstream, credentials, bootstrap=parsed.bootstrap)
+        except (SecretError, ValueError) as e:
+            raise Usage(str(e)) from None
     now = time.time()
-    since = parse_when(args.since, now) if args.since else None
-    until = parse_when(args.until, now) if args.until else None
-    return TrailReader(args.audit, since, until)
+    try:
+        since = parse_when(args.since, now) if args.since else None
+        until = parse_when(args.until, now) if args.until else None
+    except ValueError as e:
+        raise Usage(f"--since/--until: {e}") from None
+    return TrailReader(source, since, until, settings)
+
+
+def _decision_path(args: argparse.Namespace, config: Any) -> str:
+    if args.decision:
+        return str(args.decision)
+    if config is not None and config.policy is not None:
+        return str(config.policy.decision)
+    return "gatekeeper/decision"
 
 
 def _trail_notes(trail: TrailReader, recorded: RecordedDecisions) -> list[str]:
@@ -175,21 +235,23 @@ def _what_if(args: argparse.Namespace, reactor: Any) -> int:
     from gatekeeper.policy.whatif_text import render
 
     policies, data = Path(args.policies), _data_path(args)
+    try:
+        config = _config(args)
+        trail = _trail(args, config)
+        decision = _decision_path(args, config)
+    except Usage as e:
+        return _fail(str(e))
     candidate: Any
     try:
         if reactor is None:
-            candidate = EmbeddedCandidate.load(policies, data, args.decision)
+            candidate = EmbeddedCandidate.load(policies, data, decision)
         else:
-            candidate = OpaCandidate.start(args.url, policies, data, args.decision, reactor)
+            candidate = OpaCandidate.start(args.url, policies, data, decision, reactor)
     except Exception as e:  # the policies do not load; OPA down or refusing them
         where = "" if reactor is None else f" into OPA at {args.url}"
         if reactor is None and not isinstance(e, PolicyLoadError):
             raise
         return _fail(f"the candidate policies cannot be loaded{where}: {e}")
-    try:
-        trail = _trail(args)
-    except ValueError as e:
-        return _fail(f"--since/--until: {e}")
     try:
         whatif = WhatIf(candidate, details=args.details, examples=args.examples)
         recorded = RecordedDecisions(trail)
@@ -197,7 +259,7 @@ def _what_if(args: argparse.Namespace, reactor: Any) -> int:
             whatif.add(r.input, r.decision, r.session)
         report = whatif.run()
     except TrailError as e:
-        return _fail(f"cannot read the audit trail {args.audit}: {e}")
+        return _fail(f"cannot read the audit trail {trail.source}: {e}")
     except Exception as e:
         if reactor is None:
             raise  # our bug: the traceback helps
@@ -242,19 +304,21 @@ def fixtures_main(args: argparse.Namespace) -> int:
 
     fixtures = Fixtures(args.revision)
     try:
-        trail = _trail(args)
-    except ValueError as e:
-        return _fail(f"--since/--until: {e}")
+        config = _config(args)
+        trail = _trail(args, config)
+        decision = _decision_path(args, config)
+    except Usage as e:
+        return _fail(str(e))
     try:
         recorded = RecordedDecisions(trail)
         for r in recorded:
             fixtures.add(r)
     except TrailError as e:
-        return _fail(f"cannot read the audit trail {args.audit}: {e}")
+        return _fail(f"cannot read the audit trail {trail.source}: {e}")
     if not fixtures.decisions:
-        return _fail(f"no recorded policy decisions in the audit trail {args.audit}" + (" in that window" if args.since or args.until else ""))
+        return _fail(f"no recorded policy decisions in the audit trail {trail.source}" + (" in that window" if args.since or args.until else ""))
     try:
-        written = fixtures.write(Path(args.out), args.decision, args.max_cases)
+        written = fixtures.write(Path(args.out), decision, args.max_cases)
     except OSError as e:
         return _fail(f"cannot write the fixtures to {args.out}: {e.strerror or e}")
     print(f"wrote {written.cases:,} cases ({written.decisions:,} recorded decisions of policy revision "

@@ -144,3 +144,29 @@ def test_fixtures_pass_opa_test_against_a_and_fail_against_b(setup, tmp_path, ca
     assert any("produce_topic_payments_allow" in line for line in fails)
     assert any("produce_topic_invoices_deny" in line for line in fails)
     assert "FAIL: 2/5" in failed.stdout
+
+
+def test_the_trail_and_decision_path_can_come_from_the_gateway_config(setup, tmp_path, capsys) -> None:
+    import yaml
+
+    _, b, source = setup
+    key = tmp_path / "audit.key"
+    key.write_bytes(trail.KEY)
+    key.chmod(0o600)
+    config = tmp_path / "gk.yaml"
+    config.write_text(yaml.safe_dump({
+        "listeners": [{"name": "l", "bind": "127.0.0.1:9192", "broker_ports": "9193-9194"}],
+        "upstream": {"bootstrap_servers": ["127.0.0.1:9092"]},
+        "policy": {"engine": "embedded", "policies": str(b), "decision": "gatekeeper/decision"},
+        "audit": {"hmac_key_file": str(key), "directory": str(source)}}))
+    assert main(["policy", "what-if", "--policies", str(b), "--config", str(config), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["summary"]["changed"] == 120
+    assert main(["policy", "what-if", "--policies", str(b)]) == 2
+    assert "give --audit SOURCE, or --config" in capsys.readouterr().err
+
+
+def test_fixtures_of_an_empty_window_are_refused(setup, tmp_path, capsys) -> None:
+    _, _, source = setup
+    code = main(["policy", "fixtures", "--audit", str(source), "--out", str(tmp_path / "f"), "--since", "2030-01-01"])
+    assert code == 2
+    assert "no recorded policy decisions in the audit trail" in capsys.readouterr().err
