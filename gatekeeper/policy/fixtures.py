@@ -31,7 +31,8 @@ from typing import Any
 import attrs
 
 from gatekeeper.policy.recorded import Recorded
-from gatekeeper.policy.whatif import Outcome, recorded_outcome, stable_key
+from gatekeeper.policy.verdicts import Outcome, recorded_outcome
+from gatekeeper.policy.whatif import stable_key
 
 __all__ = ["Fixtures", "FixturesWritten"]
 

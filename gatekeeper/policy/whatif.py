@@ -1,132 +1,48 @@
 """What-if: recorded policy inputs replayed against a candidate policy (``gatekeeper policy what-if``).
 
 ``WhatIf(candidate).add(input, decision, session)`` for every decided operation of the audit
-trail, then ``run()``: the report of every decision the candidate would make differently,
-grouped by (before → after, operation, resource), with counts, principals and example
-sessions, and a summary.
+trail, then ``run()``: the ``Report`` of every decision the candidate would make differently
+(``whatif_report``), compared as ``verdicts`` says.
 
 **Distinct inputs.** A trail repeats itself: the same principal produces to the same topic
 thousands of times, and the inputs differ only in the volatile fields (``cache.VOLATILE_FIELDS``:
 time, session, client, request sizes). Each input is evaluated once per distinct value of the
-fields the candidate reads. Which those are is settled in two steps: ``reads.scan`` says which
-volatile fields the candidate may read at all (``ReadSites``); then the inputs that agree on
-everything else are evaluated once, and the candidate says which of those fields that
-evaluation actually read (``Candidate.evaluate_many``; ``reach`` explains how the embedded
-engine tells). Only if it read one are the inputs told apart by it, and each part evaluated
-again, until every part is decided by an evaluation that read nothing its members differ in.
-The default library reads ``input.time`` only to check a time-boxed grant, so an input
-without one is evaluated once however many times it was recorded.
+volatile fields *its evaluation read*. ``reads.scan`` says which of them the candidate may read
+at all (``Candidate.may_read``). Inputs equal in everything else form a node, evaluated once
+(the first input recorded); the candidate says which of those fields that evaluation read
+(``Evaluation.reached``; ``reach`` explains how the embedded engine tells). If it read none the
+node is decided: every input of it is evaluated step for step alike. Otherwise its inputs are
+told apart by the fields read, each part a node of its own — the part that agrees with the
+input evaluated is decided by that evaluation, the others are evaluated in turn — and so on
+until every node is decided by an evaluation that read nothing its inputs differ in. The
+default library reads ``input.time`` only to check a time-boxed grant, so an input without
+one is evaluated once however many times it was recorded.
 
-**Compared**: the verdict — the action, a deny's ``error`` (authorization or policy_violation),
-and whether there was a valid decision at all (a candidate that gives none is a deny, as the
-gateway enforces it). Reasons, mask items and approval terms are compared only when asked
-(``details=True``), and reported apart. Recorded denies that stood in for an engine that did
-not answer (a timeout, OPA down) were no policy's decision: they are counted, not compared.
-
-The candidate's raw values go through ``parse_decision`` exactly as ``PolicyEngine`` does.
+Streaming: nodes are evaluated in batches as they come (``BATCH``), and a decided node keeps
+only counts and a few example sessions per recorded outcome, so memory follows the distinct
+inputs, not the length of the trail.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 import orjson
 
 from gatekeeper.policy.cache import VOLATILE_FIELDS
-from gatekeeper.policy.decision import DecisionError, parse_decision
+from gatekeeper.policy.verdicts import Outcome, candidate_outcome, recorded_outcome, terms
+from gatekeeper.policy.whatif_report import Report, ReportBuilder
 
-__all__ = [
-    "Candidate",
-    "Change",
-    "Evaluation",
-    "Outcome",
-    "Report",
-    "Summary",
-    "WhatIf",
-    "candidate_outcome",
-    "recorded_outcome",
-    "stable_key",
-]
+__all__ = ["BATCH", "Candidate", "Evaluation", "WhatIf", "stable_key"]
 
 EXAMPLE_SESSIONS = 3
+BATCH = 256  # inputs evaluated together
+MAX_WAITING = 50_000  # recorded inputs held while the inputs they wait on are not evaluated yet
 _TOP_LEVEL = tuple(f for f in VOLATILE_FIELDS if "." not in f)
 _REQUEST = tuple(f.split(".", 1)[1] for f in VOLATILE_FIELDS if f.startswith("request."))
-# engine_failure's reasons (engine.py): an engine that did not answer, or a policy that gave
-# no valid decision.
-_ENGINE_DOWN = re.compile(r"denied: policy engine \S+ (did not answer|failed)")
-_NO_VALID_DECISION = "denied: the policy gave no valid decision"
-
-
-# -- outcomes ------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Outcome:
-    """A decision as compared: the verdict (action, error, valid or not) and the details."""
-
-    action: str  # allow | deny | mask | approve
-    error: str | None = None  # a deny's: authorization | policy_violation
-    invalid: bool = False  # no valid decision (the policy's fault): enforced as a deny
-    reason: str = ""
-    terms: str | None = None  # mask items and approval, canonical JSON; None: not recorded
-
-    @property
-    def verdict(self) -> tuple[str, str | None, bool]:
-        return (self.action, self.error, self.invalid)
-
-    @property
-    def details(self) -> tuple[str, str | None]:
-        return (self.reason, self.terms)
-
-    def __str__(self) -> str:
-        if self.invalid:
-            return "deny (no valid decision)"
-        if self.action == "deny" and self.error not in (None, "authorization"):
-            return f"deny ({self.error})"
-        return self.action
-
-
-def _terms(decision: Mapping[str, Any]) -> str | None:
-    if "mask" not in decision and "approval" not in decision:
-        return None
-    terms = {"mask": decision.get("mask") or [], "approval": decision.get("approval")}
-    return orjson.dumps(terms, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def recorded_outcome(decision: Mapping[str, Any]) -> Outcome | None:
-    """The recorded decision as an Outcome; None for a deny that stood in for an engine that
-    did not answer (no policy decided it)."""
-    action = decision.get("action")
-    if not isinstance(action, str):
-        raise ValueError(f"a recorded decision without an action: {decision!r}"[:300])
-    reason = decision.get("reason") or ""
-    if action == "deny" and _ENGINE_DOWN.match(reason):
-        return None
-    invalid = action == "deny" and reason.startswith(_NO_VALID_DECISION)
-    error = (decision.get("error") or "authorization") if action == "deny" else None
-    terms = None if action not in ("mask", "approve") else _terms(decision)
-    return Outcome(action, error, invalid, reason, terms)
-
-
-def candidate_outcome(raw: Any) -> Outcome:
-    """The candidate's raw value (or evaluation error) as the gateway would enforce it: the
-    same ``parse_decision``, and the same deny where there is no valid decision."""
-    try:
-        if isinstance(raw, Exception):  # a per-input evaluation error, as in PolicyEngine
-            raise DecisionError(f"evaluation failed: {raw}")
-        decision = parse_decision(raw)
-    except DecisionError as e:
-        return Outcome("deny", "authorization", True, f"{_NO_VALID_DECISION} ({e})")
-    error = decision.error if decision.action == "deny" else None
-    terms = None if decision.action not in ("mask", "approve") else _terms(raw)
-    return Outcome(decision.action, error, False, decision.reason, terms)
-
-
-# -- the candidate -------------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -149,133 +65,71 @@ class Candidate(Protocol):
         """One Evaluation per input, in order."""
 
 
-# -- the report ----------------------------------------------------------------------------------
+# (values of the fields the candidate may read, recorded outcome index, session, the input)
+_Member = tuple[tuple[Any, ...], int, "str | None", Mapping[str, Any]]
 
 
-@attrs.frozen
-class Change:
-    """Recorded decisions that would be different, of one kind on one resource."""
+class _Node:
+    """Recorded inputs equal in all but the volatile fields outside ``told_apart``."""
 
-    before: str
-    after: str
-    operation: str
-    resource: str  # "topic orders"
-    count: int
-    principals: tuple[tuple[str, int], ...]  # (principal, count), most first
-    sessions: tuple[str, ...]  # a few example session ids
-    reason_before: str
-    reason_after: str
+    __slots__ = ("apart", "children", "input", "outcome", "split", "tallies", "told_apart", "values", "waiting")
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "before": self.before,
-            "after": self.after,
-            "operation": self.operation,
-            "resource": self.resource,
-            "count": self.count,
-            "principals": [{"principal": p, "count": n} for p, n in self.principals],
-            "sessions": list(self.sessions),
-            "reason_before": self.reason_before,
-            "reason_after": self.reason_after,
-        }
-
-
-@attrs.frozen
-class Summary:
-    inputs: int  # recorded decisions read
-    compared: int
-    not_compared: int  # recorded engine failures (timeouts, engine down)
-    distinct: int  # distinct inputs, as far as the candidate's decisions go
-    evaluations: int
-    changed: int
-    transitions: tuple[tuple[str, int], ...]  # ("allow → deny", n), most first
-    detail_changes: int  # same verdict, other reason or terms (only counted when asked)
-    invalid_after: int  # decisions the candidate gives no valid decision for
-    revisions: tuple[tuple[str, int], ...]  # policy revisions the decisions were recorded under
-
-    def to_json(self) -> dict[str, Any]:
-        out = attrs.asdict(self)
-        out["transitions"] = dict(self.transitions)
-        out["revisions"] = dict(self.revisions)
-        return out
-
-
-@attrs.frozen
-class Report:
-    changes: tuple[Change, ...]  # verdict changes, most first
-    detail_changes: tuple[Change, ...]  # same verdict, other details (details=True only)
-    summary: Summary
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.changes or self.detail_changes)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "changes": [c.to_json() for c in self.changes],
-            "detail_changes": [c.to_json() for c in self.detail_changes],
-            "summary": self.summary.to_json(),
-        }
-
-
-# -- the core ------------------------------------------------------------------------------------
-
-
-@attrs.define
-class _Group:
-    """Recorded inputs equal in everything but the volatile fields."""
-
-    input: Mapping[str, Any]  # the first one
-    members: list[tuple[tuple[Any, ...], int, str | None]]  # (read-field values, outcome index, session)
-
-
-@attrs.define
-class _Work:
-    group: _Group
-    members: list[tuple[tuple[Any, ...], int, str | None]]
-    told_apart: frozenset[str]  # the fields these members all agree on
-    input: Mapping[str, Any]
-    values: tuple[Any, ...]  # input's values of the fields the candidate may read
+    def __init__(self, policy_input: Mapping[str, Any], values: tuple[Any, ...], told_apart: frozenset[str]) -> None:
+        self.input = policy_input  # the one evaluated: the first recorded
+        self.values = values
+        self.told_apart = told_apart
+        self.outcome: Outcome | None = None
+        self.waiting: list[_Member] | None = []  # None once evaluated
+        # Evaluated and told apart further: children by their values at ``split``.
+        self.split: tuple[int, ...] | None = None
+        self.apart: frozenset[str] = told_apart
+        self.children: dict[tuple[Any, ...], _Node] = {}
+        # Decided: recorded outcome index -> [count, example sessions].
+        self.tallies: dict[int, list[Any]] = {}
 
 
 class WhatIf:
-    """Feed it recorded decisions with ``add``, then ``run`` the candidate over them."""
+    """Feed it recorded decisions with ``add``, then ``run`` once."""
 
     def __init__(self, candidate: Candidate, *, details: bool = False, examples: int = EXAMPLE_SESSIONS) -> None:
         self.candidate = candidate
         self.details = details
         self.examples = examples
-        self._fields = tuple(sorted(candidate.may_read))  # the order of each member's values
+        self.evaluations = 0
+        self._may_read = frozenset(candidate.may_read)
+        self._fields = tuple(sorted(self._may_read))  # the order of each member's values
         self._paths = [(f.partition(".")[0], f.partition(".")[2] or None) for f in self._fields]
-        self._groups: dict[bytes, _Group] = {}
-        self._outcomes: dict[tuple[Any, ...], int] = {}  # recorded outcome -> index
-        self._outcome_list: list[Outcome] = []
+        self._roots: dict[bytes, _Node] = {}
+        self._queue: list[_Node] = []
+        self._waiting = 0
+        self._recorded: dict[tuple[Any, ...], int] = {}  # recorded decision -> outcome index (-1: not compared)
+        self._outcomes: list[Outcome] = []
+        self._decided: dict[bytes, Outcome] = {}  # candidate's raw value -> outcome
         self._revisions: Counter[str] = Counter()
         self._inputs = 0
         self._not_compared = 0
 
     def add(self, policy_input: Mapping[str, Any], decision: Mapping[str, Any], session: str | None = None) -> None:
         """One recorded decision: the policy input and the decision made then (action, reason,
-        error; ``revision`` if recorded). Raises ValueError for a decision without an action."""
+        error, mask/approval; ``revision`` if recorded). Raises ValueError for a decision
+        without an action."""
         self._inputs += 1
         revision = decision.get("revision")
         if revision:
             self._revisions[revision] += 1
-        memo = (decision.get("action"), decision.get("error"), decision.get("reason"), _terms(decision) if "mask" in decision or "approval" in decision else None)
-        index = self._outcomes.get(memo)
+        memo = (decision.get("action"), decision.get("error"), decision.get("reason"),
+                terms(decision) if "mask" in decision or "approval" in decision else None)
+        index = self._recorded.get(memo)
         if index is None:
             outcome = recorded_outcome(decision)
-            index = -1 if outcome is None else len(self._outcome_list)
+            index = -1 if outcome is None else len(self._outcomes)
             if outcome is not None:
-                self._outcome_list.append(outcome)
-            self._outcomes[memo] = index
+                self._outcomes.append(outcome)
+            self._recorded[memo] = index
         if index < 0:
             self._not_compared += 1
             return
-        key = stable_key(policy_input)
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = _Group(policy_input, [])
+        values: tuple[Any, ...] = ()
         if self._paths:
             read = []
             for head, rest in self._paths:
@@ -283,148 +137,108 @@ class WhatIf:
                 if rest is not None:
                     value = value.get(rest, _MISSING) if isinstance(value, Mapping) else _MISSING
                 read.append(value if type(value) in _SCALARS else _hashable(value))
-            group.members.append((tuple(read), index, session))
-        else:
-            group.members.append(((), index, session))
+            values = tuple(read)
+        key = stable_key(policy_input)
+        node = self._roots.get(key)
+        if node is None:
+            node = self._roots[key] = self._new(policy_input, values, frozenset())
+        self._place(node, (values, index, session, policy_input))
+        if len(self._queue) >= BATCH or self._waiting >= MAX_WAITING:
+            self._evaluate()
 
     def run(self) -> Report:
-        """Evaluate the distinct inputs and compare. ``add`` may not be called afterwards."""
-        fields = self._fields
-        work = [
-            _Work(g, g.members, frozenset(), g.input, g.members[0][0]) for g in self._groups.values()
-        ]
-        leaves: list[tuple[_Group, list[tuple[tuple[Any, ...], int, str | None]], Outcome]] = []
-        decided: dict[bytes, Outcome] = {}  # raw value -> outcome: parse each distinct one once
-        evaluations = 0
-        while work:
-            answers = self.candidate.evaluate_many([w.input for w in work])
-            if len(answers) != len(work):
-                raise RuntimeError(f"the candidate answered {len(answers)} evaluations for {len(work)} inputs")
-            evaluations += len(work)
-            following: list[_Work] = []
-            for w, answer in zip(work, answers, strict=True):
-                outcome = _decided(answer.raw, decided)
-                reached = self.candidate.may_read if answer.reached is None else answer.reached
-                if reached <= w.told_apart:
-                    leaves.append((w.group, w.members, outcome))
-                    continue
-                apart = w.told_apart | reached
-                at = [i for i, f in enumerate(fields) if f in apart]
-                parts: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], int, str | None]]] = defaultdict(list)
-                for member in w.members:
-                    parts[tuple(member[0][i] for i in at)].append(member)
-                evaluated = tuple(w.values[i] for i in at)
-                for part_key, members in parts.items():
-                    if part_key == evaluated:
-                        # Agrees with the input just evaluated on all it read: decided.
-                        leaves.append((w.group, members, outcome))
-                    else:
-                        values = members[0][0]
-                        following.append(_Work(w.group, members, apart, _with_values(w.group.input, fields, values), values))
-            work = following
-        return self._report(leaves, evaluations)
+        """Evaluate what is left and compare."""
+        while self._queue:
+            self._evaluate()
+        builder = ReportBuilder(details=self.details, examples=self.examples)
+        stack = list(reversed(self._roots.values()))  # depth first, in the order recorded
+        while stack:
+            node = stack.pop()
+            if node.split is not None:
+                stack.extend(reversed(node.children.values()))
+                continue
+            if not node.tallies or node.outcome is None:
+                continue
+            recorded: dict[Outcome, tuple[int, list[str]]] = {}
+            for index, (count, sessions) in node.tallies.items():
+                before = self._outcomes[index]
+                if before in recorded:  # two ways of recording one outcome (error null or left out)
+                    n, s = recorded[before]
+                    count, sessions = n + count, (s + [x for x in sessions if x not in s])[: self.examples]
+                recorded[before] = (count, sessions)
+            builder.add(node.input, node.outcome, recorded)
+        return builder.build(inputs=self._inputs, not_compared=self._not_compared, evaluations=self.evaluations,
+                             revisions=self._revisions)
 
     # -- internals -------------------------------------------------------------------------
 
-    def _report(self, leaves: Iterable[tuple[_Group, list[tuple[tuple[Any, ...], int, str | None]], Outcome]], evaluations: int) -> Report:
-        changes: dict[tuple[str, str, str, str], _ChangeTally] = {}
-        details: dict[tuple[str, str, str, str], _ChangeTally] = {}
-        transitions: Counter[str] = Counter()
-        distinct = compared = changed = detail_changed = invalid_after = 0
-        outcomes = self._outcome_list
-        for group, members, after in leaves:
-            distinct += 1
-            by_outcome: dict[int, list[str | None]] = defaultdict(list)
-            for _, index, session in members:
-                by_outcome[index].append(session)
-            for index, sessions in by_outcome.items():
-                before = outcomes[index]
-                n = len(sessions)
-                compared += n
-                if after.invalid:
-                    invalid_after += n
-                if before.verdict != after.verdict:
-                    target = changes
-                    changed += n
-                    transitions[f"{before} → {after}"] += n
-                elif self.details and before.details != after.details and not _unrecorded_terms(before, after):
-                    target = details
-                    detail_changed += n
-                else:
-                    continue
-                k = (str(before), str(after), *_what(group.input))
-                tally = target.get(k)
+    def _new(self, policy_input: Mapping[str, Any], values: tuple[Any, ...], told_apart: frozenset[str]) -> _Node:
+        node = _Node(policy_input, values, told_apart)
+        self._queue.append(node)
+        return node
+
+    def _place(self, node: _Node, member: _Member) -> None:
+        """File a recorded input under the node it belongs to, from ``node`` down."""
+        while True:
+            if node.waiting is not None:
+                node.waiting.append(member)
+                self._waiting += 1
+                return
+            if node.split is None:
+                tally = node.tallies.get(member[1])
                 if tally is None:
-                    tally = target[k] = _ChangeTally(before.reason, after.reason)
-                tally.add(_principal(group.input), sessions, self.examples)
-        summary = Summary(
-            inputs=self._inputs,
-            compared=compared,
-            not_compared=self._not_compared,
-            distinct=distinct,
-            evaluations=evaluations,
-            changed=changed,
-            transitions=tuple(transitions.most_common()),
-            detail_changes=detail_changed,
-            invalid_after=invalid_after,
-            revisions=tuple(self._revisions.most_common()),
-        )
-        return Report(_changes(changes), _changes(details), summary)
+                    tally = node.tallies[member[1]] = [0, []]
+                tally[0] += 1
+                session = member[2]
+                if session and len(tally[1]) < self.examples and session not in tally[1]:
+                    tally[1].append(session)
+                return
+            key = tuple(member[0][i] for i in node.split)
+            child = node.children.get(key)
+            if child is None:
+                child = node.children[key] = self._new(member[3], member[0], node.apart)
+            node = child
 
+    def _evaluate(self) -> None:
+        """Evaluate the nodes waiting (one batch at a time), then file their inputs."""
+        nodes, self._queue = self._queue, []
+        for start in range(0, len(nodes), BATCH):
+            batch = nodes[start : start + BATCH]
+            answers = self.candidate.evaluate_many([n.input for n in batch])
+            if len(answers) != len(batch):
+                raise RuntimeError(f"the candidate answered {len(answers)} evaluations for {len(batch)} inputs")
+            self.evaluations += len(batch)
+            for node, answer in zip(batch, answers, strict=True):
+                self._decide(node, answer)
 
-@attrs.define
-class _ChangeTally:
-    reason_before: str
-    reason_after: str
-    count: int = 0
-    principals: Counter[str] = attrs.field(factory=Counter)
-    sessions: list[str] = attrs.field(factory=list)
+    def _decide(self, node: _Node, answer: Evaluation) -> None:
+        node.outcome = outcome = self._outcome(answer.raw)
+        reached = self._may_read if answer.reached is None else answer.reached & self._may_read
+        waiting, node.waiting = node.waiting or [], None
+        self._waiting -= len(waiting)
+        if not reached <= node.told_apart:
+            node.apart = node.told_apart | reached
+            node.split = tuple(i for i, f in enumerate(self._fields) if f in node.apart)
+            # The input just evaluated read nothing outside ``apart``: whatever agrees with it
+            # there is decided by this evaluation.
+            own = _Node(node.input, node.values, node.apart)
+            own.outcome, own.waiting = outcome, None
+            node.children = {tuple(node.values[i] for i in node.split): own}
+        for member in waiting:
+            self._place(node, member)
 
-    def add(self, principal: str, sessions: list[str | None], examples: int) -> None:
-        self.count += len(sessions)
-        self.principals[principal] += len(sessions)
-        for s in sessions:
-            if len(self.sessions) >= examples:
-                break
-            if s and s not in self.sessions:
-                self.sessions.append(s)
-
-
-def _changes(tallies: Mapping[tuple[str, str, str, str], _ChangeTally]) -> tuple[Change, ...]:
-    out = [
-        Change(
-            before=before,
-            after=after,
-            operation=operation,
-            resource=resource,
-            count=t.count,
-            principals=tuple(sorted(t.principals.items(), key=lambda pn: (-pn[1], pn[0]))),
-            sessions=tuple(t.sessions),
-            reason_before=t.reason_before,
-            reason_after=t.reason_after,
-        )
-        for (before, after, operation, resource), t in tallies.items()
-    ]
-    out.sort(key=lambda c: (-c.count, c.before, c.after, c.operation, c.resource))
-    return tuple(out)
-
-
-def _unrecorded_terms(before: Outcome, after: Outcome) -> bool:
-    """The reasons agree and only the terms differ, but the trail did not record them."""
-    return before.reason == after.reason and before.terms is None
-
-
-def _decided(raw: Any, memo: dict[bytes, Outcome]) -> Outcome:
-    if isinstance(raw, Exception):
-        return candidate_outcome(raw)
-    try:
-        key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return candidate_outcome(raw)
-    outcome = memo.get(key)
-    if outcome is None:
-        outcome = memo[key] = candidate_outcome(raw)
-    return outcome
+    def _outcome(self, raw: Any) -> Outcome:
+        """``candidate_outcome``, once per distinct raw value (strict parsing is not cheap)."""
+        if isinstance(raw, Exception):
+            return candidate_outcome(raw)
+        try:
+            key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return candidate_outcome(raw)
+        outcome = self._decided.get(key)
+        if outcome is None:
+            outcome = self._decided[key] = candidate_outcome(raw)
+        return outcome
 
 
 def stable_key(policy_input: Mapping[str, Any]) -> bytes:
@@ -452,52 +266,11 @@ class _Missing:
 
 
 _MISSING: Any = _Missing()
-
-
 _SCALARS = frozenset({str, int, float, bool, type(None), _Missing})
 
 
 def _hashable(value: Any) -> Any:
+    """A volatile field's value as a dict key: objects and arrays as their canonical JSON."""
     if type(value) in _SCALARS:
         return value
-    return ("json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
-
-
-def _unhashable(value: Any) -> Any:
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == "json":
-        return orjson.loads(value[1])
-    return value
-
-
-def _with_values(policy_input: Mapping[str, Any], fields: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-    """``policy_input`` with the given fields set to another member's values."""
-    out = dict(policy_input)
-    for field, value in zip(fields, values, strict=True):
-        head, _, rest = field.partition(".")
-        if rest:
-            inner = dict(out.get(head) or {})
-            if value is _MISSING:
-                inner.pop(rest, None)
-            else:
-                inner[rest] = _unhashable(value)
-            out[head] = inner
-        elif value is _MISSING:
-            out.pop(head, None)
-        else:
-            out[head] = _unhashable(value)
-    return out
-
-
-def _what(policy_input: Mapping[str, Any]) -> tuple[str, str]:
-    operation = str(policy_input.get("operation", "?"))
-    resource = policy_input.get("resource")
-    if isinstance(resource, Mapping):
-        return operation, f"{resource.get('type', '?')} {resource.get('name', '?')}"
-    return operation, "?"
-
-
-def _principal(policy_input: Mapping[str, Any]) -> str:
-    principal = policy_input.get("principal")
-    if isinstance(principal, Mapping):
-        return str(principal.get("sub") or "anonymous")
-    return "anonymous"
+    return ("json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gatekeeper.logsafe import printable
-from gatekeeper.policy.whatif import Change, Report
+from gatekeeper.policy.whatif_report import Change, Report
 
 __all__ = ["render"]
 

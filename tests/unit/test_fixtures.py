@@ -12,7 +12,7 @@ import pytest
 from gatekeeper.policy.authoring import OpaMissing, find_opa
 from gatekeeper.policy.fixtures import Fixtures, _pick
 from gatekeeper.policy.recorded import Recorded, RecordedDecisions
-from gatekeeper.policy.whatif import recorded_outcome
+from gatekeeper.policy.verdicts import recorded_outcome
 from tests.unit.whatif_trail import policy_input
 
 OLD, NEW = "sha256:old", "sha256:new"

@@ -9,13 +9,8 @@ from typing import Any
 import pytest
 
 from gatekeeper.policy.candidate import EmbeddedCandidate
-from gatekeeper.policy.whatif import (
-    Evaluation,
-    Outcome,
-    WhatIf,
-    candidate_outcome,
-    recorded_outcome,
-)
+from gatekeeper.policy.verdicts import Outcome, candidate_outcome, recorded_outcome
+from gatekeeper.policy.whatif import Evaluation, WhatIf
 from tests.unit.whatif_trail import policy_input
 
 ALLOW = {"action": "allow", "reason": "ok"}
@@ -105,6 +100,42 @@ def test_a_missing_field_is_told_apart_from_a_present_one() -> None:
     report = w.run()
     assert [(ch.before, ch.after, ch.count) for ch in report.changes] == [("allow", "deny", 1)]
     assert "bytes" not in c.evaluated[0]["request"] and c.evaluated[1]["request"]["bytes"] == 1000
+
+
+def _grants_scenario(w: WhatIf) -> None:
+    for n in range(60):
+        t = f"2026-11-22T10:00:{n:02d}Z"
+        w.add(inp(t=t, session=f"S{n % 7}"), ALLOW, f"S{n % 7}")
+        w.add(inp(topic=f"t{n % 5}", t=t), DENY)
+        w.add(inp(t=t, grants=[{"g": 1}], session=f"G{n}"), ALLOW, f"G{n}")
+
+
+def _reads_time_with_grants() -> FakeCandidate:
+    return FakeCandidate(lambda i: DENY if i["grants"] and i["time"] >= "2026-11-22T10:00:30Z" else ALLOW,
+                         frozenset({"time"}), lambda i: frozenset({"time"}) if i["grants"] else frozenset())
+
+
+@pytest.mark.parametrize("batch", [1, 2, 7, 256])
+def test_the_report_does_not_depend_on_how_inputs_are_batched(monkeypatch, batch: int) -> None:
+    w = WhatIf(_reads_time_with_grants())
+    _grants_scenario(w)
+    expected = w.run().to_json()
+    monkeypatch.setattr("gatekeeper.policy.whatif.BATCH", batch)
+    w = WhatIf(_reads_time_with_grants())
+    _grants_scenario(w)
+    assert w.run().to_json() == expected
+    assert expected["summary"]["evaluations"] == 1 + 5 + 60
+
+
+def test_a_decided_input_keeps_counts_not_the_inputs(monkeypatch) -> None:
+    monkeypatch.setattr("gatekeeper.policy.whatif.BATCH", 1)
+    w = WhatIf(FakeCandidate(lambda i: ALLOW))
+    for n in range(10_000):
+        w.add(inp(t=f"2026-11-22T10:00:{n % 60:02d}Z", session=f"S{n}"), DENY if n % 2 else ALLOW, f"S{n}")
+    (root,) = w._roots.values()
+    assert root.waiting is None and w._waiting == 0
+    assert sorted((count, len(sessions)) for count, sessions in root.tallies.values()) == [(5000, 3), (5000, 3)]
+    assert w.run().summary.changed == 5000
 
 
 # -- the embedded candidate: what the evaluation read --------------------------------------------
