@@ -21,9 +21,9 @@ small policy library). An evaluator may therefore be shared by several threads; 
 is only ever used by its own thread. ``load`` builds the calling thread's engine.
 
 Coverage: an evaluator loaded with ``coverage=True`` records which source lines each
-``evaluate`` reached; ``lines_reached()`` then says so, file by file (``gatekeeper policy
-what-if`` uses it to tell whether a decision read the time). regorus marks the first line of
-every expression it evaluates.
+``evaluate`` reached (regorus's coverage: the line each evaluated expression starts on is
+marked); ``lines_reached()`` then says so, file by file. ``gatekeeper policy what-if`` uses it
+to tell whether a decision read the time (``gatekeeper.policy.reach``).
 
 Importing this module sets ``RUST_LIB_BACKTRACE=0`` unless already set: with
 ``RUST_BACKTRACE=1`` every Rego runtime error would capture and print a native stack trace.
@@ -65,9 +65,10 @@ _STATIC_ERRORS = ("is unsafe", "could not find function", "used before definitio
 
 @attrs.frozen
 class LinesReached:
-    """Lines of one file an evaluation reached (``covered``) and did not (``not_covered``). A
-    line in neither starts no expression regorus reports on (a comprehension's head, an ``else``
-    value): whether it was reached is unknown."""
+    """Lines of one file an evaluation reached (``covered``) and did not (``not_covered``).
+    regorus's report lists the lines that start an expression of a rule body or a rule's value;
+    a line in neither list starts none of those (only, say, a comprehension's head, an ``else``
+    value or an import): the report does not say whether it was reached."""
 
     covered: frozenset[int]
     not_covered: frozenset[int]
