@@ -23,6 +23,11 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"listener {lst.name}: {lst.bind} (broker ports {lst.broker_ports[0]}-{lst.broker_ports[-1]})")
     print(f"upstream: {', '.join(map(str, config.upstream.bootstrap_servers))}")
     print(f"policy engine: {config.policy.engine}")
+    if config.audit is not None:
+        where = config.audit.directory if config.audit.sink == "file" else (
+            f"topic {config.audit.topic}" if config.audit.sink == "kafka" else "plugin options")
+        print(f"audit: {config.audit.sink} sink ({where}), instance {config.audit.instance}, "
+              f"on_failure {config.audit.on_failure}")
     return 0
 
 

@@ -80,4 +80,11 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_masked_fields_total", "counter", "Fields and text spans masked, by topic and masker.")
     m.describe("gatekeeper_mask_errors_total", "counter", "Records or batches that could not be masked as the policy asked, by kind (record_refused, legacy_format, corrupt_batch, bad_decision); none of them was forwarded raw.")
     m.describe("gatekeeper_masked_truncated_batches_total", "counter", "Incomplete trailing batches dropped from masked Fetch partitions (the client fetches them again).")
+    m.describe("gatekeeper_audit_records_total", "counter", "Audit records written to the sink, by kind.")
+    m.describe("gatekeeper_audit_refused_total", "counter", "Audit records the trail could not accept (the operation was failed closed), by kind and reason (queue_full, sink_failing, stopped).")
+    m.describe("gatekeeper_audit_write_failures_total", "counter", "Failed attempts to write to the audit sink (each is retried).")
+    m.describe("gatekeeper_audit_queue_depth", "gauge", "Audit records accepted and not yet written, and reserved places.")
+    m.describe("gatekeeper_audit_available", "gauge", "1 while the audit trail takes records, else 0.")
+    m.describe("gatekeeper_audit_unavailable_seconds_total", "counter", "Seconds the audit trail was unavailable.")
+    m.describe("gatekeeper_audit_lost_total", "counter", "Accepted audit records given up at stop because the sink still failed.")
     return m

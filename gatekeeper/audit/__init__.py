@@ -3,7 +3,7 @@ request and change, written off the reactor to pluggable sinks, read back, verif
 and replayed (``docs/audit.md``).
 
 ``records`` holds the pure record functions (canonical form, hashes, checkpoints), ``trail`` the
-service the gateway calls (``writer`` its thread), ``file_sink`` and ``kafka_sink`` the built-in
+service the gateway calls (``writer`` its thread), ``shapes`` builders of record fields, ``file_sink`` and ``kafka_sink`` the built-in
 sinks, ``reader`` and ``verify`` the way back, ``cli`` the ``gatekeeper audit`` commands.
 """
 
@@ -33,6 +33,15 @@ from gatekeeper.audit.records import (
     sign_checkpoint,
     verify_checkpoint,
 )
+from gatekeeper.audit.shapes import (
+    decision_fields,
+    enforced_fields,
+    fetched_partition,
+    operation_entry,
+    principal_fields,
+    produced_partition,
+    token_fields,
+)
 from gatekeeper.audit.trail import BLOCK, DENY, AuditTrail, Slot
 from gatekeeper.audit.verify import ChainSummary, Problem, Report
 
@@ -52,18 +61,25 @@ __all__ = [
     "Report",
     "Slot",
     "canonical",
+    "decision_fields",
+    "enforced_fields",
+    "fetched_partition",
     "format_time",
     "iter_entries",
     "iter_records",
     "key_id",
     "make_record",
+    "operation_entry",
     "operations",
     "parse_source",
     "parse_time",
     "policy_revision",
+    "principal_fields",
+    "produced_partition",
     "record_hash",
     "serialize",
     "sign_checkpoint",
+    "token_fields",
     "verify",
     "verify_checkpoint",
 ]

@@ -104,12 +104,15 @@ class AuditTrail:
                               sink_name=sink_name, retry_min=retry_min, retry_max=retry_max)
         self.chain: str | None = None
         self._depth = 0  # accepted and not yet written, plus reserved slots
+        self._reserved = 0  # slots neither filled nor released
+        self._slots_done: defer.Deferred[None] | None = None  # stop() waits on it for open slots
         self._running = False  # between start() and stop()
         self._sink_ok = False  # the sink opened and its last write succeeded
         self._full = False
         self._available = False
         self._error: str | None = None
         self._down_reason: str | None = None  # the first failure while unavailable, for the unavailable record
+        self._starting = False  # unavailable only because the sink has not opened yet
         self._down_since: float | None = None
         self._down_seconds = 0.0
         self._refused: dict[str, int] = {}
@@ -148,6 +151,8 @@ class AuditTrail:
         if self._thread is not None:
             raise RuntimeError("the audit trail was started already")  # our bug
         self._running = True
+        self._down_since, self._down_reason, self._starting = self.reactor.seconds(), None, True
+        self._refused = {}  # refused before start: logged and counted, in no trail period
         self._started = defer.Deferred()
         self._thread = threading.Thread(target=self._writer.run, name="gatekeeper-audit-writer", daemon=True)
         self._thread.start()
@@ -159,8 +164,9 @@ class AuditTrail:
 
     def stop(self, timeout: float = 30.0) -> defer.Deferred[None]:
         """Refuse new records, write everything accepted and a stop checkpoint, close the sink.
-        When the sink still fails after ``timeout`` seconds, give up: the records not written
-        are logged as lost (an error), never dropped silently."""
+        Reserved slots still open are waited for (up to half of ``timeout``): the operations
+        they stand for are recorded. When the sink still fails after ``timeout`` seconds, give
+        up: the records not written are logged as lost (an error), never dropped silently."""
         if self._stopped_d is not None:
             return self._stopped_d
         self._stopped_d = defer.Deferred()
@@ -172,9 +178,21 @@ class AuditTrail:
         if self._thread is None:
             self._stopped_d.callback(None)
             return self._stopped_d
-        self._queue.put(Stop(self.reactor.seconds()))
         call = self.reactor.callLater(timeout, self._writer.abandon)
         self._stopped_d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
+        if not self._reserved:
+            self._queue.put(Stop(self.reactor.seconds()))
+            return self._stopped_d
+        log.info("audit trail stopping: waiting for {n} reserved record(s)", n=self._reserved)
+        done = self._slots_done = defer.Deferred()
+        grace = self.reactor.callLater(timeout / 2, lambda: None if done.called else done.callback(None))
+
+        def go(_: Any) -> None:
+            if grace.active():
+                grace.cancel()
+            self._queue.put(Stop(self.reactor.seconds()))
+
+        done.addCallback(go)
         return self._stopped_d
 
     def _loop(self, fn: Callable[[], None], interval: float) -> None:
@@ -212,6 +230,7 @@ class AuditTrail:
         if not self._accepts(None):
             return None
         self._depth += 1
+        self._reserved += 1
         self._update()
         return Slot(self)
 
@@ -274,11 +293,24 @@ class AuditTrail:
         self._update()
 
     def _fill(self, kind: str, fields: Mapping[str, Any]) -> None:
+        self._slot_closed()
+        if self._stopped_d is not None and self._stopped_d.called:
+            self._depth -= 1
+            log.error("audit trail already stopped: a {kind} record of a reserved slot is lost", kind=kind)
+            if self.metrics is not None:
+                self.metrics.inc("gatekeeper_audit_lost_total")
+            return
         self._put(kind, fields)  # the slot's place is already counted in _depth
 
     def _release(self) -> None:
+        self._slot_closed()
         self._depth -= 1
         self._update()
+
+    def _slot_closed(self) -> None:
+        self._reserved -= 1
+        if not self._reserved and self._slots_done is not None and not self._slots_done.called:
+            self._slots_done.callback(None)
 
     def _update(self) -> None:
         if self._depth >= self._high:
@@ -293,16 +325,18 @@ class AuditTrail:
         if self.metrics is not None:
             self.metrics.set("gatekeeper_audit_available", 1.0 if now else 0.0)
         if not now:
-            self._down_since, self._down_reason = t, self._error
+            self._down_since, self._down_reason, self._starting = t, self._error, False
         elif self._down_since is not None:
             since, self._down_since = self._down_since, None
             self._down_seconds += t - since
             refused, self._refused = self._refused, {}
-            reason = self._down_reason or "the queue was over 90% of audit.queue_records"
-            log.info("audit trail available again after {s:.1f}s; {n} record(s) refused meanwhile",
-                     s=t - since, n=sum(refused.values()))
-            self._queue.put(Item("unavailable", {"since": format_time(since), "until": format_time(t),
-                                                 "refused": refused, "reason": reason}, t, counted=False))
+            if refused or self._down_reason is not None or not self._starting:  # not a plain start
+                reason = self._down_reason or "the queue was over 90% of audit.queue_records"
+                log.info("audit trail available again after {s:.1f}s; {n} record(s) refused meanwhile",
+                         s=t - since, n=sum(refused.values()))
+                self._queue.put(Item("unavailable", {"since": format_time(since), "until": format_time(t),
+                                                     "refused": refused, "reason": reason}, t, counted=False))
+            self._starting = False
         for fn in list(self._listeners):
             try:
                 fn(now)

@@ -50,7 +50,8 @@ class Barrier:
 
 @attrs.frozen
 class Stop:
-    """Write a stop checkpoint, write everything, close the sink and end."""
+    """Write everything (what comes after it too, while the writer runs), then a stop
+    checkpoint; close the sink and end."""
 
     time: float
 
@@ -129,7 +130,9 @@ class Writer:
         self._segment_started: float | None = None
         self._pending: list[_Pending] = []
         self._barriers: list[Any] = []
-        self._stopping = False
+        self._stopping: float | None = None  # when stop was asked for
+        self._stop_signed = False
+        self._last_time = 0.0  # of the last record chained
 
     def abandon(self) -> None:
         """Give up on lines not yet written (called from the reactor thread when stop() timed
@@ -149,6 +152,12 @@ class Writer:
                 items = self.queue.take(self._wait(), limit=1000)
                 for item in items:
                     self._take(item)
+                if self._stopping is not None and not len(self.queue) and (
+                        self._since_checkpoint or not self._stop_signed):
+                    # The stop checkpoint comes last: after the records that came with or after
+                    # the stop (a reserved slot filled late), signing them too.
+                    self._checkpoint({"reason": "stop"}, max(self._stopping, self._last_time))
+                    self._stop_signed = True
                 if self._pending:
                     if not self._write():
                         if self.queue.abandon:
@@ -161,7 +170,7 @@ class Writer:
                     barriers, self._barriers = self._barriers, []
                     for token in barriers:
                         self.reports.barrier(token)
-                if self._stopping and not self._pending and not len(self.queue):
+                if self._stop_signed and not self._pending and not len(self.queue) and not self._since_checkpoint:
                     self._close()
                     self.reports.stopped(0)
                     return
@@ -175,7 +184,7 @@ class Writer:
             1 for item in self.queue.take(0, limit=10**9) if isinstance(item, Item) and item.counted)
 
     def _wait(self) -> float:
-        return 0.0 if self._pending or self._stopping else _IDLE
+        return 0.0 if self._pending or self._stopping is not None else _IDLE
 
     def _open(self) -> bool:
         delay = self.retry_min
@@ -246,14 +255,14 @@ class Writer:
                                      seq=self.seq, prev=self.prev, time=format_time(item.time)),
                          item.time, counted=item.counted, session=item.fields.get("session"))
             self._since_checkpoint += 1
+            self._last_time = max(self._last_time, item.time)
         elif isinstance(item, Checkpoint):
             if self._since_checkpoint:
                 self._checkpoint({"reason": item.reason}, item.time)
         elif isinstance(item, Barrier):
             self._barriers.append(item.token)
-        elif isinstance(item, Stop) and not self._stopping:
-            self._stopping = True
-            self._checkpoint({"reason": "stop"}, item.time, last_in_segment=True)
+        elif isinstance(item, Stop) and self._stopping is None:
+            self._stopping = item.time
 
     def _rotate_if_due(self, now: float) -> None:
         policy = self.sink.segments

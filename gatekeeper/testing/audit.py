@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.internet import task
 
-__all__ = ["REQUEST_FIELDS", "ThreadedClock", "sample_fields", "write_trail"]
+__all__ = ["POLICY_INPUT", "REQUEST_FIELDS", "ThreadedClock", "sample_fields", "write_trail"]
 
 
 class ThreadedClock(task.Clock):

@@ -249,6 +249,15 @@ def test_a_sink_that_cannot_open_is_retried(tmp_path: Path) -> None:
     assert h.trail.record("session_start", start_fields(1))
     h.stop()
     assert h.sessions() == ["s1"]
+    [gap] = [r for r in h.records() if r["kind"] == "unavailable"]
+    assert gap["refused"] == {"session_start": 1} and "Permission denied" in gap["reason"]
+
+
+def test_a_plain_start_writes_no_unavailable_record(h: Harness) -> None:
+    h.trail.record("session_start", start_fields(0))  # before start: refused, counted, in no period
+    h.start()
+    h.stop()
+    assert [r["kind"] for r in h.records()] == ["checkpoint", "checkpoint"]
 
 
 def test_stop_gives_up_on_a_failing_sink_after_its_timeout_and_says_what_was_lost(h: Harness) -> None:
@@ -309,3 +318,29 @@ def test_from_config_builds_the_file_sink(tmp_path: Path) -> None:
     [first, *_] = sorted((tmp_path / "audit").iterdir())
     assert first.name == "audit-gk9-000000000000.jsonl"
     assert json.loads(first.read_text().splitlines()[1])["kind"] == "config_reload"
+
+
+def test_stop_waits_for_open_slots_and_signs_their_records(h: Harness) -> None:
+    h.start()
+    slot = h.trail.reserve()
+    assert slot is not None
+    d = h.trail.stop(timeout=30)
+    h.clock.drain()
+    assert not d.called  # the operation it stands for is still with the broker
+    slot.record("request", sample_fields("request"))
+    h.until(lambda: d.called)
+    kinds = [(r["kind"], r.get("reason")) for r in h.records()]
+    assert kinds[-2:] == [("request", None), ("checkpoint", "stop")]
+    assert verify(h.dir, KEYS, closed=True).ok
+
+
+def test_stop_gives_an_unfilled_slot_half_its_timeout(h: Harness) -> None:
+    h.start()
+    slot = h.trail.reserve()
+    assert slot is not None
+    d = h.trail.stop(timeout=30)
+    h.clock.advance(15)
+    h.until(lambda: d.called)
+    slot.record("request", sample_fields("request"))  # too late: said so, counted
+    assert h.metrics.get("gatekeeper_audit_lost_total") == 1
+    assert verify(h.dir, KEYS, closed=True).ok
