@@ -119,6 +119,7 @@ def synthetic(n: int, grant_share: float, seed: int = 7) -> list[dict[str, Any]]
 def record(inputs: list[dict[str, Any]], policy_dir: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Request records of the inputs decided under the policy (evaluated once per distinct input
     as far as the policy can tell apart: time only where a grant is carried)."""
+    from gatekeeper.audit.shapes import enforced_fields, operation_entry, principal_fields
     from gatekeeper.policy.decision import DecisionError, engine_failure, parse_decision
     from gatekeeper.policy.embedded import EmbeddedEvaluator, EvaluationError
     from gatekeeper.policy.whatif import stable_key
@@ -128,19 +129,16 @@ def record(inputs: list[dict[str, Any]], policy_dir: Path, data: dict[str, Any])
     out = []
     for inp in inputs:
         key = (stable_key(inp), inp["time"] if inp["grants"] else None)
-        decision = memo.get(key)
-        if decision is None:
+        entry = memo.get(key)
+        if entry is None:
             try:
                 d = parse_decision(evaluator.evaluate(inp))
             except (EvaluationError, DecisionError) as e:
                 d = engine_failure(f"denied: the policy gave no valid decision ({e})")
-            decision = memo[key] = {"action": d.action, "reason": d.reason, "error": d.error if d.action == "deny" else None,
-                                    "revision": "sha256:" + "a" * 64, "ttl": d.ttl, "cached": False}
+            entry = memo[key] = operation_entry(inp, d, "sha256:" + "a" * 64, enforced_fields("forwarded"), cached=False)
         out.append({"kind": "request", "time": inp["time"], "session": inp["session"]["id"],
-                    "principal": {k: inp["principal"][k] for k in ("sub", "issuer", "groups", "mechanism")},
-                    "client": inp["client"], "api": inp["api"],
-                    "operations": [{"input": inp, "decision": decision, "enforced": {"result": "forwarded"}}],
-                    "outcome": {"from": "broker"}, "latency_ms": 0.4})
+                    "principal": principal_fields(inp["principal"]), "client": inp["client"], "api": inp["api"],
+                    "operations": [{**entry, "input": inp}], "outcome": {"from": "broker"}, "latency_ms": 0.4})
     return out
 
 

@@ -31,6 +31,16 @@ def test_the_trail_is_a_valid_chained_trail(setup) -> None:
     assert len(list(source.glob("audit-gk-test-*.jsonl"))) > 1  # several segments
     report = verify(source, {key_id(trail.KEY): trail.KEY}, closed=True)
     assert report.ok, report.problems
+    from importlib import resources
+
+    import jsonschema
+
+    from gatekeeper.audit.reader import iter_records
+
+    schema = json.loads(resources.files("gatekeeper").joinpath("schemas/audit-record.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for record in iter_records(source):
+        validator.validate(record)
 
 
 def test_the_same_policy_changes_nothing(setup, capsys) -> None:

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gatekeeper.api import Decision
 from gatekeeper.audit.records import parse_time
+from gatekeeper.audit.shapes import enforced_fields, operation_entry, principal_fields
 from gatekeeper.policy.decision import DecisionError, engine_failure, parse_decision
 from gatekeeper.policy.embedded import EmbeddedEvaluator, EvaluationError
 
@@ -55,17 +57,12 @@ def policy_input(sub: str, groups: list[str], operation: str, topic: str, *, ses
     }
 
 
-def decide(evaluator: EmbeddedEvaluator, policy_input: Mapping[str, Any], revision: str) -> dict[str, Any]:
-    """The decision as the gateway records it (strict parsing; a failure is a deny)."""
+def decide(evaluator: EmbeddedEvaluator, policy_input: Mapping[str, Any]) -> Decision:
+    """The decision as the gateway makes it (strict parsing; no valid decision is a deny)."""
     try:
-        decision = parse_decision(evaluator.evaluate(policy_input))
+        return parse_decision(evaluator.evaluate(policy_input))
     except (EvaluationError, DecisionError) as e:
-        decision = engine_failure(f"denied: the policy gave no valid decision ({e})")
-    out: dict[str, Any] = {"action": decision.action, "reason": decision.reason, "revision": revision,
-                           "ttl": decision.ttl, "cached": False}
-    if decision.action == "deny":
-        out["error"] = decision.error
-    return out
+        return engine_failure(f"denied: the policy gave no valid decision ({e})")
 
 
 def traffic() -> list[dict[str, Any]]:
@@ -93,14 +90,15 @@ def records(policy_dir: Path, inputs: Iterable[Mapping[str, Any]],
     evaluator = EmbeddedEvaluator.load(policy_dir, json.loads((policy_dir / "data.json").read_text()), "gatekeeper/decision")
     out = []
     for inp in inputs:
-        decision = decide(evaluator, inp, revision)
-        enforced = {"result": "forwarded"} if decision["action"] == "allow" else {"result": "denied", "error_code": 29}
+        decision = decide(evaluator, inp)
+        allowed = decision.action == "allow"
+        enforced = enforced_fields("forwarded") if allowed else enforced_fields("denied", error_code=29)
         fields = {
             "session": inp["session"]["id"],
-            "principal": {k: inp["principal"][k] for k in ("sub", "issuer", "groups", "mechanism")},
+            "principal": principal_fields(inp["principal"]),
             "client": inp["client"], "api": inp["api"],
-            "operations": [{"input": inp, "decision": decision, "enforced": enforced}],
-            "outcome": {"from": "broker" if decision["action"] == "allow" else "gatekeeper"}, "latency_ms": 0.5,
+            "operations": [operation_entry(inp, decision, revision, enforced, cached=False)],
+            "outcome": {"from": "broker" if allowed else "gatekeeper"}, "latency_ms": 0.5,
         }
         out.append(("request", fields, parse_time(inp["time"])))
     return out
