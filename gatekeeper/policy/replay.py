@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,8 @@ from gatekeeper.policy.recorded import RecordedDecisions
 from gatekeeper.values import parse_duration
 
 __all__ = ["add_parsers", "fixtures_main", "parse_when", "what_if_main"]
+
+_DECISION_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class TrailError(Exception):
@@ -169,10 +172,14 @@ def _trail(args: argparse.Namespace, config: Any) -> TrailReader:
 
 def _decision_path(args: argparse.Namespace, config: Any) -> str:
     if args.decision:
-        return str(args.decision)
-    if config is not None and config.policy is not None:
-        return str(config.policy.decision)
-    return "gatekeeper/decision"
+        path = str(args.decision)
+    elif config is not None and config.policy is not None:
+        path = str(config.policy.decision)
+    else:
+        path = "gatekeeper/decision"
+    if not _DECISION_PATH.fullmatch(path.strip("/")):
+        raise Usage(f"--decision {path!r}: expected names separated by '/', like gatekeeper/decision")
+    return path
 
 
 def _trail_notes(trail: TrailReader, recorded: RecordedDecisions) -> list[str]:
@@ -316,7 +323,9 @@ def fixtures_main(args: argparse.Namespace) -> int:
     except TrailError as e:
         return _fail(f"cannot read the audit trail {trail.source}: {e}")
     if not fixtures.decisions:
-        return _fail(f"no recorded policy decisions in the audit trail {trail.source}" + (" in that window" if args.since or args.until else ""))
+        which = f" of policy revision {args.revision}" if args.revision else ""
+        window = " in that window" if args.since or args.until else ""
+        return _fail(f"no recorded policy decisions{which} in the audit trail {trail.source}{window}")
     try:
         written = fixtures.write(Path(args.out), decision, args.max_cases)
     except OSError as e:

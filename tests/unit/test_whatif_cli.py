@@ -180,3 +180,5 @@ def test_fixtures_of_an_empty_window_are_refused(setup, tmp_path, capsys) -> Non
     code = main(["policy", "fixtures", "--audit", str(source), "--out", str(tmp_path / "f"), "--since", "2030-01-01"])
     assert code == 2
     assert "no recorded policy decisions in the audit trail" in capsys.readouterr().err
+    code = main(["policy", "fixtures", "--audit", str(source), "--out", str(tmp_path / "f"), "--decision", "data.x y"])
+    assert code == 2 and "expected names separated by '/'" in capsys.readouterr().err
