@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run the gateway in the foreground")
     p.add_argument("--config", "-c", required=True)
     p.set_defaults(func=_run)
-    policy = sub.add_parser("policy", help="policy authoring: run the Rego tests, evaluate an input")
+    policy = sub.add_parser(
+        "policy", help="policy authoring: run the Rego tests, evaluate an input, replay the audit trail"
+    )
     psub = policy.add_subparsers(dest="policy_command", required=True)
     p = psub.add_parser("test", help="run opa test over the policies")
     p.add_argument("policies", nargs="?", default="policies")
@@ -95,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     add_commands(sub)
     from gatekeeper.audit.cli import add_commands as add_audit_commands
+    from gatekeeper.policy.replay import add_parsers
 
+    add_parsers(psub)
     add_audit_commands(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -20,6 +20,11 @@ thread's first ``evaluate`` from the sources ``load`` already checked (about a m
 small policy library). An evaluator may therefore be shared by several threads; each engine
 is only ever used by its own thread. ``load`` builds the calling thread's engine.
 
+Coverage: an evaluator loaded with ``coverage=True`` records which source lines each
+``evaluate`` reached (regorus's coverage: the line each evaluated expression starts on is
+marked); ``lines_reached()`` then says so, file by file. ``gatekeeper policy what-if`` uses it
+to tell whether a decision read the time (``gatekeeper.policy.reach``).
+
 Importing this module sets ``RUST_LIB_BACKTRACE=0`` unless already set: with
 ``RUST_BACKTRACE=1`` every Rego runtime error would capture and print a native stack trace.
 """
@@ -36,13 +41,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from gatekeeper.policy.loading import PolicyLoadError, read_modules
 
 os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
 
 import regorus  # noqa: E402  (after the environment tweak above)
 
-__all__ = ["EmbeddedEvaluator", "EvaluationError", "PolicyLoadError", "supported_builtins"]
+__all__ = ["EmbeddedEvaluator", "EvaluationError", "LinesReached", "PolicyLoadError", "supported_builtins"]
 
 # Builtins regorus registers without implementing them: they evaluate to undefined, silently.
 STUB_BUILTINS = {"http.send": "regorus only has a stub that always evaluates to undefined"}
@@ -54,6 +61,17 @@ _UNDEFINED = '"<undefined>"'
 # Errors of a smoke evaluation that say the policy is wrong whatever the input.
 # Errors regorus only reports on evaluation that mean the policies can never work: refused at load.
 _STATIC_ERRORS = ("is unsafe", "could not find function", "used before definition", "recursion detected")
+
+
+@attrs.frozen
+class LinesReached:
+    """Lines of one file an evaluation reached (``covered``) and did not (``not_covered``).
+    regorus's report lists the lines that start an expression of a rule body or a rule's value;
+    a line in neither list starts none of those (only, say, a comprehension's head, an ``else``
+    value or an import): the report does not say whether it was reached."""
+
+    covered: frozenset[int]
+    not_covered: frozenset[int]
 
 
 class EvaluationError(Exception):
@@ -72,13 +90,16 @@ def supported_builtins() -> frozenset[str]:
 class EmbeddedEvaluator:
     """One policy set and data document, evaluated in-process. Build it with ``load``."""
 
-    def __init__(self, modules: Mapping[str, str], data: Mapping[str, Any], rule: str) -> None:
+    def __init__(self, modules: Mapping[str, str], data: Mapping[str, Any], rule: str, coverage: bool = False) -> None:
         self.modules = dict(modules)  # file name (as errors show it) -> source; checked by load()
         self.data = data
         self.rule = rule  # "data.gatekeeper.decision"
+        self.coverage = coverage  # record the lines each evaluation reaches (lines_reached)
 
     @classmethod
-    def load(cls, policy_dir: Path, data: Mapping[str, Any] | None, decision_path: str) -> EmbeddedEvaluator:
+    def load(
+        cls, policy_dir: Path, data: Mapping[str, Any] | None, decision_path: str, *, coverage: bool = False
+    ) -> EmbeddedEvaluator:
         path = decision_path.strip("/")
         if not _DECISION_PATH.fullmatch(path):
             raise PolicyLoadError(
@@ -89,7 +110,7 @@ class EmbeddedEvaluator:
         if not isinstance(data, Mapping):
             raise PolicyLoadError(f"the data document must be a JSON object, got {type(data).__name__}")
         modules = {str(policy_dir / rel): text for rel, text in read_modules(policy_dir).items()}
-        evaluator = cls(modules, data, "data." + path.replace("/", "."))
+        evaluator = cls(modules, data, "data." + path.replace("/", "."), coverage)
         problem = evaluator._check(policy_dir)
         if problem is not None:
             _engines().pop(id(evaluator), None)
@@ -115,10 +136,22 @@ class EmbeddedEvaluator:
             return value
         raise EvaluationError(problem)
 
+    def lines_reached(self) -> Mapping[str, LinesReached]:
+        """What the last ``evaluate`` on this thread reached, by file (an evaluator loaded with
+        ``coverage=True``). A file left out had no line reached at all."""
+        if not self.coverage:
+            raise RuntimeError("lines_reached() needs an evaluator loaded with coverage=True")
+        report = json.loads(self._engine().get_coverage_report_as_json())
+        return {
+            f["path"]: LinesReached(frozenset(f["covered"]), frozenset(f["not_covered"])) for f in report["files"]
+        }
+
     # -- internals -------------------------------------------------------------------------
 
     def _eval(self, policy_input: Mapping[str, Any]) -> Any:
         engine = self._engine()
+        if self.coverage:
+            engine.clear_coverage_data()
         engine.set_input(policy_input if isinstance(policy_input, dict) else dict(policy_input))
         # As JSON, not eval_rule(): that builds Python sets, which cannot hold objects.
         # regorus writes sets as arrays in Rego's order, as OPA does.
@@ -140,6 +173,8 @@ class EmbeddedEvaluator:
 
     def _build(self) -> Any:
         engine = regorus.Engine()
+        if self.coverage:
+            engine.set_enable_coverage(True)
         for name, text in self.modules.items():
             try:
                 engine.add_policy(name, text)
