@@ -92,6 +92,7 @@ class BenchConfig:
     throughput: int
     json_path: Path | None
     keep_logs: bool
+    audit: bool = False
 
 
 def _parse_prop(text: str) -> tuple[str, str]:
@@ -120,6 +121,9 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     ap.add_argument("--keep-logs", action="store_true",
                     help="keep the gateway and broker work directories (logs) and print them")
+    ap.add_argument("--audit", action="store_true",
+                    help="compare Gatekeeper with an audit trail (file sink, fsync always) against"
+                         " Gatekeeper without one, instead of Gatekeeper against direct")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: {records:,} records, {rounds} round, {warmup:,} warm-up"
                          .format(**QUICK))
@@ -132,7 +136,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
     return BenchConfig(
         records=args.records, rounds=args.rounds, warmup_records=args.warmup_records,
         producer_props={**DEFAULT_PRODUCER_PROPS, **dict(args.producer_prop)},
-        throughput=args.throughput, json_path=args.json, keep_logs=args.keep_logs,
+        throughput=args.throughput, json_path=args.json, keep_logs=args.keep_logs, audit=args.audit,
     )
 
 
@@ -344,9 +348,18 @@ def start_broker(broker: KafkaBroker) -> None:
         raise BenchError(f"the Kafka broker did not start: {exc}") from exc
 
 
-def start_gateway(workdir: Path, broker: KafkaBroker) -> TwistdGateway:
+def audit_extra(workdir: Path) -> dict[str, Any]:
+    """An audit trail with the file sink (the default fsync: always)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    key = workdir / "audit.key"
+    key.write_bytes(os.urandom(32).hex().encode())
+    key.chmod(0o600)
+    return {"audit": {"directory": str(workdir / "trail"), "hmac_key_file": str(key), "instance": "bench"}}
+
+
+def start_gateway(workdir: Path, broker: KafkaBroker, extra: dict[str, Any] | None = None) -> TwistdGateway:
     try:
-        gateway = TwistdGateway(workdir, broker.bootstrap, level="info")
+        gateway = TwistdGateway(workdir, broker.bootstrap, level="info", extra=extra)
     except Exception as exc:
         raise BenchError(f"could not configure Gatekeeper: {exc!r}") from exc
     try:
@@ -361,27 +374,37 @@ def run_benchmark(cfg: BenchConfig, workdir: Path) -> Outcome:
     """Start the broker and Gatekeeper, measure every round, stop both whatever happens."""
     broker = KafkaBroker(keep_workdir=cfg.keep_logs)
     gateway: TwistdGateway | None = None
+    baseline: TwistdGateway | None = None
     try:
         _step("starting the Kafka broker")
         start_broker(broker)
         _step(f"broker at {broker.bootstrap}; starting Gatekeeper")
-        gateway = start_gateway(workdir, broker)
+        if cfg.audit:
+            # "direct" is Gatekeeper without audit here, "gatekeeper" the same with the trail.
+            baseline = start_gateway(workdir / "no-audit", broker)
+            gateway = start_gateway(workdir / "audit", broker, audit_extra(workdir / "audit"))
+        else:
+            gateway = start_gateway(workdir, broker)
         pid = gateway.proc.pid if gateway.proc else "?"
         _step(f"Gatekeeper at {gateway.bootstrap} (twistd pid {pid})")
-        runs = measure_all(cfg, broker, gateway)
+        runs = measure_all(cfg, broker, gateway, baseline)
         problems = [line for line in gateway.log_path.read_text(errors="replace").splitlines()
                     if is_problem(line)]
         problems += metric_problems(gateway)
         return Outcome(runs, problems, [gateway.log_path, broker.log_path])
     finally:
-        if gateway is not None:
-            gateway.stop()
+        for gw in (gateway, baseline):
+            if gw is not None:
+                gw.stop()
         broker.stop()
 
 
-def measure_all(cfg: BenchConfig, broker: KafkaBroker, gateway: TwistdGateway) -> list[PathRun]:
+def measure_all(cfg: BenchConfig, broker: KafkaBroker, gateway: TwistdGateway,
+                baseline: TwistdGateway | None = None) -> list[PathRun]:
     watch = GatewayWatch(gateway)
     endpoints = {DIRECT: (broker.bootstrap, None), GATEKEEPER: (gateway.bootstrap, watch)}
+    if baseline is not None:
+        endpoints[DIRECT] = (baseline.bootstrap, GatewayWatch(baseline))
     if cfg.warmup_records:
         _step(f"warm-up: {cfg.warmup_records:,} records per path (not reported)")
         for path in PATHS:
@@ -503,6 +526,9 @@ def print_summary(cfg: BenchConfig, summary: dict[str, Any]) -> None:
     print(f"summary: {cfg.rounds} round(s) x {cfg.records:,} records of {RECORD_SIZE} B, "
           f"{PARTITIONS} partitions, producer {_props(cfg.producer_props)}, {_throttle(cfg)}")
     print("  ratio = gatekeeper/direct, median of the per-round ratios (1.000 = no cost)")
+    if cfg.audit:
+        print("  --audit: direct = Gatekeeper without an audit trail, gatekeeper = Gatekeeper with the"
+              " file-sink trail (one record per request, fsync always)")
     print(format_table(("", "direct", "gatekeeper", "ratio", "better", "per round"), rows))
     print(f"\n  CPU, median over rounds ({os.cpu_count()} cores; Gatekeeper = twistd utime+stime):")
     for phase in PHASES:
