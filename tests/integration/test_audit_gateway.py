@@ -27,6 +27,7 @@ from tests.integration.conftest import in_thread, start_gateway
 pytestmark = pytest.mark.integration
 
 POLICY = Path(__file__).parent / "policy_audit"
+POLICY_B = Path(__file__).parent / "policy_audit_b"
 PRINCIPALS = {"auditee": {"sub": "auditee", "groups": ["apps"]}}
 SCHEMA = jsonschema.Draft202012Validator(json.loads(resources.files("gatekeeper").joinpath("schemas/audit-record.schema.json").read_text()))
 
@@ -125,6 +126,17 @@ def test_a_librdkafka_session_is_recorded_with_principal_decision_and_outcome(au
     out = subprocess.run([sys.executable, "-m", "gatekeeper.cli", "audit", "verify", str(trail), "--key-file", str(audited_gateway.key)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("ok"), out.stdout + out.stderr
+    # What-if: the recorded traffic against a policy that freezes audited.orders and opens
+    # audit-denied.*: exactly those two changes, exit status 1.
+    out = subprocess.run([sys.executable, "-m", "gatekeeper.cli", "policy", "what-if", "--policies", str(POLICY_B),
+                          "--audit", str(trail), "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    changes = {(c["before"], c["after"], c["operation"], c["resource"], c["count"]) for c in json.loads(out.stdout)["changes"]}
+    assert changes == {("allow", "deny", "produce", f"topic {topic}", len(produced)),
+                       ("deny", "allow", "produce", f"topic {denied}", len(refusals))}
+    same = subprocess.run([sys.executable, "-m", "gatekeeper.cli", "policy", "what-if", "--policies", str(POLICY),
+                           "--audit", str(trail), "--json"], capture_output=True, text=True, timeout=120)
+    assert same.returncode == 0, same.stdout + same.stderr
 
 
 def _read_at(bootstrap: str, topic: str, partition: int, offset: int, count: int) -> list[bytes]:

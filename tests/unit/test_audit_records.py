@@ -53,9 +53,16 @@ def test_canonical_form_is_sorted_compact_utf8_without_the_hash() -> None:
     assert serialize(record) == '{"a":{"y":[1,2.5],"z":"é"},"b":1,"hash":"x"}\n'.encode()
 
 
-def test_canonical_form_refuses_nan() -> None:
-    with pytest.raises(ValueError):
-        canonical({"x": float("nan")})
+def test_canonical_form_has_no_nan_and_matches_the_json_module() -> None:
+    """NaN and infinities are written as null (the canonical form has none); everything else is
+    byte for byte what json.dumps(sort_keys, compact, UTF-8) writes, so trails written either
+    way verify alike."""
+    assert canonical({"x": float("nan"), "y": float("inf")}) == b'{"x":null,"y":null}'
+    record = make_record("request", REQUEST_FIELDS, instance="gk1", chain="gk1", seq=7, prev=GENESIS, time=T)
+    body = {k: v for k, v in record.items() if k != "hash"}
+    assert canonical(record) == json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    big = {"n": 2**70, "s": "ünï\u2028\x1f"}
+    assert canonical(big) == json.dumps(big, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def test_a_stored_line_parses_back_to_a_record_with_the_same_hash() -> None:
