@@ -9,18 +9,15 @@ other APIs record that the broker answered.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from gatekeeper.api import Decision, Operation
 from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_partition
-from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_resource, withdrawn
-from gatekeeper.kafka.records import count_records
+from gatekeeper.kafka.apis.base import Resolve, denial_of, named_topic, topic_resource, withdrawn
+from gatekeeper.kafka.records import batch_spans, count_records
 
 __all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "operation_entries", "produce_outcome"]
 
-_I64 = struct.Struct(">q")
-_I32 = struct.Struct(">i")
 AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are read for the outcome
 
 
@@ -48,44 +45,23 @@ def produce_outcome(request_body: Any, response: Any, resolve: Resolve) -> dict[
     sent (from the request), so the records can be read back by offset."""
     sent: dict[tuple[str, int], int] = {}
     for t in request_body.topic_data or ():
-        name = topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve).name
+        name = named_topic(t, resolve).name
         for p in t.partition_data or ():
             sent[(name, p.index)] = count_records(p.records)
     parts = []
     for t in response.responses or ():
-        name = topic_resource(getattr(t, "name", None), getattr(t, "topic_id", None), resolve).name
+        name = named_topic(t, resolve).name
         for p in t.partition_responses or ():
             parts.append(produced_partition(name, p.index, p.error_code, p.base_offset, sent.get((name, p.index), 0)))
     return {"from": "broker", "partitions": parts}
 
 
 def _offsets(records: bytes | None) -> tuple[int, int, int] | None:
-    """(first offset, last offset, records) of the complete v2 batches in ``records``; v0/v1
-    message sets count their messages by their offsets."""
-    if not records:
+    """(first offset, last offset, records) of the complete batches in ``records``."""
+    spans = list(batch_spans(records))
+    if not spans:
         return None
-    view = memoryview(records)
-    pos, n = 0, len(view)
-    first = last = None
-    count = 0
-    while pos + 17 <= n:
-        (base,) = _I64.unpack_from(view, pos)
-        (length,) = _I32.unpack_from(view, pos + 8)
-        end = pos + 12 + length
-        if length < 0 or end > n:
-            break
-        if view[pos + 16] >= 2 and pos + 61 <= n:
-            (last_delta,) = _I32.unpack_from(view, pos + 23)
-            (batch_count,) = _I32.unpack_from(view, pos + 57)
-            top = base + last_delta
-            count += max(batch_count, 0)
-        else:  # a legacy message (or wrapper): its offset is its last
-            top = base
-            count += 1
-        first = base if first is None else first
-        last = top
-        pos = end
-    return None if first is None or last is None else (first, last, count)
+    return spans[0][0], spans[-1][1], sum(count for _first, _last, count in spans)
 
 
 def fetch_outcome(response: Any, version: int, resolve: Resolve) -> dict[str, Any]:

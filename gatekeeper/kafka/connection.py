@@ -23,7 +23,7 @@ from gatekeeper.api import Connection, ConnectionIO, Decision, Operation
 from gatekeeper.audit.shapes import principal_fields
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.base import ApiKey, withdrawn
+from gatekeeper.kafka.apis.base import ApiKey, named_topic, withdrawn
 from gatekeeper.kafka.auditing import operation_entries
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.entry import Entry
@@ -36,7 +36,6 @@ from gatekeeper.kafka.masking import (
     mask_produce,
     masked_by_topic,
     produce_plans,
-    produce_resource,
 )
 from gatekeeper.kafka.operations import UnresolvedTopicIds
 from gatekeeper.kafka.request import DecodedRequest
@@ -517,7 +516,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
                 body.topic_data[ti].partition_data[pi].records = data
             if result.records:
                 entry.request = attrs.evolve(request, normalized=True)
-            refused = {produce_resource(body.topic_data[ti], self.s.cluster.topic_name): why for ti, why in result.refused.items()}
+            refused = {named_topic(body.topic_data[ti], self.s.cluster.topic_name): why for ti, why in result.refused.items()}
             out = [Decision("deny", error="policy_violation", reason=refused[op.resource])
                    if op.name == "produce" and op.resource in refused else d for op, d in zip(ops, decisions, strict=True)]
             self._enforce(entry, ops, inputs, out)

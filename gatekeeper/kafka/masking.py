@@ -23,7 +23,7 @@ import attrs
 
 from gatekeeper.api import Resource
 from gatekeeper.kafka import batches
-from gatekeeper.kafka.apis.base import Resolve, topic_resource
+from gatekeeper.kafka.apis.base import Resolve, named_topic, topic_resource
 from gatekeeper.kafka.request import DecodedRequest
 from gatekeeper.masking import RecordRefused
 
@@ -36,22 +36,17 @@ __all__ = [
     "mask_produce",
     "masked_by_topic",
     "produce_plans",
-    "produce_resource",
 ]
 
 # The operations that carry records, and the direction a mask on them applies in.
 MASKABLE = {"produce": "produce", "consume": "consume"}
 
 
-def produce_resource(topic_data: Any, resolve: Resolve) -> Resource:
-    return topic_resource(getattr(topic_data, "name", None), getattr(topic_data, "topic_id", None), resolve)
-
-
 def produce_plans(body: Any, plans: Mapping[Resource, Any], resolve: Resolve) -> dict[int, tuple[str, Any]]:
     """The Produce request's topics (by index) that have a mask plan: (topic name, plan)."""
     out = {}
     for i, t in enumerate(body.topic_data):
-        resource = produce_resource(t, resolve)
+        resource = named_topic(t, resolve)
         if resource in plans:
             out[i] = (resource.name, plans[resource])
     return out

@@ -6,33 +6,39 @@ Only the batch headers are read: counting records never decompresses anything.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
-__all__ = ["count_records"]
+__all__ = ["batch_spans", "count_records"]
 
+_I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
 
 
-def count_records(data: bytes | memoryview | None) -> int:
-    """Number of records in ``data``: the batches' record counts (v2) or messages (v0/v1).
-
-    Stops at a truncated trailing batch, as the broker does with a partial fetch.
-    """
+def batch_spans(data: bytes | memoryview | None) -> Iterator[tuple[int, int, int]]:
+    """(first offset, last offset, records) of each complete batch (v2) or message (v0/v1) in
+    ``data``, reading only the headers. Stops at a truncated trailing batch, as the broker does
+    with a partial fetch."""
     if not data:
-        return 0
+        return
     view = memoryview(data)
-    pos, total, n = 0, 0, len(view)
+    pos, n = 0, len(view)
     while pos + 17 <= n:
         (length,) = _I32.unpack_from(view, pos + 8)
         end = pos + 12 + length
         if length < 0 or end > n:
             break
-        magic = view[pos + 16]
-        if magic >= 2:
+        (base,) = _I64.unpack_from(view, pos)
+        if view[pos + 16] >= 2:
             if pos + 61 > n:
                 break
+            (last_delta,) = _I32.unpack_from(view, pos + 23)
             (count,) = _I32.unpack_from(view, pos + 57)
-            total += max(count, 0)
-        else:
-            total += 1
+            yield base, base + last_delta, max(count, 0)
+        else:  # a legacy message (or a compressed wrapper): its offset is its last
+            yield base, base, 1
         pos = end
-    return total
+
+
+def count_records(data: bytes | memoryview | None) -> int:
+    """Number of records in ``data``: the batches' record counts (v2) or messages (v0/v1)."""
+    return sum(count for _first, _last, count in batch_spans(data))

@@ -128,6 +128,12 @@ def topic_resource(name: str | None, topic_id: Any, resolve: Resolve) -> Resourc
     return Resource("topic", name or "")
 
 
+def named_topic(entity: Any, resolve: Resolve) -> Resource:
+    """The topic of an entity that names it by ``name`` or by ``topic_id`` (Produce's topic data
+    and topic responses, and the like)."""
+    return topic_resource(getattr(entity, "name", None), getattr(entity, "topic_id", None), resolve)
+
+
 # Kafka's ConfigResource types (DescribeConfigs / AlterConfigs / IncrementalAlterConfigs).
 CONFIG_RESOURCE_TYPES = {2: "topic", 4: "broker", 8: "broker_logger", 16: "client_metrics", 32: "group"}
 
