@@ -16,7 +16,8 @@ from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_p
 from gatekeeper.kafka.apis.base import Resolve, denial_of, named_topic, topic_resource, withdrawn
 from gatekeeper.kafka.records import batch_spans, count_records
 
-__all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "operation_entries", "produce_outcome"]
+__all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "mark_masked", "operation_entries",
+           "produce_outcome"]
 
 AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are read for the outcome
 
@@ -38,6 +39,17 @@ def operation_entries(ops: list[Operation], inputs: list[dict[str, Any]], decisi
             done = enforced_fields("dropped")
         out.append(operation_entry(policy_input, decision, revision, done))
     return out
+
+
+def mark_masked(operations: list[dict[str, Any]], operation: str, masked: dict[str, tuple[int, int]] | None) -> None:
+    """Turn the forwarded ``operation`` entries (produce or consume) of topics that had records
+    masked into ``masked`` with their counts (``masked``: topic -> (records, fields))."""
+    if not masked:
+        return
+    for item in operations:
+        counts = masked.get(item["input"]["resource"]["name"]) if item["input"]["operation"] == operation else None
+        if counts is not None and item["enforced"]["result"] == "forwarded":
+            item["enforced"] = enforced_fields("masked", masked_records=counts[0], masked_fields=counts[1])
 
 
 def produce_outcome(request_body: Any, response: Any, resolve: Resolve) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from gatekeeper.audit.shapes import principal_fields
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import ApiKey, named_topic, withdrawn
-from gatekeeper.kafka.auditing import operation_entries
+from gatekeeper.kafka.auditing import mark_masked, operation_entries
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -613,10 +613,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         assert request is not None and self.session is not None
         h = request.header
         operations = operation_entries(ops, inputs, decisions, self.s.policy_revision(), forwarded, request.expects_response)
+        mark_masked(operations, "produce", entry.masked)
         for op, item in zip(ops, operations, strict=True):
-            masked = entry.masked.get(op.resource.name) if entry.masked and op.name == "produce" else None
-            if masked is not None and item["enforced"]["result"] == "forwarded":
-                item["enforced"] = {"result": "masked", "masked_records": masked[0], "masked_fields": masked[1]}
             held = (entry.approvals or {}).get((op.name, op.resource))
             if held is not None and held.get("id"):
                 waited = max(0, int(1000 * (self.s.clock() - entry.received_at)))

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from gatekeeper.api import ConnectionIO, Decision
 from gatekeeper.kafka.apis.base import Listing, ResponseContext
-from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome
+from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome, mark_masked
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -248,11 +248,7 @@ class ResponseSide:
             entry.response, counts, outcome = result
             self._count_masking(counts, "consume")
             if entry.audit is not None and outcome is not None:
-                masked = masked_by_topic(counts)
-                for item in entry.audit[1]["operations"]:
-                    done = masked.get(item["input"]["resource"]["name"]) if item["input"]["operation"] == "consume" else None
-                    if done is not None and item["enforced"]["result"] == "forwarded":
-                        item["enforced"] = {"result": "masked", "masked_records": done[0], "masked_fields": done[1]}
+                mark_masked(entry.audit[1]["operations"], "consume", masked_by_topic(counts))
                 self._audit_outcome(entry, outcome)
             self._flush()
 
