@@ -96,8 +96,13 @@ def test_idle_unauthenticated_connections_open_no_broker_connection_and_are_clos
 
 
 def test_connections_from_one_address_are_capped(login_gateway) -> None:
-    sockets = [_connect(login_gateway) for _ in range(100)]
-    refused = sum(_closed_within(s, 0.5) for s in sockets)
+    sockets, reset = [], 0
+    for _ in range(100):
+        try:
+            sockets.append(_connect(login_gateway))
+        except ConnectionResetError:  # refused so fast that connect() itself saw the reset
+            reset += 1
+    refused = reset + sum(_closed_within(s, 0.5) for s in sockets)
     for s in sockets:
         s.close()
     assert refused >= 20, f"{refused} of 100 connections refused with max_connections_per_address 80"
