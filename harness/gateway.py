@@ -83,6 +83,12 @@ def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "inf
     return ports
 
 
+def _extra_ports(extra: dict[str, Any]) -> list[int]:
+    """Loopback ports the extra config sections bind (today: the approvals API)."""
+    bind = (extra.get("approvals") or {}).get("bind")
+    return [int(str(bind).rsplit(":", 1)[1])] if bind else []
+
+
 class TwistdGateway:
     """``twistd -n gatekeeper --config FILE`` as a child process, logs to a file."""
 
@@ -94,6 +100,9 @@ class TwistdGateway:
         self.log_path = self.workdir / "gatekeeper.log"
         self.ports = write_config(self.config_path, upstream, level=level, extra=extra, auth=auth)
         self.proc: subprocess.Popen[bytes] | None = None
+        # Every port the config opens must be listening before start() returns (the approvals
+        # API's listener may open after the Kafka listener; a test calling it then is refused).
+        self.listening = [self.ports.bootstrap_port, self.ports.admin_port, *_extra_ports(extra or {})]
 
     @property
     def bootstrap(self) -> str:
@@ -111,7 +120,7 @@ class TwistdGateway:
             if self.proc.poll() is not None:
                 detail = self.stderr_path.read_text(errors="replace")
                 raise RuntimeError(f"twistd gatekeeper exited with {self.proc.returncode}: {detail}\n{self.log_tail()}")
-            if port_open(self.ports.bootstrap_port) and port_open(self.ports.admin_port):
+            if all(port_open(port) for port in self.listening):
                 return self
             time.sleep(0.1)
         self.stop()
