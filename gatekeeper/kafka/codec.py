@@ -77,6 +77,8 @@ def _build_table() -> dict[int, ApiSpec]:
         if ".old" in mod.name or mod.name.endswith(("generate_stubs", "__main__")):
             continue
         importlib.import_module(mod.name)
+    # Kafka 4 APIs kafka-python does not define: Gatekeeper's own definitions.
+    importlib.import_module("gatekeeper.kafka.definitions")
     requests: dict[int, Any] = {}
     responses: dict[int, Any] = {}
     for cls in _subclasses(ApiMessage):
