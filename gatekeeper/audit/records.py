@@ -96,9 +96,23 @@ def serialize(record: Mapping[str, Any]) -> bytes:
     return canonical(record, without=()) + b"\n"
 
 
+# The last whole second formatted, and its text: one (second, text) pair, replaced whole, so a
+# caller on another thread sees the old pair or the new one.
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def format_time(seconds: float) -> str:
     """Seconds since the epoch as RFC 3339 UTC with microseconds (sorts as text)."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    whole = int(seconds // 1)
+    micros = round((seconds - whole) * 1_000_000)
+    if micros >= 1_000_000:  # rounds up into the next second
+        whole, micros = whole + 1, micros - 1_000_000
+    second, text = _second[0]
+    if second != whole:
+        # One strftime per second of records, not one per record.
+        second, text = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second[0] = (second, text)
+    return f"{text}.{micros:06d}Z"
 
 
 def parse_time(text: str) -> float:

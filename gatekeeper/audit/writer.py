@@ -81,25 +81,39 @@ class WorkQueue:
         self._items: collections.deque[Any] = collections.deque()
         self._cond = threading.Condition()
         self.abandon = False  # set by the trail when stop() gave up on a failing sink
+        # What wakes the taker: the first item while it waits for one, or ``_limit`` items while
+        # it lingers. Waking it for every item would hand the GIL to the writer thread once per
+        # record, each time taking it from the reactor thread that puts them.
+        self._waiting_first = False
+        self._limit = 0
 
     def put(self, item: Any) -> None:
         with self._cond:
             self._items.append(item)
-            self._cond.notify()
+            if self._waiting_first or (self._limit and len(self._items) >= self._limit):
+                self._cond.notify()
 
     def take(self, timeout: float, limit: int = 1000, linger: float = 0.0) -> list[Any]:
         """Up to ``limit`` items; waits up to ``timeout`` seconds for the first, then up to
         ``linger`` seconds more for others to join it (one write, one fsync for them all)."""
         with self._cond:
             if not self._items and timeout > 0:
-                self._cond.wait(timeout)
+                self._waiting_first = True
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self._waiting_first = False
             if self._items and linger > 0:
                 deadline = time.monotonic() + linger
-                while len(self._items) < limit and not self.abandon:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
+                self._limit = limit
+                try:
+                    while len(self._items) < limit and not self.abandon:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                finally:
+                    self._limit = 0
             out: list[Any] = []
             while self._items and len(out) < limit:
                 out.append(self._items.popleft())

@@ -13,7 +13,7 @@ from typing import Any
 
 from gatekeeper.api import Decision, Operation
 from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_partition
-from gatekeeper.kafka.apis.base import Resolve, denial_of, named_topic, topic_resource, withdrawn
+from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_name, withdrawn
 from gatekeeper.kafka.records import batch_spans, count_records
 
 __all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "mark_masked", "operation_entries",
@@ -57,12 +57,12 @@ def produce_outcome(request_body: Any, response: Any, resolve: Resolve) -> dict[
     sent (from the request), so the records can be read back by offset."""
     sent: dict[tuple[str, int], int] = {}
     for t in request_body.topic_data or ():
-        name = named_topic(t, resolve).name
+        name = topic_name(t.name, getattr(t, "topic_id", None), resolve)
         for p in t.partition_data or ():
             sent[(name, p.index)] = count_records(p.records)
     parts = []
     for t in response.responses or ():
-        name = named_topic(t, resolve).name
+        name = topic_name(t.name, getattr(t, "topic_id", None), resolve)
         for p in t.partition_responses or ():
             parts.append(produced_partition(name, p.index, p.error_code, p.base_offset, sent.get((name, p.index), 0)))
     return {"from": "broker", "partitions": parts}
@@ -81,7 +81,7 @@ def fetch_outcome(response: Any, version: int, resolve: Resolve) -> dict[str, An
     records returned (as the client received them: after masking)."""
     parts = []
     for t in response.responses or ():
-        name = topic_resource(getattr(t, "topic", None), getattr(t, "topic_id", None), resolve).name
+        name = topic_name(getattr(t, "topic", None), getattr(t, "topic_id", None), resolve)
         for p in t.partitions or ():
             entry: dict[str, Any] = {"topic": name, "partition": p.partition_index, "error_code": p.error_code}
             span = _offsets(p.records)

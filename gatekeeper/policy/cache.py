@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 from gatekeeper.api import Decision
 
 __all__ = ["VOLATILE_FIELDS", "DecisionCache", "cache_key"]
@@ -25,7 +27,7 @@ VOLATILE_FIELDS = ("time", "session", "client", "request.bytes", "request.record
 _TOP_LEVEL = ("time", "session", "client")
 
 
-def cache_key(policy_input: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> str:
+def cache_key(policy_input: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> bytes:
     """The input without the volatile fields, except those in ``keep`` (policies read them)."""
     stable = {k: v for k, v in policy_input.items() if k not in _TOP_LEVEL or k in keep}
     request = policy_input.get("request")
@@ -33,7 +35,12 @@ def cache_key(policy_input: Mapping[str, Any], keep: frozenset[str] = frozenset(
         stable["request"] = {
             k: v for k, v in request.items() if k not in ("bytes", "record_count") or f"request.{k}" in keep
         }
-    return json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
+    try:
+        # Sorted keys, no whitespace: the same input gives the same bytes (a tenth of the json
+        # module's time, on every request that decides anything).
+        return orjson.dumps(stable, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # something orjson does not serialise (an integer beyond 64 bits): the slow path
+        return json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 class DecisionCache:
@@ -41,10 +48,10 @@ class DecisionCache:
         self.max_entries = max_entries
         self.default_ttl = default_ttl
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[float, Decision]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[float, Decision]] = OrderedDict()
         self.hits = self.misses = 0
 
-    def get(self, key: str) -> Decision | None:
+    def get(self, key: bytes) -> Decision | None:
         item = self._entries.get(key)
         if item is None:
             self.misses += 1
@@ -58,7 +65,7 @@ class DecisionCache:
         self.hits += 1
         return decision
 
-    def put(self, key: str, decision: Decision, since: float | None = None) -> None:
+    def put(self, key: bytes, decision: Decision, since: float | None = None) -> None:
         """Keep ``decision`` for its ttl (``default_ttl`` if it has none) counted from ``since``,
         the time it was asked for (default: now); a ttl of 0 (``"ttl": "0s"``) is not kept."""
         ttl = self.default_ttl if decision.ttl is None else decision.ttl

@@ -102,7 +102,7 @@ class PolicyEngine:
         # policies until they are loaded.
         self.cache_keeps: frozenset[str] | None = None
         self._generation = 0  # bumped when a reload starts and ends: older answers are not cached
-        self._inflight: dict[str, list[defer.Deferred[Decision]]] = {}  # key -> callers waiting on its evaluation
+        self._inflight: dict[bytes, list[defer.Deferred[Decision]]] = {}  # key -> callers waiting on its evaluation
         self._queue = FairQueue(max_inputs=MAX_WAITING_INPUTS)
         self._running = 0  # batches the backend is evaluating
         self._pumping = False
@@ -158,7 +158,7 @@ class PolicyEngine:
     def decide_many(self, inputs: Sequence[Mapping[str, Any]]) -> defer.Deferred[list[Decision]]:
         asked = self.reactor.seconds()
         results: list[Decision | None] = [None] * len(inputs)
-        missing: list[tuple[int, str | None]] = []
+        missing: list[tuple[int, bytes | None]] = []
         keeps = self.cache_keeps
         for i, policy_input in enumerate(inputs):
             if keeps is None:
@@ -183,7 +183,7 @@ class PolicyEngine:
         # waits for that answer instead of being evaluated again. A burst of identical requests
         # (every client listing all topics when the cache expires) costs one evaluation each.
         shared: list[tuple[int, defer.Deferred[Decision]]] = []
-        own: list[tuple[int, str | None]] = []
+        own: list[tuple[int, bytes | None]] = []
         for i, flight in missing:
             if flight is not None and flight in self._inflight:
                 waiter: defer.Deferred[Decision] = defer.Deferred()
@@ -288,7 +288,7 @@ class PolicyEngine:
         # else the caller gave up (timed out): the answer, or failure, is dropped here
         self._pump()
 
-    def _release(self, key: str | None, decision: Decision) -> None:
+    def _release(self, key: bytes | None, decision: Decision) -> None:
         """Give ``decision`` to every caller waiting on ``key``'s evaluation."""
         if key is None:
             return

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import attrs
 import orjson
 
-from gatekeeper.policy.cache import VOLATILE_FIELDS
+from gatekeeper.policy.cache import cache_key
 from gatekeeper.policy.verdicts import Outcome, candidate_outcome, recorded_outcome, terms
 from gatekeeper.policy.whatif_report import Report, ReportBuilder
 
@@ -41,8 +41,6 @@ __all__ = ["BATCH", "Candidate", "Evaluation", "WhatIf", "stable_key"]
 EXAMPLE_SESSIONS = 3
 BATCH = 256  # inputs evaluated together
 MAX_WAITING = 50_000  # recorded inputs held while the inputs they wait on are not evaluated yet
-_TOP_LEVEL = tuple(f for f in VOLATILE_FIELDS if "." not in f)
-_REQUEST = tuple(f.split(".", 1)[1] for f in VOLATILE_FIELDS if f.startswith("request."))
 
 
 @attrs.frozen
@@ -242,22 +240,8 @@ class WhatIf:
 
 
 def stable_key(policy_input: Mapping[str, Any]) -> bytes:
-    """The input without the volatile fields, as bytes (cache.cache_key with nothing kept)."""
-    stable = dict(policy_input)
-    for field in _TOP_LEVEL:
-        stable.pop(field, None)
-    request = policy_input.get("request")
-    if isinstance(request, Mapping) and any(k in request for k in _REQUEST):
-        request = dict(request)
-        for field in _REQUEST:
-            request.pop(field, None)
-        stable["request"] = request
-    try:
-        return orjson.dumps(stable, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # something orjson does not serialise: the slow path
-        import json
-
-        return json.dumps(stable, sort_keys=True, default=str).encode()
+    """The input without the volatile fields, as bytes (the decision cache's key, nothing kept)."""
+    return cache_key(policy_input)
 
 
 class _Missing:

@@ -4,11 +4,14 @@ policy revision, times; and the record schema against a record of every kind."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatekeeper.audit.records import (
     CHECKPOINT,
@@ -179,3 +182,11 @@ def test_the_schema_refuses_malformed_records(change: Any, expected: str) -> Non
 
 def test_envelope_keys_are_the_schema_required_ones() -> None:
     assert tuple(schema().schema["required"]) == ENVELOPE
+
+
+@given(st.one_of(st.floats(min_value=0, max_value=4e9), st.floats(min_value=1.8e9, max_value=1.8e9 + 2)))
+def test_times_match_datetime_formatting_to_the_microsecond(seconds: float) -> None:
+    # format_time formats each whole second once; the microseconds (rounded as datetime
+    # rounds them, carrying into the next second) must give datetime's text exactly.
+    expected = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert format_time(seconds) == expected

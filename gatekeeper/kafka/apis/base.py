@@ -20,7 +20,7 @@ from gatekeeper.kafka.codec import CodecError
 
 __all__ = [
     "ApiKey", "ApiUnit", "Denial", "Denials", "Entities", "ErrorBuilder", "Listing", "OpContext",
-    "Resolve", "config_resource", "denial_of", "group", "message", "scoped_code", "topic_resource", "txn",
+    "Resolve", "config_resource", "denial_of", "group", "message", "scoped_code", "topic_name", "topic_resource", "txn",
 ]
 
 Resolve = Callable[[uuid.UUID], "str | None"]
@@ -121,11 +121,16 @@ def txn(name: str | None) -> Resource:
     return Resource("transactional_id", name or "")
 
 
-def topic_resource(name: str | None, topic_id: Any, resolve: Resolve) -> Resource:
-    """The topic an entity names, by name, or by id when it has no name."""
+def topic_name(name: str | None, topic_id: Any, resolve: Resolve) -> str:
+    """The name of the topic an entity names, by name, or by id when it has no name."""
     if not name and topic_id is not None and topic_id.int:
         name = resolve(topic_id) or f"{UNKNOWN_TOPIC_ID_PREFIX}{topic_id}"
-    return Resource("topic", name or "")
+    return name or ""
+
+
+def topic_resource(name: str | None, topic_id: Any, resolve: Resolve) -> Resource:
+    """The topic an entity names, by name, or by id when it has no name."""
+    return Resource("topic", topic_name(name, topic_id, resolve))
 
 
 def named_topic(entity: Any, resolve: Resolve) -> Resource:

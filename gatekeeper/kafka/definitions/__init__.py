@@ -31,5 +31,6 @@ def _define(name: str) -> None:
 
 
 # Definitions are added here, one line per API, as their JSON files land:
-for _api in ():
+_APIS: tuple[str, ...] = ()
+for _api in _APIS:
     _define(_api)

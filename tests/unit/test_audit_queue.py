@@ -1,0 +1,58 @@
+"""The writer's work queue: the taker is woken by the first item and, while it lingers for a
+group commit, by a full batch — never lost, never left waiting out its timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from gatekeeper.audit.writer import WorkQueue
+
+
+def _put_later(queue: WorkQueue, items: list[int], delay: float) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay)
+        for item in items:
+            queue.put(item)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_the_first_item_wakes_a_taker_waiting_for_one() -> None:
+    queue = WorkQueue()
+    putter = _put_later(queue, [1], 0.05)
+    started = time.monotonic()
+    assert queue.take(30.0) == [1]
+    assert time.monotonic() - started < 10  # woken, not timed out
+    putter.join()
+
+
+def test_a_full_batch_ends_the_linger() -> None:
+    queue = WorkQueue()
+    queue.put(0)
+    putter = _put_later(queue, list(range(1, 10)), 0.05)
+    started = time.monotonic()
+    assert queue.take(1.0, limit=10, linger=30.0) == list(range(10))
+    assert time.monotonic() - started < 10  # the tenth item woke it
+    putter.join()
+
+
+def test_items_put_while_lingering_join_the_batch_in_order() -> None:
+    queue = WorkQueue()
+    queue.put("a")
+    putter = _put_later(queue, ["b", "c"], 0.0)
+    putter.join()
+    assert queue.take(1.0, limit=10, linger=0.05) == ["a", "b", "c"]
+    assert queue.take(0) == []
+
+
+def test_wake_ends_a_wait_for_the_first_item() -> None:
+    queue = WorkQueue()
+    timer = threading.Timer(0.05, queue.wake)
+    timer.start()
+    started = time.monotonic()
+    assert queue.take(30.0) == []
+    assert time.monotonic() - started < 10
+    timer.join()
