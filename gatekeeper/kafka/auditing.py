@@ -9,12 +9,15 @@ other APIs record that the broker answered.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gatekeeper.api import Decision, Operation
 from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_partition
 from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_name, withdrawn
+from gatekeeper.kafka.codec import CodecError, response_header_size
 from gatekeeper.kafka.records import batch_spans, count_records
+from gatekeeper.kafka.walks import ProducedPartition, produce_response_partitions
 
 __all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "mark_masked", "operation_entries",
            "produce_outcome"]
@@ -52,19 +55,19 @@ def mark_masked(operations: list[dict[str, Any]], operation: str, masked: dict[s
             item["enforced"] = enforced_fields("masked", masked_records=counts[0], masked_fields=counts[1])
 
 
-def produce_outcome(request_body: Any, response: Any, resolve: Resolve) -> dict[str, Any]:
-    """Each partition the broker answered: its error code, base offset and the number of records
-    sent (from the request), so the records can be read back by offset."""
+def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], resolve: Resolve) -> dict[str, Any]:
+    """Each partition the broker answered (``walks.produce_response_partitions``): its error
+    code and base offset and the number of records sent (from the request), so the records can
+    be read back by offset."""
     sent: dict[tuple[str, int], int] = {}
     for t in request_body.topic_data or ():
         name = topic_name(t.name, getattr(t, "topic_id", None), resolve)
         for p in t.partition_data or ():
             sent[(name, p.index)] = count_records(p.records)
     parts = []
-    for t in response.responses or ():
-        name = topic_name(t.name, getattr(t, "topic_id", None), resolve)
-        for p in t.partition_responses or ():
-            parts.append(produced_partition(name, p.index, p.error_code, p.base_offset, sent.get((name, p.index), 0)))
+    for p in partitions:
+        name = p.topic if isinstance(p.topic, str) else topic_name(None, p.topic, resolve)
+        parts.append(produced_partition(name, p.index, p.error_code, p.base_offset, sent.get((name, p.index), 0)))
     return {"from": "broker", "partitions": parts}
 
 
@@ -91,8 +94,14 @@ def fetch_outcome(response: Any, version: int, resolve: Resolve) -> dict[str, An
     return {"from": "broker", "partitions": parts}
 
 
-def broker_outcome(request: Any, response: Any, resolve: Resolve) -> dict[str, Any]:
-    """The outcome of a Produce or Fetch ``request`` from its decoded ``response``."""
+def broker_outcome(request: Any, frame: bytes, decode: Callable[[], Any], resolve: Resolve) -> dict[str, Any]:
+    """The outcome of a Produce or Fetch ``request`` from the broker's response ``frame``: a
+    Produce response is walked in place, a Fetch response decoded (``decode()``: the decoded body)."""
     if request.header.api_key == 0:
-        return produce_outcome(request.body, response, resolve)
-    return fetch_outcome(response, request.header.api_version, resolve)
+        version = request.header.api_version
+        try:
+            partitions = produce_response_partitions(frame, response_header_size(frame, request.spec, version), version)
+        except (CodecError, IndexError) as e:
+            raise CodecError(f"broker response to Produce v{version} does not decode: {e}") from e
+        return produce_outcome(request.body, partitions, resolve)
+    return fetch_outcome(decode(), request.header.api_version, resolve)

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from gatekeeper.api import ConnectionIO, Decision
 from gatekeeper.kafka.apis.base import Listing, ResponseContext
-from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome, mark_masked
+from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome, fetch_outcome, mark_masked
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -192,11 +192,12 @@ class ResponseSide:
             # Read for the audit trail's outcome (offsets, error codes), then passed on as it came
             # unless something else rewrites it.
             try:
-                _head, body = codec.decode_response(request, raw)
+                outcome = broker_outcome(request, raw, lambda: codec.decode_response(request, raw)[1],
+                                         self.s.cluster.topic_name)
             except CodecError as e:
                 self._upstream_broken(str(e))
                 return
-            self._audit_outcome(entry, broker_outcome(request, body, self.s.cluster.topic_name))
+            self._audit_outcome(entry, outcome)
             if entry.merge is None and entry.filter_listing is None and not codec.needs_response_processing(request):
                 entry.response = raw
                 return
@@ -232,7 +233,7 @@ class ResponseSide:
             if merge is not None:
                 body = merge(body)
             counts = mask_fetch(body, request.header.api_version, plans, limit)
-            outcome = broker_outcome(request, body, resolve) if audited else None
+            outcome = fetch_outcome(body, request.header.api_version, resolve) if audited else None
             return codec.finish_response(request, head, body, ctx), counts, outcome
 
         def done(result: Any) -> None:

@@ -1,0 +1,125 @@
+"""Read-only walks over hot Kafka response bodies: the few fields Gatekeeper needs, read in
+place, without building kafka-python's message objects.
+
+The full decoder (``codec.decode_response_body``) stays the reference: property tests check a
+walk against it for every version it covers, and a body a walk cannot read raises
+``CodecError`` as the decoder would.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+
+import attrs
+
+from gatekeeper.kafka.codec import CodecError
+
+__all__ = ["ProducedPartition", "produce_response_partitions"]
+
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+_PARTITION_HEAD = struct.Struct(">ihq")  # index, error code, base offset
+
+
+@attrs.frozen
+class ProducedPartition:
+    """One partition of a Produce response: ``topic`` is its name, or its id from v13 on."""
+
+    topic: str | uuid.UUID
+    index: int
+    error_code: int
+    base_offset: int
+
+
+class _Reader:
+    __slots__ = ("buf", "flexible", "pos")
+
+    def __init__(self, buf: bytes | memoryview, pos: int, flexible: bool) -> None:
+        self.buf, self.pos, self.flexible = buf, pos, flexible
+
+    def need(self, n: int) -> int:
+        at = self.pos
+        if n < 0 or at + n > len(self.buf):
+            raise CodecError("produce response truncated")
+        self.pos = at + n
+        return at
+
+    def uvarint(self) -> int:
+        buf, pos, value, shift = self.buf, self.pos, 0, 0
+        while True:
+            if pos >= len(buf) or shift > 28:
+                raise CodecError("produce response: bad varint")
+            b = buf[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                self.pos = pos
+                return value
+            shift += 7
+
+    def count(self) -> int:
+        """An array's length (a null array counts as none)."""
+        if self.flexible:
+            n = self.uvarint() - 1
+        else:
+            (n,) = _I32.unpack_from(self.buf, self.need(4))
+        if n > len(self.buf):
+            raise CodecError("produce response: array longer than the frame")
+        return max(n, 0)
+
+    def string(self) -> str | None:
+        n = self.uvarint() - 1 if self.flexible else _I16.unpack_from(self.buf, self.need(2))[0]
+        if n < 0:
+            return None
+        at = self.need(n)
+        try:
+            return bytes(self.buf[at:at + n]).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CodecError(f"produce response: string is not UTF-8: {e}") from e
+
+    def skip_string(self) -> None:
+        n = self.uvarint() - 1 if self.flexible else _I16.unpack_from(self.buf, self.need(2))[0]
+        if n > 0:
+            self.need(n)
+
+    def skip_tags(self) -> None:
+        if self.flexible:
+            for _ in range(self.uvarint()):
+                self.uvarint()
+                self.need(self.uvarint())
+
+
+def produce_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[ProducedPartition]:
+    """Each partition of the Produce response body at ``buf[pos:]`` (versions 3-13), in order.
+    Raises CodecError when the body is truncated or malformed."""
+    if not 3 <= version <= 13:
+        raise CodecError(f"produce response v{version} is not walked")
+    r = _Reader(body, pos, version >= 9)
+    out: list[ProducedPartition] = []
+    try:
+        for _ in range(r.count()):
+            topic: str | uuid.UUID
+            if version >= 13:
+                at = r.need(16)
+                topic = uuid.UUID(bytes=bytes(body[at:at + 16]))
+            else:
+                topic = r.string() or ""
+            for _ in range(r.count()):
+                index, error_code, base_offset = _PARTITION_HEAD.unpack_from(body, r.need(14))
+                r.need(8 if version < 5 else 16)  # log append time (v2+), log start offset (v5+)
+                if version >= 8:
+                    for _ in range(r.count()):  # record errors
+                        r.need(4)
+                        r.skip_string()
+                        r.skip_tags()
+                    r.skip_string()  # error message
+                r.skip_tags()
+                out.append(ProducedPartition(topic, index, error_code, base_offset))
+            r.skip_tags()
+        r.need(4)  # throttle time (v1+)
+        r.skip_tags()
+    except struct.error as e:
+        raise CodecError(f"produce response truncated: {e}") from e
+    return out

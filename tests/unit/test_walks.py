@@ -1,0 +1,85 @@
+"""The in-place walks over hot response bodies, checked against the full decoder (the
+reference) for every version they cover, whole and cut short."""
+
+from __future__ import annotations
+
+import struct
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gatekeeper.kafka.codec import API_TABLE, CodecError, decode_response_body
+from gatekeeper.kafka.walks import ProducedPartition, produce_response_partitions
+
+SPEC = API_TABLE[0]
+VERSIONS = range(3, 14)
+
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+_message = st.one_of(st.none(), st.text(max_size=30))
+_partition = st.fixed_dictionaries({
+    "index": st.integers(0, 2**31 - 1), "error_code": st.integers(-1, 120), "base_offset": st.integers(-1, 2**62),
+    "log_append_time_ms": st.integers(-1, 2**41), "log_start_offset": st.integers(-1, 2**40),
+    "record_errors": st.lists(st.tuples(st.integers(0, 1000), _message), max_size=2), "error_message": _message,
+    "leader": st.one_of(st.none(), st.tuples(st.integers(-1, 10), st.integers(-1, 10))),
+})
+_topic = st.tuples(_names, st.uuids(), st.lists(_partition, max_size=3))
+
+
+def _frame(version: int, topics: list[tuple[str, uuid.UUID, list[dict]]], throttle: int = 0) -> bytes:
+    R = SPEC.response[version]
+    T = R.TopicProduceResponse
+    P = T.PartitionProduceResponse
+    out = []
+    for name, topic_id, partitions in topics:
+        parts = []
+        for p in partitions:
+            fields = {k: v for k, v in p.items() if k not in ("record_errors", "leader")}
+            fields["record_errors"] = [P.BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=m)
+                                       for i, m in p["record_errors"]]
+            if p["leader"] is not None and version >= 10:
+                fields["current_leader"] = P.LeaderIdAndEpoch(leader_id=p["leader"][0], leader_epoch=p["leader"][1])
+            parts.append(P(**fields))
+        out.append(T(topic_id=topic_id, partition_responses=parts) if version >= 13 else T(name=name, partition_responses=parts))
+    body = bytes(R(responses=out, throttle_time_ms=throttle).encode(version=version))
+    header = struct.pack(">i", 7) + (b"\x00" if SPEC.response_header_version(version) else b"")
+    return header + body
+
+
+def _reference(frame: bytes, version: int) -> tuple[int, list[ProducedPartition]]:
+    head, body = decode_response_body(frame, SPEC, version)
+    start = len(head)
+    return start, [ProducedPartition(t.topic_id if version >= 13 else t.name, p.index, p.error_code, p.base_offset)
+                   for t in body.responses for p in t.partition_responses]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(VERSIONS), st.lists(_topic, max_size=3), st.integers(0, 2**31 - 1))
+def test_the_walk_reads_what_the_decoder_reads(version: int, topics: list, throttle: int) -> None:
+    frame = _frame(version, topics, throttle)
+    start, expected = _reference(frame, version)
+    assert produce_response_partitions(frame, start, version) == expected
+    assert produce_response_partitions(memoryview(frame), start, version) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(VERSIONS), st.lists(_topic, min_size=1, max_size=2))
+def test_a_body_cut_short_is_a_codec_error_never_a_wrong_answer(version: int, topics: list) -> None:
+    frame = _frame(version, topics)
+    start, _expected = _reference(frame, version)
+    for end in range(start, len(frame)):
+        with pytest.raises(CodecError):
+            produce_response_partitions(frame[:end], start, version)
+
+
+def test_versions_it_does_not_walk_are_refused() -> None:
+    for version in (0, 1, 2, 14):
+        with pytest.raises(CodecError, match="not walked"):
+            produce_response_partitions(b"", 0, version)
+
+
+def test_an_array_longer_than_the_frame_is_refused_before_reading_it() -> None:
+    frame = struct.pack(">i", 7) + struct.pack(">i", 1_000_000) + b"\x00" * 8
+    with pytest.raises(CodecError):
+        produce_response_partitions(frame, 4, 8)
