@@ -468,7 +468,7 @@ def _cpu_row(run: PathRun) -> list[str]:
     cells = [run.path]
     for phase in PHASES:
         cells.append(_pct(run.cost(phase).host_busy))
-        if run.path == GATEKEEPER:
+        if run.path == GATEKEEPER or run.cost(phase).gk_cpu_s:  # --audit: "direct" is a Gatekeeper too
             cells += [f"{run.cpu_ms_per_1k(phase):.1f}", _pct(run.cpu_busy(phase))]
         else:
             cells += ["-", "-"]
@@ -516,6 +516,8 @@ def summarize(runs: Sequence[PathRun]) -> dict[str, Any]:
     for phase in PHASES:
         summary[f"cpu {phase}"] = {
             "gatekeeper_ms_per_1k_records": statistics.median(g.cpu_ms_per_1k(phase) for g in gks),
+            # Non-zero only with --audit, where "direct" is Gatekeeper without the trail.
+            "direct_gatekeeper_ms_per_1k_records": statistics.median(d.cpu_ms_per_1k(phase) for d, _ in pairs),
             "gatekeeper_busy_fraction": statistics.median(g.cpu_busy(phase) for g in gks),
             "host_busy_direct": statistics.median(d.cost(phase).host_busy for d, _ in pairs),
             "host_busy_gatekeeper": statistics.median(g.cost(phase).host_busy for g in gks),
@@ -540,6 +542,9 @@ def print_summary(cfg: BenchConfig, summary: dict[str, Any]) -> None:
     print(f"\n  CPU, median over rounds ({os.cpu_count()} cores; Gatekeeper = twistd utime+stime):")
     for phase in PHASES:
         c = summary[f"cpu {phase}"]
+        if c["direct_gatekeeper_ms_per_1k_records"]:
+            print(f"    {phase}: Gatekeeper without the trail {c['direct_gatekeeper_ms_per_1k_records']:.1f} ms per"
+                  " 1,000 records")
         print(f"    {phase}: Gatekeeper {c['gatekeeper_ms_per_1k_records']:.1f} ms per 1,000 records,"
               f" {_pct(c['gatekeeper_busy_fraction'])} of one core; machine busy"
               f" {_pct(c['host_busy_direct'])} direct, {_pct(c['host_busy_gatekeeper'])} via"
