@@ -31,5 +31,5 @@ def _define(name: str) -> None:
 
 
 # Definitions are added here, one line per API, as their JSON files land:
-for _api in ():
+for _api in ("ConsumerGroupHeartbeat", "ConsumerGroupDescribe"):
     _define(_api)
