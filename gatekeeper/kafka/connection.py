@@ -621,7 +621,12 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             return
         entry.decided = True
         if isinstance(outcome, enforce.Respond):
-            entry.response = self.s.codec.response_header(request) + outcome.body
+            response = self.s.codec.response_header(request) + outcome.body
+            if throttle_ms and UNITS[request.header.api_key].hold_denials:
+                # Held for the throttle time (later answers wait behind it, in order).
+                self.io.call_later(throttle_ms / 1000, lambda: self._release(entry, response))
+            else:
+                entry.response = response
             self._audit_outcome(entry, {"from": "gatekeeper"})
         else:
             entry.forward = True
@@ -635,6 +640,13 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             if not request.expects_response:
                 self._audit_outcome(entry, {"from": "none"})
         self._advance()
+
+    def _release(self, entry: Entry, response: bytes) -> None:
+        """A held denial's answer, once its throttle time is over."""
+        if self.closing:
+            return
+        entry.response = response
+        self._flush()
 
     def _request_fields(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]],
                         decisions: list[Decision], forwarded: bool) -> dict[str, Any]:

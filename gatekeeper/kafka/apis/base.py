@@ -337,6 +337,10 @@ class ApiUnit:
     # and learns from the broker's answer to it (version, request body, response body, state).
     remember: Callable[[int, Any, Sequence[Operation], Any], None] | None = None
     learn: Callable[[int, Any, Any, Any], None] | None = None
+    # Clients retry this API's refusals at once, whatever the throttle time says (the Java
+    # consumer heartbeats again immediately while it joins): a repeated denial's answer is held
+    # for the throttle time, as a broker delays a throttled response.
+    hold_denials: bool = False
 
     @property
     def name(self) -> str:

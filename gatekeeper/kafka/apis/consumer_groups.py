@@ -379,7 +379,7 @@ _DESCRIBE_ENTITIES = Entities("group_ids", "groups", lambda e, r: Resource("grou
 
 UNITS = [
     ApiUnit(ApiKey.CONSUMER_GROUP_HEARTBEAT, _heartbeat_operations, _heartbeat_error, listing=_heartbeat_listing,
-            settle=_settle, remember=_remember, learn=_learn),
+            settle=_settle, remember=_remember, learn=_learn, hold_denials=True),
     ApiUnit(ApiKey.CONSUMER_GROUP_DESCRIBE, _describe, _describe_error, entities=lambda v: _DESCRIBE_ENTITIES,
             listing=lambda version, body: _DESCRIBED_TOPICS,
             # The broker would report Gatekeeper's own rights, not the client's: never asked for.
