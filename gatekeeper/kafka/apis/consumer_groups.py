@@ -198,13 +198,13 @@ def _heartbeat_operations(b: Any, c: OpContext) -> list[Operation]:
     sub = _subscription(b, c)
     ops = [Operation("join_group", g, {"group_type": "consumer", "subscription": sub.to_input()})]
     for name in sub.topics or ():
-        ops.append(Operation("consume", c.topic(name), {"group": b.group_id, "subscription": "topics"}))
+        ops.append(Operation("consume", c.topic(name), {"group": b.group_id, "source": "subscription"}))
     if sub.regex:
         explicit = set(sub.topics or ())
         for name in _regex_matches(sub.regex, c):
             if name in explicit:
                 continue
-            why = {"group": b.group_id, "subscription": "regex", "regex": sub.regex, "resolving": True}
+            why = {"group": b.group_id, "source": "regex", "regex": sub.regex, "resolving": True}
             ops += [Operation("describe_topic", Resource("topic", name), why), Operation("consume", Resource("topic", name), why)]
     return ops
 
@@ -299,7 +299,7 @@ class _Assignment(Listing):
 
     def operations(self, body: Any, resolve: Resolve | None = None) -> list[Operation]:
         names = resolve or (lambda _: None)
-        return [Operation("consume", topic_resource(None, tp.topic_id, names), {"group": self.group_id, "assigned": True})
+        return [Operation("consume", topic_resource(None, tp.topic_id, names), {"group": self.group_id, "source": "assignment"})
                 for tp in self._topics(body)]
 
     def keep(self, body: Any, allowed: Sequence[bool]) -> Any:
