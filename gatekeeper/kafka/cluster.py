@@ -25,6 +25,12 @@ class ClusterView:
         self._slot_nodes: dict[int, int] = {}  # slot index -> node id
         self._topic_names: dict[uuid.UUID, str] = {}
         self._unknown: dict[uuid.UUID, float] = {}  # topic id -> until when it is taken as unknown
+        # Every topic's name, from Gatekeeper's own all-topics Metadata (regex subscriptions are
+        # resolved against it): the names, when they were listed, and a generation that changes
+        # when they do.
+        self._listing: tuple[str, ...] | None = None
+        self._listed_at = 0.0
+        self._listing_generation = 0
 
     def observe_broker(self, node_id: int, host: str, port: int) -> int | None:
         """Record a broker's real address; return its slot, or None if all slots are taken."""
@@ -45,6 +51,19 @@ class ClusterView:
 
     def topic_name(self, topic_id: uuid.UUID) -> str | None:
         return self._topic_names.get(topic_id)
+
+    def observe_listing(self, names: Iterable[str], now: float) -> None:
+        listing = tuple(sorted(set(names)))
+        if listing != self._listing:
+            self._listing = listing
+            self._listing_generation += 1
+        self._listed_at = now
+
+    def topic_listing(self, now: float, max_age: float) -> tuple[int, tuple[str, ...]] | None:
+        """(generation, names) of every topic, if listed less than ``max_age`` seconds ago."""
+        if self._listing is None or now - self._listed_at > max_age:
+            return None
+        return self._listing_generation, self._listing
 
     def mark_unknown(self, topic_ids: Iterable[uuid.UUID], until: float) -> None:
         """Topic ids the broker did not know when asked: not asked about again until ``until``

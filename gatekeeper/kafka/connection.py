@@ -23,9 +23,16 @@ from gatekeeper.api import Connection, ConnectionIO, Decision, Operation
 from gatekeeper.audit.shapes import principal_fields
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.base import ApiKey, named_topic, withdrawn
+from gatekeeper.kafka.apis.base import ApiKey, Denial, Denials, named_topic, withdrawn
+from gatekeeper.kafka.apis.consumer_groups import (
+    LISTING_MAX_AGE,
+    Memberships,
+    RefusedRequest,
+    TopicListingNeeded,
+)
 from gatekeeper.kafka.auditing import mark_masked, operation_entries
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
+from gatekeeper.kafka.denials import ErrorResponseUnavailable, error_response
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
 from gatekeeper.kafka.login import LoginSide
@@ -58,6 +65,13 @@ _INTERNAL_CORRELATION_BASE = -(2**31)  # never used by clients, which count up f
 _DENIAL_THROTTLE_BASE = 0.05  # seconds: the first repeat of a denial asks the client to wait this long
 _DENIAL_REPEAT_WINDOW = 1.0  # seconds: the same denial again within this is a repeat
 _OFFLOAD_BYTES = 64 * 1024  # record bytes to mask from which the work goes to a worker thread
+
+
+@attrs.define
+class ConnectionState:
+    """What the enforcement units remember between one connection's requests."""
+
+    consumer_groups: Memberships  # KIP-848 members' subscriptions, regexes and their matches
 
 
 def approval_decision(outcome: dict[str, Any]) -> Decision:
@@ -112,7 +126,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._order: deque[Entry] = deque()  # arrival order, for responses
         self._undecided: deque[Entry] = deque()  # arrival order, not yet forwarded
         self._sent: deque[Entry] = deque()  # send order, awaiting the broker's response
-        self._waiting_for_ids: list[Entry] = []
+        self._waiting_for_ids: list[Any] = []  # what to do once the probe on its way is answered
+        self._waiting_for_listing: list[Any] = []  # what to do once the topic listing is answered
         self._probing: set[Any] = set()  # topic ids asked about in the probe on its way
         self._ids_to_probe: set[Any] = set()  # topic ids for the next probe
         self._internal_cid = _INTERNAL_CORRELATION_BASE
@@ -130,6 +145,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         # time) on each repeat, and disconnected past a rate of denied requests.
         self._denial_budget = TokenBucket(limits.denied_requests_per_second, limits.denied_requests_burst)
         self._denial_backoff = RepeatBackoff(_DENIAL_THROTTLE_BASE, limits.denial_throttle_max, _DENIAL_REPEAT_WINDOW)
+        # What the enforcement units remember between this connection's requests (OpContext.state).
+        self.state = ConnectionState(Memberships(lambda: settings.cluster.topic_listing(settings.clock(), LISTING_MAX_AGE)))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -349,16 +366,23 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         request = entry.request
         assert request is not None
         try:
-            ops = self.s.codec.operations(request)
-        except UnresolvedTopicIds as e:
-            now = self.s.clock()
-            unasked = {i for i in e.ids if not self.s.cluster.known_unknown(i, now)}
-            if unasked:
-                self._resolve_topic_ids(entry, unasked)
-                return
-            # Ids the broker did not know either when asked are decided under an
-            # ``unknown-topic-id:`` name and forwarded if allowed: the broker answers UNKNOWN_TOPIC_ID.
-            ops = self.s.codec.operations(request, strict=False)
+            try:
+                ops = self.s.codec.operations(request, state=self.state)
+            except UnresolvedTopicIds as e:
+                now = self.s.clock()
+                unasked = {i for i in e.ids if not self.s.cluster.known_unknown(i, now)}
+                if unasked:
+                    self._resolve_topic_ids(lambda: self._decide(entry), unasked)
+                    return
+                # Ids the broker did not know either when asked are decided under an
+                # ``unknown-topic-id:`` name and forwarded if allowed: the broker answers UNKNOWN_TOPIC_ID.
+                ops = self.s.codec.operations(request, strict=False, state=self.state)
+        except TopicListingNeeded:
+            self._list_topics(lambda: self._decide(entry))
+            return
+        except RefusedRequest as e:
+            self._answer_refused(entry, e)
+            return
         except CodecError as e:
             self._close(f"malformed request: {request.api_name} {e}", rejected="malformed")
             return
@@ -402,6 +426,9 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         assert request is not None
         for decision, policy_input in zip(decisions, inputs, strict=True):
             self.s.metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
+        # A topic a regex subscription resolves to is never held for approval: it is left out.
+        decisions = [Decision("deny", reason=f"not resolved while it asks for approval: {d.reason}", ttl=d.ttl)
+                     if d.action == "approve" and op.request.get("resolving") else d for op, d in zip(ops, decisions, strict=True)]
         if any(d.action == "approve" for d in decisions):
             if entry.approvals is None:
                 self._hold(entry, ops, inputs, decisions)
@@ -594,7 +621,12 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             return
         entry.decided = True
         if isinstance(outcome, enforce.Respond):
-            entry.response = self.s.codec.response_header(request) + outcome.body
+            response = self.s.codec.response_header(request) + outcome.body
+            if throttle_ms and UNITS[request.header.api_key].hold_denials:
+                # Held for the throttle time (later answers wait behind it, in order).
+                self.io.call_later(throttle_ms / 1000, lambda: self._release(entry, response))
+            else:
+                entry.response = response
             self._audit_outcome(entry, {"from": "gatekeeper"})
         else:
             entry.forward = True
@@ -602,9 +634,19 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             if isinstance(outcome, enforce.Partial):
                 entry.merge = outcome.merge
             entry.filter_listing = enforce.listing_of(request)
+            remember = UNITS[request.header.api_key].remember
+            if remember is not None:
+                remember(request.header.api_version, request.body, ops, self.state)
             if not request.expects_response:
                 self._audit_outcome(entry, {"from": "none"})
         self._advance()
+
+    def _release(self, entry: Entry, response: bytes) -> None:
+        """A held denial's answer, once its throttle time is over."""
+        if self.closing:
+            return
+        entry.response = response
+        self._flush()
 
     def _request_fields(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]],
                         decisions: list[Decision], forwarded: bool) -> dict[str, Any]:
@@ -651,16 +693,55 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             held_back=f" ({held} more like it since the last such line)" if held else "",
         )
 
-    def _resolve_topic_ids(self, entry: Entry, topic_ids: set[Any]) -> None:
-        """Ask the broker for the names of ``topic_ids`` (Metadata by id), then decide ``entry``
-        again. One probe at a time per connection; ids asked for meanwhile go in the next."""
-        self._waiting_for_ids.append(entry)
+    def _resolve_topic_ids(self, then: Any, topic_ids: set[Any]) -> None:
+        """Ask the broker for the names of ``topic_ids`` (Metadata by id), then call ``then``
+        (decide a request again, filter a response). One probe at a time per connection; ids
+        asked for meanwhile go in the next."""
+        self._waiting_for_ids.append(then)
         self._ids_to_probe |= topic_ids
         if self._probing:
             return
         self._probing, self._ids_to_probe = self._ids_to_probe, set()
         self._internal_cid += 1
-        self._send_upstream(self.s.codec.metadata_request(self._internal_cid, self._probing), Entry(None, internal=True))
+        self._send_upstream(self.s.codec.metadata_request(self._internal_cid, self._probing),
+                            Entry(None, internal=self._probe_answered))
+
+    def _list_topics(self, then: Any) -> None:
+        """Ask the broker for every topic's name (Gatekeeper's own all-topics Metadata, to
+        resolve a regex subscription), then call ``then``. One listing at a time per connection."""
+        self._waiting_for_listing.append(then)
+        if len(self._waiting_for_listing) > 1:
+            return
+        self._internal_cid += 1
+        self._send_upstream(self.s.codec.listing_request(self._internal_cid), Entry(None, internal=self._listing_answered))
+
+    def _listing_answered(self, raw: bytes) -> None:
+        try:
+            self.s.codec.observe_listing(raw, self.s.clock())
+        except CodecError as e:
+            self._upstream_broken(f"topic listing failed: {e}")
+            return
+        waiting, self._waiting_for_listing = self._waiting_for_listing, []
+        for then in waiting:
+            then()
+
+    def _answer_refused(self, entry: Entry, refusal: RefusedRequest) -> None:
+        """Answer a request with an error of Gatekeeper's own, whatever the policy says (a regex
+        it does not resolve), as the broker answers it: nothing is decided or forwarded."""
+        request = entry.request
+        assert request is not None
+        h = request.header
+        log.info("refused {api} from {peer} (session {session}): {why}", api=request.api_name, peer=self.peer,
+                 session=self._session_id(), why=printable(refusal.message, 1024))
+        self.s.metrics.inc("gatekeeper_rejected_total", reason="unresolvable")
+        try:
+            body = error_response(h.api_key, h.api_version, request.body, Denials.uniform(Denial(refusal.code, refusal.message)))
+        except ErrorResponseUnavailable as e:
+            self._close(f"{refusal.message}; {e}", rejected="malformed")
+            return
+        entry.decided = True
+        entry.response = self.s.codec.response_header(request) + encode_body(body, h.api_version)
+        self._advance()
 
     def _advance(self) -> None:
         """Forward decided requests in arrival order; then flush what can be answered."""

@@ -64,6 +64,8 @@ def plan(request: DecodedRequest, ops: Sequence[Operation], decisions: Sequence[
     before it sends again: Gatekeeper's brake on a client that repeats a refused request."""
     h = request.header
     unit = UNITS[h.api_key]
+    if unit.settle is not None and unit.settle(h.api_version, request.body, ops, [d.allowed for d in decisions]):
+        request = attrs.evolve(request, normalized=True)
     if unit.withdraw is not None and any(withdrawn(op, d.allowed) for op, d in zip(ops, decisions, strict=True)):
         unit.withdraw(h.api_version, request.body)
         request = attrs.evolve(request, normalized=True)

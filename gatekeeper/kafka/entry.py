@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gatekeeper.kafka.apis.base import Listing
@@ -15,9 +16,9 @@ class Entry:
 
     __slots__ = ("approvals", "audit", "decided", "forwarded_at", "masked", "received_at", "filter_listing", "forward", "internal", "mask", "merge", "outgoing", "request", "response")
 
-    def __init__(self, request: DecodedRequest | None, internal: bool = False) -> None:
+    def __init__(self, request: DecodedRequest | None, internal: Callable[[bytes], None] | None = None) -> None:
         self.request = request
-        self.internal = internal
+        self.internal = internal  # Gatekeeper's own request (a probe): what to do with its answer
         self.decided = False
         self.forward = False
         self.response: bytes | None = None

@@ -75,10 +75,11 @@ class KafkaCodec:
         local = struct.pack(">i", correlation_id) + codec.encode_body(body, 0)
         return DecodedRequest(header, spec, None, frame, True, local_response=local)
 
-    def operations(self, request: DecodedRequest, *, strict: bool = True) -> list[Operation]:
+    def operations(self, request: DecodedRequest, *, strict: bool = True, state: Any = None) -> list[Operation]:
         """One operation per (operation, resource); UnresolvedTopicIds if ids are unknown."""
         h = request.header
-        return operations.operations_for(h.api_key, h.api_version, request.body, self.cluster.topic_name, strict=strict)
+        return operations.operations_for(h.api_key, h.api_version, request.body, self.cluster.topic_name, strict=strict,
+                                         state=state)
 
     @staticmethod
     def needs_response_processing(request: DecodedRequest) -> bool:
@@ -146,3 +147,19 @@ class KafkaCodec:
         req = API_TABLE[ApiKey.METADATA].request[version](topics=topics, allow_auto_topic_creation=False)
         req.with_header(correlation_id=correlation_id, client_id="gatekeeper")
         return bytes(req.encode(header=True))
+
+    @staticmethod
+    def listing_request(correlation_id: int, version: int = 12) -> bytes:
+        """A Metadata request for every topic, Gatekeeper's own: the names a regex subscription
+        is resolved against (never passed to a client)."""
+        req = API_TABLE[ApiKey.METADATA].request[version](topics=None, allow_auto_topic_creation=False)
+        req.with_header(correlation_id=correlation_id, client_id="gatekeeper")
+        return bytes(req.encode(header=True))
+
+    def observe_listing(self, frame: bytes, now: float, version: int = 12) -> None:
+        """Learn from Gatekeeper's own all-topics Metadata: ids, brokers, and the topic names."""
+        _head, body = codec.decode_response_body(frame, API_TABLE[ApiKey.METADATA], version)
+        observe = UNITS[ApiKey.METADATA].observe
+        assert observe is not None
+        observe(version, body, self.cluster)
+        self.cluster.observe_listing([t.name for t in body.topics if t.error_code == 0 and t.name], now)

@@ -42,13 +42,15 @@ OPERATION_NAMES = frozenset(
 )
 
 
-def operations_for(api_key: int, version: int, body: Any, resolve: Resolve, *, strict: bool = True) -> list[Operation]:
+def operations_for(api_key: int, version: int, body: Any, resolve: Resolve, *, strict: bool = True,
+                   state: Any = None) -> list[Operation]:
     """The operations one decoded request performs.
 
     With ``strict``, raise UnresolvedTopicIds for topic ids ``resolve`` does not know (the caller
-    asks the broker and tries again); otherwise name them ``unknown-topic-id:<uuid>``.
+    asks the broker and tries again); otherwise name them ``unknown-topic-id:<uuid>``. ``state``
+    is what the connection remembers between requests (``OpContext.state``).
     """
-    ctx = OpContext(version, resolve)
+    ctx = OpContext(version, resolve, state)
     ops = UNITS[api_key].operations(body, ctx)
     if ctx.missing and strict:
         raise UnresolvedTopicIds(ctx.missing)

@@ -15,6 +15,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from gatekeeper.api import ConnectionIO, Decision
+from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import Listing, ResponseContext
 from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome, fetch_outcome, mark_masked
 from gatekeeper.kafka.codec import CodecError
@@ -41,7 +42,8 @@ class ResponseSide:
     _stream_left: int
     _order: deque[Entry]
     _sent: deque[Entry]
-    _waiting_for_ids: list[Entry]
+    _waiting_for_ids: list[Any]
+    state: Any
     _held: bool
     _probing: set[Any]
     _upstream_ready: bool
@@ -67,6 +69,9 @@ class ResponseSide:
         raise NotImplementedError
 
     def _decide(self, entry: Entry) -> None:
+        raise NotImplementedError
+
+    def _resolve_topic_ids(self, then: Any, topic_ids: set[Any]) -> None:
         raise NotImplementedError
 
     def _offload(self, size: int, work: Any, done: Any) -> None:
@@ -177,8 +182,8 @@ class ResponseSide:
         """One whole response frame that has to be processed before the client sees it."""
         entry = self._sent.popleft()
         (cid,) = _CID.unpack_from(raw, 0)
-        if entry.internal:
-            self._probe_answered(raw)
+        if entry.internal is not None:
+            entry.internal(raw)
             return
         request = entry.request
         assert request is not None
@@ -209,6 +214,9 @@ class ResponseSide:
         except CodecError as e:
             self._upstream_broken(str(e))
             return
+        learn = UNITS[request.header.api_key].learn
+        if learn is not None:
+            learn(request.header.api_version, request.body, body, self.state)
         if entry.merge is not None:
             body = entry.merge(body)
         if entry.filter_listing is None:
@@ -260,6 +268,11 @@ class ResponseSide:
         describe, as Kafka's own authorizer does, so existence is not leaked."""
         request = entry.request
         assert request is not None
+        cluster, now = self.s.cluster, self.s.clock()
+        ids = {i for i in listing.topic_ids(body) if cluster.topic_name(i) is None and not cluster.known_unknown(i, now)}
+        if ids:  # an answer naming topics by id: their names first (by id), then decided
+            self._resolve_topic_ids(lambda: self._filter_listing(entry, listing, head, body), ids)
+            return
         ops = listing.operations(body, self.s.cluster.topic_name)
         if not ops:
             entry.response = self.s.codec.finish_response(request, head, body, self._response_context)
@@ -285,8 +298,8 @@ class ResponseSide:
         cluster.mark_unknown([i for i in self._probing if cluster.topic_name(i) is None], now + _UNKNOWN_ID_SECONDS)
         self._probing = set()
         waiting, self._waiting_for_ids = self._waiting_for_ids, []
-        for entry in waiting:
-            self._decide(entry)
+        for then in waiting:
+            then()
 
     @property
     def _response_context(self) -> ResponseContext:

@@ -171,6 +171,21 @@ def default_library() -> Corpus:
            "join_group", "group", "analytics-daily", writer)
     c.case("delete_group-not-granted", d(no_grant("delete_group", "group", "analytics-daily", *analyst)),
            "delete_group", "group", "analytics-daily", analyst)
+    # Kafka 4's consumer group protocol (KIP-848): a ConsumerGroupHeartbeat is decided by the
+    # same grants as JoinGroup and Fetch.
+    hb = {"key": 68, "name": "ConsumerGroupHeartbeat", "version": 1}
+    c.case("heartbeat-join_group-analytics-daily", a('grant 2 allows join_group on group "analytics-daily"'),
+           "join_group", "group", "analytics-daily", analyst, api=hb,
+           request={"group_type": "consumer", "subscription": {"topics": ["orders.eu"], "regex": None}})
+    c.case("heartbeat-leave-not-granted", d(no_grant("join_group", "group", "orders-app", *analyst)),
+           "join_group", "group", "orders-app", analyst, api=hb, request={"group_type": "consumer", "leaving": True})
+    c.case("heartbeat-consume-subscribed", a('grant 1 allows consume on topic "orders.eu"'), "consume", "topic", "orders.eu", analyst,
+           api=hb, request={"group": "analytics-daily", "source": "subscription"})
+    c.case("heartbeat-regex-match-not-granted", d(no_grant("describe_topic", "topic", "payments.eu", *analyst)),
+           "describe_topic", "topic", "payments.eu", analyst, api=hb,
+           request={"group": "analytics-daily", "source": "regex", "regex": ".*\\.eu", "resolving": True})
+    c.case("heartbeat-assigned-not-granted", d(no_grant("consume", "topic", "payments.eu", *analyst)),
+           "consume", "topic", "payments.eu", analyst, api=hb, request={"group": "analytics-daily", "source": "assignment"})
     c.case("consume-topic-named-like-a-group", d(no_grant("consume", "topic", "analytics-daily", *analyst)),
            "consume", "topic", "analytics-daily", analyst)
     c.case("consume-audit-by-auditor", a('grant 3 allows consume on topic "audit.logins.eu"'), "consume", "topic", "audit.logins.eu", auditor)

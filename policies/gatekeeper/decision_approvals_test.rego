@@ -257,6 +257,11 @@ test_joining_a_group_that_is_not_known_waits_for_approval if {
 	decide_approvals_as("commit_offset", "group", "analytics-eu", "svc-analytics", ["analytics-readers"]).action == "allow"
 }
 
+test_a_new_consumer_group_of_the_kip_848_protocol_waits_for_approval_as_with_join_group if {
+	decide_approvals(fixtures.heartbeat_input("join_group", "group", "analytics-eu", "svc-analytics", ["analytics-readers"], "join")).action == "approve"
+	decide_approvals(fixtures.heartbeat_input("join_group", "group", "analytics-daily", "svc-analytics", ["analytics-readers"], "join")) == allow(`grant 2 allows join_group on group "analytics-daily"`)
+}
+
 test_without_known_groups_every_group_is_new if {
 	d := gatekeeper.decision with input as fixtures.policy_input("join_group", "group", "analytics-daily", "svc-analytics", ["analytics-readers"])
 		with data.gatekeeper_config as object.remove(approvals_config, ["known_groups"])

@@ -875,3 +875,16 @@ test_a_masking_denial_on_a_time_boxed_grant_ends_with_the_grant if {
 	d.action == "deny"
 	d.ttl == "500ms"
 }
+
+# -- Kafka 4 consumer groups (KIP-848) ------------------------------------------------------------
+
+test_consumer_group_heartbeats_are_decided_by_the_grants_of_join_group_and_consume if {
+	decide(fixtures.heartbeat_input("join_group", "group", "analytics-eu", "svc-analytics", ["analytics-readers"], "join")) == allow(`grant 2 allows join_group on group "analytics-eu"`)
+	decide(fixtures.heartbeat_input("join_group", "group", "analytics-eu", "svc-analytics", ["analytics-readers"], "leave")).action == "allow"
+	decide(fixtures.heartbeat_input("join_group", "group", "orders-app", "svc-analytics", ["analytics-readers"], "join")).action == "deny"
+	every kind in ["subscribed", "resolving", "assigned"] {
+		decide(fixtures.heartbeat_input("consume", "topic", "public.events", "svc-analytics", ["analytics-readers"], kind)) == allow(`grant 3 allows consume on topic "public.events"`)
+		decide(fixtures.heartbeat_input("consume", "topic", "orders.eu", "svc-analytics", ["analytics-readers"], kind)).action == "deny"
+	}
+	decide(fixtures.heartbeat_input("describe_topic", "topic", "orders.eu", "svc-x", ["orders-writers"], "resolving")) == allow(`grant 0 allows describe_topic on topic "orders.eu"`)
+}

@@ -133,6 +133,26 @@ with_overrides(op, rtype, name, sub, groups, overrides) := object.union(policy_i
 # The resource a cluster-level operation is on.
 cluster := "kafka-cluster"
 
+# Kafka 4's consumer group protocol (KIP-848): a ConsumerGroupHeartbeat is join_group on the
+# group (with the member's subscription, or leaving), and consume on each topic it subscribes
+# to by name, on each match of its regex (resolving: a refusal leaves the topic out) and on
+# each topic the broker assigns it.
+heartbeat_api := {"key": 68, "name": "ConsumerGroupHeartbeat", "version": 1}
+
+heartbeat_requests := {
+	"join": {"group_type": "consumer", "subscription": {"topics": ["public.events"], "regex": "orders\\..*"}},
+	"leave": {"group_type": "consumer", "leaving": true},
+	"subscribed": {"group": "analytics-eu", "source": "subscription"},
+	"resolving": {"group": "analytics-eu", "source": "regex", "regex": "orders\\..*", "resolving": true},
+	"assigned": {"group": "analytics-eu", "source": "assignment"},
+}
+
+# A ConsumerGroupHeartbeat's input: kind is a key of heartbeat_requests.
+heartbeat_input(op, rtype, name, sub, groups, kind) := object.union(
+	object.remove(policy_input(op, rtype, name, sub, groups), ["api", "request"]),
+	{"api": heartbeat_api, "request": heartbeat_requests[kind]},
+)
+
 # What every decision must look like (decision.schema.json, as the library uses it).
 well_formed(decision) if {
 	object.keys(decision) in {

@@ -305,6 +305,16 @@ def _update_features(v: int, n: Names) -> dict[str, Any]:
                                                        upgrade_type=1)], "validate_only": True}
 
 
+def _consumer_group_heartbeat(v: int, n: Names) -> dict[str, Any]:
+    return {"group_id": n.group, "member_id": "m-1", "member_epoch": 0, "instance_id": None, "rack_id": None,
+            "rebalance_timeout_ms": 30000, "subscribed_topic_names": [n.topic, n.topic2], "subscribed_topic_regex": None,
+            "server_assignor": None, "topic_partitions": []}
+
+
+def _consumer_group_describe(v: int, n: Names) -> dict[str, Any]:
+    return {"group_ids": [n.group, n.group + "-2"], "include_authorized_operations": False}
+
+
 CATALOG: dict[str, tuple[int, Callable[[int, Names], dict[str, Any]]]] = {
     "Produce": (0, _produce),
     "Fetch": (1, _fetch),
@@ -352,6 +362,8 @@ CATALOG: dict[str, tuple[int, Callable[[int, Names], dict[str, Any]]]] = {
     "DescribeQuorum": (55, _describe_quorum),
     "UpdateFeatures": (57, _update_features),
     "ListConfigResources": (74, lambda v, n: {"resource_types": [2]}),
+    "ConsumerGroupHeartbeat": (68, _consumer_group_heartbeat),
+    "ConsumerGroupDescribe": (69, _consumer_group_describe),
 }
 
 

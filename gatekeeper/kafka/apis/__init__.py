@@ -11,6 +11,7 @@ from gatekeeper.kafka.apis import (
     admin,
     cluster,
     configs,
+    consumer_groups,
     coordinator,
     fetch,
     groups,
@@ -27,6 +28,6 @@ from gatekeeper.kafka.apis.base import ApiKey, ApiUnit
 __all__ = ["UNITS", "ApiKey", "ApiUnit"]
 
 _MODULES = (produce, fetch, metadata, topic_info, offsets, coordinator, groups, topics, transactions, configs, acls,
-            cluster, admin, negotiation)
+            cluster, admin, negotiation, consumer_groups)
 
 UNITS: dict[int, ApiUnit] = {unit.key: unit for module in _MODULES for unit in module.UNITS}

@@ -79,6 +79,8 @@ class ApiKey(IntEnum):
     DESCRIBE_PRODUCERS = 61
     DESCRIBE_TRANSACTIONS = 65
     LIST_TRANSACTIONS = 66
+    CONSUMER_GROUP_HEARTBEAT = 68
+    CONSUMER_GROUP_DESCRIBE = 69
     LIST_CONFIG_RESOURCES = 74
     DESCRIBE_TOPIC_PARTITIONS = 75
 
@@ -88,15 +90,18 @@ class AmbiguousTopic(CodecError):
 
 
 class OpContext:
-    """What an operations function needs besides the body: the version, and topic ids to names.
+    """What an operations function needs besides the body: the version, topic ids to names, and
+    what the connection remembers between requests (``state``: None where there is no
+    connection, as in tests and replays; the units that use it decide without it then).
 
     Topic ids it cannot name are collected in ``missing`` (the caller asks the broker first)."""
 
-    __slots__ = ("missing", "resolve", "version")
+    __slots__ = ("missing", "resolve", "state", "version")
 
-    def __init__(self, version: int, resolve: Resolve) -> None:
+    def __init__(self, version: int, resolve: Resolve, state: Any = None) -> None:
         self.version = version
         self.resolve = resolve
+        self.state = state
         self.missing: set[uuid.UUID] = set()
 
     def topic(self, name: str | None, topic_id: uuid.UUID | None = None) -> Resource:
@@ -252,6 +257,10 @@ class Listing:
         setattr(body, self.attr, [e for e, ok in zip(getattr(body, self.attr) or (), allowed, strict=True) if ok])
         return body
 
+    def topic_ids(self, body: Any) -> set[uuid.UUID]:
+        """Topic ids the answer names by id alone, to be resolved before its operations."""
+        return set()
+
 
 # -- Gatekeeper's own identity --------------------------------------------------------------
 
@@ -324,6 +333,19 @@ class ApiUnit:
     # The highest version offered to clients, below the schema's where the newer ones are not
     # clients' to send.
     max_version: int | None = None
+    # A request whose content depends on its decisions (version, body, operations, allowed ->
+    # changed?), called before it is planned: a server-side regex subscription becomes the
+    # topics the policy allowed (operations marked ``resolving``, which a refusal leaves out
+    # rather than denying the request). A changed body is re-encoded.
+    settle: Callable[[int, Any, Sequence[Operation], Sequence[bool]], bool] | None = None
+    # What the connection remembers of a request it forwarded (version, body, operations, state)
+    # and learns from the broker's answer to it (version, request body, response body, state).
+    remember: Callable[[int, Any, Sequence[Operation], Any], None] | None = None
+    learn: Callable[[int, Any, Any, Any], None] | None = None
+    # Clients retry this API's refusals at once, whatever the throttle time says (the Java
+    # consumer heartbeats again immediately while it joins): a repeated denial's answer is held
+    # for the throttle time, as a broker delays a throttled response.
+    hold_denials: bool = False
 
     @property
     def name(self) -> str:
@@ -340,5 +362,6 @@ def force(body: Any, field: str, value: Any) -> bool:
 
 
 def withdrawn(op: Operation, allowed: bool) -> bool:
-    """A refused side effect that is withdrawn from the request rather than denied."""
-    return not allowed and bool(op.request.get("auto_create"))
+    """A refused side effect that is withdrawn from the request rather than denied, or a refused
+    candidate of a pattern Gatekeeper resolves (left out of the resolved subscription)."""
+    return not allowed and bool(op.request.get("auto_create") or op.request.get("resolving"))

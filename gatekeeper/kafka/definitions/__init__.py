@@ -31,6 +31,8 @@ def _define(name: str) -> None:
 
 
 # Definitions are added here, one line per API, as their JSON files land:
-_APIS: tuple[str, ...] = ()
+_APIS: tuple[str, ...] = (
+    "ConsumerGroupHeartbeat", "ConsumerGroupDescribe",
+)
 for _api in _APIS:
     _define(_api)
