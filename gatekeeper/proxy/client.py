@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from gatekeeper.proxy.context import ProxyContext
 from gatekeeper.proxy.tls import certificate_principal
 from gatekeeper.proxy.upstream import UpstreamProtocol, no_delay
+from gatekeeper.proxy.writes import write_through
 
 __all__ = ["ClientProtocol"]
 
@@ -104,11 +105,11 @@ class ClientProtocol(Protocol):
     # -- what the core asks of us (ConnectionIO) ---------------------------------------------------
 
     def to_client(self, data: Sequence[bytes]) -> None:
-        self.transport.writeSequence(data)  # type: ignore[union-attr]
+        write_through(self.transport, data)
 
     def to_upstream(self, data: Sequence[bytes]) -> None:
         assert self.upstream is not None, "the core writes upstream only once it is connected"
-        self.upstream.transport.writeSequence(data)  # type: ignore[union-attr]
+        write_through(self.upstream.transport, data)
 
     def connect_upstream(self, target: Any) -> None:
         assert self.gate is not None
