@@ -24,6 +24,7 @@ from gatekeeper.audit.shapes import principal_fields
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import ApiKey, named_topic, withdrawn
+from gatekeeper.kafka.apis.share_groups import Subscriptions
 from gatekeeper.kafka.auditing import mark_masked, operation_entries
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.entry import Entry
@@ -114,6 +115,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._sent: deque[Entry] = deque()  # send order, awaiting the broker's response
         self._waiting_for_ids: list[Entry] = []
         self._probing: set[Any] = set()  # topic ids asked about in the probe on its way
+        self._share_subscriptions = Subscriptions()  # share group members' last subscriptions decided on
         self._ids_to_probe: set[Any] = set()  # topic ids for the next probe
         self._internal_cid = _INTERNAL_CORRELATION_BASE
         self._decisions: dict[int, Any] = {}  # token -> what to do with the decisions
@@ -362,6 +364,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         except CodecError as e:
             self._close(f"malformed request: {request.api_name} {e}", rejected="malformed")
             return
+        if request.header.api_key == ApiKey.SHARE_GROUP_HEARTBEAT:
+            ops = self._share_subscriptions.operations(request.body, ops)
         inputs = self._inputs(request, ops)
         self.s.inputs_decoded(inputs)
         unit = UNITS[request.header.api_key]

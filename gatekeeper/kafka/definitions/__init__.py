@@ -31,5 +31,9 @@ def _define(name: str) -> None:
 
 
 # Definitions are added here, one line per API, as their JSON files land:
-for _api in ():
+for _api in (
+    # Share groups (KIP-932).
+    "ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge",
+    "DescribeShareGroupOffsets", "AlterShareGroupOffsets", "DeleteShareGroupOffsets",
+):
     _define(_api)
