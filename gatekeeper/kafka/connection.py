@@ -598,8 +598,12 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             return
         entry.decided = True
         if isinstance(outcome, enforce.Respond):
-            entry.response = self.s.codec.response_header(request) + outcome.body
+            response = self.s.codec.response_header(request) + outcome.body
             self._audit_outcome(entry, {"from": "gatekeeper"})
+            if throttle_ms and UNITS[request.header.api_key].hold_repeated_denials:
+                self._answer_later(entry, response, throttle_ms / 1000)
+            else:
+                entry.response = response
         else:
             entry.forward = True
             entry.outgoing = outcome.frame
@@ -609,6 +613,15 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             if not request.expects_response:
                 self._audit_outcome(entry, {"from": "none"})
         self._advance()
+
+    def _answer_later(self, entry: Entry, response: bytes, seconds: float) -> None:
+        """Answer a repeated denial after ``seconds`` (later responses wait behind it, in order)."""
+        def answer() -> None:
+            if not self.closing:
+                entry.response = response
+                self._flush()
+
+        self.io.call_later(seconds, answer)
 
     def _request_fields(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]],
                         decisions: list[Decision], forwarded: bool) -> dict[str, Any]:

@@ -273,7 +273,8 @@ class ResponseSide:
             plans: dict[Any, Any] = {}
             if getattr(listing, "maskable", False) and any(d.action == "mask" for d in decisions):
                 decisions, plans = self._mask_plans(ops, decisions)
-            listing.keep(body, [d.allowed for d in decisions])
+            mask_allows = getattr(listing, "mask_allows", False)
+            listing.keep(body, [d.allowed or (mask_allows and d.action == "mask") for d in decisions])
             if plans:
                 self._mask_share_fetch(entry, head, body, plans)
                 return

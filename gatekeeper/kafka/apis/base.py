@@ -328,6 +328,10 @@ class ApiUnit:
     # The highest version offered to clients, below the schema's where the newer ones are not
     # clients' to send.
     max_version: int | None = None
+    # A repeated denial's answer is held back for the throttle time rather than sent at once with
+    # it in ``throttle_time_ms``: for APIs whose clients ignore that field and retry at once (the
+    # Java share consumer resends a refused ShareGroupHeartbeat while it is joining).
+    hold_repeated_denials: bool = False
 
     @property
     def name(self) -> str:

@@ -112,6 +112,7 @@ class _Assignment(Listing):
 
     group_id: str = ""
     decided: list[uuid.UUID] = attrs.field(factory=list)
+    mask_allows: bool = True  # a topic consumed masked is consumed: it stays assigned
 
     def operations(self, body: Any, resolve: Resolve | None = None) -> list[Operation]:
         self.decided.clear()
@@ -379,7 +380,8 @@ def _delete_offsets_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolv
 _NAMED_TOPICS = Entities("topics", "responses", lambda e, r: Resource("topic", e.topic_name))
 
 UNITS = [
-    ApiUnit(ApiKey.SHARE_GROUP_HEARTBEAT, _heartbeat, _heartbeat_error, listing=_heartbeat_listing),
+    ApiUnit(ApiKey.SHARE_GROUP_HEARTBEAT, _heartbeat, _heartbeat_error, listing=_heartbeat_listing,
+            hold_repeated_denials=True),
     ApiUnit(ApiKey.SHARE_GROUP_DESCRIBE, _describe, _describe_error,
             entities=lambda v: Entities("group_ids", "groups", lambda e, r: share_group(e)),
             listing=lambda v, b: _MemberTopics("groups", "describe_topic", "topic", str),
