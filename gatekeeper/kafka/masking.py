@@ -170,11 +170,12 @@ def mask_fetch(body: Any, version: int, plans: Mapping[Any, tuple[str, Any]], ma
 def mask_share_fetch(body: Any, plans: Mapping[Any, tuple[str, Any]], max_decompressed: int) -> MaskCounts:
     """Mask, in place, the partitions of ``body`` (a ShareFetch response) whose topic id is in
     ``plans`` (topic name, plan), as :func:`mask_fetch` does a Fetch response's; a masked
-    record keeps its offset, and no record is dropped or reordered. Where records are dropped
-    from the response (an incomplete trailing batch, or a record set that cannot be masked),
-    the partition's acquired records are cut to the offsets the client does get: it would
-    otherwise take the missing ones for gaps and acknowledge them; left out, they stay
-    acquired until their lock times out and are delivered again."""
+    record keeps its offset, and no record is dropped or reordered. Where masking drops records
+    the client would have read (a record set that cannot be masked loses them all), the
+    partition's acquired records are cut to the complete records it does get: the client would
+    otherwise take the missing offsets for gaps and acknowledge them; left out, they stay
+    acquired until their lock times out and are delivered again. An incomplete trailing batch,
+    which a client skips itself, changes nothing."""
     before = {(t.topic_id, p.partition_index): _last_offset(p.records)
               for t in body.responses or () if t.topic_id in plans for p in t.partitions or ()}
     counts = mask_fetch(body, 13, plans, max_decompressed)
