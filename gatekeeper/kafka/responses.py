@@ -203,6 +203,9 @@ class ResponseSide:
             if entry.merge is None and entry.filter_listing is None and not codec.needs_response_processing(request):
                 entry.response = raw
                 return
+        # Any other answer the broker gave: its request record is complete now (a processed
+        # response is not cut through, where the outcome is otherwise recorded).
+        self._audit_outcome(entry, {"from": "broker"})
         try:
             if not entry.processed:
                 entry.response = codec.process_response(request, raw, self._response_context)
