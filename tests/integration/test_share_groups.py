@@ -8,7 +8,12 @@ Admin client (``java/ShareProbe.java``), and raw requests where no stock client 
 - a share group the principal may not use surfaces GROUP_AUTHORIZATION_FAILED;
 - a masked topic's records arrive masked through ShareFetch, every one, acknowledged;
 - the offset admin APIs are allowed to the platform and refused to others;
-- ListGroups does not list a share group the principal may not describe.
+- ListGroups does not list a share group the principal may not describe;
+- a topic a share session keeps fetching (requests that name no topic) is decided again on every
+  response: once the policy stops allowing it, its records no longer reach the member (without
+  that decision, 90 bytes of records and acquired records did);
+- librdkafka's share consumer (confluent-kafka 2.16) shares a masked topic with a Java member and
+  surfaces a refused topic without spinning.
 """
 
 from __future__ import annotations
@@ -239,3 +244,64 @@ def test_list_groups_hides_share_groups_the_principal_may_not_describe(share_gat
     assert {hidden, shown} <= listed("platform")
     member_sees = listed("member")
     assert shown in member_sees and hidden not in member_sees
+
+
+def _share_fetch(raw: RawKafka, group: str, member: str, epoch: int, topics: list[Any]) -> Any:
+    return raw.request(78, 1, group_id=group, member_id=member, share_session_epoch=epoch, max_wait_ms=300,
+                       min_bytes=1, max_bytes=1 << 20, max_records=500, batch_size=500, topics=topics,
+                       forgotten_topics_data=[])
+
+
+def test_a_topic_a_share_session_keeps_fetching_is_decided_again_on_every_response(kafka_broker, tmp_path) -> None:
+    """A share session fetches, on requests that name no topic, what earlier ones named: when the
+    policy stops allowing the topic, its records no longer reach the member (raw protocol, so
+    the request that names nothing is sent as a client would)."""
+    from harness.gateway import TwistdGateway
+    from harness.waiting import wait_for
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rego = policies / "share.rego"
+    rego.write_text('package gatekeeper\n\ndecision := {"action": "allow", "reason": "open", "ttl": "60s"}\n')
+    topic = _topic(kafka_broker, "srevoke", ["before-1", "before-2"], partitions=1)
+    group, member = f"queue-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    _earliest(kafka_broker, group)
+    with RawKafka(kafka_broker.bootstrap) as direct:
+        md = direct.request(3, 12, topics=[API_TABLE[3].request.MetadataRequestTopic(name=topic, topic_id=None)],
+                            allow_auto_topic_creation=False)
+    topic_id = md.topics[0].topic_id
+    T = API_TABLE[78].request.FetchTopic
+    extra = {"policy": {"engine": "embedded", "policies": str(policies)}}
+    with TwistdGateway(tmp_path / "gw", kafka_broker.bootstrap, extra=extra) as gw, RawKafka(gw.bootstrap) as raw:
+        epoch, deadline = 0, time.monotonic() + 30
+        while True:  # join (FindCoordinator creates the offsets topic the coordinator needs)
+            raw.request(10, 4, key_type=0, coordinator_keys=[group])
+            hb = raw.request(76, 1, group_id=group, member_id=member, member_epoch=epoch, rack_id=None,
+                             subscribed_topic_names=[topic])
+            epoch = hb.member_epoch if hb.error_code == 0 else 0
+            if hb.error_code == 0 and hb.assignment is not None and hb.assignment.topic_partitions:
+                break
+            assert time.monotonic() < deadline, hb
+            time.sleep(0.5)
+        first = _share_fetch(raw, group, member, 0, [T(topic_id=topic_id, partitions=[T.FetchPartition(
+            partition_index=0, acknowledgement_batches=[])])])
+        assert first.error_code == 0 and first.responses[0].partitions[0].records, first  # the session holds the topic
+
+        rego.write_text(rego.read_text() + '\n# srevoke.* is no longer consumed\ndecision := {"action": "deny", '
+                        '"reason": "revoked", "ttl": "60s"} if {\n\tinput.operation == "consume"\n'
+                        '\tinput.resource.type == "topic"\n\tstartswith(input.resource.name, "srevoke.")\n}\n')
+        rego.write_text(rego.read_text().replace('decision := {"action": "allow", "reason": "open", "ttl": "60s"}',
+                                                 'default decision := {"action": "allow", "reason": "open", "ttl": "60s"}'))
+        gw.reload()
+        wait_for(lambda: "policies reloaded" in gw.log_path.read_text(), 15, "the reload", detail=gw.log_tail)
+        console_produce(kafka_broker.bootstrap, topic, ["after-1", "after-2"])
+
+        records, codes = 0, set()
+        for session_epoch in (1, 2, 3):  # requests naming no topic: the session's own
+            answer = _share_fetch(raw, group, member, session_epoch, [])
+            for t in answer.responses:
+                for p in t.partitions:
+                    records += len(p.records or b"") + len(p.acquired_records)
+                    codes.add(p.error_code)
+        assert records == 0, "records of a topic the policy no longer allows reached the member"
+        assert 29 in codes, codes  # and it was told why
