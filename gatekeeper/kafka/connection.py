@@ -30,6 +30,7 @@ from gatekeeper.kafka.apis.consumer_groups import (
     RefusedRequest,
     TopicListingNeeded,
 )
+from gatekeeper.kafka.apis.share_groups import Subscriptions
 from gatekeeper.kafka.auditing import mark_masked, operation_entries
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.denials import ErrorResponseUnavailable, error_response
@@ -72,6 +73,7 @@ class ConnectionState:
     """What the enforcement units remember between one connection's requests."""
 
     consumer_groups: Memberships  # KIP-848 members' subscriptions, regexes and their matches
+    share_groups: Subscriptions = attrs.field(factory=Subscriptions)  # share group members' last subscriptions decided on
 
 
 def approval_decision(outcome: dict[str, Any]) -> Decision:
@@ -386,6 +388,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         except CodecError as e:
             self._close(f"malformed request: {request.api_name} {e}", rejected="malformed")
             return
+        if request.header.api_key == ApiKey.SHARE_GROUP_HEARTBEAT:
+            ops = self.state.share_groups.operations(request.body, ops)
         inputs = self._inputs(request, ops)
         self.s.inputs_decoded(inputs)
         unit = UNITS[request.header.api_key]
@@ -622,12 +626,12 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         entry.decided = True
         if isinstance(outcome, enforce.Respond):
             response = self.s.codec.response_header(request) + outcome.body
+            self._audit_outcome(entry, {"from": "gatekeeper"})
             if throttle_ms and UNITS[request.header.api_key].hold_denials:
                 # Held for the throttle time (later answers wait behind it, in order).
                 self.io.call_later(throttle_ms / 1000, lambda: self._release(entry, response))
             else:
                 entry.response = response
-            self._audit_outcome(entry, {"from": "gatekeeper"})
         else:
             entry.forward = True
             entry.outgoing = outcome.frame

@@ -24,6 +24,7 @@ import attrs
 from gatekeeper.api import Resource
 from gatekeeper.kafka import batches
 from gatekeeper.kafka.apis.base import Resolve, named_topic, topic_resource
+from gatekeeper.kafka.records import batch_spans
 from gatekeeper.kafka.request import DecodedRequest
 from gatekeeper.masking import RecordRefused
 
@@ -34,6 +35,7 @@ __all__ = [
     "fetch_mask_keys",
     "mask_fetch",
     "mask_produce",
+    "mask_share_fetch",
     "masked_by_topic",
     "produce_plans",
 ]
@@ -163,6 +165,48 @@ def mask_fetch(body: Any, version: int, plans: Mapping[Any, tuple[str, Any]], ma
             counts.problems.append(f"topic {topic!r} partition {p.partition_index}: {why}; its records were dropped from the response")
             p.records = b""
     return counts
+
+
+def mask_share_fetch(body: Any, plans: Mapping[Any, tuple[str, Any]], max_decompressed: int) -> MaskCounts:
+    """Mask, in place, the partitions of ``body`` (a ShareFetch response) whose topic id is in
+    ``plans`` (topic name, plan), as :func:`mask_fetch` does a Fetch response's; a masked
+    record keeps its offset, and no record is dropped or reordered. Where masking drops records
+    the client would have read (a record set that cannot be masked loses them all), the
+    partition's acquired records are cut to the complete records it does get: the client would
+    otherwise take the missing offsets for gaps and acknowledge them; left out, they stay
+    acquired until their lock times out and are delivered again. An incomplete trailing batch,
+    which a client skips itself, changes nothing."""
+    before = {(t.topic_id, p.partition_index): _last_offset(p.records)
+              for t in body.responses or () if t.topic_id in plans for p in t.partitions or ()}
+    counts = mask_fetch(body, 13, plans, max_decompressed)
+    for t in body.responses or ():
+        if t.topic_id not in plans:
+            continue
+        for p in t.partitions or ():
+            last = _last_offset(p.records)
+            was = before.get((t.topic_id, p.partition_index))
+            if was is not None and (last is None or last < was):
+                p.acquired_records = clip_acquired(p.acquired_records or [], last)
+    return counts
+
+
+def _last_offset(records: bytes | None) -> int | None:
+    spans = list(batch_spans(records))
+    return spans[-1][1] if spans else None
+
+
+def clip_acquired(acquired: list[Any], last: int | None) -> list[Any]:
+    """The acquired-record ranges (``first_offset``..``last_offset``) cut at offset ``last``
+    (None: nothing is left)."""
+    if last is None:
+        return []
+    out = []
+    for a in acquired:
+        if a.first_offset > last:
+            continue
+        a.last_offset = min(a.last_offset, last)
+        out.append(a)
+    return out
 
 
 def masked_by_topic(counts: MaskCounts) -> dict[str, tuple[int, int]]:

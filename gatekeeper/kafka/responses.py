@@ -16,12 +16,12 @@ from twisted.logger import Logger
 
 from gatekeeper.api import ConnectionIO, Decision
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.base import Listing, ResponseContext
+from gatekeeper.kafka.apis.base import Listing, ResponseContext, topic_resource
 from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome, fetch_outcome, mark_masked
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
-from gatekeeper.kafka.masking import MaskCounts, mask_fetch, masked_by_topic
+from gatekeeper.kafka.masking import MaskCounts, mask_fetch, mask_share_fetch, masked_by_topic
 from gatekeeper.kafka.sasl_client import UpstreamAuthenticator, UpstreamAuthError
 from gatekeeper.kafka.settings import KafkaSettings
 
@@ -78,6 +78,9 @@ class ResponseSide:
         raise NotImplementedError
 
     def _count_masking(self, counts: MaskCounts, direction: str) -> None:
+        raise NotImplementedError
+
+    def _mask_plans(self, ops: list[Any], decisions: list[Decision]) -> tuple[list[Decision], dict[Any, Any]]:
         raise NotImplementedError
 
     def _audit_outcome(self, entry: Entry, outcome: dict[str, Any]) -> None:
@@ -206,6 +209,9 @@ class ResponseSide:
             if entry.merge is None and entry.filter_listing is None and not codec.needs_response_processing(request):
                 entry.response = raw
                 return
+        # Any other answer the broker gave: its request record is complete now (a processed
+        # response is not cut through, where the outcome is otherwise recorded).
+        self._audit_outcome(entry, {"from": "broker"})
         try:
             if not entry.processed:
                 entry.response = codec.process_response(request, raw, self._response_context)
@@ -281,11 +287,47 @@ class ResponseSide:
         self.s.inputs_decoded(inputs)
 
         def filtered(decisions: list[Decision]) -> None:
-            listing.keep(body, [d.allowed for d in decisions])
+            plans: dict[Any, Any] = {}
+            if getattr(listing, "maskable", False) and any(d.action == "mask" for d in decisions):
+                decisions, plans = self._mask_plans(ops, decisions)
+            mask_allows = getattr(listing, "mask_allows", False)
+            listing.keep(body, [d.allowed or (mask_allows and d.action == "mask") for d in decisions])
+            if plans:
+                self._mask_share_fetch(entry, head, body, plans)
+                return
             entry.response = self.s.codec.finish_response(request, head, body, self._response_context)
             self._flush()
 
         self._ask(inputs, filtered)
+
+    def _mask_share_fetch(self, entry: Entry, head: bytes, body: Any, plans: dict[Any, Any]) -> None:
+        """A ShareFetch response whose topics were decided again with mask decisions: their
+        records masked (off the reactor when large), then encoded; fail closed as Fetch."""
+        request = entry.request
+        assert request is not None
+        resolve = self.s.cluster.topic_name
+        keys = {t.topic_id: (r.name, plans[r]) for t in body.responses or ()
+                if (r := topic_resource(None, t.topic_id, resolve)) in plans}
+        codec, ctx = self.s.codec, self._response_context
+        limit = self.s.config.limits.max_decompressed_bytes
+        size = sum(len(p.records or b"") for t in body.responses or () if t.topic_id in keys for p in t.partitions or ())
+
+        def work() -> tuple[bytes, MaskCounts]:
+            counts = mask_share_fetch(body, keys, limit)
+            return codec.finish_response(request, head, body, ctx), counts
+
+        def done(result: Any) -> None:
+            if self.closing:
+                return
+            if isinstance(result, BaseException):
+                log.error("bug: masking a ShareFetch response failed: {e!r}", e=result)
+                self._close(f"masking failed, response withheld (fail closed): {type(result).__name__}", abort_upstream=True)
+                return
+            entry.response, counts = result
+            self._count_masking(counts, "consume")
+            self._flush()
+
+        self._offload(size, work, done)
 
     def _probe_answered(self, raw: bytes) -> None:
         try:

@@ -718,9 +718,11 @@ _group_unknown(rule) if {
 }
 
 _request_group := input.resource.name if {
-	input.resource.type == "group"
+	input.resource.type in {"group", "share_group"}
 } else := input.request.group if {
 	is_string(input.request.group)
+} else := input.request.share_group if {
+	is_string(input.request.share_group)
 }
 
 _approval_rule_label(i, rule) := sprintf("approval rule %q", [rule.name]) if {

@@ -48,6 +48,11 @@ config := {
 			"resources": {"type": "cluster", "patterns": ["kafka-cluster"]},
 			"operations": ["alter_cluster_config", "describe_cluster_config"],
 		},
+		{
+			"principals": {"groups": ["analytics-readers"]},
+			"resources": {"type": "share_group", "patterns": ["analytics-*"]},
+			"operations": ["join_group", "consume", "describe_group", "fetch_offset"],
+		},
 	],
 }
 
@@ -117,6 +122,25 @@ test_group_resources if {
 	decide_as("delete_group", "group", "analytics-eu", "svc-analytics", ["analytics-readers"]).action == "deny"
 	decide_as("join_group", "group", "analytics", "svc-analytics", ["analytics-readers"]).action == "deny"
 	decide_as("join_group", "group", "analytics-eu.x", "svc-analytics", ["analytics-readers"]).action == "deny"
+}
+
+test_share_group_resources if {
+	decide_as("join_group", "share_group", "analytics-q", "svc-analytics", ["analytics-readers"]) == allow(`grant 8 allows join_group on share_group "analytics-q"`)
+	decide_as("consume", "share_group", "analytics-q", "svc-analytics", ["analytics-readers"]).action == "allow"
+	decide_as("describe_group", "share_group", "analytics-q", "svc-analytics", ["analytics-readers"]).action == "allow"
+	decide_as("fetch_offset", "share_group", "analytics-q", "svc-analytics", ["analytics-readers"]).action == "allow"
+
+	# Near misses: offsets the grant does not name, another group name, another principal.
+	decide_as("commit_offset", "share_group", "analytics-q", "svc-analytics", ["analytics-readers"]).action == "deny"
+	decide_as("delete_offsets", "share_group", "analytics-q", "svc-analytics", ["analytics-readers"]).action == "deny"
+	decide_as("join_group", "share_group", "orders-q", "svc-analytics", ["analytics-readers"]).action == "deny"
+	decide_as("join_group", "share_group", "analytics-q", "svc-orders", ["orders-writers"]).action == "deny"
+}
+
+test_a_consumer_group_grant_does_not_cover_a_share_group if {
+	# The group grant names commit_offset on analytics-*; the share group grant does not.
+	decide_as("commit_offset", "group", "analytics-q", "svc-analytics", ["analytics-readers"]).action == "allow"
+	decide_as("commit_offset", "share_group", "analytics-q", "svc-analytics", ["analytics-readers"]) == deny(`no grant allows commit_offset on share_group "analytics-q" for svc-analytics (groups: analytics-readers)`)
 }
 
 test_resource_type_must_match if {

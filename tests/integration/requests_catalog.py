@@ -313,6 +313,52 @@ def _consumer_group_heartbeat(v: int, n: Names) -> dict[str, Any]:
 
 def _consumer_group_describe(v: int, n: Names) -> dict[str, Any]:
     return {"group_ids": [n.group, n.group + "-2"], "include_authorized_operations": False}
+def _share_group_heartbeat(v: int, n: Names) -> dict[str, Any]:
+    return {"group_id": n.group, "member_id": str(uuid.UUID(int=7)), "member_epoch": 0, "rack_id": None,
+            "subscribed_topic_names": [n.topic]}
+
+
+def _share_group_describe(v: int, n: Names) -> dict[str, Any]:
+    return {"group_ids": [n.group], "include_authorized_operations": False}
+
+
+def _share_partitions(T: Any) -> list[Any]:
+    return [T.FetchPartition(partition_index=i, acknowledgement_batches=[]) for i in (0, 1)]
+
+
+def _share_fetch(v: int, n: Names) -> dict[str, Any]:
+    T = _R(78).FetchTopic
+    return {"group_id": n.group, "member_id": str(uuid.UUID(int=7)), "share_session_epoch": 0, "max_wait_ms": 0,
+            "min_bytes": 1, "max_bytes": 1 << 20, "max_records": 100, "batch_size": 100, "share_acquire_mode": 0,
+            "is_renew_ack": False, "topics": [T(topic_id=n.topic_id, partitions=_share_partitions(T))],
+            "forgotten_topics_data": []}
+
+
+def _share_acknowledge(v: int, n: Names) -> dict[str, Any]:
+    T = _R(79).AcknowledgeTopic
+    P = T.AcknowledgePartition
+    B = P.AcknowledgementBatch
+    parts = [P(partition_index=i, acknowledgement_batches=[B(first_offset=0, last_offset=0, acknowledge_types=[1])])
+             for i in (0, 1)]
+    return {"group_id": n.group, "member_id": str(uuid.UUID(int=7)), "share_session_epoch": 1, "is_renew_ack": False,
+            "topics": [T(topic_id=n.topic_id, partitions=parts)]}
+
+
+def _describe_share_group_offsets(v: int, n: Names) -> dict[str, Any]:
+    G = _R(90).DescribeShareGroupOffsetsRequestGroup
+    T = G.DescribeShareGroupOffsetsRequestTopic
+    return {"groups": [G(group_id=n.group, topics=[T(topic_name=n.topic, partitions=[0, 1])])]}
+
+
+def _alter_share_group_offsets(v: int, n: Names) -> dict[str, Any]:
+    T = _R(91).AlterShareGroupOffsetsRequestTopic
+    P = T.AlterShareGroupOffsetsRequestPartition
+    return {"group_id": n.group, "topics": [T(topic_name=n.topic, partitions=[P(partition_index=0, start_offset=0)])]}
+
+
+def _delete_share_group_offsets(v: int, n: Names) -> dict[str, Any]:
+    T = _R(92).DeleteShareGroupOffsetsRequestTopic
+    return {"group_id": n.group, "topics": [T(topic_name=n.topic)]}
 
 
 CATALOG: dict[str, tuple[int, Callable[[int, Names], dict[str, Any]]]] = {
@@ -364,6 +410,13 @@ CATALOG: dict[str, tuple[int, Callable[[int, Names], dict[str, Any]]]] = {
     "ListConfigResources": (74, lambda v, n: {"resource_types": [2]}),
     "ConsumerGroupHeartbeat": (68, _consumer_group_heartbeat),
     "ConsumerGroupDescribe": (69, _consumer_group_describe),
+    "ShareGroupHeartbeat": (76, _share_group_heartbeat),
+    "ShareGroupDescribe": (77, _share_group_describe),
+    "ShareFetch": (78, _share_fetch),
+    "ShareAcknowledge": (79, _share_acknowledge),
+    "DescribeShareGroupOffsets": (90, _describe_share_group_offsets),
+    "AlterShareGroupOffsets": (91, _alter_share_group_offsets),
+    "DeleteShareGroupOffsets": (92, _delete_share_group_offsets),
 }
 
 

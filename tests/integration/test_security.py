@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,18 @@ def test_the_gateways_own_authorized_operations_never_reach_a_client(open_gatewa
         T = API_TABLE[75].request
         dtp = conn.request(75, 0, topics=[T.TopicRequest(name="security.ops")], response_partition_limit=10, cursor=None)
         assert [_not_reported(t.topic_authorized_operations) for t in dtp.topics] == [True], dtp
+        # A share group that exists (a member joined it through Gatekeeper) is described without them.
+        member, deadline = str(uuid.uuid4()), time.monotonic() + 30
+        while True:  # the group coordinator (and the offsets topic FindCoordinator creates) may still be loading
+            conn.request(10, 4, key_type=0, coordinator_keys=["security-sg"])
+            joined = conn.request(76, 1, group_id="security-sg", member_id=member, member_epoch=0, rack_id=None,
+                                  subscribed_topic_names=["security.ops"])
+            if joined.error_code not in (14, 15, 16) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert joined.error_code == 0 and joined.member_epoch > 0, joined
+        shared = conn.request(77, 1, group_ids=["security-sg"], include_authorized_operations=True)
+        assert [(g.error_code, _not_reported(g.authorized_operations)) for g in shared.groups] == [(0, True)], shared
 
 
 @pytest.fixture(scope="module")

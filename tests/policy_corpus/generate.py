@@ -23,9 +23,11 @@ OUT = Path(__file__).resolve().parent
 
 OPS = [("produce", "topic"), ("consume", "topic"), ("describe_topic", "topic"), ("delete_topic", "topic"),
        ("delete_records", "topic"), ("join_group", "group"), ("commit_offset", "group"), ("api_versions", "cluster"),
-       ("describe_cluster", "cluster"), ("init_producer", "transactional_id")]
+       ("describe_cluster", "cluster"), ("init_producer", "transactional_id"), ("join_group", "share_group"),
+       ("consume", "share_group"), ("commit_offset", "share_group")]
 NAMES = {"topic": ["orders", "orders.eu", "orders.eu.x", "orders-x", "audit.logins", "ledger", "ingest.clicks", "payments.settled"],
          "group": ["analytics-1", "orders-app", "ingestion-pipeline", "payments-reporting"],
+         "share_group": ["analytics-queue", "orders-app"],
          "cluster": ["kafka-cluster"], "transactional_id": ["tx-orders"]}
 PRINCIPALS = [("svc-orders", ["orders-writers", "team-orders"]), ("svc-analytics", ["analytics-readers"]),
               ("ops", ["platform"]), ("anonymous", []), ("svc-audit-writer", ["ingestion-pipeline"])]

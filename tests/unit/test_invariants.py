@@ -29,7 +29,7 @@ from gatekeeper.kafka.codec import API_TABLE
 from gatekeeper.kafka.messages import INSPECTABLE, KafkaCodec
 from tests.integration.requests_catalog import CATALOG, Names
 
-_ENTITY_TYPES = {"topicName": "topic", "groupId": "group", "transactionalId": "transactional_id"}
+_ENTITY_TYPES = {"topicName": "topic", "groupId": "group", "shareGroupId": "share_group", "transactionalId": "transactional_id"}
 _CASES = [(name, v) for name, (key, _) in CATALOG.items() for v in range(INSPECTABLE[key][0], INSPECTABLE[key][1] + 1)]
 _NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=12)
 ALLOW = Decision("allow")
@@ -145,5 +145,9 @@ def _names_nothing_acted_on(name: str, path: str) -> bool:
         # null means all for these (an operation says so: "topics": null); an empty list, none
         ("DescribeLogDirs", ".topics"), ("ElectLeaders", ".topic_partitions"), ("ListPartitionReassignments", ".topics"),
         ("DescribeQuorum", ".topics"),
+        # share groups: acknowledging or altering or deleting offsets of no topic acts on none
+        ("ShareAcknowledge", ".topics"), ("ShareFetch", ".forgotten_topics_data"),
+        ("AlterShareGroupOffsets", ".topics"), ("DeleteShareGroupOffsets", ".topics"),
+        ("DescribeShareGroupOffsets", ".groups[].topics"),
     }
     return (name, path) in none_when_empty or path.endswith("].partitions") or path.endswith("partition_data")

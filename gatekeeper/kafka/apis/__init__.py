@@ -6,6 +6,8 @@ inspects; an API with no unit is not offered to clients and is refused if sent.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from gatekeeper.kafka.apis import (
     acls,
     admin,
@@ -19,6 +21,7 @@ from gatekeeper.kafka.apis import (
     negotiation,
     offsets,
     produce,
+    share_groups,
     topic_info,
     topics,
     transactions,
@@ -27,7 +30,7 @@ from gatekeeper.kafka.apis.base import ApiKey, ApiUnit
 
 __all__ = ["UNITS", "ApiKey", "ApiUnit"]
 
-_MODULES = (produce, fetch, metadata, topic_info, offsets, coordinator, groups, topics, transactions, configs, acls,
-            cluster, admin, negotiation, consumer_groups)
+_MODULES: tuple[ModuleType, ...] = (produce, fetch, metadata, topic_info, offsets, coordinator, groups, topics, transactions,
+                                    configs, acls, cluster, admin, negotiation, consumer_groups, share_groups)
 
 UNITS: dict[int, ApiUnit] = {unit.key: unit for module in _MODULES for unit in module.UNITS}

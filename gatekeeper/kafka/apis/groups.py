@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from gatekeeper.api import CLUSTER, Operation, Resource
 from gatekeeper.kafka.apis.base import (
     ApiKey,
@@ -19,6 +21,7 @@ from gatekeeper.kafka.apis.base import (
     group,
     message,
 )
+from gatekeeper.kafka.apis.share_groups import SHARE_GROUP
 
 
 def _member(b: Any, c: OpContext) -> list[Operation]:
@@ -55,7 +58,22 @@ def _list(b: Any, c: OpContext) -> list[Operation]:
     return [Operation("list_groups", CLUSTER, {})]
 
 
-_LISTING = Listing("groups", "describe_group", "group", lambda g: g.group_id)
+@attrs.frozen
+class _Groups(Listing):
+    """Listed groups, each kept if the principal may describe it: a share group (by its type,
+    or its protocol type before ListGroups v5) as a ``share_group``, any other as a ``group``."""
+
+    def operations(self, body: Any, resolve: Resolve | None = None) -> list[Operation]:
+        return [Operation(self.operation, Resource(_listed_type(g), g.group_id), {"listing": True})
+                for g in body.groups or ()]
+
+
+def _listed_type(g: Any) -> str:
+    share = (getattr(g, "group_type", None) or "").lower() == "share" or (g.protocol_type or "") == "share"
+    return SHARE_GROUP if share else "group"
+
+
+_LISTING = _Groups("groups", "describe_group", "group", lambda g: g.group_id)
 
 
 def _delete(b: Any, c: OpContext) -> list[Operation]:

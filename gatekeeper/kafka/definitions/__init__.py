@@ -32,7 +32,11 @@ def _define(name: str) -> None:
 
 # Definitions are added here, one line per API, as their JSON files land:
 _APIS: tuple[str, ...] = (
+    # The consumer group protocol (KIP-848).
     "ConsumerGroupHeartbeat", "ConsumerGroupDescribe",
+    # Share groups (KIP-932).
+    "ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge",
+    "DescribeShareGroupOffsets", "AlterShareGroupOffsets", "DeleteShareGroupOffsets",
 )
 for _api in _APIS:
     _define(_api)
