@@ -222,6 +222,17 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             "reason": self._close_reason or "the client closed the connection", "ended_by": self._ended_by,
             "principal": principal_fields(self.principal)})
 
+    def drain(self) -> bool:
+        if self.closing:
+            return True
+        if self._order or self._undecided or self._sent or self._stream_left or self._waiting_for_ids:
+            return False
+        self.closing = True
+        self._close_reason = "Gatekeeper shut down"
+        self._ended_by = "gatekeeper"
+        self.io.close(False)
+        return True
+
     def _write_client(self, data: Any) -> None:
         self._bytes_out += sum(len(d) for d in data)
         self.io.to_client(data)
