@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 __all__ = ["CONTENT_TYPE", "Metrics", "gateway_metrics"]
 
-CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+# generate_latest writes the classic text format; say so (newer clients' default names 1.0.0).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 prometheus_client.disable_created_metrics()
 
