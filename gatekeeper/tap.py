@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Any
 
 from twisted.application import service
-from twisted.logger import ILogObserver
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 
@@ -15,6 +17,8 @@ from gatekeeper.logs import log_observer, open_log
 from gatekeeper.proxy.gateway import GatewayService
 
 __all__ = ["Options", "makeService"]
+
+log = Logger()
 
 
 class Options(usage.Options):
@@ -31,6 +35,29 @@ class _TwistdGatewayService(GatewayService):
     the application's ``ILogObserver`` component, which twistd prefers to its own."""
 
     log_observer: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        if threading.current_thread() is threading.main_thread():
+            self.gateway.reactor.callWhenRunning(self._install_sigterm)
+
+    def _install_sigterm(self) -> None:
+        """SIGTERM stops gracefully (``stopService`` drains) and twistd then exits 0: the
+        reactor's own handler would make twistd kill itself with SIGTERM at the end, an exit
+        status that supervisors other than systemd report as a failure."""
+        reactor = self.gateway.reactor
+
+        def on_term(signum: int, frame: Any) -> None:
+            reactor.callFromThread(self._stop_once)
+
+        signal.signal(signal.SIGTERM, on_term)
+
+    def _stop_once(self) -> None:
+        if self.gateway.draining or not self.running:
+            return
+        log.info("received SIGTERM: shutting down, requests in flight get up to {grace:g}s (shutdown.grace)",
+                 grace=self.gateway.config.shutdown.grace)
+        self.gateway.reactor.stop()
 
     def setServiceParent(self, parent: Any) -> None:
         if self.log_observer is not None and isinstance(parent, Componentized):
