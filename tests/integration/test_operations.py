@@ -71,26 +71,26 @@ def test_metrics_parse_as_prometheus_with_the_right_types(twistd_gateway, kafka_
 
 
 def test_ready_follows_the_broker_going_away_and_coming_back(tmp_path) -> None:
-    with KafkaBroker(heap="512m") as broker:
-        with TwistdGateway(tmp_path, broker.bootstrap, extra={"admin": {"readiness_interval": "500ms"}}) as gw:
-            admin = f"http://{LOOPBACK}:{gw.ports.admin_port}"
-            status, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(_readyz(gw)), 15, "ready")
-            assert body["status"] == "ready" and body["checks"]["upstream"]["ok"]
-            assert _get(admin + "/livez")[0] == 200
-            broker.stop_process()
-            down = time.monotonic()
-            status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(_readyz(gw)), 10,
-                                    "not ready once the broker is gone", detail=gw.log_tail)
-            assert time.monotonic() - down < 10
-            assert not body["checks"]["upstream"]["ok"] and any(r.startswith("upstream:") for r in body["reasons"])
-            assert body["checks"]["policy_engine"]["ok"]
-            assert _get(admin + "/livez")[0] == 200  # alive: a supervisor must not restart it
-            assert _get(admin + "/healthz")[0] == 200  # as before /readyz existed
-            assert gw.metric("gatekeeper_upstream_reachable") == 0
-            broker.start_process()
-            wait_for(lambda: _readyz(gw)[0] == 200, 30, "ready again once the broker is back", detail=gw.log_tail)
-            assert gw.metric("gatekeeper_upstream_reachable") == 1
-            assert "readiness: upstream failing" in gw.log_path.read_text()
+    extra = {"admin": {"readiness_interval": "500ms"}}
+    with KafkaBroker(heap="512m") as broker, TwistdGateway(tmp_path, broker.bootstrap, extra=extra) as gw:
+        admin = f"http://{LOOPBACK}:{gw.ports.admin_port}"
+        status, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(_readyz(gw)), 15, "ready")
+        assert body["status"] == "ready" and body["checks"]["upstream"]["ok"]
+        assert _get(admin + "/livez")[0] == 200
+        broker.stop_process()
+        down = time.monotonic()
+        status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(_readyz(gw)), 10,
+                                "not ready once the broker is gone", detail=gw.log_tail)
+        assert time.monotonic() - down < 10
+        assert not body["checks"]["upstream"]["ok"] and any(r.startswith("upstream:") for r in body["reasons"])
+        assert body["checks"]["policy_engine"]["ok"]
+        assert _get(admin + "/livez")[0] == 200  # alive: a supervisor must not restart it
+        assert _get(admin + "/healthz")[0] == 200  # as before /readyz existed
+        assert gw.metric("gatekeeper_upstream_reachable") == 0
+        broker.start_process()
+        wait_for(lambda: _readyz(gw)[0] == 200, 30, "ready again once the broker is back", detail=gw.log_tail)
+        assert gw.metric("gatekeeper_upstream_reachable") == 1
+        assert "readiness: upstream failing" in gw.log_path.read_text()
 
 
 def test_not_ready_while_the_opa_server_is_down(tmp_path, kafka_broker) -> None:
