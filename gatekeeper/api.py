@@ -194,6 +194,11 @@ class Connection(Protocol):
 
     def held(self, token: int, outcomes: list[dict[str, Any]]) -> None: ...
 
+    def drain(self) -> bool:
+        """Gatekeeper is shutting down (the shell no longer reads from the client): close the
+        connection and return True if no request taken is still unanswered, else return False
+        (asked again shortly, until the shutdown grace ends)."""
+
 
 @attrs.frozen
 class AdapterServices:

@@ -1,79 +1,130 @@
-"""A small metrics registry rendered in the Prometheus text exposition format."""
+"""Gatekeeper's metrics, kept and exposed by prometheus-client.
+
+Each gateway has its own :class:`Metrics` with its own ``CollectorRegistry`` (never the global
+one), so several gateways in one process (the in-process tests) do not share counters.
+
+The data path increments several counters per request, so the labelled children are cached per
+(metric, labels) on first use: ``Counter.labels(...)`` costs about as much again as the increment
+itself (``bench/metrics_micro.py`` measures both). Counters' ``_created`` series are turned off:
+they double the number of series and Gatekeeper's counters all start with the process.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["Metrics"]
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-_LabelKey = tuple[tuple[str, str], ...]
+__all__ = ["CONTENT_TYPE", "Metrics", "gateway_metrics"]
 
+# generate_latest writes the classic text format; say so (newer clients' default names 1.0.0).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+prometheus_client.disable_created_metrics()
+
+_KINDS = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
+_DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
-    """Counters and gauges with labels. Not thread-safe: used from the reactor thread only."""
+    """Counters, gauges and histograms with labels, by name.
+
+    A metric is created when it is first used, with the label names of that first use (a later
+    use with other label names is a bug, and raises); its kind and help text come from
+    :meth:`describe`, else from the first use (``inc``: counter, ``set``: gauge, ``observe``:
+    histogram). Safe from any thread (prometheus-client's values hold a lock)."""
 
     def __init__(self) -> None:
-        self._values: dict[str, dict[_LabelKey, float]] = defaultdict(dict)
-        self._help: dict[str, tuple[str, str]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._described: dict[str, tuple[str, str, Sequence[float] | None]] = {}
+        self._families: dict[str, Any] = {}
+        self._children: dict[Any, Any] = {}  # (name, *label items) or name -> child
+        self._counter_totals: dict[Any, float] = {}  # counters given by set(): the last total
 
-    def describe(self, name: str, kind: str, text: str) -> None:
-        self._help[name] = (kind, text)
+    def describe(self, name: str, kind: str, text: str, buckets: Sequence[float] | None = None) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"metric {name}: kind {kind!r} is not one of {sorted(_KINDS)}")
+        self._described[name] = (kind, text, buckets)
+
+    def _child(self, key: Any, name: str, kind: str, labels: dict[str, str], buckets: Sequence[float] | None = None) -> Any:
+        family = self._families.get(name)
+        if family is None:
+            kind, text, described_buckets = self._described.get(name, (kind, "", buckets))
+            options: dict[str, Any] = {}
+            if kind == "histogram":
+                options["buckets"] = tuple(described_buckets or buckets or _DEFAULT_BUCKETS)
+            family = _KINDS[kind](name, text, sorted(labels), registry=self.registry, **options)
+            self._families[name] = family
+        child = family.labels(**labels) if labels else family
+        self._children[key] = child
+        return child
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        series = self._values[name]
-        series[key] = series.get(key, 0.0) + amount
+        key = (name, *labels.items()) if labels else name
+        try:
+            child = self._children[key]
+        except KeyError:
+            child = self._child(key, name, "counter", labels)
+        child.inc(amount)
 
     def set(self, name: str, value: float, **labels: str) -> None:
-        self._values[name][tuple(sorted(labels.items()))] = value
+        """A gauge's value; for a counter, its new total (it never goes down)."""
+        key = (name, *labels.items()) if labels else name
+        try:
+            child = self._children[key]
+        except KeyError:
+            child = self._child(key, name, "gauge", labels)
+        if isinstance(child, Gauge):
+            child.set(value)
+            return
+        before = self._counter_totals.get(key, 0.0)
+        if value > before:
+            child.inc(value - before)
+            self._counter_totals[key] = value
 
-    def observe(self, name: str, value: float, buckets: tuple[float, ...], **labels: str) -> None:
-        """A histogram sample: cumulative ``_bucket{le=…}``, ``_sum`` and ``_count`` series."""
-        for le in buckets:
-            if value <= le:
-                self._add(f"{name}_bucket", 1.0, {**labels, "le": f"{le:g}"})
-        self._add(f"{name}_bucket", 1.0, {**labels, "le": "+Inf"})
-        self._add(f"{name}_sum", value, labels)
-        self._add(f"{name}_count", 1.0, labels)
-
-    def _add(self, name: str, amount: float, labels: dict[str, str]) -> None:
-        key = tuple(sorted(labels.items()))
-        series = self._values[name]
-        series[key] = series.get(key, 0.0) + amount
+    def observe(self, name: str, value: float, buckets: Sequence[float] | None = None, **labels: str) -> None:
+        """A histogram sample (``_bucket{le=…}``, ``_sum`` and ``_count`` series)."""
+        key = (name, *labels.items()) if labels else name
+        try:
+            child = self._children[key]
+        except KeyError:
+            child = self._child(key, name, "histogram", labels, buckets)
+        child.observe(value)
 
     def get(self, name: str, **labels: str) -> float:
-        return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+        """A sample's value by its exposed name (a counter's ends in ``_total``); 0 if absent."""
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else float(value)
 
     def render(self) -> str:
-        lines = []
-        for name in sorted(set(self._values) | set(self._help)):
-            kind, text = self._help.get(name, ("untyped", ""))
-            if text:
-                lines.append(f"# HELP {name} {text}")
-            lines.append(f"# TYPE {name} {kind}")
-            for key, value in sorted(self._values.get(name, {}).items()):
-                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
-                lines.append(f"{name}{{{labels}}} {value:g}" if labels else f"{name} {value:g}")
-        return "\n".join(lines) + "\n"
+        """The Prometheus text exposition format (0.0.4)."""
+        return generate_latest(self.registry).decode()
 
 
 def gateway_metrics() -> Metrics:
+    from gatekeeper.policy.engine import LATENCY_BUCKETS
+
     m = Metrics()
     m.describe("gatekeeper_connections_total", "counter", "Client connections accepted.")
     m.describe("gatekeeper_connections_active", "gauge", "Client connections open now.")
     m.describe("gatekeeper_requests_total", "counter", "Requests decoded, by API.")
+    m.describe("gatekeeper_trailing_bytes_total", "counter", "Bytes after a request body, tolerated as the broker does, by API.")
     m.describe("gatekeeper_rejected_total", "counter", "Connections closed for bad input, by reason.")
+    m.describe("gatekeeper_authentications_total", "counter", "Client logins, by result (ok, reauthenticated, refused).")
     m.describe("gatekeeper_upstream_errors_total", "counter", "Upstream connect failures and losses.")
     m.describe("gatekeeper_upstream_connections_total", "counter", "Broker connections opened for clients.")
+    m.describe("gatekeeper_upstream_reachable", "gauge", "1 while the readiness probe reaches a bootstrap broker, else 0.")
+    m.describe("gatekeeper_engine_reachable", "gauge", "1 while the readiness probe finds the policy engine healthy, else 0.")
+    m.describe("gatekeeper_ready", "gauge", "1 while /readyz says ready, else 0.")
+    m.describe("gatekeeper_draining", "gauge", "1 while Gatekeeper is shutting down: no new connections, in-flight requests finishing.")
     m.describe("gatekeeper_decisions_total", "counter", "Policy decisions, by action and operation.")
+    m.describe("gatekeeper_held_requests_total", "counter", "Requests held for approval, by outcome.")
     m.describe("gatekeeper_bytes_total", "counter", "Bytes relayed, by direction.")
     m.describe("gatekeeper_decision_cache_total", "counter", "Decision cache lookups, by result (hit/miss; off when the policies in force read the time and do not declare ttl_covers_time).")
     m.describe("gatekeeper_engine_errors_total", "counter", "Policy engine failures, by engine and kind.")
-    m.describe("gatekeeper_engine_latency_seconds_bucket", "counter", "Policy engine round trip, histogram buckets.")
+    m.describe("gatekeeper_engine_latency_seconds", "histogram", "Policy engine round trip, by engine.", LATENCY_BUCKETS)
     m.describe("gatekeeper_policy_reloads_total", "counter", "Policy reloads, by result.")
     m.describe("gatekeeper_denials_throttled_total", "counter", "Denials that repeated the previous one on a connection and asked the client to wait (throttle_time_ms), by API.")
     m.describe("gatekeeper_masked_records_total", "counter", "Records masked, by topic and direction (produce: before the broker stores them; consume: before the client reads them).")

@@ -145,21 +145,37 @@ class KafkaBroker:
             log4j = self._dir / "log4j2.properties"
             log4j.write_text(deps.log4j2_properties("INFO", self.log_path))
             self._format(props)
-            with open(self.console_path, "wb") as console:
-                self._proc = subprocess.Popen(
-                    [
-                        deps.java_executable(), f"-Xmx{self.heap}", "-Xms256m",
-                        "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                        f"-Dlog4j2.configurationFile={log4j}",
-                        "-cp", classpath, "kafka.Kafka", str(props),
-                    ],
-                    stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                    cwd=self._dir, start_new_session=True,
-                )
-            self._wait_ready()
+            self._launch(classpath)
         except BaseException:
             self.stop()
             raise
+
+    def _launch(self, classpath: str) -> None:
+        props, log4j = self._dir / "server.properties", self._dir / "log4j2.properties"
+        with open(self.console_path, "ab") as console:
+            self._proc = subprocess.Popen(
+                [
+                    deps.java_executable(), f"-Xmx{self.heap}", "-Xms256m",
+                    "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                    f"-Dlog4j2.configurationFile={log4j}",
+                    "-cp", classpath, "kafka.Kafka", str(props),
+                ],
+                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                cwd=self._dir, start_new_session=True,
+            )
+        self._wait_ready()
+
+    def stop_process(self, timeout: float = 20.0) -> None:
+        """SIGTERM the broker (SIGKILL after ``timeout``) but keep its directory and ports:
+        :meth:`start_process` brings the same cluster back on the same address."""
+        proc, self._proc = self._proc, None
+        terminate(proc, timeout)
+
+    def start_process(self) -> None:
+        """Start the broker again after :meth:`stop_process`: same ports, same data."""
+        if self.running:
+            raise BrokerError("broker already running")
+        self._launch(deps.kafka_classpath())
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the broker, SIGKILL it after ``timeout`` seconds, remove the temp dir."""

@@ -78,7 +78,10 @@ def write_config(path: Path, upstream: str, *, slots: int = 3, level: str = "inf
         raw["listeners"][0]["authentication"] = auth
     if tls is not None:
         raw["listeners"][0]["tls"] = tls
-    raw.update(extra or {})
+    for key, value in (extra or {}).items():
+        # admin and logging settings add to the defaults above (the admin port stays bound).
+        merge = key in ("admin", "logging") and isinstance(value, dict)
+        raw[key] = {**raw[key], **value} if merge else value
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return ports
 

@@ -28,9 +28,11 @@ __all__ = [
     "JwtSettings",
     "LimitsConfig",
     "ListenerConfig",
+    "LoggingConfig",
     "MaskingConfig",
     "NotifierConfig",
     "PolicyConfig",
+    "ShutdownConfig",
     "TlsConfig",
     "UpstreamConfig",
     "UpstreamSaslConfig",
@@ -245,10 +247,34 @@ class IdentityConfig:
 @attrs.frozen
 class AdminConfig:
     bind: HostPort | None = None
+    readiness_interval: float = 2.0  # seconds between readiness probes (broker, policy engine)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> AdminConfig:
-        return cls(bind=_get(cls, raw, "bind", HostPort.parse))
+        return cls(bind=_get(cls, raw, "bind", HostPort.parse),
+                   readiness_interval=_get(cls, raw, "readiness_interval", parse_duration))
+
+
+@attrs.frozen
+class LoggingConfig:
+    level: str = "info"
+    format: str = "text"  # text | json (one JSON object per line)
+    max_files: int = 10  # rotated log files kept beside the current one (twistd --logfile)
+    max_file_bytes: int = 10_000_000  # the log file is rotated past this size
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> LoggingConfig:
+        return cls(level=_get(cls, raw, "level"), format=_get(cls, raw, "format"),
+                   max_files=_get(cls, raw, "max_files"), max_file_bytes=_get(cls, raw, "max_file_bytes"))
+
+
+@attrs.frozen
+class ShutdownConfig:
+    grace: float = 10.0  # seconds in-flight requests get to finish after SIGTERM
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ShutdownConfig:
+        return cls(grace=_get(cls, raw, "grace", parse_duration))
 
 
 @attrs.frozen
@@ -437,6 +463,8 @@ class Config:
     masking: MaskingConfig = attrs.field(factory=MaskingConfig)
     approvals: ApprovalsConfig | None = None  # None: approvals are off
     audit: AuditConfig | None = None  # None: no audit trail
+    logging: LoggingConfig = attrs.field(factory=LoggingConfig)
+    shutdown: ShutdownConfig = attrs.field(factory=ShutdownConfig)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
@@ -452,4 +480,6 @@ class Config:
             approvals=_get(cls, raw, "approvals", lambda a: ApprovalsConfig.from_dict(a, base)),
             audit=_get(cls, raw, "audit", lambda a: AuditConfig.from_dict(a, base)),
             log_level=_get(cls, raw.get("logging", {}), "level", field="log_level"),
+            logging=LoggingConfig.from_dict(raw.get("logging", {})),
+            shutdown=ShutdownConfig.from_dict(raw.get("shutdown", {})),
         )

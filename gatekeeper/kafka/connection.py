@@ -219,7 +219,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             log.warn(
                 "connection from {peer} (listener {listener}, session {session}) ended inside a "
                 "frame: {n} bytes of an incomplete request dropped",
-                peer=self.peer, listener=self.listener.name, session=self._session_id(), n=self.decoder.buffered,
+                peer=self.peer, listener=self.listener.name, session=self._session_id(), principal=self._principal_name(), n=self.decoder.buffered,
             )
         self.closing = True
         for timer in (self._expiry, self._login_deadline):
@@ -241,12 +241,29 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             "reason": self._close_reason or "the client closed the connection", "ended_by": self._ended_by,
             "principal": principal_fields(self.principal)})
 
+    def drain(self) -> bool:
+        if self.closing:
+            return True
+        if self._order or self._undecided or self._sent or self._stream_left or self._waiting_for_ids:
+            return False
+        self.closing = True
+        self._close_reason = "Gatekeeper shut down"
+        self._ended_by = "gatekeeper"
+        self.io.close(False)
+        return True
+
     def _write_client(self, data: Any) -> None:
         self._bytes_out += sum(len(d) for d in data)
         self.io.to_client(data)
 
     def _session_id(self) -> str:
         return self.session.id if self.session else "-"
+
+    def _principal_name(self) -> str | None:
+        """The authenticated principal's subject, for log lines' ``principal`` field."""
+        principal = self.principal if self.principal is not None else (self.session.principal if self.session else None)
+        sub = getattr(principal, "sub", None)
+        return printable(sub) if sub else None
 
     def _close(self, why: str, *, rejected: str | None = None, abort_upstream: bool = False) -> None:
         """Close this client's connection (only this one) with a log line naming the client."""
@@ -260,7 +277,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             self.s.metrics.inc("gatekeeper_rejected_total", reason=rejected)
         log.warn(
             "closing connection from {peer} (listener {listener}, session {session}): {why}",
-            peer=self.peer, listener=self.listener.name, session=self._session_id(), why=why,
+            peer=self.peer, listener=self.listener.name, session=self._session_id(), principal=self._principal_name(), why=why,
         )
         self.io.close(abort_upstream)
 
@@ -399,7 +416,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         refusal = unit.guard(request.header.api_version, request.body, self.s.gateway) if unit.guard else None
         if refusal is not None:
             log.warn("refused {api} from {peer} (session {session}), whatever the policy says: {why}",
-                     api=request.api_name, peer=self.peer, session=self._session_id(), why=refusal)
+                     api=request.api_name, peer=self.peer, listener=self.listener.name, session=self._session_id(), principal=self._principal_name(), why=refusal)
             self.s.metrics.inc("gatekeeper_rejected_total", reason="gateway_identity")
             self._decided(entry, ops, inputs, [Decision("deny", reason=refusal)] * len(inputs))
             return
@@ -578,7 +595,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             metrics.inc("gatekeeper_masked_truncated_batches_total", counts.truncated)
         for problem in counts.problems:
             log.error("masking {direction} on connection from {peer} (session {session}): {problem}",
-                      direction=direction, peer=self.peer, session=self._session_id(), problem=problem)
+                      direction=direction, peer=self.peer, listener=self.listener.name, session=self._session_id(), principal=self._principal_name(), problem=problem)
 
     def _enforce(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
         request = entry.request
@@ -694,6 +711,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             "denied {operation} on {rtype} {rname!r} for {sub} (client {client}, session {session}): {reason}{held_back}",
             operation=policy_input["operation"], rtype=resource["type"], rname=resource["name"], sub=printable(principal["sub"]),
             client=printable(policy_input["client"]["id"]), session=policy_input["session"]["id"], reason=printable(decision.reason, 1024),
+            principal=printable(principal["sub"]), listener=self.listener.name,
             held_back=f" ({held} more like it since the last such line)" if held else "",
         )
 

@@ -110,6 +110,7 @@ class PolicyEngine:
         # The digest of the policies and data in force (audit records carry it); None until
         # loaded, or when Gatekeeper cannot see them (OPA bundles).
         self.revision: str | None = None
+        self.loaded = False  # policies loaded at least once
 
     @property
     def name(self) -> str:
@@ -142,8 +143,17 @@ class PolicyEngine:
         self.metrics.inc("gatekeeper_policy_reloads_total", result="ok")
         log.info("policies reloaded ({engine}); decision cache cleared", engine=self.backend.name)
 
+    def health(self) -> defer.Deferred[str | None]:
+        """None when the engine can decide now, else why not (for readiness): the policies are
+        loaded, and a backend that lives elsewhere (OPA) answers its health check."""
+        if not self.loaded:
+            return defer.succeed("the policies are not loaded yet")
+        check = getattr(self.backend, "health", None)
+        return defer.succeed(None) if check is None else check()  # type: ignore[no-any-return]
+
     def _policies_loaded(self) -> None:
         """Work out the cache key for the revision now in force, and say what it is and why."""
+        self.loaded = True
         sources = getattr(self.backend, "sources", None)
         self.revision = None if sources is None else policy_revision(sources, getattr(self.backend, "data", None))
         if sources is None:

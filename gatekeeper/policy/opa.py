@@ -116,6 +116,24 @@ class OpaBackend:
         self._loaded = dict(modules)
         self.data = data
 
+    def health(self) -> defer.Deferred[str | None]:
+        """None if OPA answers 200 on ``/health``, else what it answered (for readiness)."""
+        url = f"{self.url}/health"
+
+        def answered(response: Any) -> Any:
+            code = response.code
+            return response.content().addCallback(
+                lambda _: None if code == 200 else f"OPA at {self.url} answered HTTP {code} on /health")
+
+        def failed(f: Any) -> str:
+            if f.check(defer.CancelledError):
+                raise f.value
+            message = (f.getErrorMessage() or f.type.__name__).splitlines()[0]
+            return f"OPA at {self.url} is unreachable: {message}"
+
+        d: defer.Deferred[Any] = treq.get(url, pool=self.pool)
+        return d.addCallbacks(answered, failed)
+
     def stop(self) -> defer.Deferred[None]:
         return self.pool.closeCachedConnections()  # type: ignore[no-any-return]
 

@@ -102,6 +102,15 @@ class ClientProtocol(Protocol):
         if self.upstream is not None and not self.upstream.closed:
             self.upstream.transport.loseConnection()  # type: ignore[union-attr]
 
+    def drain(self) -> bool:
+        """Shutting down: read no more requests; True once the connection is closed (its
+        requests in flight answered), else False (ask again later)."""
+        if self.gate is None:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return True
+        self.gate.hold("draining")
+        return self.core.drain()
+
     # -- what the core asks of us (ConnectionIO) ---------------------------------------------------
 
     def to_client(self, data: Sequence[bytes]) -> None:

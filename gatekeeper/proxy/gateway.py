@@ -17,6 +17,7 @@ from twisted.internet import defer, threads
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.internet.protocol import Factory
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
@@ -34,6 +35,7 @@ from gatekeeper.policy.factory import make_engine
 from gatekeeper.proxy.admin import listen_admin
 from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.context import ProxyContext
+from gatekeeper.proxy.readiness import Check, ReadinessProbe, verdict
 from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
 from gatekeeper.ratelimit import LogSampler
@@ -43,6 +45,7 @@ __all__ = ["Gateway", "GatewayService"]
 
 log = Logger()
 _WORKER_THREADS = 2
+_DRAIN_POLL = 0.05  # seconds between looks at the connections still answering at shutdown
 
 
 class _ClientFactory(Factory):
@@ -84,6 +87,11 @@ class Gateway:
         self._per_address: dict[str, int] = {}
         self._limit_log = LogSampler(10.0)
         self.ports: list[IListeningPort] = []
+        self.draining = False
+        self.readiness = ReadinessProbe(
+            reactor, config.admin.readiness_interval, config.upstream.bootstrap_servers, self.engine.health,
+            timeout=max(0.5, min(config.admin.readiness_interval, config.upstream.connect_timeout)),
+            on_change=self._readiness_changed)
         self._bootstrap: Iterator[HostPort] = itertools.cycle(config.upstream.bootstrap_servers)
         self.debug_inputs = config.log_level == "debug"
         self.upstream_password: str | None = None
@@ -166,6 +174,8 @@ class Gateway:
         except Exception:
             yield self.stop()
             raise
+        if self.config.admin.bind is not None:
+            self.readiness.start()
 
     def bound_port(self, listener_index: int = 0) -> int:
         """The bootstrap port actually bound (useful with port 0 in tests)."""
@@ -173,9 +183,16 @@ class Gateway:
         return int(self.ports[sum(per_listener[:listener_index])].getHost().port)  # type: ignore[attr-defined]
 
     @defer.inlineCallbacks
-    def stop(self) -> Any:
+    def stop(self, grace: float = 0.0) -> Any:
+        """Stop listening; give the requests in flight up to ``grace`` seconds to be answered
+        (no new request is read meanwhile), then close every connection and stop the rest."""
+        self.draining = True
+        self.metrics.set("gatekeeper_draining", 1)
+        self.readiness.stop()
         ports, self.ports = self.ports, []
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        if grace > 0 and self.connections:
+            yield self._drain(grace)
         for conn in list(self.connections):
             conn.transport.loseConnection()  # type: ignore[union-attr]
         if self.workers.started:
@@ -186,6 +203,25 @@ class Gateway:
         yield self.engine.stop()
         if self.audit is not None:
             yield self.audit.stop()
+
+    @defer.inlineCallbacks
+    def _drain(self, grace: float) -> Any:
+        """Close each connection once its requests in flight are answered, until ``grace``."""
+        started, n = self.clock.seconds(), len(self.connections)
+        log.info("shutting down: {n} client connection(s) finish the requests in flight, for up to {grace:g}s",
+                 n=n, grace=grace)
+        while self.connections and self.clock.seconds() - started < grace:
+            for conn in list(self.connections):
+                conn.drain()
+            if self.connections:
+                yield deferLater(self.clock, _DRAIN_POLL, lambda: None)
+        left = len(self.connections)
+        if left:
+            log.warn("shutting down: {left} of {n} connection(s) still had requests in flight after {grace:g}s "
+                     "(shutdown.grace); closing them, their clients retry elsewhere", left=left, n=n, grace=grace)
+        else:
+            log.info("shutting down: every connection closed with its requests answered, in {s:.2f}s",
+                     s=self.clock.seconds() - started)
 
     # -- connections ----------------------------------------------------------------------
 
@@ -292,6 +328,22 @@ class Gateway:
                 return False, body
         return listening, body
 
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, the /readyz body): listening, not shutting down, the broker and the policy
+        engine reachable, and the audit trail (if any) taking records."""
+        problems = []
+        if self.audit is not None and not self.audit.available:
+            problems.append(f"audit trail unavailable: {self.audit.error}")
+        ok, body = verdict(listening=bool(self.ports), draining=self.draining, checks=self.readiness.results,
+                           extra_problems=problems)
+        body["connections"] = len(self.connections)
+        self.metrics.set("gatekeeper_ready", 1 if ok else 0)
+        return ok, body
+
+    def _readiness_changed(self, name: str, check: Check) -> None:
+        gauge = {"upstream": "gatekeeper_upstream_reachable", "policy_engine": "gatekeeper_engine_reachable"}[name]
+        self.metrics.set(gauge, 1 if check.ok else 0)
+
     def inputs_decoded(self, inputs: list[dict[str, Any]]) -> None:
         """Hook for every policy input built; logged at debug level."""
         if self.debug_inputs:
@@ -323,8 +375,8 @@ class GatewayService(service.Service):
             bind = self.gateway.config.admin.bind
             if bind is None:
                 return None
-            return listen_admin(self.gateway.reactor, bind, self.gateway.health, self.gateway.metrics.render).addCallback(
-                self._admin_started)
+            return listen_admin(self.gateway.reactor, bind, self.gateway.health, self.gateway.metrics.render,
+                                self.gateway.ready).addCallback(self._admin_started)
 
         def approvals_listening(_: Any) -> Any:
             settings = self.gateway.config.approvals
@@ -387,12 +439,16 @@ class GatewayService(service.Service):
     def _admin_started(self, port: IListeningPort) -> None:
         self.admin_port = port
 
+    @defer.inlineCallbacks
     def stopService(self) -> Any:
+        """SIGTERM (or any stop): no new connections, requests in flight answered up to
+        ``shutdown.grace``, then everything closed. The admin endpoint stays up meanwhile, so
+        ``/readyz`` says "shutting down" to the load balancer."""
         super().stopService()
         ds = []
         if self.approvals_listener is not None:
             ds.append(self.approvals_listener.stop())
-        ds.append(self.gateway.stop())
+        ds.append(self.gateway.stop(self.gateway.config.shutdown.grace))
+        yield defer.gatherResults(ds)
         if self.admin_port is not None:
-            ds.append(defer.maybeDeferred(self.admin_port.stopListening))
-        return defer.gatherResults(ds)
+            yield defer.maybeDeferred(self.admin_port.stopListening)
