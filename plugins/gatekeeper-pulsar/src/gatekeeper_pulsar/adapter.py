@@ -6,11 +6,17 @@ Pulsar listener and makes a sans-I/O :class:`PulsarConnection` per client connec
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 from gatekeeper.api import AdapterServices, ConnectionIO
 from gatekeeper_pulsar.connection import PulsarConnection
-from gatekeeper_pulsar.settings import LISTENER_OPTIONS_SCHEMA, ListenerSettings, PulsarSettings, read_token
+from gatekeeper_pulsar.settings import (
+    LISTENER_OPTIONS_SCHEMA,
+    ListenerSettings,
+    PulsarSettings,
+    read_token,
+)
 
 __all__ = ["PulsarAdapter"]
 
@@ -36,7 +42,7 @@ class PulsarAdapter:
                 clock=services.clock, identity=services.identity, metrics=services.metrics,
                 authentication_timeout=config.limits.authentication_timeout,
                 inputs_decoded=services.inputs_decoded, grants_for=services.grants_for,
-                upstream_token=lambda name=name: self.tokens.get(name),
+                upstream_token=partial(self.tokens.get, name),
             )
             for name in self.listeners
         }

@@ -8,6 +8,7 @@ refused outright (commands Gatekeeper cannot inspect yet, fail closed).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import attrs
 
@@ -49,12 +50,12 @@ def classify(cmd: wire.BaseCommand, frame: Frame, producers: dict[int, str]) -> 
         r = cmd.lookupTopic
         return Classified(
             Operation("describe_topic", Resource("topic", r.topic), {"lookup": True, "authoritative": r.authoritative}),
-            lambda reason, rid=r.request_id: c.lookup_failed_frame(rid, c.AUTHORIZATION_ERROR, reason))
+            partial(c.lookup_failed_frame, r.request_id, c.AUTHORIZATION_ERROR))
     if t == T.PARTITIONED_METADATA:
         p = cmd.partitionMetadata
         return Classified(
             Operation("describe_topic", Resource("topic", p.topic), {"partitioned_metadata": True}),
-            lambda reason, rid=p.request_id: c.partitioned_failed_frame(rid, c.AUTHORIZATION_ERROR, reason))
+            partial(c.partitioned_failed_frame, p.request_id, c.AUTHORIZATION_ERROR))
     if t == T.PRODUCER:
         pr = cmd.producer
         request: dict[str, object] = {"producer_id": pr.producer_id}
@@ -65,7 +66,7 @@ def classify(cmd: wire.BaseCommand, frame: Frame, producers: dict[int, str]) -> 
         if pr.initial_subscription_name:
             request["group"] = pr.initial_subscription_name
         return Classified(Operation("produce", Resource("topic", pr.topic), request),
-                          lambda reason, rid=pr.request_id: c.error_frame(rid, c.AUTHORIZATION_ERROR, reason),
+                          partial(c.error_frame, pr.request_id, c.AUTHORIZATION_ERROR),
                           producer=(pr.producer_id, pr.topic))
     if t == T.SEND:
         s = cmd.send
@@ -79,7 +80,7 @@ def classify(cmd: wire.BaseCommand, frame: Frame, producers: dict[int, str]) -> 
             request["encrypted"] = True
         return Classified(
             Operation("produce", Resource("topic", topic), request),
-            lambda reason, pid=s.producer_id, seq=s.sequence_id: c.send_error_frame(pid, seq, c.AUTHORIZATION_ERROR, reason),
+            partial(c.send_error_frame, s.producer_id, s.sequence_id, c.AUTHORIZATION_ERROR),
             closes=True)
     if t == T.SUBSCRIBE:
         sub = cmd.subscribe
@@ -89,7 +90,7 @@ def classify(cmd: wire.BaseCommand, frame: Frame, producers: dict[int, str]) -> 
         if sub.HasField("durable") and not sub.durable:
             request["durable"] = False
         return Classified(Operation("consume", Resource("topic", sub.topic), request),
-                          lambda reason, rid=sub.request_id: c.error_frame(rid, c.AUTHORIZATION_ERROR, reason))
+                          partial(c.error_frame, sub.request_id, c.AUTHORIZATION_ERROR))
     # Anything else (namespace listings, schema commands, transactions, topic watchers, a type
     # this codec does not know) is not inspected yet: it is put to the policy as `other` on
     # the cluster, so a default-deny policy refuses it.
@@ -108,4 +109,4 @@ def _refuse_other(cmd: wire.BaseCommand) -> Callable[[str], bytes]:
     rid = _request_id(cmd)
     if rid is None:
         return lambda reason: b""
-    return lambda reason: c.error_frame(rid, c.AUTHORIZATION_ERROR, reason)
+    return partial(c.error_frame, rid, c.AUTHORIZATION_ERROR)
