@@ -223,7 +223,13 @@ class AdapterServices:
 class ProtocolAdapter(Protocol):
     """An entry point in ``gatekeeper.adapters``: ``Adapter(services)`` then, per client
     connection, ``connection(listener, slot, io)``. ``slot`` is the index of the listener's
-    broker port the client connected to, or None for the bootstrap port."""
+    broker port the client connected to, or None for the bootstrap port.
+
+    Two optional class attributes, read when the config is loaded (before the adapter is
+    constructed): ``listener_options_schema``, a JSON Schema (draft 2020-12) for the listener's
+    ``options`` (absent: the adapter takes none), and ``listener_upstream`` (default False): True
+    when the adapter honours a listener's own ``upstream`` (``ListenerConfig.upstream_servers``)
+    instead of the top-level upstream section."""
 
     name: str
 

@@ -1,6 +1,8 @@
 """Fetch, cache and locate the real Kafka and OPA the harness runs.
 
-Kafka's jars come from Maven Central through ``harness/kafka/pom.xml``; OPA is built with
+Kafka's jars come from Maven Central through ``harness/kafka/pom.xml``, Pulsar's (the standalone
+broker the Pulsar adapter's tests run) through ``harness/pulsar_maven/pom.xml`` with a settings file
+that mirrors every repository to Maven Central; OPA is built with
 ``go install`` at the version pinned in ``gatekeeper/policy/opa_version.py``. Both land in the
 cache directory (``$GATEKEEPER_CACHE``, else ``~/.cache/gatekeeper``) and are fetched once.
 The approver page's browser test drives Debian's ``chromium`` and ``chromium-driver`` packages,
@@ -30,6 +32,10 @@ KAFKA_VERSION = "4.3.1"
 SLF4J_API_VERSION = "2.0.16"
 
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
+# 4.0.8 does not resolve from Maven Central alone: two of its dependencies are not served there.
+PULSAR_VERSION = "4.0.7"
+PULSAR_POM = Path(__file__).resolve().parent / "pulsar_maven" / "pom.xml"
+PULSAR_SETTINGS = Path(__file__).resolve().parent / "pulsar_maven" / "settings.xml"
 _MARKER = ".complete"
 
 
@@ -87,6 +93,51 @@ def ensure_kafka_jars() -> Path:
             f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
         )
         _check_slf4j(staging)
+        (staging / _MARKER).write_text(expected)
+        old = lib.with_name("lib.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if lib.exists():
+            lib.rename(old)
+        staging.rename(lib)
+        shutil.rmtree(old, ignore_errors=True)
+    return lib
+
+
+def pulsar_home() -> Path:
+    """Directory for this Pulsar version: ``lib/`` with the broker's runtime jars."""
+    return cache_dir() / f"pulsar-{PULSAR_VERSION}"
+
+
+def pulsar_classpath() -> str:
+    """A ``-cp`` value holding every Pulsar broker jar (ensures they are present)."""
+    return str(ensure_pulsar_jars() / "*")
+
+
+def ensure_pulsar_jars() -> Path:
+    """Return the directory with the Pulsar broker's runtime jars, resolving them if needed.
+
+    Pulsar's parent POM declares repositories besides Maven Central (and redefines
+    ``central``); ``harness/pulsar_maven/settings.xml`` mirrors them all to Maven Central, so nothing
+    else is asked. Idempotent and safe across processes, like :func:`ensure_kafka_jars`.
+    """
+    lib = pulsar_home() / "lib"
+    expected = _pulsar_marker_text()
+    needed = [f"pulsar-broker-{PULSAR_VERSION}.jar", f"pulsar-client-original-{PULSAR_VERSION}.jar"]
+    if _complete(lib, expected, needed):
+        return lib
+    with _locked(_lock_file(pulsar_home())):
+        if _complete(lib, expected, needed):
+            return lib
+        staging = lib.with_name("lib.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        _mvn(
+            "-s", str(PULSAR_SETTINGS), "-f", str(PULSAR_POM), "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        )
+        missing = [name for name in needed if not (staging / name).is_file()]
+        if missing:
+            raise DependencyError(f"{PULSAR_POM} resolved without {', '.join(missing)}")
         (staging / _MARKER).write_text(expected)
         old = lib.with_name("lib.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -185,11 +236,19 @@ def _marker_text() -> str:
     return f"kafka {KAFKA_VERSION}\npom-sha256 {digest}\nslf4j-api {SLF4J_API_VERSION}\n"
 
 
+def _pulsar_marker_text() -> str:
+    digest = hashlib.sha256(PULSAR_POM.read_bytes() + PULSAR_SETTINGS.read_bytes()).hexdigest()
+    return f"pulsar {PULSAR_VERSION}\npom-and-settings-sha256 {digest}\n"
+
+
 def _lib_complete(lib: Path, expected: str) -> bool:
+    return _complete(lib, expected, [f"kafka_2.13-{KAFKA_VERSION}.jar", f"kafka-tools-{KAFKA_VERSION}.jar"])
+
+
+def _complete(lib: Path, expected: str, needed: list[str]) -> bool:
     marker = lib / _MARKER
     if not marker.is_file() or marker.read_text() != expected:
         return False
-    needed = [f"kafka_2.13-{KAFKA_VERSION}.jar", f"kafka-tools-{KAFKA_VERSION}.jar"]
     return all((lib / name).is_file() for name in needed)
 
 
@@ -234,6 +293,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 def main() -> int:
     print(f"kafka {KAFKA_VERSION} jars: {ensure_kafka_jars()}")
+    print(f"pulsar {PULSAR_VERSION} jars: {ensure_pulsar_jars()}")
     print(f"opa {OPA_VERSION}: {ensure_opa()}")
     print(f"java: {java_executable()}")
     chromium, chromedriver = ensure_chromium()

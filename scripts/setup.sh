@@ -40,6 +40,20 @@ for plugin in "$GK_ROOT"/plugins/*/; do
       echo "setup: installing plugins/$name failed (log above)" >&2
       exit 1
     fi
+    # Its own dependencies, except Gatekeeper itself (the checkout above is that): --no-deps
+    # keeps pip from fetching a "gatekeeper" from an index.
+    deps="$("$VENV/bin/python" -c 'import sys, tomllib, re
+for d in tomllib.load(open(sys.argv[1], "rb")).get("project", {}).get("dependencies", []):
+    if re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0].strip().lower() != "gatekeeper":
+        print(d)' "$plugin/pyproject.toml")"
+    if [ -n "$deps" ]; then
+      mapfile -t dep_list <<<"$deps"
+      if ! "$VENV/bin/pip" install -q "${dep_list[@]}" >"$GATEKEEPER_CACHE/pip-plugin.log" 2>&1; then
+        cat "$GATEKEEPER_CACHE/pip-plugin.log" >&2
+        echo "setup: installing the dependencies of plugins/$name failed (log above)" >&2
+        exit 1
+      fi
+    fi
     rm -f "$VENV/.plugin-$name-"*
     touch "$pstamp"
   fi

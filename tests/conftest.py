@@ -1,4 +1,5 @@
-"""Session-wide fixtures: one real Kafka broker and one real OPA server per test run.
+"""Session-wide fixtures: one real Kafka broker, one real Pulsar broker and one real OPA server
+per test run.
 
 Both start on first use only, so unit-test runs never pay for them.
 """
@@ -11,12 +12,20 @@ import pytest
 
 from harness.broker import KafkaBroker
 from harness.opa import OpaServer
+from harness.pulsar import PulsarBroker
 
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[KafkaBroker]:
     """A started single-node KRaft broker (PLAINTEXT and SASL_PLAINTEXT listeners)."""
     with KafkaBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def pulsar_broker() -> Iterator[PulsarBroker]:
+    """A started Pulsar standalone broker (loopback, no authentication, RocksDB metadata)."""
+    with PulsarBroker() as broker:
         yield broker
 
 

@@ -121,12 +121,46 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
     masking = raw.get("masking") or {}
     if "hash_key_file" in masking and "hash_key_env" in masking:
         errors.append("masking: hash_key_file and hash_key_env exclude each other; keep one")
+    errors.extend(_adapter_errors(raw))
     errors.extend(_approvals_errors(raw, used))
     errors.extend(_audit_errors(raw))
     names = [item["name"] for item in raw["listeners"]]
     for i, name in enumerate(names):
         if name in names[:i]:
             errors.append(f"listeners[{i}].name: duplicate listener name {name!r}")
+    return errors
+
+
+def _adapter_errors(raw: Mapping[str, Any]) -> list[str]:
+    """Each listener's protocol is an installed adapter that accepts the listener's ``upstream``
+    and ``options`` (its ``listener_options_schema``, JSON Schema; none: no options)."""
+    from gatekeeper.plugins import ADAPTERS, PluginError, available, load
+
+    errors: list[str] = []
+    for i, item in enumerate(raw["listeners"]):
+        path = f"listeners[{i}]"
+        name = item.get("protocol", "kafka")
+        if name not in available(ADAPTERS):
+            errors.append(f"{path}.protocol: no adapter {name!r} is installed (installed: "
+                          f"{', '.join(available(ADAPTERS))}); install the distribution that provides it")
+            continue
+        try:
+            adapter = load(ADAPTERS, name)
+        except PluginError as e:
+            errors.append(f"{path}.protocol: {e}")
+            continue
+        if "upstream" in item and not getattr(adapter, "listener_upstream", False):
+            errors.append(f"{path}.upstream: the {name} adapter fronts the top-level upstream section only; "
+                          "remove it from the listener")
+        schema = getattr(adapter, "listener_options_schema", None)
+        options = item.get("options")
+        if options is not None and schema is None:
+            errors.append(f"{path}.options: the {name} adapter takes no options; remove them")
+        elif schema is not None:
+            validator = jsonschema.Draft202012Validator(schema)
+            for err in sorted(validator.iter_errors(options or {}), key=lambda e: list(map(str, e.absolute_path))):
+                where = _yaml_path([*["listeners", i, "options"], *err.absolute_path])
+                errors.append(f"{where}: {err.message}")
     return errors
 
 

@@ -106,11 +106,16 @@ class ListenerConfig:
     authentication: AuthenticationConfig | None = None
     tls: TlsConfig | None = None
     protocol: str = "kafka"  # the adapter serving it: an entry point in gatekeeper.adapters
+    # The brokers this listener fronts when its adapter serves a cluster of its own (None: the
+    # top-level upstream section), and the adapter's own settings (its listener_options_schema).
+    upstream_servers: tuple[HostPort, ...] | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> ListenerConfig:
         bind = HostPort.parse(raw["bind"])
         first, _, last = raw["broker_ports"].partition("-")
+        upstream = raw.get("upstream")
         return cls(
             name=raw["name"],
             bind=bind,
@@ -119,6 +124,8 @@ class ListenerConfig:
             authentication=_get(cls, raw, "authentication", AuthenticationConfig.from_dict),
             tls=_get(cls, raw, "tls", lambda t: TlsConfig.from_dict(t, base)),
             protocol=_get(cls, raw, "protocol"),
+            upstream_servers=None if upstream is None else tuple(HostPort.parse(s) for s in upstream["bootstrap_servers"]),
+            options=dict(raw.get("options", {})),
         )
 
 

@@ -24,7 +24,7 @@ class KafkaAdapter:
 
     def __init__(self, services: AdapterServices) -> None:
         config = services.config
-        slots = min(len(lst.broker_ports) for lst in config.listeners)
+        slots = min(len(lst.broker_ports) for lst in config.listeners if lst.protocol == self.name)
         self.cluster = ClusterView(max_slots=slots)
         self.codec = KafkaCodec(self.cluster)
         self.settings = KafkaSettings(

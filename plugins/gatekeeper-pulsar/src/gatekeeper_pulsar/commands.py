@@ -1,0 +1,100 @@
+"""Reading and building BaseCommands: the protobuf half of the codec.
+
+Parsing uses the generated :mod:`gatekeeper_pulsar.wire_pb2`, which declares only what
+Gatekeeper reads; every other field survives a parse and serialize as an unknown field.
+Commands Gatekeeper answers itself are built here, each the shape the broker would send.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from gatekeeper_pulsar import wire_pb2 as wire
+from gatekeeper_pulsar.framing import FrameError, encode_frame
+
+__all__ = [
+    "Type",
+    "auth_error_frame",
+    "command_name",
+    "error_frame",
+    "lookup_failed_frame",
+    "parse_command",
+    "partitioned_failed_frame",
+    "send_error_frame",
+    "serialize",
+]
+
+Type = wire.BaseCommand
+AUTHORIZATION_ERROR = wire.AuthorizationError
+AUTHENTICATION_ERROR = wire.AuthenticationError
+SERVICE_NOT_READY = wire.ServiceNotReady
+NO_REQUEST_ID = (1 << 64) - 1  # the request id of an error answering no request (CONNECT)
+
+
+def parse_command(data: bytes) -> wire.BaseCommand:
+    """A BaseCommand from its bytes. Required fields are not checked here (a command of a type
+    Gatekeeper does not know has no ``type`` it can read); :func:`command_name` says so."""
+    cmd = wire.BaseCommand()
+    try:
+        cmd.MergeFromString(data)
+    except DecodeError as e:
+        raise FrameError(f"the command is not a protobuf BaseCommand: {e}") from e
+    return cmd
+
+
+def command_name(cmd: wire.BaseCommand) -> str:
+    """``LOOKUP``, ``SEND`` …, or ``UNKNOWN`` for a type this codec does not know."""
+    if not cmd.HasField("type"):
+        return "UNKNOWN"
+    return str(wire.BaseCommand.Type.Name(cmd.type))
+
+
+def serialize(cmd: wire.BaseCommand) -> bytes:
+    return cmd.SerializePartialToString()
+
+
+def _frame(cmd: wire.BaseCommand) -> bytes:
+    return encode_frame(serialize(cmd))
+
+
+def error_frame(request_id: int, error: int, message: str) -> bytes:
+    """ERROR: the broker's answer to a refused PRODUCER, SUBSCRIBE or other request."""
+    cmd = wire.BaseCommand(type=wire.BaseCommand.ERROR)
+    cmd.error.request_id = request_id
+    cmd.error.error = error  # type: ignore[assignment]
+    cmd.error.message = message
+    return _frame(cmd)
+
+
+def auth_error_frame(message: str) -> bytes:
+    """The answer to a CONNECT whose credentials are refused (then the connection closes)."""
+    return error_frame(NO_REQUEST_ID, AUTHENTICATION_ERROR, message)
+
+
+def send_error_frame(producer_id: int, sequence_id: int, error: int, message: str) -> bytes:
+    cmd = wire.BaseCommand(type=wire.BaseCommand.SEND_ERROR)
+    cmd.send_error.producer_id = producer_id
+    cmd.send_error.sequence_id = sequence_id
+    cmd.send_error.error = error  # type: ignore[assignment]
+    cmd.send_error.message = message
+    return _frame(cmd)
+
+
+def lookup_failed_frame(request_id: int, error: int, message: str) -> bytes:
+    cmd = wire.BaseCommand(type=wire.BaseCommand.LOOKUP_RESPONSE)
+    r = cmd.lookupTopicResponse
+    r.request_id = request_id
+    r.response = wire.CommandLookupTopicResponse.Failed
+    r.error = error  # type: ignore[assignment]
+    r.message = message
+    return _frame(cmd)
+
+
+def partitioned_failed_frame(request_id: int, error: int, message: str) -> bytes:
+    cmd = wire.BaseCommand(type=wire.BaseCommand.PARTITIONED_METADATA_RESPONSE)
+    r = cmd.partitionMetadataResponse
+    r.request_id = request_id
+    r.response = wire.CommandPartitionedTopicMetadataResponse.Failed
+    r.error = error  # type: ignore[assignment]
+    r.message = message
+    return _frame(cmd)
