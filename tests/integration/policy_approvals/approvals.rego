@@ -2,7 +2,8 @@
 # - producing to guarded.* needs an approval from group:leads (or a live grant from one);
 # - producing to longgrant.* needs one, for a 10-minute grant;
 # - producing to twoperson.* needs two approvals from group:leads;
-# - joining a consumer group named new-* needs an approval from group:leads.
+# - joining a consumer group named new-* needs an approval from group:leads (newlong-*: for 10 minutes:
+#   a member heartbeats as long as it stays, each heartbeat a join_group decided on the grant).
 package gatekeeper
 
 import rego.v1
@@ -34,4 +35,7 @@ decision := {"action": "allow", "reason": "approved grant", "ttl": "0ms"} if {
 } else := {"action": "approve", "reason": "new consumer groups need a lead's approval", "approval": _approval(1), "ttl": "0ms"} if {
 	input.operation == "join_group"
 	startswith(input.resource.name, "new-")
+} else := {"action": "approve", "reason": "a long-lived new group", "approval": _long_approval, "ttl": "0ms"} if {
+	input.operation == "join_group"
+	startswith(input.resource.name, "newlong-")
 }
