@@ -66,7 +66,7 @@ class Profile:
 
 
 SHORT = Profile(rate=200, warmup=400, down=3, slow=12)
-LONG = Profile(rate=1000, warmup=5000, down=15, slow=60, after=30)
+LONG = Profile(rate=500, warmup=5000, down=15, slow=60, after=30)
 
 
 @attrs.define
@@ -84,6 +84,7 @@ class Scenario:
     act: Callable[[Stack, Profile], None]  # injects the fault and ends it (returns at its end)
     via_relay: bool = False
     engine: str = "allow-all"
+    producer_config: dict[str, Any] = attrs.field(factory=dict)  # librdkafka settings of the producer
 
 
 @attrs.frozen
@@ -103,6 +104,8 @@ class Result:
     recovery: float | None
     longest_gap: float
     unreported: int
+    gatekeeper_closes: int  # "closing connection" lines in Gatekeeper's logs (clients it closed)
+    relay_connections: int | None  # connections the relay carried (Gatekeeper's upstream ones)
 
     @property
     def ok(self) -> bool:
@@ -155,6 +158,9 @@ SCENARIOS = {s.name: s for s in (
     Scenario("gatekeeper-crash", "Gatekeeper SIGKILL, down {down:g} s, restarted on the same ports", _gatekeeper_crash),
     Scenario("gatekeeper-restart", "Gatekeeper SIGTERM, down {down:g} s, restarted on the same ports", _gatekeeper_restart),
     Scenario("network-stall", "relay to the broker forwards nothing for {stall:g} s", _network_stall, via_relay=True),
+    Scenario("network-stall-timeouts", "as network-stall, producer socket.timeout.ms 10 s: it gives up on "
+             "requests held in the relay, reconnects and retries them mid-stall", _network_stall, via_relay=True,
+             producer_config={"socket.timeout.ms": 10_000}),
     Scenario("slow-broker", "relay delays every broker response by 2 s for {slow:g} s", _slow_broker, via_relay=True),
 )}
 
@@ -193,7 +199,7 @@ def run_scenario(scenario: Scenario, broker: KafkaBroker, workdir: Path, profile
         gateway = TwistdGateway(workdir / "gatekeeper", upstream, extra=extra).start(60)
         stack = Stack(broker, gateway, relay, opa)
         consumer = FollowingConsumer(gateway.bootstrap, topic, PARTITIONS)
-        producer = LedgerProducer(gateway.bootstrap, topic, run=run, rate=profile.rate)
+        producer = LedgerProducer(gateway.bootstrap, topic, run=run, rate=profile.rate, config=scenario.producer_config)
         consumer.start()
         producer.start()
         started = time.monotonic()
@@ -224,6 +230,8 @@ def run_scenario(scenario: Scenario, broker: KafkaBroker, workdir: Path, profile
         except AssertionError:
             read_all = False
         stored = read_back(broker.bootstrap, topic, PARTITIONS)
+        closes = sum(path.read_text(errors="replace").count("closing connection from")
+                     for path in gateway.workdir.glob("gatekeeper.log*"))
         return Result(
             scenario=scenario.name, fault=scenario.fault.format(**attrs.asdict(profile)),
             accounting=account(producer.acked, stored, producer.failed, producer.sent),
@@ -232,6 +240,7 @@ def run_scenario(scenario: Scenario, broker: KafkaBroker, workdir: Path, profile
             consumer_read_all=read_all, consumer_errors=dict(consumer.errors), consumer_records=consumer.records,
             fault_seconds=fault_end - fault_start, recovery=recovery_seconds(producer.ack_times, fault_end),
             longest_gap=longest_gap(producer.ack_times, started, ended), unreported=producer.unreported,
+            gatekeeper_closes=closes, relay_connections=None if relay is None else relay.connections,
         )
     finally:
         for client in (producer, consumer):
@@ -252,7 +261,8 @@ def _errors(counts: dict[str, int]) -> str:
 def format_table(results: Sequence[Result]) -> str:
     """The fault table (Markdown)."""
     head = ("| scenario | fault | sent | acknowledged | stored | duplicates | lost | in doubt (stored, not acknowledged) "
-            "| delivery errors | other producer errors | consumer through Gatekeeper | time to recover | longest ack gap |")
+            "| delivery errors | other producer errors | consumer through Gatekeeper | time to recover | longest ack gap "
+            "| connections Gatekeeper closed |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         a = r.accounting
@@ -268,7 +278,7 @@ def format_table(results: Sequence[Result]) -> str:
         lines.append(
             f"| {r.scenario} | {r.fault} | {r.sent} | {a.acknowledged} | {a.stored} | {a.duplicates} | {len(a.lost)} "
             f"| {a.in_doubt} | {_errors(r.delivery_errors)} | {'; '.join(other) or 'none'} | {consumer} | {recovery} "
-            f"| {r.longest_gap:.1f} s |")
+            f"| {r.longest_gap:.1f} s | {r.gatekeeper_closes} |")
     return "\n".join(lines)
 
 

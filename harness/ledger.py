@@ -168,7 +168,8 @@ class FollowingConsumer(threading.Thread):
             consumer = Consumer(self.config)
             consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
             while not self._stopping.is_set():
-                for msg in consumer.consume(500, 0.5):
+                batch: list[Any] = consumer.consume(500, 0.5)
+                for msg in batch:
                     if msg.error():
                         self._on_error(msg.error())
                         continue
@@ -198,7 +199,8 @@ def read_back(bootstrap: str, topic: str, partitions: int, timeout: float = 120.
         while len(done) < partitions:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"read-back of {topic} incomplete after {timeout}s: partitions done {sorted(done)}, ends {ends}")
-            for msg in consumer.consume(1000, 1.0):
+            batch: list[Any] = consumer.consume(1000, 1.0)
+            for msg in batch:
                 if msg.error():
                     continue
                 out.append((msg.key().decode(), checksum(msg.value())))

@@ -40,7 +40,8 @@ def _check(result: Result) -> None:
     assert result.recovery is not None, table
 
 
-@pytest.mark.parametrize("name", ["broker-kill", "gatekeeper-crash", "gatekeeper-restart", "network-stall", "slow-broker"])
+@pytest.mark.parametrize("name", ["broker-kill", "gatekeeper-crash", "gatekeeper-restart", "network-stall",
+                                  "network-stall-timeouts", "slow-broker"])
 def test_fault_loses_and_duplicates_nothing(name: str, fault_broker: KafkaBroker, tmp_path: Path) -> None:
     _check(run_scenario(SCENARIOS[name], fault_broker, tmp_path, SHORT))
 
