@@ -243,15 +243,17 @@ def run_scenario(scenario: Scenario, broker: KafkaBroker, workdir: Path, profile
             gatekeeper_closes=closes, relay_connections=None if relay is None else relay.connections,
         )
     finally:
-        for client in (producer, consumer):
-            if client is not None and client.is_alive():
-                client.finish()
-        if gateway is not None:
-            gateway.stop()
-        if relay is not None:
-            relay.stop()
-        if opa is not None:
-            opa.close()
+        # Every process this scenario started is stopped, even if stopping another one fails.
+        cleanups: list[Callable[[], None]] = [c.finish for c in (producer, consumer) if c is not None and c.is_alive()]
+        cleanups += [x for x in (gateway and gateway.stop, relay and relay.stop, opa and opa.close) if x]
+        errors = []
+        for cleanup in cleanups:
+            try:
+                cleanup()
+            except Exception as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 def _errors(counts: dict[str, int]) -> str:
