@@ -10,7 +10,14 @@ in a temporary directory, on loopback ports picked at run time. Listeners:
 - ``SASL_PLAINTEXT`` at :attr:`KafkaBroker.sasl_bootstrap`, mechanisms PLAIN, SCRAM-SHA-256 and
   SCRAM-SHA-512, one PLAIN user and one SCRAM user (random passwords, see the attributes), and
   ``extra_users`` (name -> password) for every mechanism;
-- ``CONTROLLER`` for KRaft itself.
+- ``CONTROLLER`` for KRaft itself;
+- with ``relay_port``, a fourth listener ``RELAY`` (PLAINTEXT) at :attr:`KafkaBroker.relay_target`
+  that the broker *advertises* at ``127.0.0.1:relay_port``: a client bootstrapping through a relay
+  on that port (``harness.relay``) is told to come back through the relay, so all its traffic
+  crosses it, while the other listeners stay direct.
+
+:meth:`KafkaBroker.kill` (SIGKILL) and :meth:`KafkaBroker.restart` keep the data directory and
+every port, as a crashed and restarted broker would.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class KafkaBroker:
         plain_user: str = "gatekeeper",
         extra_users: Mapping[str, str] | None = None,
         keep_workdir: bool = False,
+        relay_port: int | None = None,
     ) -> None:
         self.heap = heap
         self.startup_timeout = startup_timeout
@@ -67,6 +75,8 @@ class KafkaBroker:
         self.port = 0
         self.sasl_port = 0
         self.controller_port = 0
+        self.relay_port = relay_port  # where the RELAY listener is advertised (a relay listens there)
+        self.relay_listener_port = 0  # where the RELAY listener really listens
         self.workdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -81,6 +91,16 @@ class KafkaBroker:
     def sasl_bootstrap(self) -> str:
         """``127.0.0.1:PORT`` of the SASL_PLAINTEXT listener."""
         return f"{LOOPBACK}:{self.sasl_port}"
+
+    @property
+    def relay_target(self) -> str:
+        """``127.0.0.1:PORT`` where the RELAY listener really listens (what a relay forwards to)."""
+        return f"{LOOPBACK}:{self.relay_listener_port}"
+
+    @property
+    def relay_bootstrap(self) -> str:
+        """``127.0.0.1:relay_port``: the RELAY listener's advertised address (the relay's)."""
+        return f"{LOOPBACK}:{self.relay_port}"
 
     @property
     def log_path(self) -> Path:
@@ -132,50 +152,64 @@ class KafkaBroker:
     def start(self) -> None:
         """Format storage, start the broker and wait until it answers requests.
 
-        Starting again after :meth:`stop` gives a new, empty cluster on new ports.
+        Starting again after :meth:`stop` gives a new, empty cluster on new ports (use
+        :meth:`restart` after :meth:`kill` to keep them).
         """
         if self.running:
             raise BrokerError("broker already running")
-        classpath = deps.kafka_classpath()
         self.workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-kafka-"))
         try:
-            self.port, self.sasl_port, self.controller_port = free_ports(3)
+            self.port, self.sasl_port, self.controller_port, self.relay_listener_port = free_ports(4)
             props = self._dir / "server.properties"
             props.write_text(_properties_text(self._server_properties()))
             log4j = self._dir / "log4j2.properties"
             log4j.write_text(deps.log4j2_properties("INFO", self.log_path))
             self._format(props)
-            self._launch(classpath)
+            self._launch()
         except BaseException:
             self.stop()
             raise
 
-    def _launch(self, classpath: str) -> None:
-        props, log4j = self._dir / "server.properties", self._dir / "log4j2.properties"
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would; the data directory and the ports are kept."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Start the broker again after :meth:`kill`: same data directory, same ports, same cluster.
+
+        Waits until it answers requests again (log recovery first). A port still held by the
+        kernel after the kill is retried until ``timeout`` (default: the start-up timeout)."""
+        if self.running:
+            raise BrokerError("broker already running")
+        self._dir  # noqa: B018 (raises if never started)
+        self._launch(timeout)
+
+    def _launch(self, timeout: float | None = None) -> None:
         with open(self.console_path, "ab") as console:
             self._proc = subprocess.Popen(
                 [
                     deps.java_executable(), f"-Xmx{self.heap}", "-Xms256m",
                     "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                    f"-Dlog4j2.configurationFile={log4j}",
-                    "-cp", classpath, "kafka.Kafka", str(props),
+                    f"-Dlog4j2.configurationFile={self._dir / 'log4j2.properties'}",
+                    "-cp", deps.kafka_classpath(), "kafka.Kafka", str(self._dir / "server.properties"),
                 ],
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                 cwd=self._dir, start_new_session=True,
             )
-        self._wait_ready()
+        self._wait_ready(timeout)
 
     def stop_process(self, timeout: float = 20.0) -> None:
-        """SIGTERM the broker (SIGKILL after ``timeout``) but keep its directory and ports:
-        :meth:`start_process` brings the same cluster back on the same address."""
+        """SIGTERM the broker (SIGKILL after ``timeout``) but keep its directory and ports, as a
+        clean shutdown would: :meth:`start_process` (or :meth:`restart`) brings it back."""
         proc, self._proc = self._proc, None
         terminate(proc, timeout)
 
     def start_process(self) -> None:
         """Start the broker again after :meth:`stop_process`: same ports, same data."""
-        if self.running:
-            raise BrokerError("broker already running")
-        self._launch(deps.kafka_classpath())
+        self.restart()
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the broker, SIGKILL it after ``timeout`` seconds, remove the temp dir."""
@@ -342,6 +376,10 @@ class KafkaBroker:
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "1",
         }
+        if self.relay_port is not None:
+            props["listeners"] += f",RELAY://{LOOPBACK}:{self.relay_listener_port}"
+            props["advertised.listeners"] += f",RELAY://{LOOPBACK}:{self.relay_port}"
+            props["listener.security.protocol.map"] += ",RELAY:PLAINTEXT"
         props.update(self.extra_config)
         return props
 
@@ -359,8 +397,9 @@ class KafkaBroker:
         except javatools.JavaToolError as exc:
             raise BrokerError(f"kafka-storage format failed: {exc}") from exc
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
+    def _wait_ready(self, timeout: float | None = None) -> None:
+        timeout = self.startup_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while True:
             if self._proc is None or self._proc.poll() is not None:
                 code = None if self._proc is None else self._proc.returncode
@@ -369,7 +408,7 @@ class KafkaBroker:
                 return
             if time.monotonic() > deadline:
                 raise BrokerError(
-                    f"Kafka broker not ready after {self.startup_timeout}s on {self.bootstrap}\n"
+                    f"Kafka broker not ready after {timeout}s on {self.bootstrap}\n"
                     f"{self.log_tail()}"
                 )
             time.sleep(0.1)

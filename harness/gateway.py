@@ -167,6 +167,21 @@ class TwistdGateway:
         terminate(self.proc, 10)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL twistd, as a crash would; :meth:`start` again keeps the config and the ports."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self, *, crash: bool = False, timeout: float = 30.0) -> None:
+        """Stop (SIGTERM, or SIGKILL with ``crash``) and start again on the same ports."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        self.start(timeout)
+
     def __enter__(self) -> TwistdGateway:
         return self.start()
 
