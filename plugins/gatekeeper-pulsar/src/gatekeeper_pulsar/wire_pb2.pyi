@@ -1,11 +1,9 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -51,7 +49,7 @@ class KeyValue(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     key: str
     value: str
-    def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class MessageIdData(_message.Message):
     __slots__ = ("ledgerId", "entryId")
@@ -59,7 +57,7 @@ class MessageIdData(_message.Message):
     ENTRYID_FIELD_NUMBER: _ClassVar[int]
     ledgerId: int
     entryId: int
-    def __init__(self, ledgerId: int | None = ..., entryId: int | None = ...) -> None: ...
+    def __init__(self, ledgerId: _Optional[int] = ..., entryId: _Optional[int] = ...) -> None: ...
 
 class MessageMetadata(_message.Message):
     __slots__ = ("producer_name", "sequence_id", "publish_time", "properties", "partition_key", "compression", "uncompressed_size", "num_messages_in_batch", "encryption_algo", "num_chunks_from_msg", "chunk_id")
@@ -85,13 +83,13 @@ class MessageMetadata(_message.Message):
     encryption_algo: str
     num_chunks_from_msg: int
     chunk_id: int
-    def __init__(self, producer_name: str | None = ..., sequence_id: int | None = ..., publish_time: int | None = ..., properties: _Iterable[KeyValue | _Mapping] | None = ..., partition_key: str | None = ..., compression: CompressionType | str | None = ..., uncompressed_size: int | None = ..., num_messages_in_batch: int | None = ..., encryption_algo: str | None = ..., num_chunks_from_msg: int | None = ..., chunk_id: int | None = ...) -> None: ...
+    def __init__(self, producer_name: _Optional[str] = ..., sequence_id: _Optional[int] = ..., publish_time: _Optional[int] = ..., properties: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., partition_key: _Optional[str] = ..., compression: _Optional[_Union[CompressionType, str]] = ..., uncompressed_size: _Optional[int] = ..., num_messages_in_batch: _Optional[int] = ..., encryption_algo: _Optional[str] = ..., num_chunks_from_msg: _Optional[int] = ..., chunk_id: _Optional[int] = ...) -> None: ...
 
 class FeatureFlags(_message.Message):
     __slots__ = ("supports_auth_refresh",)
     SUPPORTS_AUTH_REFRESH_FIELD_NUMBER: _ClassVar[int]
     supports_auth_refresh: bool
-    def __init__(self, supports_auth_refresh: bool | None = ...) -> None: ...
+    def __init__(self, supports_auth_refresh: _Optional[bool] = ...) -> None: ...
 
 class CommandConnect(_message.Message):
     __slots__ = ("client_version", "auth_data", "protocol_version", "auth_method_name", "proxy_to_broker_url", "original_principal", "original_auth_data", "original_auth_method", "feature_flags")
@@ -113,7 +111,7 @@ class CommandConnect(_message.Message):
     original_auth_data: str
     original_auth_method: str
     feature_flags: FeatureFlags
-    def __init__(self, client_version: str | None = ..., auth_data: bytes | None = ..., protocol_version: int | None = ..., auth_method_name: str | None = ..., proxy_to_broker_url: str | None = ..., original_principal: str | None = ..., original_auth_data: str | None = ..., original_auth_method: str | None = ..., feature_flags: FeatureFlags | _Mapping | None = ...) -> None: ...
+    def __init__(self, client_version: _Optional[str] = ..., auth_data: _Optional[bytes] = ..., protocol_version: _Optional[int] = ..., auth_method_name: _Optional[str] = ..., proxy_to_broker_url: _Optional[str] = ..., original_principal: _Optional[str] = ..., original_auth_data: _Optional[str] = ..., original_auth_method: _Optional[str] = ..., feature_flags: _Optional[_Union[FeatureFlags, _Mapping]] = ...) -> None: ...
 
 class CommandConnected(_message.Message):
     __slots__ = ("server_version", "protocol_version")
@@ -121,7 +119,7 @@ class CommandConnected(_message.Message):
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     server_version: str
     protocol_version: int
-    def __init__(self, server_version: str | None = ..., protocol_version: int | None = ...) -> None: ...
+    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class AuthData(_message.Message):
     __slots__ = ("auth_method_name", "auth_data")
@@ -129,7 +127,7 @@ class AuthData(_message.Message):
     AUTH_DATA_FIELD_NUMBER: _ClassVar[int]
     auth_method_name: str
     auth_data: bytes
-    def __init__(self, auth_method_name: str | None = ..., auth_data: bytes | None = ...) -> None: ...
+    def __init__(self, auth_method_name: _Optional[str] = ..., auth_data: _Optional[bytes] = ...) -> None: ...
 
 class CommandAuthResponse(_message.Message):
     __slots__ = ("client_version", "response", "protocol_version")
@@ -139,7 +137,7 @@ class CommandAuthResponse(_message.Message):
     client_version: str
     response: AuthData
     protocol_version: int
-    def __init__(self, client_version: str | None = ..., response: AuthData | _Mapping | None = ..., protocol_version: int | None = ...) -> None: ...
+    def __init__(self, client_version: _Optional[str] = ..., response: _Optional[_Union[AuthData, _Mapping]] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class CommandAuthChallenge(_message.Message):
     __slots__ = ("server_version", "challenge", "protocol_version")
@@ -149,7 +147,7 @@ class CommandAuthChallenge(_message.Message):
     server_version: str
     challenge: AuthData
     protocol_version: int
-    def __init__(self, server_version: str | None = ..., challenge: AuthData | _Mapping | None = ..., protocol_version: int | None = ...) -> None: ...
+    def __init__(self, server_version: _Optional[str] = ..., challenge: _Optional[_Union[AuthData, _Mapping]] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class CommandSubscribe(_message.Message):
     __slots__ = ("topic", "subscription", "subType", "consumer_id", "request_id", "consumer_name", "durable", "initialPosition", "force_topic_creation")
@@ -187,7 +185,7 @@ class CommandSubscribe(_message.Message):
     durable: bool
     initialPosition: CommandSubscribe.InitialPosition
     force_topic_creation: bool
-    def __init__(self, topic: str | None = ..., subscription: str | None = ..., subType: CommandSubscribe.SubType | str | None = ..., consumer_id: int | None = ..., request_id: int | None = ..., consumer_name: str | None = ..., durable: bool | None = ..., initialPosition: CommandSubscribe.InitialPosition | str | None = ..., force_topic_creation: bool | None = ...) -> None: ...
+    def __init__(self, topic: _Optional[str] = ..., subscription: _Optional[str] = ..., subType: _Optional[_Union[CommandSubscribe.SubType, str]] = ..., consumer_id: _Optional[int] = ..., request_id: _Optional[int] = ..., consumer_name: _Optional[str] = ..., durable: _Optional[bool] = ..., initialPosition: _Optional[_Union[CommandSubscribe.InitialPosition, str]] = ..., force_topic_creation: _Optional[bool] = ...) -> None: ...
 
 class CommandPartitionedTopicMetadata(_message.Message):
     __slots__ = ("topic", "request_id")
@@ -195,7 +193,7 @@ class CommandPartitionedTopicMetadata(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     topic: str
     request_id: int
-    def __init__(self, topic: str | None = ..., request_id: int | None = ...) -> None: ...
+    def __init__(self, topic: _Optional[str] = ..., request_id: _Optional[int] = ...) -> None: ...
 
 class CommandPartitionedTopicMetadataResponse(_message.Message):
     __slots__ = ("partitions", "request_id", "response", "error", "message")
@@ -215,7 +213,7 @@ class CommandPartitionedTopicMetadataResponse(_message.Message):
     response: CommandPartitionedTopicMetadataResponse.LookupType
     error: ServerError
     message: str
-    def __init__(self, partitions: int | None = ..., request_id: int | None = ..., response: CommandPartitionedTopicMetadataResponse.LookupType | str | None = ..., error: ServerError | str | None = ..., message: str | None = ...) -> None: ...
+    def __init__(self, partitions: _Optional[int] = ..., request_id: _Optional[int] = ..., response: _Optional[_Union[CommandPartitionedTopicMetadataResponse.LookupType, str]] = ..., error: _Optional[_Union[ServerError, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CommandLookupTopic(_message.Message):
     __slots__ = ("topic", "request_id", "authoritative")
@@ -225,7 +223,7 @@ class CommandLookupTopic(_message.Message):
     topic: str
     request_id: int
     authoritative: bool
-    def __init__(self, topic: str | None = ..., request_id: int | None = ..., authoritative: bool | None = ...) -> None: ...
+    def __init__(self, topic: _Optional[str] = ..., request_id: _Optional[int] = ..., authoritative: _Optional[bool] = ...) -> None: ...
 
 class CommandLookupTopicResponse(_message.Message):
     __slots__ = ("brokerServiceUrl", "brokerServiceUrlTls", "response", "request_id", "authoritative", "error", "message", "proxy_through_service_url")
@@ -253,7 +251,7 @@ class CommandLookupTopicResponse(_message.Message):
     error: ServerError
     message: str
     proxy_through_service_url: bool
-    def __init__(self, brokerServiceUrl: str | None = ..., brokerServiceUrlTls: str | None = ..., response: CommandLookupTopicResponse.LookupType | str | None = ..., request_id: int | None = ..., authoritative: bool | None = ..., error: ServerError | str | None = ..., message: str | None = ..., proxy_through_service_url: bool | None = ...) -> None: ...
+    def __init__(self, brokerServiceUrl: _Optional[str] = ..., brokerServiceUrlTls: _Optional[str] = ..., response: _Optional[_Union[CommandLookupTopicResponse.LookupType, str]] = ..., request_id: _Optional[int] = ..., authoritative: _Optional[bool] = ..., error: _Optional[_Union[ServerError, str]] = ..., message: _Optional[str] = ..., proxy_through_service_url: _Optional[bool] = ...) -> None: ...
 
 class CommandProducer(_message.Message):
     __slots__ = ("topic", "producer_id", "request_id", "producer_name", "encrypted", "initial_subscription_name")
@@ -269,7 +267,7 @@ class CommandProducer(_message.Message):
     producer_name: str
     encrypted: bool
     initial_subscription_name: str
-    def __init__(self, topic: str | None = ..., producer_id: int | None = ..., request_id: int | None = ..., producer_name: str | None = ..., encrypted: bool | None = ..., initial_subscription_name: str | None = ...) -> None: ...
+    def __init__(self, topic: _Optional[str] = ..., producer_id: _Optional[int] = ..., request_id: _Optional[int] = ..., producer_name: _Optional[str] = ..., encrypted: _Optional[bool] = ..., initial_subscription_name: _Optional[str] = ...) -> None: ...
 
 class CommandSend(_message.Message):
     __slots__ = ("producer_id", "sequence_id", "num_messages")
@@ -279,7 +277,7 @@ class CommandSend(_message.Message):
     producer_id: int
     sequence_id: int
     num_messages: int
-    def __init__(self, producer_id: int | None = ..., sequence_id: int | None = ..., num_messages: int | None = ...) -> None: ...
+    def __init__(self, producer_id: _Optional[int] = ..., sequence_id: _Optional[int] = ..., num_messages: _Optional[int] = ...) -> None: ...
 
 class CommandSendError(_message.Message):
     __slots__ = ("producer_id", "sequence_id", "error", "message")
@@ -291,7 +289,7 @@ class CommandSendError(_message.Message):
     sequence_id: int
     error: ServerError
     message: str
-    def __init__(self, producer_id: int | None = ..., sequence_id: int | None = ..., error: ServerError | str | None = ..., message: str | None = ...) -> None: ...
+    def __init__(self, producer_id: _Optional[int] = ..., sequence_id: _Optional[int] = ..., error: _Optional[_Union[ServerError, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CommandMessage(_message.Message):
     __slots__ = ("consumer_id", "message_id")
@@ -299,7 +297,7 @@ class CommandMessage(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     consumer_id: int
     message_id: MessageIdData
-    def __init__(self, consumer_id: int | None = ..., message_id: MessageIdData | _Mapping | None = ...) -> None: ...
+    def __init__(self, consumer_id: _Optional[int] = ..., message_id: _Optional[_Union[MessageIdData, _Mapping]] = ...) -> None: ...
 
 class CommandCloseProducer(_message.Message):
     __slots__ = ("producer_id", "request_id")
@@ -307,7 +305,7 @@ class CommandCloseProducer(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     producer_id: int
     request_id: int
-    def __init__(self, producer_id: int | None = ..., request_id: int | None = ...) -> None: ...
+    def __init__(self, producer_id: _Optional[int] = ..., request_id: _Optional[int] = ...) -> None: ...
 
 class CommandCloseConsumer(_message.Message):
     __slots__ = ("consumer_id", "request_id")
@@ -315,13 +313,13 @@ class CommandCloseConsumer(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     consumer_id: int
     request_id: int
-    def __init__(self, consumer_id: int | None = ..., request_id: int | None = ...) -> None: ...
+    def __init__(self, consumer_id: _Optional[int] = ..., request_id: _Optional[int] = ...) -> None: ...
 
 class CommandSuccess(_message.Message):
     __slots__ = ("request_id",)
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: int
-    def __init__(self, request_id: int | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ...) -> None: ...
 
 class CommandProducerSuccess(_message.Message):
     __slots__ = ("request_id", "producer_name")
@@ -329,7 +327,7 @@ class CommandProducerSuccess(_message.Message):
     PRODUCER_NAME_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     producer_name: str
-    def __init__(self, request_id: int | None = ..., producer_name: str | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., producer_name: _Optional[str] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("request_id", "error", "message")
@@ -339,7 +337,7 @@ class CommandError(_message.Message):
     request_id: int
     error: ServerError
     message: str
-    def __init__(self, request_id: int | None = ..., error: ServerError | str | None = ..., message: str | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[ServerError, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CommandPing(_message.Message):
     __slots__ = ()
@@ -357,7 +355,7 @@ class CommandTopicMigrated(_message.Message):
     resource_id: int
     brokerServiceUrl: str
     brokerServiceUrlTls: str
-    def __init__(self, resource_id: int | None = ..., brokerServiceUrl: str | None = ..., brokerServiceUrlTls: str | None = ...) -> None: ...
+    def __init__(self, resource_id: _Optional[int] = ..., brokerServiceUrl: _Optional[str] = ..., brokerServiceUrlTls: _Optional[str] = ...) -> None: ...
 
 class CommandGetTopicsOfNamespace(_message.Message):
     __slots__ = ("request_id", "namespace")
@@ -365,7 +363,7 @@ class CommandGetTopicsOfNamespace(_message.Message):
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     namespace: str
-    def __init__(self, request_id: int | None = ..., namespace: str | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class BaseCommand(_message.Message):
     __slots__ = ("type", "connect", "connected", "subscribe", "producer", "send", "send_error", "message", "success", "error", "close_producer", "close_consumer", "producer_success", "ping", "pong", "partitionMetadata", "partitionMetadataResponse", "lookupTopic", "lookupTopicResponse", "getTopicsOfNamespace", "authChallenge", "authResponse", "topicMigrated")
@@ -533,4 +531,4 @@ class BaseCommand(_message.Message):
     authChallenge: CommandAuthChallenge
     authResponse: CommandAuthResponse
     topicMigrated: CommandTopicMigrated
-    def __init__(self, type: BaseCommand.Type | str | None = ..., connect: CommandConnect | _Mapping | None = ..., connected: CommandConnected | _Mapping | None = ..., subscribe: CommandSubscribe | _Mapping | None = ..., producer: CommandProducer | _Mapping | None = ..., send: CommandSend | _Mapping | None = ..., send_error: CommandSendError | _Mapping | None = ..., message: CommandMessage | _Mapping | None = ..., success: CommandSuccess | _Mapping | None = ..., error: CommandError | _Mapping | None = ..., close_producer: CommandCloseProducer | _Mapping | None = ..., close_consumer: CommandCloseConsumer | _Mapping | None = ..., producer_success: CommandProducerSuccess | _Mapping | None = ..., ping: CommandPing | _Mapping | None = ..., pong: CommandPong | _Mapping | None = ..., partitionMetadata: CommandPartitionedTopicMetadata | _Mapping | None = ..., partitionMetadataResponse: CommandPartitionedTopicMetadataResponse | _Mapping | None = ..., lookupTopic: CommandLookupTopic | _Mapping | None = ..., lookupTopicResponse: CommandLookupTopicResponse | _Mapping | None = ..., getTopicsOfNamespace: CommandGetTopicsOfNamespace | _Mapping | None = ..., authChallenge: CommandAuthChallenge | _Mapping | None = ..., authResponse: CommandAuthResponse | _Mapping | None = ..., topicMigrated: CommandTopicMigrated | _Mapping | None = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[BaseCommand.Type, str]] = ..., connect: _Optional[_Union[CommandConnect, _Mapping]] = ..., connected: _Optional[_Union[CommandConnected, _Mapping]] = ..., subscribe: _Optional[_Union[CommandSubscribe, _Mapping]] = ..., producer: _Optional[_Union[CommandProducer, _Mapping]] = ..., send: _Optional[_Union[CommandSend, _Mapping]] = ..., send_error: _Optional[_Union[CommandSendError, _Mapping]] = ..., message: _Optional[_Union[CommandMessage, _Mapping]] = ..., success: _Optional[_Union[CommandSuccess, _Mapping]] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., close_producer: _Optional[_Union[CommandCloseProducer, _Mapping]] = ..., close_consumer: _Optional[_Union[CommandCloseConsumer, _Mapping]] = ..., producer_success: _Optional[_Union[CommandProducerSuccess, _Mapping]] = ..., ping: _Optional[_Union[CommandPing, _Mapping]] = ..., pong: _Optional[_Union[CommandPong, _Mapping]] = ..., partitionMetadata: _Optional[_Union[CommandPartitionedTopicMetadata, _Mapping]] = ..., partitionMetadataResponse: _Optional[_Union[CommandPartitionedTopicMetadataResponse, _Mapping]] = ..., lookupTopic: _Optional[_Union[CommandLookupTopic, _Mapping]] = ..., lookupTopicResponse: _Optional[_Union[CommandLookupTopicResponse, _Mapping]] = ..., getTopicsOfNamespace: _Optional[_Union[CommandGetTopicsOfNamespace, _Mapping]] = ..., authChallenge: _Optional[_Union[CommandAuthChallenge, _Mapping]] = ..., authResponse: _Optional[_Union[CommandAuthResponse, _Mapping]] = ..., topicMigrated: _Optional[_Union[CommandTopicMigrated, _Mapping]] = ...) -> None: ...
