@@ -10,7 +10,7 @@ echo "== mypy"
 mypy
 if compgen -G "policies/**/*.rego" >/dev/null || compgen -G "policies/*.rego" >/dev/null; then
   echo "== opa test policies/"
-  "$("$GK_PY" -c 'from harness.deps import ensure_opa; print(ensure_opa())')" test policies/ -v
+  "$("$GK_PY" -c 'from harness.deps import ensure_opa; print(ensure_opa())')" test policies/ -v --timeout 120s
 fi
 echo "== pytest"
 set +e
