@@ -115,7 +115,10 @@ class JwtValidator:
 
 def keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, PyJWK]:
     """The signing keys of a JWKS document by ``kid``. CPU-bound (a few thousand keys take a
-    tenth of a second and more): the gateway calls it off the reactor thread."""
+    tenth of a second and more): the gateway calls it off the reactor thread. An empty set is
+    no keys (PyJWT refuses it; a JWKS URL not fetched yet starts so)."""
+    if not jwks.get("keys"):
+        return {}
     return {k.key_id: k for k in PyJWKSet.from_dict(dict(jwks)).keys if k.key_id}
 
 

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from harness.broker import KafkaBroker
-from harness.load import SHORT, format_load, format_stalls, run_jwks, run_large_fetch, run_load, start_broker
+from harness.load import (
+    SHORT,
+    format_load,
+    format_stalls,
+    run_jwks,
+    run_large_fetch,
+    run_load,
+    start_broker,
+)
 
 pytestmark = pytest.mark.integration
 
