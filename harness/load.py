@@ -204,7 +204,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                         on_error(msg.error())
                         continue
                     got += 1
-                    consumed.add(msg.key().decode())
+                    consumed.add(bytes(msg.key() or b"").decode())
                     consumed_times.append(time.time())
             if not got:
                 time.sleep(0.01)
