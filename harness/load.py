@@ -309,7 +309,10 @@ def run_load(broker: KafkaBroker, workdir: Path, profile: LoadProfile) -> LoadRe
         connections = fds = rss = 0
         try:
             while any(p.poll() is None for p in procs):
-                connections = max(connections, int(gw.metric("gatekeeper_connections_active")))
+                try:  # /metrics is served by the same busy reactor: a slow answer is skipped
+                    connections = max(connections, int(gw.metric("gatekeeper_connections_active")))
+                except OSError:
+                    pass
                 fds = max(fds, _fds(gw.proc.pid))
                 rss = max(rss, gw.rss_bytes())
                 time.sleep(0.5)
