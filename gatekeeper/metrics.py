@@ -119,6 +119,8 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_engine_reachable", "gauge", "1 while the readiness probe finds the policy engine healthy, else 0.")
     m.describe("gatekeeper_ready", "gauge", "1 while /readyz says ready, else 0.")
     m.describe("gatekeeper_draining", "gauge", "1 while Gatekeeper is shutting down: no new connections, in-flight requests finishing.")
+    m.describe("gatekeeper_reactor_lag_seconds", "gauge", "The longest the reactor thread was held (how late a 50 ms timer ran) over the last 10-20 s: every connection waited that long.")
+    m.describe("gatekeeper_reactor_lag_max_seconds", "gauge", "The longest the reactor thread was held (how late a 50 ms timer ran) since start.")
     m.describe("gatekeeper_decisions_total", "counter", "Policy decisions, by action and operation.")
     m.describe("gatekeeper_held_requests_total", "counter", "Requests held for approval, by outcome.")
     m.describe("gatekeeper_bytes_total", "counter", "Bytes relayed, by direction.")

@@ -35,6 +35,7 @@ from gatekeeper.policy.factory import make_engine
 from gatekeeper.proxy.admin import listen_admin
 from gatekeeper.proxy.client import ClientProtocol
 from gatekeeper.proxy.context import ProxyContext
+from gatekeeper.proxy.lag import ReactorLag
 from gatekeeper.proxy.readiness import Check, ReadinessProbe, verdict
 from gatekeeper.proxy.tls import client_options, listener_endpoint
 from gatekeeper.proxy.upstream import UpstreamProtocol
@@ -88,6 +89,7 @@ class Gateway:
         self._limit_log = LogSampler(10.0)
         self.ports: list[IListeningPort] = []
         self.draining = False
+        self.lag = ReactorLag(reactor, self.metrics)
         self.readiness = ReadinessProbe(
             reactor, config.admin.readiness_interval, config.upstream.bootstrap_servers, self.engine.health,
             timeout=max(0.5, min(config.admin.readiness_interval, config.upstream.connect_timeout)),
@@ -143,6 +145,7 @@ class Gateway:
             yield self.approvals.start()
             self._approvals_started = True
         self.workers.start()
+        self.lag.start()
         log.info("policy engine {engine} ready", engine=self.engine.name)
         if self.config.policy.engine == "allow-all":
             log.warn("policy.engine is allow-all: every request is allowed without a policy; use it to bring up the data path only")
@@ -189,6 +192,7 @@ class Gateway:
         self.draining = True
         self.metrics.set("gatekeeper_draining", 1)
         self.readiness.stop()
+        self.lag.stop()
         ports, self.ports = self.ports, []
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
         if grace > 0 and self.connections:

@@ -78,3 +78,17 @@ def test_sasl_messages() -> None:
             parse_oauthbearer(bad)
     with pytest.raises(SaslError):
         parse_plain(b"only-one-part")
+
+
+def test_jwks_keys_are_built_apart_and_swapped_in() -> None:
+    from gatekeeper.identity.jwt_validator import keys_from_jwks, parse_jwks
+
+    idp = TestIdp()
+    validator = JwtValidator(JwtConfig(ISSUER, AUDIENCE), {"keys": []})
+    keys = keys_from_jwks(parse_jwks(__import__("json").dumps(idp.jwks()), "test"))  # what the worker thread does
+    assert set(keys) == {"rsa-1", "ec-1"}
+    validator.set_keys(keys)  # what the reactor does
+    assert validator.key_count == 2
+    assert validator.validate(idp.token(), time.time(), "OAUTHBEARER").principal.sub == "svc-orders"
+    with pytest.raises(ValueError, match="not a JWKS document"):
+        parse_jwks("[]", "https://idp/jwks")
