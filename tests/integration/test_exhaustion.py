@@ -223,7 +223,7 @@ def test_rotating_client_ids_cannot_starve_the_engine_for_others(listing_gateway
     # catches a gross regression: on an idle machine the median is 0.4 s (max 0.9 s; the old code:
     # median about 1.5 s), but with other jobs on the 2 cores it varies too much to bound tightly.
     latencies = sorted(seconds for _, seconds in outcomes)
-    assert latencies[len(latencies) // 2] < 2.5, outcomes
+    assert latencies[len(latencies) // 2] < 5.0, outcomes
     # The flood itself may be shed (its own listings can time out); another principal's are not.
 
 
