@@ -9,7 +9,7 @@ other APIs record that the broker answered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from gatekeeper.api import Decision, Operation
@@ -17,9 +17,14 @@ from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_p
 from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_name, withdrawn
 from gatekeeper.kafka.codec import CodecError, response_header_size
 from gatekeeper.kafka.records import batch_spans, count_records
-from gatekeeper.kafka.walks import ProducedPartition, produce_response_partitions
+from gatekeeper.kafka.walks import (
+    FetchedPartition,
+    ProducedPartition,
+    fetch_response_partitions,
+    produce_response_partitions,
+)
 
-__all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "mark_masked", "operation_entries",
+__all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "fetched_partitions", "mark_masked", "operation_entries",
            "produce_outcome"]
 
 AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are read for the outcome
@@ -71,7 +76,7 @@ def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], 
     return {"from": "broker", "partitions": parts}
 
 
-def _offsets(records: bytes | None) -> tuple[int, int, int] | None:
+def _offsets(records: bytes | memoryview | None) -> tuple[int, int, int] | None:
     """(first offset, last offset, records) of the complete batches in ``records``."""
     spans = list(batch_spans(records))
     if not spans:
@@ -79,29 +84,40 @@ def _offsets(records: bytes | None) -> tuple[int, int, int] | None:
     return spans[0][0], spans[-1][1], sum(count for _first, _last, count in spans)
 
 
-def fetch_outcome(response: Any, version: int, resolve: Resolve) -> dict[str, Any]:
-    """Each partition the broker answered: error code and the first and last offset of the
-    records returned (as the client received them: after masking)."""
+def fetch_outcome(partitions: Iterable[FetchedPartition], resolve: Resolve) -> dict[str, Any]:
+    """Each partition the broker answered (``walks.fetch_response_partitions``, or
+    ``fetched_partitions`` of a decoded response): error code and the first and last offset of
+    the records returned (as the client received them: after masking)."""
     parts = []
-    for t in response.responses or ():
-        name = topic_name(getattr(t, "topic", None), getattr(t, "topic_id", None), resolve)
-        for p in t.partitions or ():
-            entry: dict[str, Any] = {"topic": name, "partition": p.partition_index, "error_code": p.error_code}
-            span = _offsets(p.records)
-            if span is not None:
-                entry["first_offset"], entry["last_offset"], entry["record_count"] = span
-            parts.append(entry)
+    for p in partitions:
+        name = p.topic if isinstance(p.topic, str) else topic_name(None, p.topic, resolve)
+        entry: dict[str, Any] = {"topic": name, "partition": p.partition, "error_code": p.error_code}
+        span = _offsets(p.records)
+        if span is not None:
+            entry["first_offset"], entry["last_offset"], entry["record_count"] = span
+        parts.append(entry)
     return {"from": "broker", "partitions": parts}
 
 
-def broker_outcome(request: Any, frame: bytes, decode: Callable[[], Any], resolve: Resolve) -> dict[str, Any]:
-    """The outcome of a Produce or Fetch ``request`` from the broker's response ``frame``: a
-    Produce response is walked in place, a Fetch response decoded (``decode()``: the decoded body)."""
-    if request.header.api_key == 0:
-        version = request.header.api_version
-        try:
-            partitions = produce_response_partitions(frame, response_header_size(frame, request.spec, version), version)
-        except (CodecError, IndexError) as e:
-            raise CodecError(f"broker response to Produce v{version} does not decode: {e}") from e
-        return produce_outcome(request.body, partitions, resolve)
-    return fetch_outcome(decode(), request.header.api_version, resolve)
+def fetched_partitions(response: Any, version: int) -> list[FetchedPartition]:
+    """The partitions of a decoded Fetch response (the masked path decodes it anyway)."""
+    out = []
+    for t in response.responses or ():
+        topic = t.topic_id if version >= 13 else (t.topic or "")
+        for p in t.partitions or ():
+            records = memoryview(p.records) if p.records is not None else None
+            out.append(FetchedPartition(topic, p.partition_index, p.error_code, records))
+    return out
+
+
+def broker_outcome(request: Any, frame: bytes, resolve: Resolve) -> dict[str, Any]:
+    """The outcome of a Produce or Fetch ``request`` from the broker's response ``frame``,
+    walked in place (CodecError when the broker's bytes do not read)."""
+    version = request.header.api_version
+    try:
+        start = response_header_size(frame, request.spec, version)
+        if request.header.api_key == 0:
+            return produce_outcome(request.body, produce_response_partitions(frame, start, version), resolve)
+        return fetch_outcome(fetch_response_partitions(frame, start, version), resolve)
+    except (CodecError, IndexError) as e:
+        raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e

@@ -17,7 +17,13 @@ from twisted.logger import Logger
 from gatekeeper.api import ConnectionIO, Decision
 from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import Listing, ResponseContext, topic_resource
-from gatekeeper.kafka.auditing import AUDITED_RESPONSES, broker_outcome, fetch_outcome, mark_masked
+from gatekeeper.kafka.auditing import (
+    AUDITED_RESPONSES,
+    broker_outcome,
+    fetch_outcome,
+    fetched_partitions,
+    mark_masked,
+)
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
 from gatekeeper.kafka.framing import FrameDecoder, FrameError
@@ -200,8 +206,7 @@ class ResponseSide:
             # Read for the audit trail's outcome (offsets, error codes), then passed on as it came
             # unless something else rewrites it.
             try:
-                outcome = broker_outcome(request, raw, lambda: codec.decode_response(request, raw)[1],
-                                         self.s.cluster.topic_name)
+                outcome = broker_outcome(request, raw, self.s.cluster.topic_name)
             except CodecError as e:
                 self._upstream_broken(str(e))
                 return
@@ -247,7 +252,7 @@ class ResponseSide:
             if merge is not None:
                 body = merge(body)
             counts = mask_fetch(body, request.header.api_version, plans, limit)
-            outcome = fetch_outcome(body, request.header.api_version, resolve) if audited else None
+            outcome = fetch_outcome(fetched_partitions(body, request.header.api_version), resolve) if audited else None
             return codec.finish_response(request, head, body, ctx), counts, outcome
 
         def done(result: Any) -> None:

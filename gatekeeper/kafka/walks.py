@@ -15,7 +15,7 @@ import attrs
 
 from gatekeeper.kafka.codec import CodecError
 
-__all__ = ["ProducedPartition", "produce_response_partitions"]
+__all__ = ["FetchedPartition", "ProducedPartition", "fetch_response_partitions", "produce_response_partitions"]
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -33,6 +33,17 @@ class ProducedPartition:
     base_offset: int
 
 
+@attrs.frozen
+class FetchedPartition:
+    """One partition of a Fetch response: ``topic`` is its name, or its id from v13 on;
+    ``records`` a view of its record set in the frame (None when null)."""
+
+    topic: str | uuid.UUID
+    partition: int
+    error_code: int
+    records: memoryview | None
+
+
 class _Reader:
     __slots__ = ("buf", "flexible", "pos")
 
@@ -42,7 +53,7 @@ class _Reader:
     def need(self, n: int) -> int:
         at = self.pos
         if n < 0 or at + n > len(self.buf):
-            raise CodecError("produce response truncated")
+            raise CodecError("response truncated")
         self.pos = at + n
         return at
 
@@ -50,7 +61,7 @@ class _Reader:
         buf, pos, value, shift = self.buf, self.pos, 0, 0
         while True:
             if pos >= len(buf) or shift > 28:
-                raise CodecError("produce response: bad varint")
+                raise CodecError("response: bad varint")
             b = buf[pos]
             pos += 1
             value |= (b & 0x7F) << shift
@@ -66,7 +77,7 @@ class _Reader:
         else:
             (n,) = _I32.unpack_from(self.buf, self.need(4))
         if n > len(self.buf):
-            raise CodecError("produce response: array longer than the frame")
+            raise CodecError("response: array longer than the frame")
         return max(n, 0)
 
     def string(self) -> str | None:
@@ -77,12 +88,23 @@ class _Reader:
         try:
             return bytes(self.buf[at:at + n]).decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CodecError(f"produce response: string is not UTF-8: {e}") from e
+            raise CodecError(f"response: string is not UTF-8: {e}") from e
 
     def skip_string(self) -> None:
         n = self.uvarint() - 1 if self.flexible else _I16.unpack_from(self.buf, self.need(2))[0]
         if n > 0:
             self.need(n)
+
+    def bytes_view(self) -> memoryview | None:
+        """A (nullable) bytes field, as a view into the frame."""
+        if self.flexible:
+            n = self.uvarint() - 1
+        else:
+            (n,) = _I32.unpack_from(self.buf, self.need(4))
+        if n < 0:
+            return None
+        at = self.need(n)
+        return memoryview(self.buf)[at:at + n]
 
     def skip_tags(self) -> None:
         if self.flexible:
@@ -122,4 +144,41 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
         r.skip_tags()
     except struct.error as e:
         raise CodecError(f"produce response truncated: {e}") from e
+    return out
+
+
+_FETCH_PARTITION_HEAD = struct.Struct(">ihq")  # partition, error code, high watermark
+
+
+def fetch_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[FetchedPartition]:
+    """Each partition of the Fetch response body at ``buf[pos:]`` (versions 4-18), in order, its
+    records as a view (no copy). Raises CodecError when the body is truncated or malformed."""
+    if not 4 <= version <= 18:
+        raise CodecError(f"fetch response v{version} is not walked")
+    r = _Reader(body, pos, version >= 12)
+    out: list[FetchedPartition] = []
+    try:
+        r.need(4 + (6 if version >= 7 else 0))  # throttle time; error code and session id (v7+)
+        for _ in range(r.count()):
+            topic: str | uuid.UUID
+            if version >= 13:
+                at = r.need(16)
+                topic = uuid.UUID(bytes=bytes(body[at:at + 16]))
+            else:
+                topic = r.string() or ""
+            for _ in range(r.count()):
+                partition, error_code, _hw = _FETCH_PARTITION_HEAD.unpack_from(body, r.need(14))
+                r.need(8 if version < 5 else 16)  # last stable offset (v4+), log start offset (v5+)
+                for _ in range(r.count()):  # aborted transactions: producer id, first offset
+                    r.need(16)
+                    r.skip_tags()
+                if version >= 11:
+                    r.need(4)  # preferred read replica
+                records = r.bytes_view()
+                r.skip_tags()
+                out.append(FetchedPartition(topic, partition, error_code, records))
+            r.skip_tags()
+        r.skip_tags()
+    except struct.error as e:
+        raise CodecError(f"fetch response truncated: {e}") from e
     return out

@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.kafka.codec import API_TABLE, CodecError, decode_response_body
-from gatekeeper.kafka.walks import ProducedPartition, produce_response_partitions
+from gatekeeper.kafka.walks import (
+    FetchedPartition,
+    ProducedPartition,
+    fetch_response_partitions,
+    produce_response_partitions,
+)
 
 SPEC = API_TABLE[0]
 VERSIONS = range(3, 14)
@@ -83,3 +88,66 @@ def test_an_array_longer_than_the_frame_is_refused_before_reading_it() -> None:
     frame = struct.pack(">i", 7) + struct.pack(">i", 1_000_000) + b"\x00" * 8
     with pytest.raises(CodecError):
         produce_response_partitions(frame, 4, 8)
+
+
+# -- Fetch ---------------------------------------------------------------------------------------
+
+FETCH = API_TABLE[1]
+FETCH_VERSIONS = range(4, 19)
+_fetched = st.fixed_dictionaries({
+    "partition_index": st.integers(0, 2**31 - 1), "error_code": st.integers(-1, 120),
+    "high_watermark": st.integers(-1, 2**62), "last_stable_offset": st.integers(-1, 2**40),
+    "log_start_offset": st.integers(-1, 2**40), "aborted": st.one_of(st.none(), st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)), max_size=2)),
+    "preferred_read_replica": st.integers(-1, 5), "records": st.one_of(st.none(), st.binary(max_size=40)),
+    "leader": st.one_of(st.none(), st.tuples(st.integers(-1, 10), st.integers(-1, 10))),
+})
+_fetch_topic = st.tuples(_names, st.uuids(), st.lists(_fetched, max_size=3))
+
+
+def _fetch_frame(version: int, topics: list[tuple[str, uuid.UUID, list[dict]]]) -> bytes:
+    R = FETCH.response[version]
+    T = R.FetchableTopicResponse
+    P = T.PartitionData
+    out = []
+    for name, topic_id, partitions in topics:
+        parts = []
+        for p in partitions:
+            fields = {k: v for k, v in p.items() if k not in ("aborted", "leader")}
+            fields["aborted_transactions"] = None if p["aborted"] is None else [
+                P.AbortedTransaction(producer_id=a, first_offset=b) for a, b in p["aborted"]]
+            if p["leader"] is not None and version >= 12:
+                fields["current_leader"] = P.LeaderIdAndEpoch(leader_id=p["leader"][0], leader_epoch=p["leader"][1])
+            parts.append(P(**fields))
+        out.append(T(topic_id=topic_id, partitions=parts) if version >= 13 else T(topic=name, partitions=parts))
+    body = bytes(R(throttle_time_ms=0, error_code=0, session_id=3, responses=out).encode(version=version))
+    header = struct.pack(">i", 7) + (b"\x00" if FETCH.response_header_version(version) else b"")
+    return header + body
+
+
+def _fetch_reference(frame: bytes, version: int) -> tuple[int, list[tuple]]:
+    head, body = decode_response_body(frame, FETCH, version)
+    return len(head), [(t.topic_id if version >= 13 else t.topic, p.partition_index, p.error_code,
+                        None if p.records is None else bytes(p.records))
+                       for t in body.responses for p in t.partitions]
+
+
+def _plain(parts: list[FetchedPartition]) -> list[tuple]:
+    return [(p.topic, p.partition, p.error_code, None if p.records is None else bytes(p.records)) for p in parts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(FETCH_VERSIONS), st.lists(_fetch_topic, max_size=3))
+def test_the_fetch_walk_reads_what_the_decoder_reads(version: int, topics: list) -> None:
+    frame = _fetch_frame(version, topics)
+    start, expected = _fetch_reference(frame, version)
+    assert _plain(fetch_response_partitions(frame, start, version)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(FETCH_VERSIONS), st.lists(_fetch_topic, min_size=1, max_size=2))
+def test_a_fetch_body_cut_short_is_a_codec_error(version: int, topics: list) -> None:
+    frame = _fetch_frame(version, topics)
+    start, _expected = _fetch_reference(frame, version)
+    for end in range(start, len(frame)):
+        with pytest.raises(CodecError):
+            fetch_response_partitions(frame[:end], start, version)
