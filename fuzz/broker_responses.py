@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from fuzz.common import make_cluster, mask_plan
 from gatekeeper.kafka import codec as kcodec
 from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import ResponseContext
@@ -20,8 +21,6 @@ from gatekeeper.kafka.masking import mask_fetch, mask_share_fetch
 from gatekeeper.kafka.messages import INSPECTABLE, KafkaCodec
 from gatekeeper.kafka.request import DecodedRequest
 from gatekeeper.kafka.walks import produce_response_partitions
-
-from fuzz.common import make_cluster, mask_plan
 
 EXPECTED = (CodecError,)
 _KEYS = sorted(INSPECTABLE)

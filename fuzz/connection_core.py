@@ -25,14 +25,13 @@ from typing import Any
 from twisted.internet import task
 from twisted.logger import globalLogPublisher
 
+from fuzz.sasl_jwt import _JWK, AUDIENCE, ISSUER
 from gatekeeper.api import ANONYMOUS, AdapterServices, Decision
 from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.masking import Masking
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.testing.fakes import fake_config
 from gatekeeper.values import HostPort
-
-from fuzz.sasl_jwt import _JWK, AUDIENCE, ISSUER
 
 EXPECTED: tuple[type[BaseException], ...] = ()
 BOOTSTRAP = HostPort("127.0.0.1", 19092)

@@ -10,11 +10,10 @@ A rewritten result must parse again to the same number of records.
 
 from __future__ import annotations
 
+from fuzz.common import mask_plan
 from gatekeeper.kafka import batches, compression
 from gatekeeper.kafka.records import batch_spans, count_records
 from gatekeeper.masking import RecordRefused
-
-from fuzz.common import mask_plan
 
 EXPECTED = (batches.BatchError, RecordRefused)
 _LIMIT = 1 << 20

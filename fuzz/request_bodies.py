@@ -13,16 +13,14 @@ from __future__ import annotations
 import struct
 import zlib
 
+from fuzz.common import make_cluster, mask_plan
 from gatekeeper.api import Decision
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis.consumer_groups import RefusedRequest, TopicListingNeeded
-from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.masking import fetch_mask_keys, mask_produce, produce_plans
 from gatekeeper.kafka.messages import INSPECTABLE, KafkaCodec
 from gatekeeper.kafka.operations import UnresolvedTopicIds
-
-from fuzz.common import mask_plan, make_cluster
 
 EXPECTED = (CodecError, UnresolvedTopicIds, TopicListingNeeded, RefusedRequest)
 _KEYS = sorted(INSPECTABLE)

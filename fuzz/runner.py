@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent
 CORPUS = ROOT / "corpus"
 FINDINGS = ROOT / "findings"
 _STATS = re.compile(r"#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)")
+# Pure-Python libraries a harness's target leans on, instrumented too so coverage guides into them.
+_EXTRA_INSTRUMENTED = {"sasl_jwt": ("jwt",)}
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 
 
@@ -82,14 +84,16 @@ def replay(name: str, files: list[Path] | None = None) -> int:
 def _fuzz_main(name: str, argv: list[str]) -> None:
     import atheris
 
-    with atheris.instrument_imports(include=["gatekeeper", "kafka", "fuzz"]):
+    include = ["gatekeeper", "kafka", "fuzz", *_EXTRA_INSTRUMENTED.get(name, ())]
+    with atheris.instrument_imports(include=include):
         module = load(name)
     atheris.Setup([sys.argv[0], *argv], checked(module))
     atheris.Fuzz()
 
 
 def fuzz_once(name: str, *, runs: int, seconds: int, seed: int = 1, timeout: int = 20,
-              artifacts: Path | None = None, nice: bool = False, max_len: int | None = None) -> dict[str, Any]:
+              artifacts: Path | None = None, nice: bool = False, max_len: int | None = None,
+              log: Path | None = None) -> dict[str, Any]:
     """One bounded atheris run of harness ``name`` from its seed corpus (new inputs go to a
     scratch directory, the corpus is not changed). Returns inputs run, cov, ft, findings and
     the tail of the output."""
@@ -109,6 +113,8 @@ def fuzz_once(name: str, *, runs: int, seconds: int, seed: int = 1, timeout: int
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT.parent)
     out = proc.stderr + proc.stdout
+    if log is not None:
+        log.write_text(out)
     stats = _STATS.findall(out)
     done = _DONE.findall(out)
     findings = sorted(p.name for p in artifacts.glob(f"{name}-*"))
@@ -125,7 +131,7 @@ def _long(names: list[str], runs: int, seconds: int) -> int:
     rows = []
     for name in names:
         row = fuzz_once(name, runs=runs, seconds=seconds, seed=int(time.time()), nice=True,
-                        artifacts=FINDINGS, timeout=30)
+                        artifacts=FINDINGS, timeout=30, log=FINDINGS / f"{name}.log")
         rows.append(row)
         print(f"{name}: {row['inputs']} inputs, cov {row['cov']}, ft {row['ft']}, {row['seconds']} s, "
               f"findings: {', '.join(row['findings']) or 'none'}", flush=True)
