@@ -114,11 +114,11 @@ _HDR = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
 
 
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+def _read_uvarint(buf: bytes, pos: int, where: str = "request header") -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(buf):
-            raise CodecError("truncated varint in request header")
+            raise CodecError(f"truncated varint in {where}")
         b = buf[pos]
         pos += 1
         value |= (b & 0x7F) << shift
@@ -126,7 +126,7 @@ def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift > 28:
-            raise CodecError("varint too long in request header")
+            raise CodecError(f"varint too long in {where}")
 
 
 def peek_ids(frame: bytes) -> tuple[int, int, int] | None:
@@ -266,10 +266,10 @@ def response_header_size(frame: bytes, spec: ApiSpec, version: int) -> int:
     """Bytes of the response header (correlation id and, if flexible, tagged fields)."""
     if spec.response_header_version(version) == 0:
         return 4
-    count, pos = _read_uvarint(frame, 4)
+    count, pos = _read_uvarint(frame, 4, "response header")
     for _ in range(count):
-        _tag, pos = _read_uvarint(frame, pos)
-        size, pos = _read_uvarint(frame, pos)
+        _tag, pos = _read_uvarint(frame, pos, "response header")
+        size, pos = _read_uvarint(frame, pos, "response header")
         pos += size
     return pos
 

@@ -426,3 +426,15 @@ def test_a_request_with_a_null_where_none_may_be_closes_that_connection_with_a_l
     assert io.closed == [False] and io.upstream == [] and io.asked == []
     assert any("null groups" in str(e.get("why")) for e in events)
     assert adapter.settings.metrics.get("gatekeeper_rejected_total", reason="malformed") == 1
+
+
+@pytest.mark.parametrize("size", [0, 3])
+def test_a_broker_frame_too_short_for_a_correlation_id_breaks_the_upstream_not_the_core(size: int) -> None:
+    # Found by fuzzing: a response frame of fewer than 4 bytes to a request whose response is
+    # processed (here a listing) raised struct.error out of the core.
+    core, io, adapter = ready()
+    core.client_data(framed(req(3, 12, topics=None, allow_auto_topic_creation=False), 12, 6))
+    answer(core, io, ALLOW)
+    core.upstream_data(struct.pack(">i", size) + b"\x00" * 8)
+    assert io.closed == [True] and io.client == []
+    assert adapter.settings.metrics.get("gatekeeper_upstream_errors_total", kind="protocol") == 1
