@@ -245,7 +245,7 @@ def seeds(conns: list[list[tuple[str, bytes]]]) -> dict[str, dict[str, bytes]]:
             steps.append((0 if side == "c" else 1, data))
             if side == "c":
                 steps.append((2, b"\x00"))  # allow what was asked
-            if sum(len(a) for _, a in steps) > 6000:
+            if sum(len(a) for _, a in steps) > 2900:
                 break
         if steps:
             keep("connection_core", connection_core.encode(0, steps))

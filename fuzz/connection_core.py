@@ -102,6 +102,7 @@ class IO:
 
 
 _CONFIGS: dict[int, Any] = {}
+_SHARED: dict[int, tuple[Any, Any]] = {}
 
 
 def _config(setup: int) -> Any:
@@ -126,9 +127,15 @@ def core_for(setup: int) -> tuple[Any, IO]:
     credentials = None
     if setup & 4:
         credentials = ("PLAIN" if setup & 8 else "SCRAM-SHA-512", "gatekeeper", "secret")
+    shared = _SHARED.get(setup & 1)
+    if shared is None:  # metrics and the token validator outlive an input: building them is most of one
+        shared = _SHARED[setup & 1] = (gateway_metrics(), IdentityService(cfg.identity.jwt, clock) if setup & 1 else None)
+    metrics, identity = shared
+    if identity is not None:
+        identity.reactor = clock
+        identity.validator.on_unknown_kid = lambda: None  # no JWKS refresh (a thread) here
     services = AdapterServices(
-        config=cfg, metrics=gateway_metrics(), clock=clock.seconds,
-        identity=IdentityService(cfg.identity.jwt, clock) if setup & 1 else None,
+        config=cfg, metrics=metrics, clock=clock.seconds, identity=identity,
         upstream_credentials=lambda: credentials, principal_for_client_id=lambda cid: ANONYMOUS,
         next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
         masking=Masking(cfg.masking),

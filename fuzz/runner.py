@@ -34,6 +34,9 @@ FINDINGS = ROOT / "findings"
 _STATS = re.compile(r"#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)")
 # Pure-Python libraries a harness's target leans on, instrumented too so coverage guides into them.
 _EXTRA_INSTRUMENTED = {"sasl_jwt": ("jwt",)}
+# The longest input libFuzzer makes per harness: a connection's input is several frames, and
+# one of a few KB already holds a whole exchange (the real seeds are cut to this too).
+_MAX_LEN = {"connection_core": 3072, "record_batches": 8192}
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 
 
@@ -103,6 +106,7 @@ def fuzz_once(name: str, *, runs: int, seconds: int, seed: int = 1, timeout: int
     cmd = [sys.executable, "-m", "fuzz", "run", name,
            f"-runs={runs}", f"-max_total_time={seconds}", f"-seed={seed}", f"-timeout={timeout}",
            "-rss_limit_mb=3072", f"-artifact_prefix={artifacts}/{name}-", "-print_final_stats=1"]
+    max_len = max_len or _MAX_LEN.get(name)
     if max_len:
         cmd.append(f"-max_len={max_len}")
     cmd += [str(scratch / "new"), str(corpus_dir(name))]
