@@ -1,8 +1,8 @@
 """Frame splitting and request headers: a client's raw byte stream, delivered in arbitrary
 chunks, framed and each frame's request header parsed.
 
-Input: the byte stream. The first byte picks how the stream is cut into chunks (the same
-frames must come out whichever way it arrives)."""
+Input: the byte stream. The first byte picks how many chunks the stream arrives in (1 to 32:
+a short stream byte by byte); the same frames must come out whichever way it arrives."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def _frames(data: bytes, step: int) -> tuple[list[bytes], Exception | None]:
 def one_input(data: bytes) -> None:
     if not data:
         return
-    step, stream = data[0] % 17 + 1, data[1:]
+    stream = data[1:]
+    step = max(1, -(-len(stream) // (data[0] % 32 + 1)))
     whole, whole_err = _frames(stream, max(1, len(stream)))
     chunked, chunked_err = _frames(stream, step)
     if whole != chunked or type(whole_err) is not type(chunked_err):
