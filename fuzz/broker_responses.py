@@ -14,7 +14,7 @@ import struct
 from fuzz.common import make_cluster, mask_plan
 from gatekeeper.kafka import codec as kcodec
 from gatekeeper.kafka.apis import UNITS
-from gatekeeper.kafka.apis.base import ResponseContext
+from gatekeeper.kafka.apis.base import GatewayIdentity, ResponseContext
 from gatekeeper.kafka.auditing import broker_outcome
 from gatekeeper.kafka.codec import API_TABLE, CodecError, RequestHeader
 from gatekeeper.kafka.masking import mask_fetch, mask_share_fetch
@@ -31,7 +31,7 @@ def _mapper(node_id: int, host: str, port: int) -> tuple[str, int] | None:
     return None if node_id % 3 == 2 else ("gk.example", 9193 + node_id % 3)
 
 
-_CTX = ResponseContext(_mapper, None)
+_CTX = ResponseContext(_mapper, GatewayIdentity("gatekeeper"))  # entries about it are filtered out
 
 
 def key_version(data: bytes) -> tuple[int, int]:
