@@ -114,11 +114,11 @@ _HDR = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
 
 
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+def _read_uvarint(buf: bytes, pos: int, where: str = "request header") -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(buf):
-            raise CodecError("truncated varint in request header")
+            raise CodecError(f"truncated varint in {where}")
         b = buf[pos]
         pos += 1
         value |= (b & 0x7F) << shift
@@ -126,7 +126,7 @@ def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift > 28:
-            raise CodecError("varint too long in request header")
+            raise CodecError(f"varint too long in {where}")
 
 
 def peek_ids(frame: bytes) -> tuple[int, int, int] | None:
@@ -196,20 +196,80 @@ def _decode_body(cls: Any, spec: ApiSpec, frame: bytes, start: int, version: int
         body, end = decode(memoryview(frame), start)
     except Exception as e:  # kafka-python raises assorted errors on bad bytes
         raise CodecError(f"{spec.name} v{version} body does not decode: {type(e).__name__}: {e}") from e
+    where = _null_field(body, _null_checks(cls._struct, version))
+    if where is not None:
+        raise CodecError(f"{spec.name} v{version} body has a null {where}, a field that is never null at this version")
     body._version = version
     body._header = None  # the fast decoder bypasses ApiMessage.__init__
     body._min_version = body._max_version = None
     return body, end
 
 
+# What the decoder does not check: kafka-python reads a length of -1 as None whatever the
+# schema says, where Kafka's own readers refuse a null in a field that is not nullable at the
+# version. Everything downstream (operations, error responses, rewrites, the encoder) relies
+# on the schema, so such a body is refused here, as the broker refuses it.
+_NULLABLE_TYPES = frozenset({"string", "bytes", "records"})
+_NullChecks = tuple[tuple[str, str, bool, Any], ...]  # (attribute, kind, nullable, nested checks)
+_NULL_CHECKS: dict[tuple[int, int], _NullChecks] = {}
+
+
+def _null_checks(struct: Any, version: int) -> _NullChecks:
+    """The fields of ``struct`` at ``version`` that may decode as None, and how to check them."""
+    key = (id(struct), version)
+    cached = _NULL_CHECKS.get(key)
+    if cached is not None:
+        return cached
+    out: list[tuple[str, str, bool, Any]] = []
+    for f in struct._fields:
+        if not f.for_version_q(version) or f.tagged_field_q(version):
+            continue
+        nullable = f.nullable_for_version_q(version)
+        if f.is_struct_array():
+            out.append((f.name, "structs", nullable, _null_checks(f.array_of, version)))
+        elif f.is_array():
+            out.append((f.name, "array", nullable, f.array_of.type_str in _NULLABLE_TYPES))
+        elif f.is_struct():
+            out.append((f.name, "struct", nullable, _null_checks(f, version)))
+        elif f.type_str in _NULLABLE_TYPES and not nullable:
+            out.append((f.name, "value", False, None))
+    checks = tuple(c for c in out if not c[2] or (c[1] in ("structs", "struct") and c[3]) or (c[1] == "array" and c[3]))
+    _NULL_CHECKS[key] = checks
+    return checks
+
+
+def _null_field(obj: Any, checks: _NullChecks) -> str | None:
+    """The path of the first field of ``obj`` that is None where ``checks`` say it must not be."""
+    for name, kind, nullable, nested in checks:
+        value = getattr(obj, name, None)
+        if value is None:
+            if not nullable:
+                return name
+            continue
+        if kind == "structs":
+            if nested:
+                for i, item in enumerate(value):
+                    where = _null_field(item, nested)
+                    if where is not None:
+                        return f"{name}[{i}].{where}"
+        elif kind == "array":
+            if nested and any(item is None for item in value):
+                return f"{name}[]"
+        elif kind == "struct" and nested:
+            where = _null_field(value, nested)
+            if where is not None:
+                return f"{name}.{where}"
+    return None
+
+
 def response_header_size(frame: bytes, spec: ApiSpec, version: int) -> int:
     """Bytes of the response header (correlation id and, if flexible, tagged fields)."""
     if spec.response_header_version(version) == 0:
         return 4
-    count, pos = _read_uvarint(frame, 4)
+    count, pos = _read_uvarint(frame, 4, "response header")
     for _ in range(count):
-        _tag, pos = _read_uvarint(frame, pos)
-        size, pos = _read_uvarint(frame, pos)
+        _tag, pos = _read_uvarint(frame, pos, "response header")
+        size, pos = _read_uvarint(frame, pos, "response header")
         pos += size
     return pos
 

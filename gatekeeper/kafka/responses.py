@@ -122,6 +122,8 @@ class ResponseSide:
                 if ids is None:
                     break
                 size, cid = ids
+                if size > responses.max_frame_bytes or size < 4:  # not even a correlation id
+                    raise FrameError(f"response frame length {size} is out of bounds")
                 if not self._sent:
                     self._upstream_broken("broker sent a response to no request")
                     return
@@ -129,8 +131,6 @@ class ResponseSide:
                 if not entry.internal and not entry.processed and self._order and self._order[0] is entry and (
                     not self.s.codec.needs_response_processing(entry.request)  # type: ignore[arg-type]
                 ):
-                    if size > responses.max_frame_bytes or size < 4:
-                        raise FrameError(f"response frame length {size} is out of bounds")
                     if not self._matches(entry, cid):
                         return
                     self._sent.popleft()

@@ -79,3 +79,35 @@ def test_table_covers_the_client_apis_and_skips_inter_broker_ones() -> None:
     for needed in ("Produce", "Fetch", "Metadata", "ApiVersions", "SaslAuthenticate", "DescribeCluster", "OffsetDelete"):
         assert needed in names
     assert 27 not in codec.API_TABLE  # WriteTxnMarkers is broker-to-broker
+
+
+# -- found by fuzzing (fuzz/corpus/request_bodies/finding-*) -------------------------------------
+
+
+def test_a_null_in_a_field_that_is_never_null_is_refused_with_its_name() -> None:
+    # DescribeGroups v6 whose groups array has length -1: kafka-python decodes it as None, the
+    # broker refuses it; so does Gatekeeper, before any operation or error response sees it.
+    raw = bytes.fromhex("2d0b001bffffff0c00000000000000")
+    with pytest.raises(codec.CodecError, match=r"DescribeGroups v6 body has a null groups"):
+        codec.decode_request(b"\x00\x0f\x00\x06" + raw[4:])
+
+
+def test_a_null_inside_a_nested_entry_is_refused_and_a_nullable_null_is_not() -> None:
+    P = codec.API_TABLE[0].request
+    data = [P.TopicProduceData(name="t", partition_data=[P.TopicProduceData.PartitionProduceData(index=0, records=None)])]
+    body = P[9](transactional_id=None, acks=-1, timeout_ms=1, topic_data=data)
+    head = b"\x00\x00\x00\x09\x00\x00\x00\x01\x00\x01c\x00"
+    codec.decode_request(head + codec.encode_body(body, 9))  # null records and transactional id: fine
+    wire = head + codec.encode_body(body, 9)
+    nulled = wire.replace(b"\x02t", b"\x00", 1)  # the topic name as a compact null string
+    with pytest.raises(codec.CodecError, match=r"topic_data\[0\]\.name"):
+        codec.decode_request(nulled)
+
+
+def test_a_broker_response_with_a_null_where_none_may_be_is_a_codec_error() -> None:
+    spec = codec.API_TABLE[3]
+    body = codec.encode_body(spec.response[12](throttle_time_ms=0, brokers=[], cluster_id="c", controller_id=1, topics=[]), 12)
+    assert body[4:5] == b"\x01"  # an empty compact array after the throttle time
+    frame = b"\x00\x00\x00\x07\x00" + body[:4] + b"\x00" + body[5:]  # ... made null
+    with pytest.raises(codec.CodecError, match="null brokers"):
+        codec.decode_response_body(frame, spec, 12)

@@ -408,3 +408,33 @@ def test_a_client_that_does_not_read_its_answers_is_not_read_from() -> None:
         answer(core, io, ALLOW)
     core.upstream_data(b"".join(produce_response(cid, "orders") for cid in range(1, 5)))
     assert not io.paused and len(io.client_frames()) == 4
+
+
+def test_a_request_with_a_null_where_none_may_be_closes_that_connection_with_a_log_line() -> None:
+    # Found by fuzzing: a DescribeGroups v6 whose groups array is null reached the operations
+    # as None and raised out of the core. It is a malformed request now, refused as such.
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        core, io, adapter = ready()
+        wire = b"\x00\x0f\x00\x06" + bytes.fromhex("2d0b001bffffff0c00000000000000")[4:]
+        core.client_data(struct.pack(">i", len(wire)) + wire)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert io.closed == [False] and io.upstream == [] and io.asked == []
+    assert any("null groups" in str(e.get("why")) for e in events)
+    assert adapter.settings.metrics.get("gatekeeper_rejected_total", reason="malformed") == 1
+
+
+@pytest.mark.parametrize("size", [0, 3])
+def test_a_broker_frame_too_short_for_a_correlation_id_breaks_the_upstream_not_the_core(size: int) -> None:
+    # Found by fuzzing: a response frame of fewer than 4 bytes to a request whose response is
+    # processed (here a listing) raised struct.error out of the core.
+    core, io, adapter = ready()
+    core.client_data(framed(req(3, 12, topics=None, allow_auto_topic_creation=False), 12, 6))
+    answer(core, io, ALLOW)
+    core.upstream_data(struct.pack(">i", size) + b"\x00" * 8)
+    assert io.closed == [True] and io.client == []
+    assert adapter.settings.metrics.get("gatekeeper_upstream_errors_total", kind="protocol") == 1
