@@ -20,7 +20,7 @@ from gatekeeper.kafka.codec import API_TABLE, CodecError, RequestHeader
 from gatekeeper.kafka.masking import mask_fetch, mask_share_fetch
 from gatekeeper.kafka.messages import INSPECTABLE, KafkaCodec
 from gatekeeper.kafka.request import DecodedRequest
-from gatekeeper.kafka.walks import produce_response_partitions
+from gatekeeper.kafka.walks import fetch_response_partitions, produce_response_partitions
 
 EXPECTED = (CodecError,)
 _KEYS = sorted(INSPECTABLE)
@@ -72,8 +72,13 @@ def one_input(data: bytes) -> None:
             produce_response_partitions(frame, kcodec.response_header_size(frame, spec, version), version)
         except IndexError:  # what broker_outcome turns into a CodecError
             pass
+    if key == 1 and 4 <= version <= 18:
+        try:
+            fetch_response_partitions(frame, kcodec.response_header_size(frame, spec, version), version)
+        except IndexError:  # the response header's own walk; broker_outcome turns it into a CodecError
+            pass
     if key in (0, 1) and request.body is not None:
-        broker_outcome(request, frame, lambda: codec.decode_response(request, frame)[1], codec.cluster.topic_name)
+        broker_outcome(request, frame, codec.cluster.topic_name)
     head, body = codec.decode_response(request, frame)
     unit = UNITS[key]
     if unit.learn is not None and request.body is not None:
