@@ -11,7 +11,7 @@ import pytest
 from fuzz import HARNESSES
 from fuzz.runner import corpus_files, fuzz_once, replay
 
-_SECONDS = 3  # per harness, after its start-up (instrumenting the imports takes a few seconds)
+_SECONDS = 2  # per harness, after its start-up (instrumenting the imports takes a few seconds)
 
 
 @pytest.mark.parametrize("harness", HARNESSES)
