@@ -10,12 +10,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import yaml
 
-import harness.broker
 from gatekeeper.api import AuditSinkContext
 from gatekeeper.audit import AuditTrail, iter_records, key_id, verify
 from gatekeeper.audit.kafka_settings import client_settings
@@ -174,15 +172,6 @@ def outage_broker() -> Iterator[KafkaBroker]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def restart_same(broker: KafkaBroker) -> None:
-    """Start the stopped broker again with its ports and data (the harness would pick new ones)."""
-    ports = [broker.port, broker.sasl_port, broker.controller_port]
-    workdir = broker.workdir
-    with mock.patch.object(harness.broker, "free_ports", lambda n: list(ports)), \
-            mock.patch.object(harness.broker.tempfile, "mkdtemp", lambda prefix: str(workdir)):
-        broker.start()
-
-
 def test_an_unreachable_broker_makes_the_trail_unavailable_until_it_is_back(outage_broker: KafkaBroker) -> None:
     topic = "gatekeeper-audit-outage"
     outage_broker.create_topic(topic, partitions=2)
@@ -191,14 +180,14 @@ def test_an_unreachable_broker_makes_the_trail_unavailable_until_it_is_back(outa
     assert w.session("before") == [True] * 3
     w.wait(w.trail.flushed())
 
-    outage_broker.stop()
+    outage_broker.stop_process()  # same ports and data when it starts again
     accepted = w.session("during")  # accepted until the writer finds out
     w.clock.run_until(lambda: not w.trail.available, timeout=30)
     assert "topic gatekeeper-audit-outage" in str(w.trail.error)
     refused = w.session("refused")
     assert refused == [False] * 3  # on_failure: deny
 
-    restart_same(outage_broker)
+    outage_broker.start_process()
     w.clock.run_until(lambda: w.trail.available, timeout=90)
     assert w.session("after") == [True] * 3
     w.stop()
