@@ -211,15 +211,17 @@ def _decode_body(cls: Any, spec: ApiSpec, frame: bytes, start: int, version: int
 # on the schema, so such a body is refused here, as the broker refuses it.
 _NULLABLE_TYPES = frozenset({"string", "bytes", "records"})
 _NullChecks = tuple[tuple[str, str, bool, Any], ...]  # (attribute, kind, nullable, nested checks)
-_NULL_CHECKS: dict[tuple[int, int], _NullChecks] = {}
+# Keyed by the struct's id, and holding the struct itself: a struct that was freed cannot hand its
+# id, and so its checks, to another one.
+_NULL_CHECKS: dict[tuple[int, int], tuple[Any, _NullChecks]] = {}
 
 
 def _null_checks(struct: Any, version: int) -> _NullChecks:
     """The fields of ``struct`` at ``version`` that may decode as None, and how to check them."""
     key = (id(struct), version)
     cached = _NULL_CHECKS.get(key)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is struct:
+        return cached[1]
     out: list[tuple[str, str, bool, Any]] = []
     for f in struct._fields:
         if not f.for_version_q(version) or f.tagged_field_q(version):
@@ -234,7 +236,7 @@ def _null_checks(struct: Any, version: int) -> _NullChecks:
         elif f.type_str in _NULLABLE_TYPES and not nullable:
             out.append((f.name, "value", False, None))
     checks = tuple(c for c in out if not c[2] or (c[1] in ("structs", "struct") and c[3]) or (c[1] == "array" and c[3]))
-    _NULL_CHECKS[key] = checks
+    _NULL_CHECKS[key] = (struct, checks)
     return checks
 
 
