@@ -20,7 +20,7 @@ __all__ = ["FetchedPartition", "ProducedPartition", "fetch_response_partitions",
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
-_PARTITION_HEAD = struct.Struct(">ihq")  # index, error code, base offset
+_PARTITION_HEAD = struct.Struct(">ihq")  # partition, error code, base offset (Produce) / high watermark (Fetch)
 
 
 @attrs.frozen
@@ -106,6 +106,13 @@ class _Reader:
         at = self.need(n)
         return memoryview(self.buf)[at:at + n]
 
+    def topic(self, by_id: bool) -> str | uuid.UUID:
+        """A topic entry's topic: its id (v13+ of Produce and Fetch), or its name."""
+        if by_id:
+            at = self.need(16)
+            return uuid.UUID(bytes=bytes(self.buf[at:at + 16]))
+        return self.string() or ""
+
     def skip_tags(self) -> None:
         if self.flexible:
             for _ in range(self.uvarint()):
@@ -122,12 +129,7 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
     out: list[ProducedPartition] = []
     try:
         for _ in range(r.count()):
-            topic: str | uuid.UUID
-            if version >= 13:
-                at = r.need(16)
-                topic = uuid.UUID(bytes=bytes(body[at:at + 16]))
-            else:
-                topic = r.string() or ""
+            topic = r.topic(by_id=version >= 13)
             for _ in range(r.count()):
                 index, error_code, base_offset = _PARTITION_HEAD.unpack_from(body, r.need(14))
                 r.need(8 if version < 5 else 16)  # log append time (v2+), log start offset (v5+)
@@ -147,8 +149,6 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
     return out
 
 
-_FETCH_PARTITION_HEAD = struct.Struct(">ihq")  # partition, error code, high watermark
-
 
 def fetch_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[FetchedPartition]:
     """Each partition of the Fetch response body at ``buf[pos:]`` (versions 4-18), in order, its
@@ -160,14 +160,9 @@ def fetch_response_partitions(body: bytes | memoryview, pos: int, version: int) 
     try:
         r.need(4 + (6 if version >= 7 else 0))  # throttle time; error code and session id (v7+)
         for _ in range(r.count()):
-            topic: str | uuid.UUID
-            if version >= 13:
-                at = r.need(16)
-                topic = uuid.UUID(bytes=bytes(body[at:at + 16]))
-            else:
-                topic = r.string() or ""
+            topic = r.topic(by_id=version >= 13)
             for _ in range(r.count()):
-                partition, error_code, _hw = _FETCH_PARTITION_HEAD.unpack_from(body, r.need(14))
+                partition, error_code, _hw = _PARTITION_HEAD.unpack_from(body, r.need(14))
                 r.need(8 if version < 5 else 16)  # last stable offset (v4+), log start offset (v5+)
                 for _ in range(r.count()):  # aborted transactions: producer id, first offset
                     r.need(16)
