@@ -37,7 +37,7 @@ class PayloadInfo:
 
     @property
     def encrypted(self) -> bool:
-        return bool(self.metadata.encryption_algo) or False
+        return bool(self.metadata.encryption_algo) or len(self.metadata.encryption_keys) > 0
 
     @property
     def compression(self) -> str:
