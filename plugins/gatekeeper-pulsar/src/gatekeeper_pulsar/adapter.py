@@ -43,6 +43,7 @@ class PulsarAdapter:
                 authentication_timeout=config.limits.authentication_timeout,
                 inputs_decoded=services.inputs_decoded, grants_for=services.grants_for,
                 upstream_token=partial(self.tokens.get, name),
+                masking=services.masking, max_decompressed=config.limits.max_decompressed_bytes,
             )
             for name in self.listeners
         }

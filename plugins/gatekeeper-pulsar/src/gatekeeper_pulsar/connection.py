@@ -9,6 +9,14 @@ PARTITIONED_METADATA, PRODUCER, SEND and SUBSCRIBE are put to the policy and for
 their bytes when allowed, answered with the command's own error when not. From the broker,
 LOOKUP_RESPONSE and TOPIC_MIGRATED have their broker addresses rewritten to Gatekeeper's; the
 rest is forwarded as its bytes.
+
+A ``mask`` decision on PRODUCER or SUBSCRIBE allows it and keeps the decision's plan for that
+producer or consumer: every SEND of the producer has its payload masked before it goes to the
+broker (a payload that cannot be masked is refused as a denied SEND is), and every MESSAGE the
+broker sends the consumer is masked before the client sees it (one that cannot be masked closes
+the connection: it is never delivered raw, nor skipped without the client knowing). The bytes
+are masked by :func:`gatekeeper_pulsar.masking.mask_payload`, large SEND payloads off the
+reactor.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ from twisted.logger import Logger
 
 from gatekeeper.api import ANONYMOUS, ConnectionIO, Decision, Principal
 from gatekeeper.logsafe import printable
+from gatekeeper.masking import MaskingError
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.values import HostPort
 from gatekeeper_pulsar import commands as c
 from gatekeeper_pulsar import wire_pb2 as wire
 from gatekeeper_pulsar.framing import Frame, FrameDecoder, FrameError, encode_frame
+from gatekeeper_pulsar.masking import MaskedPayload, PayloadRefused, mask_payload
 from gatekeeper_pulsar.operations import Classified, classify
 from gatekeeper_pulsar.settings import ListenerSettings, PulsarSettings
 
@@ -33,6 +43,12 @@ __all__ = ["PulsarConnection"]
 log = Logger()
 T = wire.BaseCommand
 _QUEUE_PAUSE = 256  # client commands waiting behind a decision before reading pauses
+_OFFLOAD_BYTES = 64 * 1024  # SEND payload bytes to mask from which the work goes to a worker thread
+_DIRECTION = {"produce": "produce", "consume": "consume"}  # the operations that carry messages
+
+
+class _Unmaskable(Exception):
+    """A MESSAGE for a masked consumer cannot be masked: the connection closes."""
 
 
 class PulsarConnection:
@@ -50,6 +66,10 @@ class PulsarConnection:
         self.client_connect: wire.CommandConnect | None = None
         self.protocol_version = 0
         self.producers: dict[int, str] = {}
+        self.producer_plans: dict[int, Any] = {}  # producer_id -> mask plan
+        # consumer_id -> (mask plan, topic). Never removed while the connection lives: a MESSAGE
+        # the broker sent before a consumer closed may still be on its way.
+        self.consumer_plans: dict[int, tuple[Any, str]] = {}
         self._queue: deque[tuple[Frame, wire.BaseCommand]] = deque()
         self._waiting: tuple[int, Classified, Frame] | None = None
         self._token = 0
@@ -204,6 +224,11 @@ class PulsarConnection:
                 self.io.to_client(out)
             self._close(f"the broker's bytes are not the Pulsar protocol: {e}", abort_upstream=True)
             return
+        except _Unmaskable as e:
+            if out:
+                self.io.to_client(out)
+            self._close(str(e))
+            return
         if out:
             self.io.to_client(out)
         if self.state == "ready":
@@ -212,7 +237,9 @@ class PulsarConnection:
     def _broker_frame(self, frame: Frame) -> list[bytes]:
         cmd = c.parse_command(frame.command)
         t = cmd.type if cmd.HasField("type") else None
-        if t == T.MESSAGE or t == T.SEND_RECEIPT:
+        if t == T.MESSAGE:
+            return [self._mask_message(cmd, frame)]
+        if t == T.SEND_RECEIPT:
             return [frame.raw]
         if t == T.CONNECTED and self.state == "connecting":
             self.state = "ready"
@@ -225,6 +252,29 @@ class PulsarConnection:
         if t == T.TOPIC_MIGRATED:
             return self._rewrite_migrated(cmd, frame)
         return [frame.raw]
+
+    def _mask_message(self, cmd: wire.BaseCommand, frame: Frame) -> bytes:
+        """A MESSAGE for a masked consumer, masked; others as their bytes."""
+        found = self.consumer_plans.get(cmd.message.consumer_id)
+        if found is None:
+            return frame.raw
+        plan, topic = found
+        try:
+            done = mask_payload(frame.payload, plan, self.s.max_decompressed)
+        except PayloadRefused as e:
+            self.s.metrics.inc("gatekeeper_mask_errors_total", kind=e.kind)
+            m = cmd.message.message_id
+            raise _Unmaskable(f"message {m.ledgerId}:{m.entryId} of {topic} for masked consumer "
+                              f"{cmd.message.consumer_id} cannot be masked ({e.reason}); it is never delivered raw, "
+                              "so the connection closes and the broker keeps it unacknowledged") from None
+        self._count(done, topic, "consume")
+        return encode_frame(frame.command, done.payload) if done.changed else frame.raw
+
+    def _count(self, done: MaskedPayload, topic: str, direction: str) -> None:
+        if done.messages:
+            self.s.metrics.inc("gatekeeper_masked_records_total", done.messages, topic=topic, direction=direction)
+        for masker, n in done.fields.items():
+            self.s.metrics.inc("gatekeeper_masked_fields_total", n, topic=topic, masker=masker)
 
     def _answer_challenge(self, cmd: wire.BaseCommand) -> None:
         """The broker asks Gatekeeper to authenticate again (its token is refreshed): answered
@@ -313,16 +363,86 @@ class PulsarConnection:
             return
         _, what, frame = self._waiting
         decision = decisions[0] if decisions else Decision("deny", "no decision")
-        if decision.action == "allow":
-            self._allow(what, frame)
+        plan = None
+        if decision.action == "mask":
+            plan, refused = self._mask_plan(what, decision)
+            if plan is None:
+                decision = Decision("deny", refused)
+        if decision.action in ("allow", "mask"):
+            if what.send is not None:
+                plan = plan or self.producer_plans.get(what.send)
+                if plan is not None:
+                    self._mask_send(what, frame, plan)  # resumes the queue when done
+                    return
+            self._allow(what, frame, plan)
         else:
             reason = decision.reason or "denied by policy"
-            if decision.action in ("mask", "approve"):
+            if decision.action == "approve":
                 reason = f"{decision.action} is not supported for Pulsar yet, so it is a deny: {reason}"
             self._deny(what, reason)
+        self._resume()
+
+    def _resume(self) -> None:
         self._waiting = None
         if not self.closing:
             self._pump()
+
+    def _mask_plan(self, what: Classified, decision: Decision) -> tuple[Any, str]:
+        """The decision's compiled plan, or None and why the mask is a deny (fail closed)."""
+        assert what.operation is not None
+        op = what.operation
+        said = f"the policy said mask ({decision.reason})"
+        direction = _DIRECTION.get(op.name)
+        if direction is None:
+            return None, f"{said}, but {op.name} carries no messages to mask; denied, fail closed"
+        if self.s.masking is None:
+            return None, f"{said}, but masking is not available here; denied, fail closed"
+        if op.request.get("encrypted") and what.producer is not None:
+            return None, (f"{said}, but the producer encrypts its messages end to end, so they cannot be masked; "
+                          "denied, fail closed")
+        try:
+            return self.s.masking.plan(decision.mask, direction), ""
+        except MaskingError as e:
+            self.s.metrics.inc("gatekeeper_mask_errors_total", kind="bad_decision")
+            return None, f"the policy's mask cannot be applied: {e}; denied, fail closed"
+
+    def _mask_send(self, what: Classified, frame: Frame, plan: Any) -> None:
+        """Mask a SEND's payload (off the reactor when it is large), then forward it, or refuse
+        it as a denied SEND when it cannot be masked; later commands wait for it."""
+        assert what.operation is not None
+        topic = what.operation.resource.name
+        payload, limit = frame.payload, self.s.max_decompressed
+
+        def done(result: Any) -> None:
+            if self.closing:
+                return
+            if isinstance(result, PayloadRefused):
+                self.s.metrics.inc("gatekeeper_mask_errors_total", kind=result.kind)
+                self._deny(what, f"the message cannot be masked as the policy requires: {result.reason}; refused, "
+                                 "never stored raw")
+            elif isinstance(result, BaseException):
+                log.error("bug: masking a Pulsar SEND failed: {e!r}", e=result)
+                self._close(f"masking failed, SEND refused (fail closed): {type(result).__name__}")
+                return
+            else:
+                self._count(result, topic, "produce")
+                self.io.to_upstream([encode_frame(frame.command, result.payload) if result.changed else frame.raw])
+            self._resume()
+
+        def work() -> Any:
+            try:
+                return mask_payload(payload, plan, limit)
+            except PayloadRefused as e:
+                return e
+
+        if len(payload) >= _OFFLOAD_BYTES:
+            self.io.offload(work, done)
+            return
+        try:
+            result = work()
+        except Exception as e:  # handed to ``done`` like the worker's exceptions
+            result = e
+        done(result)
 
     def decision_failed(self, token: int, reason: str) -> None:
         self.decided(token, [Decision("deny", f"policy engine failed, denied: {reason}")])
@@ -330,10 +450,17 @@ class PulsarConnection:
     def held(self, token: int, outcomes: list[dict[str, Any]]) -> None:  # approvals: not yet for Pulsar
         pass
 
-    def _allow(self, what: Classified, frame: Frame) -> None:
+    def _allow(self, what: Classified, frame: Frame, plan: Any = None) -> None:
         if what.producer is not None:
             producer_id, topic = what.producer
             self.producers[producer_id] = topic
+            if plan is not None:
+                self.producer_plans[producer_id] = plan
+            else:
+                self.producer_plans.pop(producer_id, None)
+        if what.consumer is not None and plan is not None:
+            consumer_id, topic = what.consumer
+            self.consumer_plans[consumer_id] = (plan, topic)
         self.io.to_upstream([frame.raw])
 
     def _deny(self, what: Classified, reason: str) -> None:

@@ -40,6 +40,8 @@ class Classified:
     refuse: Callable[[str], bytes] | None = None
     closes: bool = False
     producer: tuple[int, str] | None = None  # a PRODUCER: (producer_id, topic) once allowed
+    consumer: tuple[int, str] | None = None  # a SUBSCRIBE: (consumer_id, topic)
+    send: int | None = None  # a SEND: its producer_id
 
 
 def classify(cmd: wire.BaseCommand, frame: Frame, producers: dict[int, str]) -> Classified:
@@ -81,7 +83,7 @@ def classify(cmd: wire.BaseCommand, frame: Frame, producers: dict[int, str]) -> 
         return Classified(
             Operation("produce", Resource("topic", topic), request),
             partial(c.send_error_frame, s.producer_id, s.sequence_id, c.AUTHORIZATION_ERROR),
-            closes=True)
+            closes=True, send=s.producer_id)
     if t == T.SUBSCRIBE:
         sub = cmd.subscribe
         request = {"group": sub.subscription, "subscription_type": wire.CommandSubscribe.SubType.Name(sub.subType),
@@ -90,7 +92,8 @@ def classify(cmd: wire.BaseCommand, frame: Frame, producers: dict[int, str]) -> 
         if sub.HasField("durable") and not sub.durable:
             request["durable"] = False
         return Classified(Operation("consume", Resource("topic", sub.topic), request),
-                          partial(c.error_frame, sub.request_id, c.AUTHORIZATION_ERROR))
+                          partial(c.error_frame, sub.request_id, c.AUTHORIZATION_ERROR),
+                          consumer=(sub.consumer_id, sub.topic))
     # Anything else (namespace listings, schema commands, transactions, topic watchers, a type
     # this codec does not know) is not inspected yet: it is put to the policy as `other` on
     # the cluster, so a default-deny policy refuses it.

@@ -74,6 +74,8 @@ class PulsarSettings:
     inputs_decoded: Callable[[list[dict[str, Any]]], None]
     grants_for: Callable[[Any, float], list[dict[str, Any]]]
     upstream_token: Callable[[], str | None]
+    masking: Any = None  # gatekeeper.masking.Masking: compiles mask decisions (None: a mask is a deny)
+    max_decompressed: int = 256 * 1024 * 1024  # limits.max_decompressed_bytes, per masked payload
 
 
 def read_token(options: Any, where: str) -> str | None:

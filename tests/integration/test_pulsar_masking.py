@@ -1,0 +1,180 @@
+"""Mask decisions for Pulsar through ``twistd gatekeeper`` in front of a real Pulsar standalone
+broker, driven by Pulsar's C++ client (``pulsar-client``).
+
+Produce: messages sent through Gatekeeper to ``pmask-*`` topics are read back directly from
+the broker, batched and not, with every compression the client offers: the broker stored them
+masked. Consume: raw messages put in the broker directly are read through Gatekeeper masked by
+``svc-reader`` and raw by ``svc-orders``. A non-JSON message on a ``pstrict-*`` topic is refused
+and never stored.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pulsar = pytest.importorskip("pulsar")
+pytest.importorskip("gatekeeper_pulsar.adapter", reason="the gatekeeper-pulsar plugin distribution is not installed")
+
+from harness.ports import LOOPBACK  # noqa: E402
+from tests.integration.test_pulsar import IDP, PulsarGateway  # noqa: E402
+
+POLICY = """
+package gatekeeper
+
+default decision := {"action": "allow", "reason": "open"}
+
+decision := {"action": "mask", "reason": "cards and SSNs are masked before they are stored", "mask": [
+    {"field": "$.card", "masker": "redact"},
+    {"detector": "us_ssn", "masker": "redact"},
+    {"detector": "credit_card", "masker": "redact", "in": "header:note*"},
+]} if {
+    input.operation == "produce"
+    contains(input.resource.name, "/pmask-")
+} else := {"action": "mask", "reason": "messages must be JSON", "mask": [
+    {"field": "$.card", "masker": "redact"},
+]} if {
+    input.operation == "produce"
+    contains(input.resource.name, "/pstrict-")
+} else := {"action": "mask", "reason": "cards are masked for readers", "mask": [
+    {"field": "$.card", "masker": "last4"},
+]} if {
+    input.operation == "consume"
+    contains(input.resource.name, "/cmask-")
+    input.principal.sub == "svc-reader"
+}
+"""
+
+CARD = "4111111111111111"
+COMPRESSIONS = ["NONE", "LZ4", "ZLib", "ZSTD", "SNAPPY"]
+
+
+class MaskingGateway(PulsarGateway):
+    def __init__(self, workdir: Path, broker: Any) -> None:
+        super().__init__(workdir, broker)
+        (self.workdir / "policies" / "pulsar.rego").write_text(POLICY)
+
+
+@pytest.fixture(scope="module")
+def gateway(pulsar_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaskingGateway]:
+    with MaskingGateway(tmp_path_factory.mktemp("pulsar-mask-gw"), pulsar_broker) as gw:
+        yield gw
+
+
+def _through(gw: MaskingGateway, sub: str) -> Any:
+    token = IDP.token(**IDP.claims(sub=sub))
+    return pulsar.Client(gw.service_url, authentication=pulsar.AuthenticationToken(token),
+                         operation_timeout_seconds=10, connection_timeout_ms=5000)
+
+
+def _direct(broker: Any) -> Any:
+    return pulsar.Client(broker.service_url, operation_timeout_seconds=10)
+
+
+def _topic(kind: str) -> str:
+    return f"persistent://public/default/{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def _doc(i: int) -> bytes:
+    return json.dumps({"card": CARD, "n": i, "note": f"ssn 123-45-6789 of order {i}"}).encode()
+
+
+def _metric(gw: MaskingGateway, name: str, *labels: str) -> float:
+    """The sum of the /metrics series ``name`` whose labels include every one of ``labels``."""
+    text = urllib.request.urlopen(f"http://{LOOPBACK}:{gw.admin_port}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and all(label in line for label in labels))
+
+
+def _read_all(client: Any, topic: str, n: int) -> list[Any]:
+    reader = client.create_reader(topic, pulsar.MessageId.earliest)
+    out = [reader.read_next(timeout_millis=10000) for _ in range(n)]
+    assert not reader.has_message_available(), "the broker holds more messages than were sent"
+    return out
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_produce_is_masked_before_the_broker_stores_it(gateway, pulsar_broker, compression, batched):
+    topic = _topic("pmask")
+    client = _through(gateway, "svc-orders")
+    try:
+        producer = client.create_producer(topic, batching_enabled=batched, batching_max_messages=10,
+                                          batching_max_publish_delay_ms=50,
+                                          compression_type=getattr(pulsar.CompressionType, compression))
+        for i in range(6):
+            producer.send_async(_doc(i), None, partition_key=f"order-{i}", event_timestamp=1700000000000 + i,
+                                properties={"note": f"card {CARD}", "trace": f"t{i}"})
+        producer.flush()
+        producer.close()
+    finally:
+        client.close()
+    direct = _direct(pulsar_broker)
+    try:
+        got = _read_all(direct, topic, 6)
+    finally:
+        direct.close()
+    for i, msg in enumerate(got):
+        value = json.loads(msg.data())
+        assert value == {"card": "****", "n": i, "note": "ssn **** of order " + str(i)}
+        assert CARD.encode() not in msg.data()
+        # What nothing matched is kept: key, event time, other properties, order.
+        assert msg.partition_key() == f"order-{i}"
+        assert msg.event_timestamp() == 1700000000000 + i
+        assert msg.properties() == {"note": "card ****", "trace": f"t{i}"}
+    assert _metric(gateway, "gatekeeper_masked_records_total", f'topic="{topic}"', 'direction="produce"') >= 6
+
+
+def test_a_message_that_cannot_be_masked_is_refused_and_never_stored(gateway, pulsar_broker):
+    topic = _topic("pstrict")
+    client = _through(gateway, "svc-orders")
+    try:
+        producer = client.create_producer(topic, batching_enabled=False, send_timeout_millis=4000)
+        producer.send(json.dumps({"card": CARD}).encode())  # JSON: masked and stored
+        with pytest.raises(pulsar.PulsarException):
+            producer.send(b"card 4111111111111111 but not JSON")
+    finally:
+        client.close()
+    direct = _direct(pulsar_broker)
+    try:
+        got = _read_all(direct, topic, 1)
+    finally:
+        direct.close()
+    assert json.loads(got[0].data()) == {"card": "****"}
+    assert "cannot be masked as the policy requires" in gateway.log_path.read_text()
+
+
+@pytest.mark.parametrize("compression", ["NONE", "LZ4", "ZSTD"])
+def test_consume_is_masked_for_a_masked_principal_while_the_broker_holds_raw_data(gateway, pulsar_broker, compression):
+    topic = _topic("cmask")
+    direct = _direct(pulsar_broker)
+    try:
+        batched = direct.create_producer(topic, batching_enabled=True, batching_max_messages=10,
+                                         batching_max_publish_delay_ms=50,
+                                         compression_type=getattr(pulsar.CompressionType, compression))
+        for i in range(5):
+            batched.send_async(_doc(i), None, partition_key=f"k{i}")
+        batched.flush()
+        single = direct.create_producer(topic, batching_enabled=False)
+        single.send(_doc(5), partition_key="k5")
+        assert all(CARD.encode() in m.data() for m in _read_all(direct, topic, 6)), "the broker should hold raw data"
+    finally:
+        direct.close()
+    for sub, card in (("svc-reader", "************1111"), ("svc-orders", CARD)):
+        client = _through(gateway, sub)
+        try:
+            consumer = client.subscribe(topic, f"sub-{sub}", initial_position=pulsar.InitialPosition.Earliest)
+            for i in range(6):
+                msg = consumer.receive(timeout_millis=10000)
+                assert json.loads(msg.data())["card"] == card, sub
+                assert json.loads(msg.data())["n"] == i
+                assert msg.partition_key() == f"k{i}"
+                consumer.acknowledge(msg)
+        finally:
+            client.close()
