@@ -11,6 +11,7 @@ and never stored.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -63,7 +64,8 @@ class MaskingGateway(PulsarGateway):
 
 @pytest.fixture(scope="module")
 def gateway(pulsar_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaskingGateway]:
-    with MaskingGateway(tmp_path_factory.mktemp("pulsar-mask-gw"), pulsar_broker) as gw:
+    gw = MaskingGateway(tmp_path_factory.mktemp("pulsar-mask-gw"), pulsar_broker)
+    with gw:
         yield gw
 
 
@@ -135,19 +137,25 @@ def test_a_message_that_cannot_be_masked_is_refused_and_never_stored(gateway, pu
     topic = _topic("pstrict")
     client = _through(gateway, "svc-orders")
     try:
-        producer = client.create_producer(topic, batching_enabled=False, send_timeout_millis=4000)
-        producer.send(json.dumps({"card": CARD}).encode())  # JSON: masked and stored
+        producer = client.create_producer(topic, batching_enabled=False, send_timeout_millis=8000)
+        producer.send(json.dumps({"card": CARD, "n": 1}).encode())  # JSON: masked and stored
+        began = time.monotonic()
         with pytest.raises(pulsar.PulsarException):
             producer.send(b"card 4111111111111111 but not JSON")
+        assert time.monotonic() - began < 4, "the client resent the refused message instead of failing it"
+        # Only that message failed: the producer goes on, on the same connection.
+        producer.send(json.dumps({"card": CARD, "n": 2}).encode())
     finally:
         client.close()
     direct = _direct(pulsar_broker)
     try:
-        got = _read_all(direct, topic, 1)
+        got = _read_all(direct, topic, 2)
     finally:
         direct.close()
-    assert json.loads(got[0].data()) == {"card": "****"}
-    assert "cannot be masked as the policy requires" in gateway.log_path.read_text()
+    assert [json.loads(m.data()) for m in got] == [{"card": "****", "n": 1}, {"card": "****", "n": 2}]
+    log = gateway.log_path.read_text()
+    assert "cannot be masked as the policy requires" in log and "not JSON" in log
+    assert log.count(f"produce on {topic} refused") == 1
 
 
 @pytest.mark.parametrize("compression", ["NONE", "LZ4", "ZSTD"])

@@ -47,6 +47,17 @@ _OFFLOAD_BYTES = 64 * 1024  # SEND payload bytes to mask from which the work goe
 _DIRECTION = {"produce": "produce", "consume": "consume"}  # the operations that carry messages
 
 
+def _client_family(version: str) -> str | None:
+    """Which client library a CONNECT's ``client_version`` names, where Gatekeeper knows how it
+    takes a SEND_ERROR: ``java`` or ``cpp``; None for any other."""
+    v = version.lower()
+    if v.startswith("pulsar-java"):
+        return "java"
+    if v.startswith(("pulsar-cpp", "pulsar-python", "pulsar-c++", "pulsar-node")):
+        return "cpp"
+    return None
+
+
 class _Unmaskable(Exception):
     """A MESSAGE for a masked consumer cannot be masked: the connection closes."""
 
@@ -70,6 +81,9 @@ class PulsarConnection:
         # consumer_id -> (mask plan, topic). Never removed while the connection lives: a MESSAGE
         # the broker sent before a consumer closed may still be on its way.
         self.consumer_plans: dict[int, tuple[Any, str]] = {}
+        # producer_id -> its SENDs in order: None for one forwarded to the broker (its receipt
+        # pending), bytes for Gatekeeper's own SEND_ERROR, written when every earlier receipt is
+        self._sends: dict[int, deque[bytes | None]] = {}
         self._queue: deque[tuple[Frame, wire.BaseCommand]] = deque()
         self._waiting: tuple[int, Classified, Frame] | None = None
         self._token = 0
@@ -240,7 +254,9 @@ class PulsarConnection:
         if t == T.MESSAGE:
             return [self._mask_message(cmd, frame)]
         if t == T.SEND_RECEIPT:
-            return [frame.raw]
+            return self._after_send(cmd.send_receipt.producer_id, frame)
+        if t == T.SEND_ERROR:
+            return self._after_send(cmd.send_error.producer_id, frame)
         if t == T.CONNECTED and self.state == "connecting":
             self.state = "ready"
             return [frame.raw]
@@ -269,6 +285,17 @@ class PulsarConnection:
                               "so the connection closes and the broker keeps it unacknowledged") from None
         self._count(done, topic, "consume")
         return encode_frame(frame.command, done.payload) if done.changed else frame.raw
+
+    def _after_send(self, producer_id: int, frame: Frame) -> list[bytes]:
+        """The broker's answer to a SEND, then Gatekeeper's own refusals of the SENDs after it:
+        a client takes SEND answers in the order of its SENDs."""
+        out = [frame.raw]
+        q = self._sends.get(producer_id)
+        if q:
+            q.popleft()
+            while q and q[0] is not None:
+                out.append(q.popleft())  # type: ignore[arg-type]
+        return out
 
     def _count(self, done: MaskedPayload, topic: str, direction: str) -> None:
         if done.messages:
@@ -412,20 +439,22 @@ class PulsarConnection:
         assert what.operation is not None
         topic = what.operation.resource.name
         payload, limit = frame.payload, self.s.max_decompressed
+        producer_id = what.send
+        assert producer_id is not None
 
         def done(result: Any) -> None:
             if self.closing:
                 return
             if isinstance(result, PayloadRefused):
                 self.s.metrics.inc("gatekeeper_mask_errors_total", kind=result.kind)
-                self._deny(what, f"the message cannot be masked as the policy requires: {result.reason}; refused, "
-                                 "never stored raw")
+                self._refuse_send(what, frame, f"{result.reason}; refused, never stored raw")
             elif isinstance(result, BaseException):
                 log.error("bug: masking a Pulsar SEND failed: {e!r}", e=result)
                 self._close(f"masking failed, SEND refused (fail closed): {type(result).__name__}")
                 return
             else:
                 self._count(result, topic, "produce")
+                self._sends.setdefault(producer_id, deque()).append(None)
                 self.io.to_upstream([encode_frame(frame.command, result.payload) if result.changed else frame.raw])
             self._resume()
 
@@ -450,10 +479,45 @@ class PulsarConnection:
     def held(self, token: int, outcomes: list[dict[str, Any]]) -> None:  # approvals: not yet for Pulsar
         pass
 
+    def _refuse_send(self, what: Classified, frame: Frame, reason: str) -> None:
+        """A SEND of a masked producer that cannot be masked. Answered so that the client fails
+        that SEND (every message of its batch) and goes on, where Gatekeeper knows how the
+        client family takes a SEND_ERROR: the Java client fails the message on NotAllowedError
+        (matched to its highest sequence id), the C++ client (and the Python, Node.js and other
+        clients built on it) on ChecksumError; either closes the connection and resends on any
+        other error, which would refuse it again. Other clients get the deny (SEND_ERROR, then
+        the connection closes). The answer waits for the broker's answers to the producer's
+        earlier SENDs: a client takes them in order."""
+        assert what.operation is not None and what.send is not None
+        op = what.operation
+        cmd = c.parse_command(frame.command)
+        family = _client_family(self.client_connect.client_version if self.client_connect else "")
+        if family is None:
+            self._deny(what, reason)
+            return
+        if family == "java":
+            sequence_id = max(cmd.send.sequence_id, cmd.send.highest_sequence_id)
+            error = wire.NotAllowedError
+        else:
+            sequence_id, error = cmd.send.sequence_id, wire.ChecksumError
+        log.info("pulsar {operation} on {resource} refused for {sub} ({peer}): {reason}", operation=op.name,
+                 resource=printable(op.resource.name), sub=printable(self.session.principal.sub), peer=self.peer,
+                 reason=reason)
+        self.s.metrics.inc("gatekeeper_pulsar_denied_total", operation=op.name)
+        answer = c.send_error_frame(what.send, sequence_id, error, f"Gatekeeper: {reason}")
+        q = self._sends.setdefault(what.send, deque())
+        if q:
+            q.append(answer)
+        else:
+            self.io.to_client([answer])
+
     def _allow(self, what: Classified, frame: Frame, plan: Any = None) -> None:
+        if what.send is not None:
+            self._sends.setdefault(what.send, deque()).append(None)
         if what.producer is not None:
             producer_id, topic = what.producer
             self.producers[producer_id] = topic
+            self._sends.pop(producer_id, None)
             if plan is not None:
                 self.producer_plans[producer_id] = plan
             else:
