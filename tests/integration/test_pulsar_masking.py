@@ -10,7 +10,13 @@ and never stored.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -23,6 +29,7 @@ import pytest
 pulsar = pytest.importorskip("pulsar")
 pytest.importorskip("gatekeeper_pulsar.adapter", reason="the gatekeeper-pulsar plugin distribution is not installed")
 
+from harness import deps  # noqa: E402
 from harness.ports import LOOPBACK  # noqa: E402
 from tests.integration.test_pulsar import IDP, PulsarGateway  # noqa: E402
 
@@ -186,3 +193,78 @@ def test_consume_is_masked_for_a_masked_principal_while_the_broker_holds_raw_dat
                 consumer.acknowledge(msg)
         finally:
             client.close()
+
+
+# -- Pulsar's Java client (pulsar-client-original, among the broker's jars) ---------------------
+
+JAVA_SOURCE = Path(__file__).resolve().parent / "java" / "PulsarMaskProbe.java"
+
+
+def _java_classes() -> Path:
+    """``java/PulsarMaskProbe.java`` compiled against the broker's jars, once per source version."""
+    source = JAVA_SOURCE.read_bytes()
+    target = deps.cache_dir() / "pulsar-mask-probe" / hashlib.sha256(source).hexdigest()[:16]
+    if (target / "PulsarMaskProbe.class").is_file():
+        return target
+    javac = shutil.which("javac")
+    if javac is None:
+        pytest.skip("no javac on PATH")
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent.parent))
+    proc = subprocess.run([javac, "-encoding", "UTF-8", "-d", str(staging), "-cp", deps.pulsar_classpath(),
+                           str(JAVA_SOURCE)], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"javac failed on {JAVA_SOURCE} (our bug):\n{proc.stdout}{proc.stderr}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process compiled the same source first
+    return target
+
+
+def _java(*args: str, timeout: float = 240) -> list[list[str]]:
+    log4j = deps.cache_dir() / "pulsar-mask-probe" / "log4j2.properties"
+    log4j.write_text(deps.log4j2_properties("WARN"))
+    cmd = [deps.java_executable(), "-Xmx256m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+           f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{deps.pulsar_classpath()}{os.pathsep}{_java_classes()}",
+           "PulsarMaskProbe", *args]
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"PulsarMaskProbe {args[0]} exited with {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return [line.split(" ") for line in proc.stdout.splitlines() if line.startswith(("topic ", "value "))]
+
+
+def test_the_java_client_produces_masked_in_every_compression_and_fails_only_the_refused_message(gateway, pulsar_broker):
+    prefix = _topic("pmask")
+    token = IDP.token(**IDP.claims(sub="svc-orders"))
+    lines = _java("produce", gateway.service_url, token, prefix)
+    assert len(lines) == 10, lines
+    direct = _direct(pulsar_broker)
+    try:
+        for _, topic, refused, millis, message in lines:
+            assert refused == "NotAllowedException", (topic, refused)
+            assert int(millis) < 4000, f"{topic}: the client resent the refused message before failing it"
+            assert "not JSON" in base64.b64decode(message).decode()
+            got = _read_all(direct, topic, 5)
+            assert [json.loads(m.data()) for m in got] == [{"card": "****", "n": i} for i in range(5)], topic
+            assert [m.partition_key() for m in got] == ["k0", "k1", "k2", "k3", "k4"]
+            assert [m.properties().get("trace") for m in got[:4]] == ["t0", "t1", "t2", "t3"]
+    finally:
+        direct.close()
+
+
+def test_the_java_client_consumes_masked(gateway, pulsar_broker):
+    topic = _topic("cmask")
+    direct = _direct(pulsar_broker)
+    try:
+        producer = direct.create_producer(topic, batching_enabled=True, batching_max_messages=10,
+                                          batching_max_publish_delay_ms=50, compression_type=pulsar.CompressionType.ZLib)
+        for i in range(4):
+            producer.send_async(_doc(i), None, partition_key=f"k{i}")
+        producer.flush()
+    finally:
+        direct.close()
+    token = IDP.token(**IDP.claims(sub="svc-reader"))
+    lines = _java("consume", gateway.service_url, token, topic, "4")
+    assert [(key, json.loads(base64.b64decode(value))["card"]) for _, key, value in lines] == [
+        (f"k{i}", "************1111") for i in range(4)]

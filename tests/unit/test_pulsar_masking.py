@@ -433,3 +433,20 @@ def test_a_message_that_cannot_be_masked_closes_the_connection_and_is_never_deli
     assert b"4111111111111111" not in b"".join(io.client)
     assert io.closed
     assert metrics.counts[("gatekeeper_mask_errors_total", (("kind", "corrupt_payload"),))] == 1
+
+
+def test_keys_are_masked_as_text_or_as_base64_bytes_as_they_came() -> None:
+    plan = MASKING.plan([{"detector": "email", "masker": "redact", "in": "key"}], "produce")
+    plain = _meta(partition_key="ada@example.com")
+    done = mask_payload(build_payload(plain, b"v"), plan, LIMIT)
+    assert read_payload(done.payload).metadata.partition_key == "****"
+    encoded = _meta(partition_key="YWRhQGV4YW1wbGUuY29t", partition_key_b64_encoded=True)  # ada@example.com
+    meta = read_payload(mask_payload(build_payload(encoded, b"v"), plan, LIMIT).payload).metadata
+    assert (meta.partition_key, meta.partition_key_b64_encoded) == ("KioqKg==", True)
+    # A batch's own key (key-based batching) is masked as well as its entries' keys.
+    entry = Entry(wire.SingleMessageMetadata(payload_size=0, partition_key="grace@example.org"), b"v")
+    batch = _meta(num_messages_in_batch=1, partition_key="grace@example.org")
+    meta, got = read(mask_payload(build_payload(batch, write_batch([entry])), plan, LIMIT).payload)
+    assert meta.partition_key == "****" and got[0][0].partition_key == "****"
+    bad = _meta(partition_key="not base64!", partition_key_b64_encoded=True)
+    assert _refused(build_payload(bad, b"v"), plan=plan).kind == "corrupt_payload"
