@@ -223,10 +223,15 @@ def _java_classes() -> Path:
 
 
 def _java(*args: str, timeout: float = 240) -> list[list[str]]:
-    log4j = deps.cache_dir() / "pulsar-mask-probe" / "log4j2.properties"
-    log4j.write_text(deps.log4j2_properties("WARN"))
+    classes = _java_classes()
+    log4j = classes.parent / "log4j2.properties"
+    text = deps.log4j2_properties("WARN")
+    if not log4j.is_file() or log4j.read_text() != text:
+        tmp = log4j.with_name(f"{log4j.name}.{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, log4j)
     cmd = [deps.java_executable(), "-Xmx256m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
-           f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{deps.pulsar_classpath()}{os.pathsep}{_java_classes()}",
+           f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{deps.pulsar_classpath()}{os.pathsep}{classes}",
            "PulsarMaskProbe", *args]
     proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
     if proc.returncode != 0:

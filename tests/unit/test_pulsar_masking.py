@@ -450,3 +450,17 @@ def test_keys_are_masked_as_text_or_as_base64_bytes_as_they_came() -> None:
     assert meta.partition_key == "****" and got[0][0].partition_key == "****"
     bad = _meta(partition_key="not base64!", partition_key_b64_encoded=True)
     assert _refused(build_payload(bad, b"v"), plan=plan).kind == "corrupt_payload"
+
+
+def test_a_sync_flushed_zlib_stream_as_the_java_client_writes_it_is_read() -> None:
+    import zlib
+
+    data = b'{"card": "4111111111111111"}' * 50
+    d = zlib.compressobj()
+    flushed = d.compress(data) + d.flush(zlib.Z_SYNC_FLUSH)  # no final block, no Adler-32
+    assert codecs.decompress(codecs.ZLIB, flushed, len(data), LIMIT) == data
+    with pytest.raises(codecs.CodecError):
+        codecs.decompress(codecs.ZLIB, flushed[: len(flushed) // 2], len(data), LIMIT)
+    finished = zlib.compress(data)
+    with pytest.raises(codecs.CodecError):
+        codecs.decompress(codecs.ZLIB, finished + b"\x00", len(data), LIMIT)

@@ -6,8 +6,9 @@ codec is read as one block of exactly that size; what each is on the wire, as th
 Java clients write it:
 
 - LZ4 (1): one raw LZ4 *block* (no frame, no stored size): ``LZ4_compress_default``.
-- ZLIB (2): one zlib stream (RFC 1950: header, deflate, Adler-32), as ``compress()`` and Java's
-  ``Deflater`` write it.
+- ZLIB (2): one zlib stream (RFC 1950), finished (final block and Adler-32) as the C++ client's
+  ``compress()`` writes it, or only sync-flushed as the Java client's ``Deflater`` writes it;
+  written back finished, which both read.
 - ZSTD (3): one zstd frame.
 - SNAPPY (4): one raw snappy block (its uncompressed length as a varint in front).
 
@@ -59,8 +60,10 @@ def decompress(codec: int, data: bytes, size: int, limit: int) -> bytes:
         elif codec == ZLIB:
             d = zlib.decompressobj()
             out = d.decompress(data, size + 1)
-            if not d.eof or d.unused_data or d.unconsumed_tail:
-                raise CodecError("the ZLIB stream is truncated, longer than declared, or has bytes after it")
+            # The Java client's stream is sync-flushed, never finished (no final block, no
+            # Adler-32): complete when it inflates to the declared size with no input left.
+            if d.unused_data or d.unconsumed_tail:
+                raise CodecError("the ZLIB stream is longer than declared or has bytes after it")
         elif codec == ZSTD:
             out = zstandard.ZstdDecompressor().decompress(data, max_output_size=size, allow_extra_data=False)
         else:
