@@ -422,17 +422,31 @@ def test_messages_for_a_masked_consumer_are_masked_others_pass_as_their_bytes() 
     assert raw_payload == payload and io.client[-1] == raw_for_owner
 
 
-def test_a_message_that_cannot_be_masked_closes_the_connection_and_is_never_delivered() -> None:
+def test_a_message_that_cannot_be_masked_closes_its_consumer_and_is_never_delivered() -> None:
     conn, io, metrics = _ready()
-    _subscribe(conn, io, MASK)
+    _subscribe(conn, io, MASK, consumer_id=3)
+    _subscribe(conn, io, MASK, consumer_id=4)
+    io.upstream.clear()
     good = build_payload(_meta(), b'{"card": "4111111111111111"}')
     corrupt = bytearray(good)
     corrupt[-3] ^= 0x20
-    conn.upstream_data(_message(3, good) + _message(3, bytes(corrupt)))
-    assert len(_frames(io.client)) == 1  # the good one, masked
+    conn.upstream_data(_message(3, good) + _message(3, bytes(corrupt)) + _message(3, good) + _message(4, good))
+    cmds = [cmd for cmd, _ in _frames(io.client)]
+    # The good one masked, the consumer closed, the MESSAGE sent after it dropped, the other consumer served.
+    assert [(x.type, x.message.consumer_id or x.close_consumer.consumer_id) for x in cmds] == [
+        (wire.BaseCommand.MESSAGE, 3), (wire.BaseCommand.CLOSE_CONSUMER, 3), (wire.BaseCommand.MESSAGE, 4)]
     assert b"4111111111111111" not in b"".join(io.client)
-    assert io.closed
+    ((close, _),) = _frames(io.upstream)
+    assert close.type == wire.BaseCommand.CLOSE_CONSUMER and close.close_consumer.consumer_id == 3
+    assert close.close_consumer.request_id >= 1 << 63
+    assert not io.closed
     assert metrics.counts[("gatekeeper_mask_errors_total", (("kind", "corrupt_payload"),))] == 1
+    # The broker's answer to Gatekeeper's close is not the client's; then the consumer is served again.
+    success = wire.BaseCommand(type=wire.BaseCommand.SUCCESS, success=wire.CommandSuccess(request_id=close.close_consumer.request_id))
+    io.client.clear()
+    conn.upstream_data(encode_frame(c.serialize(success)) + _message(3, good))
+    ((again, payload),) = _frames(io.client)
+    assert again.message.consumer_id == 3 and read(payload)[1][0][1] == b'{"card":"************1111"}'
 
 
 def test_keys_are_masked_as_text_or_as_base64_bytes_as_they_came() -> None:

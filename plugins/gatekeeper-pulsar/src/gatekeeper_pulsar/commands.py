@@ -15,6 +15,7 @@ from gatekeeper_pulsar.framing import FrameError, encode_frame
 __all__ = [
     "Type",
     "auth_error_frame",
+    "close_consumer_frame",
     "command_name",
     "error_frame",
     "lookup_failed_frame",
@@ -77,6 +78,15 @@ def send_error_frame(producer_id: int, sequence_id: int, error: int, message: st
     cmd.send_error.sequence_id = sequence_id
     cmd.send_error.error = error  # type: ignore[assignment]
     cmd.send_error.message = message
+    return _frame(cmd)
+
+
+def close_consumer_frame(consumer_id: int, request_id: int) -> bytes:
+    """CLOSE_CONSUMER: from the client's side a request (the broker answers SUCCESS); towards the
+    client the broker's notice that the consumer was closed (the client subscribes again)."""
+    cmd = wire.BaseCommand(type=wire.BaseCommand.CLOSE_CONSUMER)
+    cmd.close_consumer.consumer_id = consumer_id
+    cmd.close_consumer.request_id = request_id
     return _frame(cmd)
 
 

@@ -12,9 +12,9 @@ rest is forwarded as its bytes.
 
 A ``mask`` decision on PRODUCER or SUBSCRIBE allows it and keeps the decision's plan for that
 producer or consumer: every SEND of the producer has its payload masked before it goes to the
-broker (a payload that cannot be masked is refused as a denied SEND is), and every MESSAGE the
-broker sends the consumer is masked before the client sees it (one that cannot be masked closes
-the connection: it is never delivered raw, nor skipped without the client knowing). The bytes
+broker (a payload that cannot be masked is refused), and every MESSAGE the broker sends the
+consumer is masked before the client sees it (one that cannot be masked closes that consumer
+on both sides: it is never delivered raw, nor skipped without the client knowing). The bytes
 are masked by :func:`gatekeeper_pulsar.masking.mask_payload`, large SEND payloads off the
 reactor.
 """
@@ -58,8 +58,7 @@ def _client_family(version: str) -> str | None:
     return None
 
 
-class _Unmaskable(Exception):
-    """A MESSAGE for a masked consumer cannot be masked: the connection closes."""
+_OWN_REQUEST_IDS = 1 << 63  # request ids of Gatekeeper's own requests (clients count up from 0)
 
 
 class PulsarConnection:
@@ -82,8 +81,13 @@ class PulsarConnection:
         # the broker sent before a consumer closed may still be on its way.
         self.consumer_plans: dict[int, tuple[Any, str]] = {}
         # producer_id -> its SENDs in order: None for one forwarded to the broker (its receipt
-        # pending), bytes for Gatekeeper's own SEND_ERROR, written when every earlier receipt is
+        # pending), bytes for Gatekeeper's own SEND_ERROR, written once every earlier SEND has
+        # its answer from the broker.
         self._sends: dict[int, deque[bytes | None]] = {}
+        # Consumers Gatekeeper closed at the broker (a MESSAGE could not be masked): request id ->
+        # consumer id; their MESSAGEs are dropped until the broker has answered the close.
+        self._closing_consumers: dict[int, int] = {}
+        self._next_request = _OWN_REQUEST_IDS
         self._queue: deque[tuple[Frame, wire.BaseCommand]] = deque()
         self._waiting: tuple[int, Classified, Frame] | None = None
         self._token = 0
@@ -238,11 +242,6 @@ class PulsarConnection:
                 self.io.to_client(out)
             self._close(f"the broker's bytes are not the Pulsar protocol: {e}", abort_upstream=True)
             return
-        except _Unmaskable as e:
-            if out:
-                self.io.to_client(out)
-            self._close(str(e))
-            return
         if out:
             self.io.to_client(out)
         if self.state == "ready":
@@ -252,7 +251,13 @@ class PulsarConnection:
         cmd = c.parse_command(frame.command)
         t = cmd.type if cmd.HasField("type") else None
         if t == T.MESSAGE:
-            return [self._mask_message(cmd, frame)]
+            return self._mask_message(cmd, frame)
+        if t == T.SUCCESS and cmd.success.request_id in self._closing_consumers:
+            self._closing_consumers.pop(cmd.success.request_id)
+            return []  # the answer to Gatekeeper's own CLOSE_CONSUMER
+        if t == T.ERROR and cmd.error.request_id in self._closing_consumers:
+            self._closing_consumers.pop(cmd.error.request_id)
+            return []
         if t == T.SEND_RECEIPT:
             return self._after_send(cmd.send_receipt.producer_id, frame)
         if t == T.SEND_ERROR:
@@ -269,22 +274,35 @@ class PulsarConnection:
             return self._rewrite_migrated(cmd, frame)
         return [frame.raw]
 
-    def _mask_message(self, cmd: wire.BaseCommand, frame: Frame) -> bytes:
-        """A MESSAGE for a masked consumer, masked; others as their bytes."""
-        found = self.consumer_plans.get(cmd.message.consumer_id)
+    def _mask_message(self, cmd: wire.BaseCommand, frame: Frame) -> list[bytes]:
+        """A MESSAGE for a masked consumer, masked; others as their bytes. One that cannot be
+        masked closes its consumer: Gatekeeper's CLOSE_CONSUMER goes to the broker (which keeps
+        the message unacknowledged and delivers it again to the next subscription), the
+        broker's notice of a closed consumer to the client (which subscribes again); the
+        MESSAGEs the broker sent the closed consumer meanwhile are dropped."""
+        consumer_id = cmd.message.consumer_id
+        found = self.consumer_plans.get(consumer_id)
         if found is None:
-            return frame.raw
+            return [frame.raw]
+        if consumer_id in self._closing_consumers.values():
+            return []  # sent before the broker closed it: it delivers them again
         plan, topic = found
         try:
             done = mask_payload(frame.payload, plan, self.s.max_decompressed)
         except PayloadRefused as e:
             self.s.metrics.inc("gatekeeper_mask_errors_total", kind=e.kind)
             m = cmd.message.message_id
-            raise _Unmaskable(f"message {m.ledgerId}:{m.entryId} of {topic} for masked consumer "
-                              f"{cmd.message.consumer_id} cannot be masked ({e.reason}); it is never delivered raw, "
-                              "so the connection closes and the broker keeps it unacknowledged") from None
+            log.error("pulsar message {ledger}:{entry} of {topic} for masked consumer {consumer} ({peer}) cannot be "
+                      "masked: {reason}; it is never delivered raw: the consumer is closed, the broker keeps the "
+                      "message unacknowledged", ledger=m.ledgerId, entry=m.entryId, topic=printable(topic),
+                      consumer=consumer_id, peer=self.peer, reason=e.reason)
+            request_id = self._next_request
+            self._next_request += 1
+            self._closing_consumers[request_id] = consumer_id
+            self.io.to_upstream([c.close_consumer_frame(consumer_id, request_id)])
+            return [c.close_consumer_frame(consumer_id, c.NO_REQUEST_ID)]
         self._count(done, topic, "consume")
-        return encode_frame(frame.command, done.payload) if done.changed else frame.raw
+        return [encode_frame(frame.command, done.payload) if done.changed else frame.raw]
 
     def _after_send(self, producer_id: int, frame: Frame) -> list[bytes]:
         """The broker's answer to a SEND, then Gatekeeper's own refusals of the SENDs after it:
@@ -435,7 +453,7 @@ class PulsarConnection:
 
     def _mask_send(self, what: Classified, frame: Frame, plan: Any) -> None:
         """Mask a SEND's payload (off the reactor when it is large), then forward it, or refuse
-        it as a denied SEND when it cannot be masked; later commands wait for it."""
+        it (:meth:`_refuse_send`) when it cannot be masked; later commands wait for it."""
         assert what.operation is not None
         topic = what.operation.resource.name
         payload, limit = frame.payload, self.s.max_decompressed
