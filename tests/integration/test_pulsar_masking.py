@@ -238,6 +238,75 @@ def test_a_message_that_cannot_be_masked_is_never_delivered_and_only_its_consume
     assert _metric(gateway, "gatekeeper_mask_errors_total", 'kind="record_refused"') >= 1
 
 
+def test_large_messages_are_masked_both_ways_off_the_reactor(gateway, pulsar_broker):
+    big = [json.dumps({"card": CARD, "n": i, "pad": "x" * 300_000}).encode() for i in range(3)]
+    produced = _topic("pmask")
+    client = _through(gateway, "svc-orders")
+    try:
+        producer = client.create_producer(produced, compression_type=pulsar.CompressionType.ZSTD)
+        for value in big:
+            producer.send(value)
+    finally:
+        client.close()
+    consumed = _topic("cmask")
+    direct = _direct(pulsar_broker)
+    try:
+        assert [json.loads(m.data())["card"] for m in _read_all(direct, produced, 3)] == ["****"] * 3
+        producer = direct.create_producer(consumed, batching_enabled=True, batching_max_messages=10,
+                                          batching_max_allowed_size_in_bytes=4 * 1024 * 1024,
+                                          batching_max_publish_delay_ms=50)
+        for value in big:
+            producer.send_async(value, None)
+        producer.flush()
+    finally:
+        direct.close()
+    client = _through(gateway, "svc-reader")
+    try:
+        consumer = client.subscribe(consumed, "readers", initial_position=pulsar.InitialPosition.Earliest)
+        got = [json.loads(consumer.receive(timeout_millis=10000).data()) for _ in range(3)]
+    finally:
+        client.close()
+    assert [(d["card"], d["n"], len(d["pad"])) for d in got] == [("************1111", i, 300_000) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def crypto(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A CryptoKeyReader over a fresh RSA key pair (end-to-end encryption of messages)."""
+    d = tmp_path_factory.mktemp("pulsar-keys")
+    private, public = d / "private.pem", d / "public.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "rsa", "-in", str(private), "-pubout", "-out", str(public)], check=True,
+                   capture_output=True, timeout=60)
+    return pulsar.CryptoKeyReader(str(public), str(private))
+
+
+def test_encrypted_messages_are_never_masked_nor_passed_raw(gateway, pulsar_broker, crypto):
+    client = _through(gateway, "svc-orders")
+    try:
+        with pytest.raises(pulsar.AuthorizationError):  # a masked producer that encrypts: refused at once
+            client.create_producer(_topic("pmask"), encryption_key="k", crypto_key_reader=crypto)
+    finally:
+        client.close()
+    assert "encrypts its messages end to end" in gateway.log_path.read_text()
+    topic = _topic("cmask")
+    direct = _direct(pulsar_broker)
+    try:
+        producer = direct.create_producer(topic, encryption_key="k", crypto_key_reader=crypto)
+        producer.send(_doc(0))
+    finally:
+        direct.close()
+    client = _through(gateway, "svc-reader")
+    try:
+        consumer = client.subscribe(topic, "readers", initial_position=pulsar.InitialPosition.Earliest,
+                                    crypto_key_reader=crypto)
+        with pytest.raises(pulsar.Timeout):
+            consumer.receive(timeout_millis=4000)
+    finally:
+        client.close()
+    assert f"of {topic} for masked consumer" in gateway.log_path.read_text()
+    assert _metric(gateway, "gatekeeper_mask_errors_total", 'kind="encrypted"') >= 1
+
+
 # -- Pulsar's Java client (pulsar-client-original, among the broker's jars) ---------------------
 
 JAVA_SOURCE = Path(__file__).resolve().parent / "java" / "PulsarMaskProbe.java"

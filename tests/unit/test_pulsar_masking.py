@@ -478,3 +478,21 @@ def test_a_sync_flushed_zlib_stream_as_the_java_client_writes_it_is_read() -> No
     finished = zlib.compress(data)
     with pytest.raises(codecs.CodecError):
         codecs.decompress(codecs.ZLIB, finished + b"\x00", len(data), LIMIT)
+
+
+def test_a_large_message_is_masked_off_the_reactor_and_later_frames_wait_for_it() -> None:
+    conn, io, _ = _ready()
+    _subscribe(conn, io, MASK, consumer_id=3)
+    _subscribe(conn, io, Decision("allow", "owner"), consumer_id=4)
+    small = build_payload(_meta(), b'{"card": "4111111111111111"}')
+    big = build_payload(_meta(), json.dumps({"card": "4111111111111111", "pad": "x" * 70_000}).encode())
+    conn.upstream_data(_message(3, small) + _message(3, big) + _message(4, small))
+    assert [cmd.message.consumer_id for cmd, _ in _frames(io.client)] == [3], "the frames after the big one wait"
+    conn.upstream_data(_message(3, small))
+    assert len(_frames(io.client)) == 1
+    ((work, done),) = io.offloaded
+    done(work())
+    got = _frames(io.client)
+    assert [cmd.message.consumer_id for cmd, _ in got] == [3, 3, 4, 3]
+    assert json.loads(read(got[1][1])[1][0][1])["card"] == "************1111"
+    assert got[2][1] == small, "the owner's message passes as its bytes"

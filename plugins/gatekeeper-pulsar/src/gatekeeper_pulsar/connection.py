@@ -15,8 +15,8 @@ producer or consumer: every SEND of the producer has its payload masked before i
 broker (a payload that cannot be masked is refused), and every MESSAGE the broker sends the
 consumer is masked before the client sees it (one that cannot be masked closes that consumer
 on both sides: it is never delivered raw, nor skipped without the client knowing). The bytes
-are masked by :func:`gatekeeper_pulsar.masking.mask_payload`, large SEND payloads off the
-reactor.
+are masked by :func:`gatekeeper_pulsar.masking.mask_payload`, large payloads off the reactor,
+in order.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ __all__ = ["PulsarConnection"]
 log = Logger()
 T = wire.BaseCommand
 _QUEUE_PAUSE = 256  # client commands waiting behind a decision before reading pauses
-_OFFLOAD_BYTES = 64 * 1024  # SEND payload bytes to mask from which the work goes to a worker thread
+_OFFLOAD_BYTES = 64 * 1024  # payload bytes to mask from which the work goes to a worker thread
 _DIRECTION = {"produce": "produce", "consume": "consume"}  # the operations that carry messages
 
 
@@ -88,6 +88,7 @@ class PulsarConnection:
         # consumer id; their MESSAGEs are dropped until the broker has answered the close.
         self._closing_consumers: dict[int, int] = {}
         self._next_request = _OWN_REQUEST_IDS
+        self._masking_message = False  # a MESSAGE is being masked off the reactor
         self._queue: deque[tuple[Frame, wire.BaseCommand]] = deque()
         self._waiting: tuple[int, Classified, Frame] | None = None
         self._token = 0
@@ -230,9 +231,15 @@ class PulsarConnection:
         if self.closing:
             return
         self.broker_frames.receive_data(data)
+        self._broker_frames()
+
+    def _broker_frames(self) -> None:
+        """Take the broker's frames in order; while a large MESSAGE is masked off the reactor,
+        the frames after it wait in the decoder's buffer (the broker sends MESSAGEs only as far
+        as the client's flow-control permits go)."""
         out: list[bytes] = []
         try:
-            while True:
+            while not self._masking_message and not self.closing:
                 frame = self.broker_frames.next_frame()
                 if frame is None:
                     break
@@ -287,9 +294,37 @@ class PulsarConnection:
         if consumer_id in self._closing_consumers.values():
             return []  # sent before the broker closed it: it delivers them again
         plan, topic = found
-        try:
-            done = mask_payload(frame.payload, plan, self.s.max_decompressed)
-        except PayloadRefused as e:
+        payload, limit = frame.payload, self.s.max_decompressed
+
+        def work() -> Any:
+            try:
+                return mask_payload(payload, plan, limit)
+            except PayloadRefused as e:
+                return e
+
+        if len(payload) < _OFFLOAD_BYTES:
+            return self._message_masked(cmd, frame, topic, work())
+
+        def done(result: Any) -> None:
+            self._masking_message = False
+            if self.closing:
+                return
+            if isinstance(result, BaseException) and not isinstance(result, PayloadRefused):
+                log.error("bug: masking a Pulsar MESSAGE failed: {e!r}", e=result)
+                self._close(f"masking failed, MESSAGE not delivered (fail closed): {type(result).__name__}")
+                return
+            self.io.to_client(self._message_masked(cmd, frame, topic, result))
+            self._broker_frames()
+
+        self._masking_message = True
+        self.io.offload(work, done)
+        return []
+
+    def _message_masked(self, cmd: wire.BaseCommand, frame: Frame, topic: str,
+                        result: MaskedPayload | PayloadRefused) -> list[bytes]:
+        consumer_id = cmd.message.consumer_id
+        if isinstance(result, PayloadRefused):
+            e = result
             self.s.metrics.inc("gatekeeper_mask_errors_total", kind=e.kind)
             m = cmd.message.message_id
             log.error("pulsar message {ledger}:{entry} of {topic} for masked consumer {consumer} ({peer}) cannot be "
@@ -301,8 +336,8 @@ class PulsarConnection:
             self._closing_consumers[request_id] = consumer_id
             self.io.to_upstream([c.close_consumer_frame(consumer_id, request_id)])
             return [c.close_consumer_frame(consumer_id, c.NO_REQUEST_ID)]
-        self._count(done, topic, "consume")
-        return [encode_frame(frame.command, done.payload) if done.changed else frame.raw]
+        self._count(result, topic, "consume")
+        return [encode_frame(frame.command, result.payload) if result.changed else frame.raw]
 
     def _after_send(self, producer_id: int, frame: Frame) -> list[bytes]:
         """The broker's answer to a SEND, then Gatekeeper's own refusals of the SENDs after it:
