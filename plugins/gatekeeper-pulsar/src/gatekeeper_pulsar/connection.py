@@ -53,7 +53,7 @@ def _client_family(version: str) -> str | None:
     v = version.lower()
     if v.startswith("pulsar-java"):
         return "java"
-    if v.startswith(("pulsar-cpp", "pulsar-python", "pulsar-c++", "pulsar-node")):
+    if v.startswith("pulsar-cpp"):  # the Python client announces itself as this too
         return "cpp"
     return None
 
@@ -536,8 +536,8 @@ class PulsarConnection:
         """A SEND of a masked producer that cannot be masked. Answered so that the client fails
         that SEND (every message of its batch) and goes on, where Gatekeeper knows how the
         client family takes a SEND_ERROR: the Java client fails the message on NotAllowedError
-        (matched to its highest sequence id), the C++ client (and the Python, Node.js and other
-        clients built on it) on ChecksumError; either closes the connection and resends on any
+        (matched to its highest sequence id), the C++ client (and the Python client built on
+        it) on ChecksumError; either closes the connection and resends on any
         other error, which would refuse it again. Other clients get the deny (SEND_ERROR, then
         the connection closes). The answer waits for the broker's answers to the producer's
         earlier SENDs: a client takes them in order."""
