@@ -269,6 +269,27 @@ def test_large_messages_are_masked_both_ways_off_the_reactor(gateway, pulsar_bro
     assert [(d["card"], d["n"], len(d["pad"])) for d in got] == [("************1111", i, 300_000) for i in range(3)]
 
 
+def test_a_chunked_message_is_refused_and_the_producer_goes_on(gateway, pulsar_broker):
+    huge = json.dumps({"card": CARD, "pad": "x" * (6 * 1024 * 1024)}).encode()  # over the 5 MiB message size
+    produced = _topic("pmask")
+    client = _through(gateway, "svc-orders")
+    try:
+        producer = client.create_producer(produced, batching_enabled=False, chunking_enabled=True,
+                                          send_timeout_millis=10000)
+        with pytest.raises(pulsar.PulsarException):
+            producer.send(huge)
+        producer.send(json.dumps({"card": CARD, "n": 1}).encode())  # the producer goes on
+    finally:
+        client.close()
+    direct = _direct(pulsar_broker)
+    try:
+        assert [json.loads(m.data()) for m in _read_all(direct, produced, 1)] == [{"card": "****", "n": 1}]
+    finally:
+        direct.close()
+    assert "chunked message cannot be masked one chunk at a time" in gateway.log_path.read_text()
+    assert _metric(gateway, "gatekeeper_mask_errors_total", 'kind="chunked"') >= 1
+
+
 @pytest.fixture(scope="module")
 def crypto(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A CryptoKeyReader over a fresh RSA key pair (end-to-end encryption of messages)."""
