@@ -129,6 +129,46 @@ def test_a_corrupt_payload_is_refused_never_laundered(data: Any) -> None:
     assert e.value.kind == "corrupt_payload"
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_bytes_with_a_valid_checksum_are_masked_or_refused_nothing_else(data: Any) -> None:
+    import google_crc32c
+
+    messages = [{"value": b'{"card": "4111111111111111", "n": 1}', "key": "k", "props": {"note": "x"}, "event_time": 1,
+                 "null": False}] * data.draw(st.integers(1, 3))
+    batched = len(messages) > 1 or data.draw(st.booleans())
+    payload = build(messages, data.draw(st.sampled_from(sorted(codecs.NAMES))), batched)
+    checked = bytearray(payload[6:])
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(checked) - 1))
+        checked[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        checked = checked[: data.draw(st.integers(0, len(checked)))]
+    mutated = payload[:2] + U32.pack(google_crc32c.value(bytes(checked))) + bytes(checked)
+    try:
+        done = mask_payload(mutated, PLAN, LIMIT)
+    except PayloadRefused as e:
+        assert e.kind in {"corrupt_payload", "corrupt_batch", "too_large", "encrypted", "chunked", "record_refused"}
+        return
+    # What was masked is what the plan makes of each message the mutated payload holds.
+    _, before = read(mutated)
+    _, after = read(done.payload)
+    assert len(before) == len(after)
+    for (md, value), (_, masked) in zip(before, after, strict=True):
+        props = [(kv.key, kv.value.encode()) for kv in md.properties]
+        expect = PLAN.apply(None, None if md.null_value else value, props).value
+        assert masked == (value if md.null_value else expect)
+
+
+def test_a_compression_gatekeeper_does_not_know_is_refused() -> None:
+    unknown = _meta().SerializePartialToString() + b"\x40\x07"  # compression = 7
+    import google_crc32c
+
+    checked = U32.pack(len(unknown)) + unknown + b'{"card": "4111111111111111"}'
+    payload = struct.pack(">HI", 0x0E01, google_crc32c.value(checked)) + checked
+    assert "compression" in _refused(payload).reason
+
+
 def _refused(payload: bytes, plan: Any = PLAN, limit: int = LIMIT) -> PayloadRefused:
     with pytest.raises(PayloadRefused) as e:
         mask_payload(payload, plan, limit)

@@ -65,6 +65,10 @@ def decompress(codec: int, data: bytes, size: int, limit: int) -> bytes:
             if d.unused_data or d.unconsumed_tail:
                 raise CodecError("the ZLIB stream is longer than declared or has bytes after it")
         elif codec == ZSTD:
+            # The frame's own content size is allocated before anything inflates: checked first.
+            declared = zstandard.frame_content_size(data)
+            if declared not in (-1, size):
+                raise CodecError(f"the ZSTD frame declares {declared} bytes, the metadata {size}")
             out = zstandard.ZstdDecompressor().decompress(data, max_output_size=size, allow_extra_data=False)
         else:
             declared = _snappy_length(data)

@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Any
 
 import attrs
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from gatekeeper.masking import RecordRefused
 from gatekeeper_pulsar import codecs
@@ -30,6 +31,7 @@ from gatekeeper_pulsar.payload import MAGIC_BROKER_ENTRY_METADATA, build_payload
 
 __all__ = ["MaskedPayload", "PayloadRefused", "mask_payload"]
 
+_COMPRESSION_FIELD = 8  # MessageMetadata.compression: a value the enum does not name parses as unknown
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
@@ -69,6 +71,8 @@ def mask_payload(payload: bytes, plan: Any, limit: int) -> MaskedPayload:
     if meta.num_chunks_from_msg > 1:
         raise PayloadRefused(f"the message is chunk {meta.chunk_id} of {meta.num_chunks_from_msg}: a chunked message "
                              "cannot be masked one chunk at a time", "chunked")
+    if any(f.field_number == _COMPRESSION_FIELD for f in UnknownFieldSet(meta)):
+        raise PayloadRefused("the payload's compression is none Gatekeeper knows (0-4)", "corrupt_payload")
     codec = int(meta.compression)
     if codec != codecs.NONE and not meta.HasField("uncompressed_size"):
         raise PayloadRefused(f"a {codecs.NAMES.get(codec, codec)} payload without uncompressed_size", "corrupt_payload")
@@ -122,7 +126,8 @@ def _apply(plan: Any, holder: Any, value: bytes | None, where: str, fields: Coun
     """Mask one message: ``holder`` (its MessageMetadata or SingleMessageMetadata) has its key
     and properties rewritten in place when they change; the value is returned."""
     key = _key_of(holder)
-    headers: list[tuple[str, bytes | None]] = [(kv.key, kv.value.encode()) for kv in holder.properties]
+    headers: list[tuple[str, bytes | None]] = [(_string(kv.key, where), _string(kv.value, where).encode())
+                                               for kv in holder.properties]
     try:
         result = plan.apply(key, value, headers)
     except RecordRefused as e:
@@ -146,13 +151,21 @@ def _apply(plan: Any, holder: Any, value: bytes | None, where: str, fields: Coun
 def _key_of(holder: Any) -> bytes | None:
     if not holder.HasField("partition_key"):
         return None
-    key = str(holder.partition_key)
+    key = _string(holder.partition_key, "the partition key")
     if holder.partition_key_b64_encoded:
         try:
             return base64.b64decode(key, validate=True)
         except (binascii.Error, ValueError):
             raise PayloadRefused("the partition key is marked base64 but is not", "corrupt_payload") from None
     return key.encode()
+
+
+def _string(value: Any, where: str) -> str:
+    """A protobuf string field as read: the parser hands out bytes where they are not UTF-8."""
+    if isinstance(value, str):
+        return value
+    raise PayloadRefused(f"{where}: a key or property is not UTF-8, which a Pulsar string field must be",
+                         "corrupt_payload")
 
 
 def _text(data: bytes, what: str) -> str:
