@@ -229,6 +229,16 @@ def test_codecs_round_trip_and_refuse_trailing_bytes(codec: int) -> None:
             codecs.decompress(codec, packed, len(data), len(data) - 1)
 
 
+@pytest.mark.parametrize("codec", [codecs.LZ4, codecs.SNAPPY])
+def test_the_most_compressible_data_still_reads_and_a_bigger_declared_size_is_refused_before_allocating(codec: int) -> None:
+    data = b"\0" * (4 << 20)
+    packed = codecs.compress(codec, data)
+    assert codecs.decompress(codec, packed, len(data), LIMIT) == data
+    tiny = codecs.compress(codec, b"{}")
+    with pytest.raises(codecs.CodecError, match="cannot hold"):
+        codecs.decompress(codec, tiny if codec == codecs.LZ4 else b"\x80\x80\x80\x08" + tiny[1:], 1 << 24, LIMIT)
+
+
 def test_a_batch_must_be_exactly_its_entries() -> None:
     one = write_batch([Entry(wire.SingleMessageMetadata(payload_size=0), b"abc")])
     assert [e.value for e in read_batch(one, 1)] == [b"abc"]

@@ -56,6 +56,10 @@ def decompress(codec: int, data: bytes, size: int, limit: int) -> bytes:
                           f"limits.max_decompressed_bytes ({limit})")
     try:
         if codec == LZ4:
+            # The output buffer is allocated at the declared size: a size no LZ4 block of this
+            # length can reach (at most 255 bytes out per byte in) is refused before it is.
+            if size > 256 * len(data) + 64:
+                raise CodecError(f"an LZ4 block of {len(data)} bytes cannot hold {size}")
             out = lz4.block.decompress(data, uncompressed_size=size)
         elif codec == ZLIB:
             d = zlib.decompressobj()
@@ -74,6 +78,8 @@ def decompress(codec: int, data: bytes, size: int, limit: int) -> bytes:
             declared = _snappy_length(data)
             if declared != size:
                 raise CodecError(f"the SNAPPY block declares {declared} bytes, the metadata {size}")
+            if size > 22 * len(data) + 64:  # at most 64 bytes out per 3-byte copy: refused before allocating
+                raise CodecError(f"a SNAPPY block of {len(data)} bytes cannot hold {size}")
             out = bytes(cramjam.snappy.decompress_raw(data))
     except (zlib.error, zstandard.ZstdError, lz4.block.LZ4BlockError, cramjam.DecompressionError) as e:
         raise CodecError(f"the {name} payload does not decompress: {e}") from None
