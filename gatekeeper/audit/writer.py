@@ -19,7 +19,14 @@ import attrs
 
 from gatekeeper import __version__
 from gatekeeper.api import AuditLine, AuditOpened, AuditSink
-from gatekeeper.audit.records import GENESIS, format_time, make_record, serialize, sign_checkpoint
+from gatekeeper.audit.records import (
+    GENESIS,
+    envelope,
+    format_time,
+    seal,
+    serialize,
+    sign_checkpoint,
+)
 
 __all__ = ["Barrier", "Checkpoint", "Item", "Reports", "Stop", "WorkQueue", "Writer"]
 
@@ -279,9 +286,9 @@ class Writer:
     def _take(self, item: Any) -> None:
         if isinstance(item, Item):
             self._rotate_if_due(item.time)
-            self._append(make_record(item.kind, item.fields, instance=self.instance, chain=self.chain,
-                                     seq=self.seq, prev=self.prev, time=format_time(item.time)),
-                         item.time, counted=item.counted, session=item.fields.get("session"))
+            data, digest = seal(envelope(item.kind, item.fields, instance=self.instance, chain=self.chain,
+                                         seq=self.seq, prev=self.prev, time=format_time(item.time)))
+            self._add(item.kind, data, digest, item.time, counted=item.counted, session=item.fields.get("session"))
             self._since_checkpoint += 1
             self._last_time = max(self._last_time, item.time)
         elif isinstance(item, Checkpoint):
@@ -305,15 +312,18 @@ class Writer:
         self._append(record, now, counted=False, last_in_segment=last_in_segment)
         self._since_checkpoint = 0
 
-    def _append(self, record: dict[str, Any], time: float, *, counted: bool, session: Any = None,
-                last_in_segment: bool = False) -> None:
-        data = serialize(record)
+    def _append(self, record: dict[str, Any], time: float, *, counted: bool, last_in_segment: bool = False) -> None:
+        self._add(record["kind"], serialize(record), record["hash"], time, counted=counted,
+                  last_in_segment=last_in_segment)
+
+    def _add(self, kind: str, data: bytes, digest: str, time: float, *, counted: bool, session: Any = None,
+             last_in_segment: bool = False) -> None:
         key = (session if isinstance(session, str) and session else self.chain).encode()
-        line = AuditLine(chain=self.chain, seq=self.seq, kind=record["kind"], time=time, key=key, data=data,
+        line = AuditLine(chain=self.chain, seq=self.seq, kind=kind, time=time, key=key, data=data,
                          last_in_segment=last_in_segment)
         self._pending.append(_Pending(line, counted))
         self.seq += 1
-        self.prev = record["hash"]
+        self.prev = digest
         if last_in_segment:
             self._segment_bytes, self._segment_started = 0, None
         else:
