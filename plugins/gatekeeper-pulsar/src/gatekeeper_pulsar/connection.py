@@ -81,7 +81,7 @@ class PulsarConnection:
         self._paused = False
         self._timers: list[Any] = []
         # For the audit trail: records waiting for the broker's answer, by what answers them.
-        self._answers: dict[Hashable, tuple[Any, dict[str, Any], float]] = {}
+        self._answers: dict[Hashable, tuple[Any, dict[str, Any]]] = {}
         self._commands_seen = 0
         self._bytes_in = 0
         self._bytes_out = 0
@@ -131,7 +131,7 @@ class PulsarConnection:
             return
         self._ended = True
         answers, self._answers = self._answers, {}
-        for slot, fields, _ in answers.values():
+        for slot, fields in answers.values():
             self._complete(slot, fields, {"from": "none", "error": "the connection ended before the broker answered"})
         trail.record("session_end", {
             "session": self.session.id, "duration_ms": max(0, int(1000 * (self.s.clock() - self.session.started_at))),
@@ -507,7 +507,7 @@ class PulsarConnection:
                     previous = self._answers.pop(key, None)
                     if previous is not None:  # the client reused the id: the earlier one is not answered by it
                         self._complete(previous[0], previous[1], {"from": "none", "error": "its id was reused"})
-                    self._answers[key] = (slot, fields, now)
+                    self._answers[key] = (slot, fields)
                     fields["latency_ms"] = round(1000 * max(0.0, now - pending.received_at), 3)
         else:
             reason = decision.reason or "denied by policy"
