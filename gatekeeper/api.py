@@ -43,6 +43,7 @@ __all__ = [
     "ProtocolAdapter",
     "Resource",
     "Span",
+    "approval_decision",
 ]
 
 
@@ -166,6 +167,29 @@ class ConnectionIO(Protocol):
         """Run ``work()`` off the reactor thread (CPU-bound and pure: it must not touch the
         connection), then ``done(result)`` back on it; ``result`` is the exception if
         ``work`` raised one. Calls to ``done`` may come in any order."""
+
+
+def approval_decision(outcome: dict[str, Any]) -> Decision:
+    """The deny that stands for an approve decision once its approval request is known (an
+    outcome of :meth:`ConnectionIO.hold`): not approved in time, denied, or approved while the
+    policy still asks (decided again with the grant; ``{"status": "unheld"}``: an approve for an
+    operation that was not held). Its reason is the protocol's authorization error message: it
+    names the approval request and, with ``approvals.page_url``, where to find it."""
+    rid, status = outcome.get("id", "?"), outcome.get("status")
+    if status == "approved":
+        return Decision("deny", reason=f"approval request {rid} was approved, but the policy still asks for approval "
+                                       "with the grant in its input (does it allow on input.grants?); denied")
+    if status == "denied":
+        return Decision("deny", reason=f"approval request {rid} was denied by {', '.join(outcome.get('by') or ()) or '?'}: "
+                                       f"{outcome.get('reason') or 'no reason given'}")
+    if status == "unheld":
+        return Decision("deny", reason="the policy asks for approval of an operation it did not ask about when "
+                                       "this request was held; denied, retry")
+    if status in ("pending", "expired"):
+        return Decision("deny", reason=f"{outcome.get('message') or f'approval required: request {rid} is {status}'}; "
+                                       "retry once it is approved")
+    return Decision("deny", reason=f"approval required, but no approval request could be opened: "
+                                   f"{outcome.get('reason') or status}; denied, fail closed")
 
 
 class Connection(Protocol):

@@ -54,9 +54,10 @@ decision := {"action": "deny", "reason": "svc-intruder may not produce"} if {
 
 
 class PulsarGateway(TwistdGateway):
-    """``twistd -n gatekeeper`` with one ``protocol: pulsar`` listener in front of ``broker``."""
+    """``twistd -n gatekeeper`` with one ``protocol: pulsar`` listener in front of ``broker``
+    (``policy``: the Rego module; ``extra``: more top-level config sections)."""
 
-    def __init__(self, workdir: Path, broker: Any) -> None:
+    def __init__(self, workdir: Path, broker: Any, *, policy: str = POLICY, extra: dict[str, Any] | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "gatekeeper.yaml"
@@ -66,7 +67,7 @@ class PulsarGateway(TwistdGateway):
         self.broker_ports = free_port_range(2)
         policies = self.workdir / "policies"
         policies.mkdir(exist_ok=True)
-        (policies / "pulsar.rego").write_text(POLICY)
+        (policies / "pulsar.rego").write_text(policy)
         raw = {
             "listeners": [{
                 "name": "pulsar",
@@ -84,9 +85,13 @@ class PulsarGateway(TwistdGateway):
                                  "jwks_file": str(IDP.write_jwks(self.workdir / "jwks.json"))}},
             "admin": {"bind": f"{LOOPBACK}:{self.admin_port}"},
             "logging": {"level": "info"},
+            **(extra or {}),
         }
         self.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
         self.listening = [self.service_port, self.admin_port]
+        approvals_bind = (extra or {}).get("approvals", {}).get("bind")
+        if approvals_bind:
+            self.listening.append(int(approvals_bind.rsplit(":", 1)[1]))
 
     @property
     def service_url(self) -> str:

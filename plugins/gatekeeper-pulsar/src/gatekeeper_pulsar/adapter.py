@@ -43,6 +43,8 @@ class PulsarAdapter:
                 authentication_timeout=config.limits.authentication_timeout,
                 inputs_decoded=services.inputs_decoded, grants_for=services.grants_for,
                 upstream_token=partial(self.tokens.get, name),
+                approvals_max_wait=None if config.approvals is None else config.approvals.max_wait,
+                audit=services.audit, policy_revision=services.policy_revision,
             )
             for name in self.listeners
         }

@@ -6,22 +6,32 @@ Gatekeeper's own credential in a CONNECT of its own (the client's version and fe
 kept, its credentials and proxy fields never forwarded). After CONNECTED, client commands are
 taken in order: pass-through commands are forwarded as their bytes; LOOKUP,
 PARTITIONED_METADATA, PRODUCER, SEND and SUBSCRIBE are put to the policy and forwarded as
-their bytes when allowed, answered with the command's own error when not. From the broker,
-LOOKUP_RESPONSE and TOPIC_MIGRATED have their broker addresses rewritten to Gatekeeper's; the
-rest is forwarded as its bytes.
+their bytes when allowed, answered with the command's own error when not. A command the
+policy asks a person to approve is held (the commands after it wait behind it; PING and PONG
+do not) until its approval request is decided or the wait is over; approved, it is decided
+again with the grant. From the broker, LOOKUP_RESPONSE and TOPIC_MIGRATED have their broker
+addresses rewritten to Gatekeeper's; the rest is forwarded as its bytes.
+
+With an audit trail, the session's start and end, the login and one ``request`` record per
+decided command go into it (``auditing``); a command is let through only once its record has a
+place in the trail, and the record is completed by the broker's answer.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable, Sequence
 from typing import Any
 
+import attrs
 from twisted.logger import Logger
 
-from gatekeeper.api import ANONYMOUS, ConnectionIO, Decision, Principal
+from gatekeeper.api import ANONYMOUS, ConnectionIO, Decision, Principal, approval_decision
+from gatekeeper.audit.shapes import principal_fields, token_fields
 from gatekeeper.logsafe import printable
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
-from gatekeeper.values import HostPort
+from gatekeeper.values import HostPort, parse_duration
+from gatekeeper_pulsar import auditing
 from gatekeeper_pulsar import commands as c
 from gatekeeper_pulsar import wire_pb2 as wire
 from gatekeeper_pulsar.framing import Frame, FrameDecoder, FrameError, encode_frame
@@ -33,6 +43,20 @@ __all__ = ["PulsarConnection"]
 log = Logger()
 T = wire.BaseCommand
 _QUEUE_PAUSE = 256  # client commands waiting behind a decision before reading pauses
+_KEEPALIVE = frozenset({T.PING, T.PONG})  # never wait behind a decision or an approval
+
+
+@attrs.define
+class _Decided:
+    """The client command being decided (one at a time; later ones wait in the queue)."""
+
+    token: int
+    what: Classified
+    frame: Frame
+    cmd: wire.BaseCommand
+    received_at: float
+    policy_input: dict[str, Any] = attrs.field(factory=dict)
+    approval: dict[str, Any] | None = None  # the outcome of its approval request, once held
 
 
 class PulsarConnection:
@@ -50,18 +74,30 @@ class PulsarConnection:
         self.client_connect: wire.CommandConnect | None = None
         self.protocol_version = 0
         self.producers: dict[int, str] = {}
-        self._queue: deque[tuple[Frame, wire.BaseCommand]] = deque()
-        self._waiting: tuple[int, Classified, Frame] | None = None
+        self._queue: deque[tuple[Frame, wire.BaseCommand, float]] = deque()
+        self._waiting: _Decided | None = None
         self._token = 0
         self._pumping = False
         self._paused = False
         self._timers: list[Any] = []
+        # For the audit trail: records waiting for the broker's answer, by what answers them.
+        self._answers: dict[Hashable, tuple[Any, dict[str, Any]]] = {}
+        self._commands_seen = 0
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._close_reason: str | None = None
+        self._ended_by = "client"
+        self._ended = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self, peer_host: str, peer_port: int) -> None:
         self.peer = f"{peer_host}:{peer_port}"
         self.session = SessionInfo(new_session_id(self.s.clock()), self.s.clock(), peer_host, protocol="pulsar")
+        if self.s.audit is not None:
+            self.s.audit.record("session_start", {
+                "session": self.session.id, "listener": self.listener.name,
+                "client": {"address": peer_host, "port": int(peer_port)}, "tls": None})
         self._timers.append(self.io.call_later(self.s.authentication_timeout, self._connect_timed_out))
 
     def _connect_timed_out(self) -> None:
@@ -72,6 +108,9 @@ class PulsarConnection:
         if self.closing:
             return
         self.closing = True
+        self._close_reason = why
+        if self._ended_by == "client":
+            self._ended_by = "gatekeeper"
         log.info("pulsar connection from {peer} on {listener} closed: {why}", peer=self.peer,
                  listener=self.listener.name, why=why)
         for timer in self._timers:
@@ -84,12 +123,41 @@ class PulsarConnection:
         for timer in self._timers:
             if timer.active():
                 timer.cancel()
+        self._audit_session_end()
+
+    def _audit_session_end(self) -> None:
+        trail = self.s.audit
+        if trail is None or self._ended:
+            return
+        self._ended = True
+        answers, self._answers = self._answers, {}
+        for slot, fields in answers.values():
+            self._complete(slot, fields, {"from": "none", "error": "the connection ended before the broker answered"})
+        trail.record("session_end", {
+            "session": self.session.id, "duration_ms": max(0, int(1000 * (self.s.clock() - self.session.started_at))),
+            "requests": self._commands_seen, "bytes": {"from_client": self._bytes_in, "to_client": self._bytes_out},
+            "reason": self._close_reason or "the client closed the connection", "ended_by": self._ended_by,
+            "principal": principal_fields(self.session.principal) if self.state != "connect" else None})
+
+    def drain(self) -> bool:
+        if self.closing:
+            return True
+        if self._waiting is not None or self._queue or self._answers:
+            return False
+        self._ended_by = "gatekeeper"
+        self._close("Gatekeeper shut down")
+        return True
+
+    def _write_client(self, data: Sequence[bytes]) -> None:
+        self._bytes_out += sum(len(d) for d in data)
+        self.io.to_client(data)
 
     # -- client bytes -----------------------------------------------------------------------------
 
     def client_data(self, data: bytes) -> None:
         if self.closing:
             return
+        self._bytes_in += len(data)
         self.client_frames.receive_data(data)
         try:
             while not self.closing:
@@ -97,10 +165,15 @@ class PulsarConnection:
                 if frame is None:
                     break
                 cmd = c.parse_command(frame.command)
+                self._commands_seen += 1
                 if self.state == "connect":
                     self._client_connect(cmd)
+                elif self.state == "ready" and cmd.HasField("type") and cmd.type in _KEEPALIVE:
+                    # Keep-alive is the connection's, not a producer's or consumer's: it never
+                    # waits behind a command held for approval (the broker would drop the link).
+                    self.io.to_upstream([frame.raw])
                 else:
-                    self._queue.append((frame, cmd))
+                    self._queue.append((frame, cmd, self.s.clock()))
         except FrameError as e:
             self._close(f"the client's bytes are not the Pulsar protocol: {e}")
             return
@@ -137,6 +210,10 @@ class PulsarConnection:
             delay = token.expires_at - self.s.clock()
             self._timers.append(self.io.call_later(max(delay, 0.0), lambda: self._close("the client's token expired")))
             log.info("pulsar client {peer} authenticated as {sub}", peer=self.peer, sub=printable(token.principal.sub))
+            if self.s.audit is not None:
+                self.s.audit.record("authentication", {
+                    "session": self.session.id, "result": "success", "mechanism": token.principal.mechanism,
+                    "principal": principal_fields(token.principal), "token": token_fields(token.principal.claims)})
             return token.principal  # type: ignore[no-any-return]
         if method and method != "none":
             self._refuse_connect(f"authentication method {printable(method)!r} is not accepted here; use token")
@@ -163,7 +240,12 @@ class PulsarConnection:
         return brokers.brokers[self.slot]
 
     def _refuse_connect(self, message: str, error: int = c.AUTHENTICATION_ERROR) -> None:
-        self.io.to_client([c.error_frame(c.NO_REQUEST_ID, error, message)])
+        if error == c.AUTHENTICATION_ERROR and self.s.audit is not None:
+            method = self.client_connect.auth_method_name if self.client_connect is not None else ""
+            self.s.audit.record("authentication", {
+                "session": self.session.id, "result": "failure", "mechanism": printable(method or "none", 64),
+                "principal": None, "token": None, "reason": printable(message, 1024)})
+        self._write_client([c.error_frame(c.NO_REQUEST_ID, error, message)])
         self._close(f"CONNECT refused: {message}")
 
     # -- the broker ----------------------------------------------------------------------------------
@@ -182,10 +264,12 @@ class PulsarConnection:
         self.io.to_upstream([encode_frame(c.serialize(ours))])
 
     def upstream_failed(self, reason: str) -> None:
-        self.io.to_client([c.error_frame(c.NO_REQUEST_ID, c.SERVICE_NOT_READY, f"Gatekeeper cannot reach the broker: {reason}")])
+        self._write_client([c.error_frame(c.NO_REQUEST_ID, c.SERVICE_NOT_READY, f"Gatekeeper cannot reach the broker: {reason}")])
         self._close(f"broker unreachable: {reason}")
 
     def upstream_lost(self, reason: str) -> None:
+        if not self.closing:
+            self._ended_by = "broker"
         self._close(f"the broker closed the connection: {reason}")
 
     def upstream_data(self, data: bytes) -> None:
@@ -201,18 +285,22 @@ class PulsarConnection:
                 out.extend(self._broker_frame(frame))
         except FrameError as e:
             if out:
-                self.io.to_client(out)
+                self._write_client(out)
             self._close(f"the broker's bytes are not the Pulsar protocol: {e}", abort_upstream=True)
             return
         if out:
-            self.io.to_client(out)
+            self._write_client(out)
         if self.state == "ready":
             self._pump()
 
     def _broker_frame(self, frame: Frame) -> list[bytes]:
         cmd = c.parse_command(frame.command)
         t = cmd.type if cmd.HasField("type") else None
-        if t == T.MESSAGE or t == T.SEND_RECEIPT:
+        if t == T.MESSAGE:
+            return [frame.raw]
+        if self._answers and t != T.LOOKUP_RESPONSE:  # a lookup's: as the client gets it, below
+            self._audit_answer(cmd)
+        if t == T.SEND_RECEIPT:
             return [frame.raw]
         if t == T.CONNECTED and self.state == "connecting":
             self.state = "ready"
@@ -240,14 +328,20 @@ class PulsarConnection:
     def _rewrite_lookup(self, cmd: wire.BaseCommand, frame: Frame) -> bytes:
         r = cmd.lookupTopicResponse
         urls = [u for u in (r.brokerServiceUrl, r.brokerServiceUrlTls) if u]
-        if not urls:
-            return frame.raw  # a failed lookup: no address to rewrite
-        rewritten = self.listener.brokers.rewrite(urls[0])
-        if rewritten is None:
+        rewritten = self.listener.brokers.rewrite(urls[0]) if urls else None
+        if urls and rewritten is None:
             message = (f"the broker answered the lookup with {urls[0]}, which is not among the brokers listener "
                        f"{self.listener.name} fronts (listeners[].options.brokers); Gatekeeper refuses to hand it out")
             log.warn("{message}", message=message)
+            waiting = self._answers.pop(("request", r.request_id), None)
+            if waiting is not None:
+                self._complete(waiting[0], waiting[1], {"from": "gatekeeper", "error_code": int(c.SERVICE_NOT_READY),
+                                                        "error": f"ServiceNotReady: {message}"})
             return c.lookup_failed_frame(r.request_id, c.SERVICE_NOT_READY, message)
+        if self._answers:
+            self._audit_answer(cmd)
+        if rewritten is None:
+            return frame.raw  # a failed lookup: no address to rewrite
         r.brokerServiceUrl = rewritten
         r.ClearField("brokerServiceUrlTls")
         # The client comes to the rewritten address itself: Gatekeeper's port for that broker.
@@ -273,7 +367,7 @@ class PulsarConnection:
         try:
             forward: list[bytes] = []
             while self._queue and self._waiting is None and not self.closing:
-                frame, cmd = self._queue.popleft()
+                frame, cmd, received_at = self._queue.popleft()
                 try:
                     what = classify(cmd, frame, self.producers)
                 except FrameError as e:
@@ -285,20 +379,27 @@ class PulsarConnection:
                 if forward:
                     self.io.to_upstream(forward)
                     forward = []
-                self._token += 1
-                self._waiting = (self._token, what, frame)
-                now = self.s.clock()
-                policy_input = build_input(what.operation, api_key=int(cmd.type) if cmd.HasField("type") else 0,
-                                           api_name=c.command_name(cmd), api_version=self.protocol_version,
-                                           client_id=None, session=self.session, now=now,
-                                           grants=self.s.grants_for(self.session.principal, now))
-                self.s.inputs_decoded([policy_input])
-                self.io.decide(self._token, [policy_input])
+                self._waiting = _Decided(0, what, frame, cmd, received_at)
+                self._ask(self._waiting)
             if forward:
                 self.io.to_upstream(forward)
         finally:
             self._pumping = False
         self._flow_control()
+
+    def _ask(self, pending: _Decided) -> None:
+        """Put the command to the policy, with the principal's grants as they are now."""
+        assert pending.what.operation is not None
+        cmd = pending.cmd
+        self._token += 1
+        pending.token = self._token
+        now = self.s.clock()
+        pending.policy_input = build_input(
+            pending.what.operation, api_key=int(cmd.type) if cmd.HasField("type") else 0,
+            api_name=c.command_name(cmd), api_version=self.protocol_version, client_id=None,
+            session=self.session, now=now, grants=self.s.grants_for(self.session.principal, now))
+        self.s.inputs_decoded([pending.policy_input])
+        self.io.decide(self._token, [pending.policy_input])
 
     def _flow_control(self) -> None:
         if not self._paused and len(self._queue) >= _QUEUE_PAUSE:
@@ -309,26 +410,116 @@ class PulsarConnection:
             self.io.resume_client()
 
     def decided(self, token: int, decisions: list[Decision]) -> None:
-        if self._waiting is None or self._waiting[0] != token or self.closing:
+        pending = self._waiting
+        if pending is None or pending.token != token or self.closing:
             return
-        _, what, frame = self._waiting
         decision = decisions[0] if decisions else Decision("deny", "no decision")
-        if decision.action == "allow":
-            self._allow(what, frame)
-        else:
-            reason = decision.reason or "denied by policy"
-            if decision.action in ("mask", "approve"):
-                reason = f"{decision.action} is not supported for Pulsar yet, so it is a deny: {reason}"
-            self._deny(what, reason)
-        self._waiting = None
-        if not self.closing:
-            self._pump()
+        if decision.action == "approve":
+            if pending.approval is None:
+                self._hold(pending, decision)
+                return
+            # Decided again after its approval: an approve now is the outcome's denial (a
+            # policy that does not allow on the grant it asked for: never held twice).
+            decision = approval_decision(pending.approval)
+        elif decision.action == "mask":
+            decision = Decision("deny", f"mask is not supported for Pulsar yet, so it is a deny: "
+                                        f"{decision.reason or 'denied by policy'}", ttl=decision.ttl)
+        self._enforce(pending, decision)
 
     def decision_failed(self, token: int, reason: str) -> None:
         self.decided(token, [Decision("deny", f"policy engine failed, denied: {reason}")])
 
-    def held(self, token: int, outcomes: list[dict[str, Any]]) -> None:  # approvals: not yet for Pulsar
-        pass
+    # -- approvals ------------------------------------------------------------------------------
+
+    def _hold(self, pending: _Decided, decision: Decision) -> None:
+        """An approve decision: the command waits (the commands after it wait behind it) until
+        its approval request is decided or the decision's wait, capped by approvals.max_wait,
+        is over."""
+        op = pending.what.operation
+        assert op is not None
+        max_wait = self.s.approvals_max_wait
+        if max_wait is None:
+            self._enforce(pending, Decision("deny", f"the policy asks for approval ({decision.reason}), but approvals "
+                                                    "are not configured here; denied"))
+            return
+        approval = dict(decision.approval or {})
+        wait = max_wait
+        if approval.get("wait"):
+            try:
+                wait = min(max_wait, parse_duration(str(approval["wait"])))
+            except ValueError:
+                pass  # the approvals service refuses the malformed approval: said to the client
+        request = {
+            "principal": self.session.principal,
+            "client": dict(pending.policy_input["client"]),
+            "operation": op.name,
+            "resource": op.resource,
+            "summary": dict(pending.policy_input["request"]),
+            "reason": decision.reason,
+            "approval": approval,
+        }
+        log.info("pulsar {operation} on {resource} for {sub} ({peer}) held for approval, up to {wait:g}s",
+                 operation=op.name, resource=printable(op.resource.name), sub=printable(self.session.principal.sub),
+                 peer=self.peer, wait=wait)
+        self._token += 1
+        pending.token = self._token
+        self.io.hold(self._token, [request], wait)
+
+    def held(self, token: int, outcomes: list[dict[str, Any]]) -> None:
+        """The approval request of the held command: decided, or still pending after the wait."""
+        pending = self._waiting
+        if pending is None or pending.token != token or self.closing:
+            return
+        outcome = dict(outcomes[0]) if outcomes else {"status": "unavailable", "reason": "no outcome"}
+        pending.approval = outcome
+        self.s.metrics.inc("gatekeeper_held_requests_total", outcome=str(outcome.get("status")))
+        if outcome.get("status") == "approved":
+            # The grant is in place: the policy decides again with it in the input (it may now
+            # say mask rather than allow), never a blind forward.
+            self._ask(pending)
+            return
+        self._enforce(pending, approval_decision(outcome))
+
+    # -- enforcing ------------------------------------------------------------------------------
+
+    def _enforce(self, pending: _Decided, decision: Decision) -> None:
+        what = pending.what
+        slot = None
+        trail = self.s.audit
+        if trail is not None:
+            # A place in the trail is taken before anything is let through: a command that could
+            # not be recorded does not happen (fail closed).
+            slot = trail.reserve()
+            if slot is None:
+                self.s.metrics.inc("gatekeeper_rejected_total", reason="audit_unavailable")
+                decision = Decision("deny", f"audit trail unavailable ({trail.error or 'its queue is full'}): "
+                                            "denied until it recovers", ttl=0.0)
+        self._waiting = None
+        if decision.allowed:
+            self._allow(what, pending.frame)
+            if slot is not None:
+                fields = self._request_fields(pending, decision)
+                key = auditing.answer_key(pending.cmd)
+                now = self.s.clock()
+                if key is None:
+                    self._complete(slot, fields, {"from": "none"}, pending.received_at, now)
+                else:
+                    previous = self._answers.pop(key, None)
+                    if previous is not None:  # the client reused the id: the earlier one is not answered by it
+                        self._complete(previous[0], previous[1], {"from": "none", "error": "its id was reused"})
+                    self._answers[key] = (slot, fields)
+                    fields["latency_ms"] = round(1000 * max(0.0, now - pending.received_at), 3)
+        else:
+            reason = decision.reason or "denied by policy"
+            assert what.refuse is not None
+            answer = what.refuse(reason)
+            if slot is not None:
+                fields = self._request_fields(pending, decision, dropped=not answer)
+                self._complete(slot, fields, {"from": "gatekeeper"} if answer else {"from": "none", "error": reason},
+                               pending.received_at)
+            self._deny(what, reason, answer)
+        if not self.closing:
+            self._pump()
 
     def _allow(self, what: Classified, frame: Frame) -> None:
         if what.producer is not None:
@@ -336,15 +527,54 @@ class PulsarConnection:
             self.producers[producer_id] = topic
         self.io.to_upstream([frame.raw])
 
-    def _deny(self, what: Classified, reason: str) -> None:
-        assert what.operation is not None and what.refuse is not None
+    def _deny(self, what: Classified, reason: str, answer: bytes) -> None:
+        assert what.operation is not None
         op = what.operation
         log.info("pulsar {operation} on {resource} denied for {sub} ({peer}): {reason}", operation=op.name,
                  resource=printable(op.resource.name), sub=printable(self.session.principal.sub), peer=self.peer,
                  reason=reason)
         self.s.metrics.inc("gatekeeper_pulsar_denied_total", operation=op.name)
-        answer = what.refuse(reason)
         if answer:
-            self.io.to_client([answer])
+            self._write_client([answer])
         if what.closes:
             self._close(f"{op.name} on {op.resource.name} denied: {reason}")
+
+    # -- the audit trail ----------------------------------------------------------------------------
+
+    def _request_fields(self, pending: _Decided, decision: Decision, dropped: bool = False) -> dict[str, Any]:
+        """The command's request record, but for its outcome (filled in by the broker's answer)."""
+        cmd = pending.cmd
+        approval = None
+        if pending.approval is not None and pending.approval.get("id"):
+            waited = max(0, int(1000 * (self.s.clock() - pending.received_at)))
+            approval = {"id": str(pending.approval["id"]), "status": str(pending.approval.get("status")), "waited_ms": waited}
+        fields: dict[str, Any] = {
+            "session": self.session.id, "principal": principal_fields(self.session.principal),
+            "client": {"id": None, "address": self.session.client_address},
+            "api": {"key": int(cmd.type) if cmd.HasField("type") else 0, "name": c.command_name(cmd),
+                    "version": max(0, self.protocol_version)},
+            "operations": auditing.operation_entries(pending.policy_input, decision, self.s.policy_revision(), approval,
+                                                     dropped=dropped),
+        }
+        correlation = auditing.correlation_of(cmd)
+        if correlation is not None:
+            fields["correlation_id"] = correlation
+        return fields
+
+    def _complete(self, slot: Any, fields: dict[str, Any], outcome: dict[str, Any], received_at: float | None = None,
+                  forwarded_at: float | None = None) -> None:
+        fields["outcome"] = outcome
+        if received_at is not None:
+            fields["latency_ms"] = round(1000 * max(0.0, (forwarded_at or self.s.clock()) - received_at), 3)
+        fields.setdefault("latency_ms", 0.0)
+        slot.record("request", fields)
+
+    def _audit_answer(self, cmd: wire.BaseCommand) -> None:
+        """A broker command that answers a recorded client command completes its record."""
+        answer = auditing.broker_answer(cmd)
+        if answer is None:
+            return
+        key, outcome = answer
+        waiting = self._answers.pop(key, None)
+        if waiting is not None:
+            self._complete(waiting[0], waiting[1], outcome)

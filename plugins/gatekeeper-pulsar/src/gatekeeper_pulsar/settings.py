@@ -74,6 +74,9 @@ class PulsarSettings:
     inputs_decoded: Callable[[list[dict[str, Any]]], None]
     grants_for: Callable[[Any, float], list[dict[str, Any]]]
     upstream_token: Callable[[], str | None]
+    approvals_max_wait: float | None = None  # approvals.max_wait; None: approvals are not configured
+    audit: Any = None  # the audit trail (AdapterServices.audit), or None
+    policy_revision: Callable[[], str | None] = lambda: None
 
 
 def read_token(options: Any, where: str) -> str | None:
