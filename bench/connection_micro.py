@@ -185,7 +185,7 @@ def run(requests: int, audit: bool, profile: bool) -> None:
     if _frames(io.upstream) != [0]:
         raise SystemExit(f"the first request was not forwarded as it came: {_frames(io.upstream)}")
     io.keep = False
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.process_time) if profile else None
     started = time.process_time()
     if profiler:
         profiler.enable()
