@@ -149,7 +149,7 @@ def _json_body(body: bytes, what: str) -> Any:
 
 
 def _topic_route(method: str, domain: str, rest: list[str], body: bytes, force: bool) -> Route | None:
-    base = f"/admin/v2/{{domain}}/{{tenant}}/{{namespace}}"
+    base = "/admin/v2/{domain}/{tenant}/{namespace}"
     if len(rest) < 2:
         return None
     tenant, ns = rest[0], rest[1]
