@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import deps
 from harness.gateway import TwistdGateway, free_port_range
 from harness.ports import LOOPBACK, free_port
 from harness.tokens import AUDIENCE, ISSUER, TestIdp
@@ -287,3 +289,34 @@ def test_the_broker_sees_gatekeepers_token_never_the_clients(admin_gateway, rela
     assert client_token.split(".")[1].encode() not in sent  # not even the claims
     authorizations = [line for line in sent.split(b"\r\n") if line.lower().startswith(b"authorization:")]
     assert authorizations and all(line.endswith(GATEKEEPER_TOKEN.encode()) for line in authorizations)
+
+
+PROBE = Path(__file__).resolve().parent / "java" / "PulsarAdminProbe.java"
+
+
+def test_pulsars_java_admin_client_through_gatekeeper(admin_gateway, pulsar_broker):
+    """PulsarAdmin (pulsar-client-admin-original, among the broker's jars): an allowed create,
+    a filtered listing, and a denied delete it reports as NotAuthorized with the policy's reason."""
+    name, ledger = _name("visible-java"), _name("ledger-java")
+    full, ledger_full = (f"persistent://public/default/{n}" for n in (name, ledger))
+    pulsar_broker.admin("PUT", f"{NS}/{ledger}")
+    hidden = _name("hidden-java")
+    pulsar_broker.admin("PUT", f"{NS}/{hidden}")
+    proc = subprocess.run(
+        [deps.java_executable(), "-Xmx128m", "-cp", deps.pulsar_classpath(), str(PROBE), admin_gateway.url,
+         IDP.token(sub="svc-admin"), f"create:{full}", f"delete:{ledger_full}"],
+        capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    created, denied = (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
+    assert created["ok"], created
+    assert full in topics_on_broker(pulsar_broker)
+    assert not denied["ok"] and denied["status"] == 403 and denied["exception"] == "NotAuthorizedException"
+    assert "is immutable: delete_topic is never allowed on it" in denied["message"]
+    assert ledger_full in topics_on_broker(pulsar_broker)
+    viewer = subprocess.run(
+        [deps.java_executable(), "-Xmx128m", "-cp", deps.pulsar_classpath(), str(PROBE), admin_gateway.url,
+         IDP.token(sub="svc-viewer"), "list:public/default"],
+        capture_output=True, text=True, timeout=240)
+    assert viewer.returncode == 0, viewer.stderr[-3000:]
+    (listed,) = (json.loads(line) for line in viewer.stdout.splitlines() if line.startswith("{"))
+    assert full in listed["topics"] and f"persistent://public/default/{hidden}" not in listed["topics"]
