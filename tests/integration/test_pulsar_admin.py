@@ -168,7 +168,8 @@ def relay(pulsar_broker: Any) -> Iterator[RecordingRelay]:
 
 @pytest.fixture(scope="module")
 def admin_gateway(pulsar_broker: Any, relay: RecordingRelay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminGateway]:
-    with AdminGateway(tmp_path_factory.mktemp("pulsar-admin-gw"), pulsar_broker, relay) as gw:
+    gw = AdminGateway(tmp_path_factory.mktemp("pulsar-admin-gw"), pulsar_broker, relay)
+    with gw:
         yield gw
 
 
@@ -289,6 +290,30 @@ def test_the_broker_sees_gatekeepers_token_never_the_clients(admin_gateway, rela
     assert client_token.split(".")[1].encode() not in sent  # not even the claims
     authorizations = [line for line in sent.split(b"\r\n") if line.lower().startswith(b"authorization:")]
     assert authorizations and all(line.endswith(GATEKEEPER_TOKEN.encode()) for line in authorizations)
+
+
+def test_a_body_over_the_limit_closes_the_connection_before_it_is_read(admin_gateway, relay):
+    """Declared over options.max_body_bytes (1 MiB here): the connection closes at once, nothing
+    is spooled and nothing reaches the broker."""
+    before = len(relay.recorded())
+    token = IDP.token(sub="svc-admin")
+    with socket.create_connection((LOOPBACK, admin_gateway.http_port), timeout=10) as s:
+        s.sendall((f"POST {NS}/{_name('x')}/retention HTTP/1.1\r\nHost: gk\r\nAuthorization: Bearer {token}\r\n"
+                   f"Content-Type: application/json\r\nContent-Length: {64 << 20}\r\n\r\n").encode())
+        sent, answer = 0, b""
+        try:
+            while sent < 8 << 20:
+                s.sendall(b"0" * 65536)
+                sent += 65536
+        except OSError:
+            pass  # closed under us: what is expected
+        try:
+            answer = s.recv(65536)
+        except OSError:
+            answer = b""
+    assert sent < 8 << 20, f"Gatekeeper kept reading an oversized body ({sent} bytes taken)"
+    assert answer == b""
+    assert len(relay.recorded()) == before
 
 
 PROBE = Path(__file__).resolve().parent / "java" / "PulsarAdminProbe.java"

@@ -38,7 +38,7 @@ def _request(method: str, uri: str, body: bytes = b"", headers: dict[str, str] |
     req = DummyRequest([])
     req.method = method.encode()
     req.uri = uri.encode()
-    req.content = io.BytesIO(body)
+    req.content = io.BytesIO(body)  # type: ignore[attr-defined]
     for name, value in (headers or {}).items():
         req.requestHeaders.setRawHeaders(name, [value])
     return req

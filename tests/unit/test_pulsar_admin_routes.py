@@ -114,6 +114,12 @@ REFUSED = [
     f"{V2}/persistent/acme/orders/pay%00ments",
     f"{V2}/persistent/acme/orders/pay%ffments",  # not UTF-8
     "admin/v2/tenants",
+    f"{V2}/persistent/acme/orders/ledger#x",  # the broker's parser would cut a fragment off
+    f"{V2}/persistent/acme/orders/ledger?force=true#x",
+    f"{V2}/persistent/acme/orders/pay%5Cments",  # an encoded '\\'
+    f"{V2}/persistent/acme/orders/pay%3Bx=1",  # an encoded ';'
+    f"{V2}/persistent/acme/orders/%2e%2e",  # an encoded dot segment
+    "/",
 ]
 
 

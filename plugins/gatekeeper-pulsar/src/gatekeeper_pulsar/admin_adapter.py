@@ -15,7 +15,7 @@ import attrs
 from twisted.web.server import Site
 
 from gatekeeper.api import AdapterServices
-from gatekeeper_pulsar.admin_proxy import AdminProxy, AdminSettings, WebBroker
+from gatekeeper_pulsar.admin_proxy import AdminProxy, AdminSettings, BoundedRequest, WebBroker
 from gatekeeper_pulsar.settings import read_token
 
 __all__ = ["ADMIN_OPTIONS_SCHEMA", "PulsarAdminAdapter"]
@@ -81,7 +81,8 @@ class PulsarAdminAdapter:
         settings = self.settings[listener.name]
         if slot is not None:
             settings = attrs.evolve(settings, slot=slot)
-        site = Site(AdminProxy(settings, self.services))
+        request = type("BoundedRequest", (BoundedRequest,), {"max_body": settings.max_body})
+        site = Site(AdminProxy(settings, self.services), requestFactory=request)
         site.displayTracebacks = False
         site.noisy = False
         return site

@@ -27,14 +27,14 @@ from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, Resp
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource as WebResource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Request
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Decision, Operation, Principal, Resource
 from gatekeeper.logsafe import printable
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper_pulsar.admin_routes import Route, RouteError, route
 
-__all__ = ["AdminProxy", "AdminSettings", "WebBroker"]
+__all__ = ["AdminProxy", "AdminSettings", "BoundedRequest", "WebBroker"]
 
 log = Logger()
 
@@ -98,6 +98,30 @@ class AdminSettings:
                 return urlunsplit((self.scheme, f"{self.advertised_host}:{self.broker_ports[i]}", parts.path,
                                    parts.query, ""))
         return None
+
+
+class BoundedRequest(Request):
+    """A request whose body may not grow past ``max_body`` bytes while it is read (Twisted Web
+    would otherwise spool any size to a temporary file before the resource sees it): past it,
+    the connection closes."""
+
+    max_body = 1 << 20
+
+    def gotLength(self, length: int | None) -> None:
+        self._body_bytes = 0
+        if length is not None and length > self.max_body:
+            log.info("pulsar admin: a request body of {n} bytes is over options.max_body_bytes; connection closed",
+                     n=length)
+            self.channel.transport.loseConnection()  # type: ignore[union-attr]
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_bytes += len(data)
+        if self._body_bytes > self.max_body:
+            if self.channel is not None and self.channel.transport is not None:
+                self.channel.transport.loseConnection()
+            return
+        super().handleContentChunk(data)
 
 
 class AdminProxy(WebResource):

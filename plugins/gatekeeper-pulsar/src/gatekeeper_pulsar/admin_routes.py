@@ -91,6 +91,8 @@ def route(method: str, raw_path: str, body: bytes = b"") -> Route:
     """The route of one admin request. ``raw_path`` is the request target as sent, query
     included; raises RouteError for a path or body that cannot be read unambiguously."""
     method = method.upper()
+    if "#" in raw_path:
+        raise RouteError(f"the request target {raw_path[:200]!r} has a '#': refused as ambiguous")
     path, _, query_text = raw_path.partition("?")
     segments = _segments(path)
     query = parse_qs(query_text, keep_blank_values=True)
@@ -116,16 +118,16 @@ def _segments(path: str) -> list[str]:
     raw = path[1:].split("/")
     out = []
     for seg in raw:
-        if seg == "" or ";" in seg or "+" in seg or "\\" in seg:
-            raise RouteError(f"the path {path[:200]!r} has an empty segment, ';', '+' or '\\': refused as ambiguous")
+        if seg == "" or any(ch in seg for ch in ";+\\#"):
+            raise RouteError(f"the path {path[:200]!r} has an empty segment, ';', '+', '#' or '\\': refused as ambiguous")
         try:
             text = unquote(seg, errors="strict")
         except UnicodeDecodeError as e:
             raise RouteError(f"the path {path[:200]!r} is not percent-encoded UTF-8") from e
         if "%" in seg and not _well_encoded(seg):
             raise RouteError(f"the path {path[:200]!r} has a malformed percent-escape")
-        if text in (".", "..") or "/" in text or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
-            raise RouteError(f"the path {path[:200]!r} has a dot segment, an encoded '/' or a control character")
+        if text in (".", "..") or any(ch in text for ch in "/\\;") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+            raise RouteError(f"the path {path[:200]!r} has a dot segment, an encoded '/', '\\' or ';', or a control character")
         out.append(text)
     return out
 
