@@ -100,6 +100,14 @@ class AdminSettings:
         return None
 
 
+class _QuietFactory(HTTPConnectionPool._factory):  # type: ignore[misc,name-defined,valid-type]
+    noisy = False  # no start/stop log line per broker connection
+
+
+class _QuietPool(HTTPConnectionPool):
+    _factory = _QuietFactory
+
+
 class BoundedRequest(Request):
     """A request whose body may not grow past ``max_body`` bytes while it is read (Twisted Web
     would otherwise spool any size to a temporary file before the resource sees it): past it,
@@ -134,7 +142,7 @@ class AdminProxy(WebResource):
         reactor = services.reactor
         self.reactor = reactor
         self.agent = Agent(reactor, connectTimeout=min(settings.timeout, 10.0),
-                           pool=HTTPConnectionPool(reactor, persistent=True))
+                           pool=_QuietPool(reactor, persistent=True))
 
     def render(self, request: Any) -> Any:
         _Call(self, request).start()
