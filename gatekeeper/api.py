@@ -242,6 +242,11 @@ class AdapterServices:
     grants_for: Callable[[Any, float], list[dict[str, Any]]] = lambda principal, now: []
     audit: Any = None  # gatekeeper.audit.AuditTrail: record(kind, fields), reserve(); None: no audit trail
     policy_revision: Callable[[], str | None] = lambda: None  # digest of the policies and data in force
+    # For adapters that serve a listener themselves (``server_factory``): the reactor, and the
+    # policy engine's ``decide_many(inputs) -> Deferred[list[Decision]]`` (None: nothing can be
+    # decided, so such an adapter must deny everything).
+    reactor: Any = None
+    decide_many: Callable[[list[dict[str, Any]]], Any] | None = None
 
 
 class ProtocolAdapter(Protocol):
@@ -253,7 +258,13 @@ class ProtocolAdapter(Protocol):
     constructed): ``listener_options_schema``, a JSON Schema (draft 2020-12) for the listener's
     ``options`` (absent: the adapter takes none), and ``listener_upstream`` (default False): True
     when the adapter honours a listener's own ``upstream`` (``ListenerConfig.upstream_servers``)
-    instead of the top-level upstream section."""
+    instead of the top-level upstream section.
+
+    An adapter that speaks a request/response protocol of its own (HTTP) may instead provide
+    ``server_factory(listener, slot)``: a Twisted protocol factory the gateway listens with on
+    the listener's bind port (slot None) and each broker port (slot i), in place of the
+    connection shell; ``connection`` is then never called. Such an adapter decides through
+    ``AdapterServices.decide_many`` and counts nothing in the gateway's connection limits."""
 
     name: str
 

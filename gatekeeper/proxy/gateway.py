@@ -118,6 +118,7 @@ class Gateway:
             masking=Masking(config.masking),
             grants_for=(lambda principal, now: approvals.grants_for(principal, now)) if approvals else (lambda principal, now: []),
             audit=self.audit, policy_revision=lambda: self.engine.revision,
+            reactor=reactor, decide_many=lambda inputs: self.engine.decide_many(inputs),
         )
         self.adapters = {name: load(ADAPTERS, name)(services) for name in sorted({lst.protocol for lst in config.listeners})}
         # CPU-bound work of the data path (masking large record sets) runs here, off the
@@ -161,10 +162,10 @@ class Gateway:
         try:
             for listener in self.config.listeners:
                 endpoint = listener_endpoint(self.reactor, listener)
-                port = yield endpoint(listener.bind.port).listen(_ClientFactory(self.context, listener, None))
+                port = yield endpoint(listener.bind.port).listen(self._factory(listener, None))
                 self.ports.append(port)
                 for slot, broker_port in enumerate(listener.broker_ports):
-                    p = yield endpoint(broker_port).listen(_ClientFactory(self.context, listener, slot))
+                    p = yield endpoint(broker_port).listen(self._factory(listener, slot))
                     self.ports.append(p)
                 log.info(
                     "listener {name}: bootstrap {bind}, broker ports {first}-{last}, advertised as {adv}",
@@ -179,6 +180,14 @@ class Gateway:
             raise
         if self.config.admin.bind is not None:
             self.readiness.start()
+
+    def _factory(self, listener: ListenerConfig, slot: int | None) -> Any:
+        """The connection shell around the adapter's connection core, or the adapter's own
+        server factory (an adapter that serves HTTP, e.g. ``pulsar-admin``)."""
+        serve = getattr(self.adapters[listener.protocol], "server_factory", None)
+        if serve is not None:
+            return serve(listener, slot)
+        return _ClientFactory(self.context, listener, slot)
 
     def bound_port(self, listener_index: int = 0) -> int:
         """The bootstrap port actually bound (useful with port 0 in tests)."""
