@@ -1,5 +1,6 @@
 """The Pulsar adapter (plugins/gatekeeper-pulsar) through ``twistd gatekeeper``, in front of a
-real Pulsar standalone broker, driven by Pulsar's own C++ client (``pulsar-client``).
+real Pulsar standalone broker, driven by Pulsar's two client families: the C++ client
+(``pulsar-client``) and the Java client (``pulsar-client-original``, harness/PulsarJavaClient.java).
 
 One Gatekeeper process with one ``protocol: pulsar`` listener that requires a token; the
 policy allows ``svc-orders`` everything on ``persistent://public/default/orders*`` and denies
@@ -22,6 +23,7 @@ import yaml
 
 from harness.gateway import TwistdGateway, free_port_range
 from harness.ports import LOOPBACK, free_port
+from harness.pulsar_java import run_java_client
 from harness.tokens import AUDIENCE, ISSUER, TestIdp
 
 pulsar = pytest.importorskip("pulsar")
@@ -197,6 +199,74 @@ def test_proxy_to_broker_url_must_be_a_broker_gatekeeper_fronts(pulsar_gateway):
     connect.connect.proxy_to_broker_url = "pulsar://elsewhere.example:6650"
     answer = _raw_session(pulsar_gateway.service_port, connect, [])
     assert answer[0].type == wire.BaseCommand.ERROR and answer[0].error.error == wire.ServiceNotReady
+
+
+# -- the Java client family ------------------------------------------------------------------------
+
+JAVA_AUTHORIZATION = "org.apache.pulsar.client.api.PulsarClientException$AuthorizationException"
+
+
+def _java(gw: PulsarGateway, sub: str, mode: str, topic: str, count: int = 10) -> list[dict[str, Any]]:
+    return run_java_client(gw.service_url, IDP.token(**IDP.claims(sub=sub)), mode, topic, "java-readers", count)
+
+
+def _events(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == kind]
+
+
+def test_java_client_produces_and_consumes_through_gatekeeper(pulsar_gateway, pulsar_broker):
+    topic = _topic()
+    events = _java(pulsar_gateway, "svc-orders", "produce-consume", topic, count=15)
+    assert not _events(events, "error"), events
+    assert _events(events, "received") == [{"event": "received", "values": [f"java-{i}" for i in range(15)]}]
+    # The lookup answer kept the Java client on Gatekeeper: its producer and consumer connections
+    # go to Gatekeeper's port for the broker, never to the broker's own port.
+    remotes = {e["remote"] for e in events if e["event"] in ("producer", "consumer")}
+    assert remotes == {f"{LOOPBACK}:{pulsar_gateway.broker_ports[0]}"}, events
+
+
+def test_java_producer_denied_is_an_authorization_exception_with_the_reason(pulsar_gateway):
+    topic = _topic()
+    events = _java(pulsar_gateway, "svc-intruder", "produce", topic)
+    [error] = _events(events, "error")
+    assert error["phase"] == "producer" and error["type"] == JAVA_AUTHORIZATION, events
+    assert "svc-intruder may not produce" in error["message"]
+    assert error["elapsed_ms"] < 5000, "the Java client retried instead of failing on the AuthorizationError"
+    assert not _events(events, "sent")
+
+
+def test_java_subscribe_denied_is_an_authorization_exception_with_the_reason(pulsar_gateway):
+    events = _java(pulsar_gateway, "svc-intruder", "subscribe", _topic())
+    [error] = _events(events, "error")
+    assert error["phase"] == "subscribe" and error["type"] == JAVA_AUTHORIZATION, events
+    assert "not allowed by the pulsar test policy" in error["message"]
+    assert error["elapsed_ms"] < 5000
+
+
+def _denials(gw: PulsarGateway, operation: str, topic: str) -> int:
+    return gw.log_path.read_text().count(f"pulsar {operation} on {topic} denied")
+
+
+@pytest.mark.parametrize("operation", ["produce", "consume"])
+def test_both_client_families_give_up_after_one_denied_request(pulsar_gateway, operation):
+    """The C++ and the Java client both take the ERROR AuthorizationError as final: each asks
+    once (one denial in Gatekeeper's log), fails fast, with an authorization error of its own
+    kind; the Java client carries the policy's reason, the C++ client only the error code."""
+    cpp_topic, java_topic = _topic(), _topic()
+    client = _client(pulsar_gateway, "svc-intruder")
+    try:
+        with pytest.raises(pulsar.AuthorizationError):
+            if operation == "produce":
+                client.create_producer(cpp_topic)
+            else:
+                client.subscribe(cpp_topic, "intruders")
+    finally:
+        client.close()
+    events = _java(pulsar_gateway, "svc-intruder", "produce" if operation == "produce" else "subscribe", java_topic)
+    assert [e["type"] for e in _events(events, "error")] == [JAVA_AUTHORIZATION]
+    time.sleep(0.5)  # the log line is written as the answer goes out
+    assert _denials(pulsar_gateway, operation, cpp_topic) == 1
+    assert _denials(pulsar_gateway, operation, java_topic) == 1
 
 
 # -- raw protocol helpers ----------------------------------------------------------------------------
