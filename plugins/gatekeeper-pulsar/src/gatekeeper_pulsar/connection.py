@@ -5,10 +5,12 @@ Gatekeeper's identity settings, and only then is the broker connection opened, w
 Gatekeeper's own credential in a CONNECT of its own (the client's version and feature flags
 kept, its credentials and proxy fields never forwarded). After CONNECTED, client commands are
 taken in order: pass-through commands are forwarded as their bytes; LOOKUP,
-PARTITIONED_METADATA, PRODUCER, SEND and SUBSCRIBE are put to the policy and forwarded as
-their bytes when allowed, answered with the command's own error when not. From the broker,
-LOOKUP_RESPONSE and TOPIC_MIGRATED have their broker addresses rewritten to Gatekeeper's; the
-rest is forwarded as its bytes.
+PARTITIONED_METADATA, PRODUCER, SEND, SUBSCRIBE and the rest :mod:`operations` maps are put to
+the policy and forwarded as their bytes when allowed, answered with the command's own error when
+not. A command that may make the broker create its topic is decided ``create_topic`` as well when
+Gatekeeper's own probe finds the topic missing. From the broker, LOOKUP_RESPONSE and
+TOPIC_MIGRATED have their broker addresses rewritten to Gatekeeper's, topic listings are filtered
+(:mod:`listing`); the rest is forwarded as its bytes.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+import attrs
 from twisted.logger import Logger
 
-from gatekeeper.api import ANONYMOUS, ConnectionIO, Decision, Principal
+from gatekeeper.api import ANONYMOUS, ConnectionIO, Decision, Operation, Principal
 from gatekeeper.logsafe import printable
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.values import HostPort
 from gatekeeper_pulsar import commands as c
+from gatekeeper_pulsar import listing
 from gatekeeper_pulsar import wire_pb2 as wire
 from gatekeeper_pulsar.framing import Frame, FrameDecoder, FrameError, encode_frame
-from gatekeeper_pulsar.operations import Classified, classify
+from gatekeeper_pulsar.operations import Classified, classify, first_refusal
 from gatekeeper_pulsar.settings import ListenerSettings, PulsarSettings
 
 __all__ = ["PulsarConnection"]
@@ -33,6 +37,7 @@ __all__ = ["PulsarConnection"]
 log = Logger()
 T = wire.BaseCommand
 _QUEUE_PAUSE = 256  # client commands waiting behind a decision before reading pauses
+_PROBE_IDS = 1 << 63  # request ids of Gatekeeper's own probes (clients count up from 0)
 
 
 class PulsarConnection:
@@ -50,6 +55,12 @@ class PulsarConnection:
         self.client_connect: wire.CommandConnect | None = None
         self.protocol_version = 0
         self.producers: dict[int, str] = {}
+        self.consumers: dict[int, tuple[str, str]] = {}  # allowed SUBSCRIBEs: consumer_id -> (topic, subscription)
+        self.watchers: dict[int, set[str]] = {}  # topic watchers: the (filtered) list the client holds
+        self.probe_supported = False  # the broker answers PARTITIONED_METADATA without creating the topic
+        self._probe: tuple[int, wire.BaseCommand] | None = None  # (request id, command) of the probe in flight
+        self._probes = 0
+        self._listings: deque[listing.HeldListing] = deque()
         self._queue: deque[tuple[Frame, wire.BaseCommand]] = deque()
         self._waiting: tuple[int, Classified, Frame] | None = None
         self._token = 0
@@ -216,7 +227,14 @@ class PulsarConnection:
             return [frame.raw]
         if t == T.CONNECTED and self.state == "connecting":
             self.state = "ready"
+            self.probe_supported = cmd.connected.feature_flags.supports_get_partitioned_metadata_without_auto_creation
             return [frame.raw]
+        if t == T.PARTITIONED_METADATA_RESPONSE and self._probe is not None \
+                and cmd.partitionMetadataResponse.request_id == self._probe[0]:
+            self._probed(cmd.partitionMetadataResponse)
+            return []
+        if t in listing.RESPONSES:
+            return self._hold_listing(cmd, frame)
         if t == T.AUTH_CHALLENGE:
             self._answer_challenge(cmd)
             return []
@@ -275,10 +293,13 @@ class PulsarConnection:
             while self._queue and self._waiting is None and not self.closing:
                 frame, cmd = self._queue.popleft()
                 try:
-                    what = classify(cmd, frame, self.producers)
+                        what = classify(cmd, frame, self.producers, self.consumers)
                 except FrameError as e:
                     self._close(f"the client's bytes are not the Pulsar protocol: {e}")
                     return
+                if what.refused is not None:
+                    self._refuse_outright(what, cmd)
+                    continue
                 if what.operation is None:
                     forward.append(frame.raw)
                     continue
@@ -287,18 +308,83 @@ class PulsarConnection:
                     forward = []
                 self._token += 1
                 self._waiting = (self._token, what, frame)
-                now = self.s.clock()
-                policy_input = build_input(what.operation, api_key=int(cmd.type) if cmd.HasField("type") else 0,
-                                           api_name=c.command_name(cmd), api_version=self.protocol_version,
-                                           client_id=None, session=self.session, now=now,
-                                           grants=self.s.grants_for(self.session.principal, now))
-                self.s.inputs_decoded([policy_input])
-                self.io.decide(self._token, [policy_input])
+                if what.may_create is not None and self.probe_supported:
+                    # Does the topic exist? Asked without letting the broker create it; the
+                    # answer (in _probed) decides whether create_topic is decided too.
+                    self._probes += 1
+                    self._probe = (_PROBE_IDS + self._probes, cmd)
+                    self.io.to_upstream([c.probe_frame(self._probe[0], what.may_create)])
+                    break
+                if what.may_create is not None:  # the broker cannot say without creating it
+                    what = what.creating(c.command_name(cmd))
+                    self._waiting = (self._token, what, frame)
+                self._decide(self._token, what.operations, cmd)
             if forward:
                 self.io.to_upstream(forward)
         finally:
             self._pumping = False
         self._flow_control()
+
+    def _decide(self, token: int, operations: Any, cmd: wire.BaseCommand) -> None:
+        now = self.s.clock()
+        grants = self.s.grants_for(self.session.principal, now)
+        inputs = [build_input(op, api_key=int(cmd.type) if cmd.HasField("type") else 0, api_name=c.command_name(cmd),
+                              api_version=self.protocol_version, client_id=None, session=self.session, now=now,
+                              grants=grants) for op in operations]
+        self.s.inputs_decoded(inputs)
+        self.io.decide(token, inputs)
+
+    def _probed(self, answer: wire.CommandPartitionedTopicMetadataResponse) -> None:
+        assert self._probe is not None and self._waiting is not None
+        _, cmd = self._probe
+        self._probe = None
+        token, what, frame = self._waiting
+        exists = answer.response == wire.CommandPartitionedTopicMetadataResponse.Success
+        if not exists:  # TopicNotFound, or any failure: it may be created, so create_topic is decided
+            what = what.creating(c.command_name(cmd))
+            self._waiting = (token, what, frame)
+        else:
+            what = attrs.evolve(what, may_create=None)
+            self._waiting = (token, what, frame)
+        self._decide(token, what.operations, cmd)
+
+    def _refuse_outright(self, what: Classified, cmd: wire.BaseCommand) -> None:
+        assert what.refused is not None and what.refuse is not None
+        log.warn("pulsar {command} from {peer} refused: {why}", command=c.command_name(cmd), peer=self.peer,
+                 why=what.refused)
+        answer = what.refuse(what.refused)
+        if answer:
+            self.io.to_client([answer])
+        if what.closes:
+            self._close(what.refused)
+
+    def _hold_listing(self, cmd: wire.BaseCommand, frame: Frame) -> list[bytes]:
+        """A topic listing from the broker: held until each topic it names is decided."""
+        self._token += 1
+        held = listing.HeldListing(self._token, cmd, frame.raw, listing.listed(cmd))
+        self._listings.append(held)
+        if not held.topics:
+            held.allowed = set()
+            return self._listings_ready()
+        self._decide(held.token, listing.operations(held.topics), cmd)
+        return []
+
+    def _listing_decided(self, token: int, decisions: list[Decision]) -> None:
+        for held in self._listings:
+            if held.token == token:
+                held.allowed = {t for t, d in zip(held.topics, decisions, strict=False) if d.action == "allow"}
+        out = self._listings_ready()
+        if out:
+            self.io.to_client(out)
+
+    def _listings_ready(self) -> list[bytes]:
+        """The decided listings at the head of the queue, filtered, in the broker's order."""
+        out = []
+        while self._listings and self._listings[0].allowed is not None:
+            rebuilt = listing.rebuild(self._listings.popleft(), self.watchers)
+            if rebuilt is not None:
+                out.append(rebuilt)
+        return out
 
     def _flow_control(self) -> None:
         if not self._paused and len(self._queue) >= _QUEUE_PAUSE:
@@ -309,17 +395,25 @@ class PulsarConnection:
             self.io.resume_client()
 
     def decided(self, token: int, decisions: list[Decision]) -> None:
-        if self._waiting is None or self._waiting[0] != token or self.closing:
+        if self.closing:
+            return
+        if any(held.token == token for held in self._listings):
+            self._listing_decided(token, decisions)
+            return
+        if self._waiting is None or self._waiting[0] != token:
             return
         _, what, frame = self._waiting
-        decision = decisions[0] if decisions else Decision("deny", "no decision")
-        if decision.action == "allow":
+        refusal = first_refusal(what.operations, decisions)
+        if refusal is None:
             self._allow(what, frame)
         else:
+            op, decision = refusal
             reason = decision.reason or "denied by policy"
             if decision.action in ("mask", "approve"):
                 reason = f"{decision.action} is not supported for Pulsar yet, so it is a deny: {reason}"
-            self._deny(what, reason)
+            if op.name == "create_topic" and op.request.get("auto"):
+                reason = f"{op.resource.name} does not exist and creating it is not allowed: {reason}"
+            self._deny(what, reason, op)
         self._waiting = None
         if not self.closing:
             self._pump()
@@ -334,11 +428,14 @@ class PulsarConnection:
         if what.producer is not None:
             producer_id, topic = what.producer
             self.producers[producer_id] = topic
+        if what.consumer is not None:
+            consumer_id, topic, subscription = what.consumer
+            self.consumers[consumer_id] = (topic, subscription)
         self.io.to_upstream([frame.raw])
 
-    def _deny(self, what: Classified, reason: str) -> None:
+    def _deny(self, what: Classified, reason: str, op: Operation | None = None) -> None:
         assert what.operation is not None and what.refuse is not None
-        op = what.operation
+        op = op or what.operation
         log.info("pulsar {operation} on {resource} denied for {sub} ({peer}): {reason}", operation=op.name,
                  resource=printable(op.resource.name), sub=printable(self.session.principal.sub), peer=self.peer,
                  reason=reason)
