@@ -123,7 +123,8 @@ class PulsarGateway(TwistdGateway):
 
 @pytest.fixture(scope="module")
 def pulsar_gateway(pulsar_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulsarGateway]:
-    with PulsarGateway(tmp_path_factory.mktemp("pulsar-gw"), pulsar_broker) as gw:
+    gw = PulsarGateway(tmp_path_factory.mktemp("pulsar-gw"), pulsar_broker)
+    with gw:
         yield gw
 
 
