@@ -45,7 +45,8 @@ def test_producer_may_create_its_topic_and_creating_adds_create_topic() -> None:
 def test_subscribe_without_force_topic_creation_creates_nothing() -> None:
     cmd = wire.BaseCommand(type=T.SUBSCRIBE)
     s = cmd.subscribe
-    s.topic, s.subscription, s.subType, s.consumer_id, s.request_id = TOPIC, "readers", 0, 3, 4
+    s.topic, s.subscription, s.consumer_id, s.request_id = TOPIC, "readers", 3, 4
+    s.subType = wire.CommandSubscribe.Exclusive
     assert _classify(cmd).may_create == TOPIC
     s.force_topic_creation = False
     assert _classify(cmd).may_create is None
