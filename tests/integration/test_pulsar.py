@@ -106,7 +106,7 @@ class PulsarGateway(TwistdGateway):
                 "upstream": {"bootstrap_servers": [broker.address]},
                 "options": {"brokers": [broker.address]},
             }],
-            "upstream": {"bootstrap_servers": [broker.address]},
+            # No top-level upstream: a Pulsar-only Gatekeeper needs none (the listener has its own).
             "policy": {"engine": "embedded", "policies": str(policies)},
             "identity": {"jwt": {"issuer": ISSUER, "audience": AUDIENCE,
                                  "jwks_file": str(IDP.write_jwks(self.workdir / "jwks.json"))}},
