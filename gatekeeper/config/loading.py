@@ -155,7 +155,7 @@ def _adapter_errors(raw: Mapping[str, Any]) -> list[str]:
                           "remove it from the listener")
         if "upstream" not in raw and "upstream" not in item:
             errors.append(f"{path}.upstream: listener {item.get('name')!r} has no upstream and there is no top-level "
-                          "upstream section; " + (f"give the listener an upstream, or add the top-level upstream"
+                          "upstream section; " + ("give the listener an upstream, or add the top-level upstream"
                                                   if own_upstream else
                                                   f"the {name} adapter fronts the top-level upstream section: add it"))
         schema = getattr(adapter, "listener_options_schema", None)
