@@ -188,3 +188,33 @@ def test_watcher_updates_track_what_the_client_holds() -> None:
     unknown.CopyFrom(update)
     unknown.watchTopicUpdate.watcher_id = 99
     assert listing.rebuild(_held(unknown, {"t/b"}), watchers) is None
+
+
+def test_every_operation_is_a_valid_policy_input() -> None:
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    from gatekeeper.policy.input import SessionInfo, build_input
+
+    schema = json.loads(resources.files("gatekeeper").joinpath("schemas/policy-input.schema.json").read_text())
+    session = SessionInfo("01JTESTSESSION0000000000000", 1_700_000_000.0, "127.0.0.1", protocol="pulsar")
+    listing_cmd = wire.BaseCommand(type=T.WATCH_TOPIC_LIST)
+    w = listing_cmd.watchTopicList
+    w.request_id, w.watcher_id, w.namespace, w.topics_pattern = 1, 2, "public/default", "persistent://public/default/.*"
+    seek = wire.BaseCommand(type=T.SEEK)
+    seek.seek.consumer_id, seek.seek.request_id = 3, 4
+    seek.seek.message_id.ledgerId, seek.seek.message_id.entryId = 5, 6
+    end = wire.BaseCommand(type=T.END_TXN)
+    end.endTxn.request_id, end.endTxn.txn_action = 7, 1
+    producer = wire.BaseCommand(type=T.PRODUCER)
+    producer.producer.topic, producer.producer.producer_id, producer.producer.request_id = TOPIC, 1, 2
+    ops = [*_classify(listing_cmd).operations, *_classify(seek, {3: (TOPIC, "readers")}).operations,
+           *_classify(end).operations, *_classify(producer).creating("PRODUCER").operations,
+           *listing.operations([TOPIC])]
+    assert [op.name for op in ops] == ["list_topics", "seek", "transactional_write", "produce", "create_topic",
+                                       "describe_topic"]
+    for op in ops:
+        jsonschema.validate(build_input(op, api_key=0, api_name="X", api_version=21, client_id=None, session=session,
+                                        now=0), schema)
