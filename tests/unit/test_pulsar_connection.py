@@ -209,9 +209,12 @@ def _answers(data: list[bytes]) -> list[wire.BaseCommand]:
     return out
 
 
-def _decide(core: PulsarConnection, io: FakeIO, decision: Decision) -> dict[str, Any]:
+def _decide(core: PulsarConnection, io: FakeIO, decision: Decision, *rest: Decision) -> dict[str, Any]:
+    """``decision`` for the command's first operation, ``rest`` for the others (allow when not
+    given: the create_topic a PRODUCER or SUBSCRIBE is decided as too when the broker cannot say
+    whether its topic exists)."""
     token, inputs = io.decisions[-1]
-    core.decided(token, [decision])
+    core.decided(token, [decision, *rest, *[Decision("allow", "creating is fine")] * (len(inputs) - 1 - len(rest))])
     return inputs[0]
 
 
@@ -441,3 +444,117 @@ def test_broker_answers_are_keyed_as_the_commands_they_answer() -> None:
     key, outcome = auditing.broker_answer(send_error)  # type: ignore[misc]
     assert key == auditing.answer_key(send) and outcome["error_code"] == wire.AuthorizationError
     assert auditing.broker_answer(wire.BaseCommand(type=T.PING)) is None
+
+
+# -- several operations per command, the topic probe, listings (with approvals and audit) ------------
+
+
+def _connected_probing(core: PulsarConnection, io: FakeIO) -> None:
+    """As _connected, to a broker that announces the probe (PARTITIONED_METADATA without creating)."""
+    connect = wire.BaseCommand(type=T.CONNECT)
+    connect.connect.client_version, connect.connect.protocol_version = "test", 21
+    connect.connect.auth_method_name, connect.connect.auth_data = "token", b"good"
+    core.client_data(_frame(connect))
+    core.upstream_connected()
+    io.upstream.clear()
+    ok = wire.BaseCommand(type=T.CONNECTED)
+    ok.connected.server_version = "broker"
+    ok.connected.feature_flags.supports_get_partitioned_metadata_without_auto_creation = True
+    core.upstream_data(_frame(ok))
+    io.client.clear()
+
+
+def _probe_answer(io: FakeIO, exists: bool) -> bytes:
+    (probe,) = [a for a in _answers(io.upstream) if a.type == T.PARTITIONED_METADATA]
+    assert probe.partitionMetadata.request_id >= 1 << 63 and not probe.partitionMetadata.metadata_auto_creation_enabled
+    io.upstream.clear()
+    answer = wire.BaseCommand(type=T.PARTITIONED_METADATA_RESPONSE)
+    r = answer.partitionMetadataResponse
+    r.request_id = probe.partitionMetadata.request_id
+    if exists:
+        r.response, r.partitions = r.Success, 0
+    else:
+        r.response, r.error, r.message = r.Failed, wire.TopicNotFound, "no such topic"
+    return _frame(answer)
+
+
+def test_a_producer_on_a_missing_topic_is_probed_then_held_for_create_topic_and_recorded_with_both() -> None:
+    trail, granted = FakeTrail(), list[dict[str, Any]]()
+    core, io = _core(trail=trail, grants=granted)
+    _connected_probing(core, io)
+    core.client_data(_producer(request_id=2) + _simple(T.PING))
+    # Waiting for its probe: not decided, nothing recorded, the keep-alive goes on.
+    assert io.decisions == [] and trail.of("request") == []
+    assert sorted(a.type for a in _answers(io.upstream)) == sorted([T.PARTITIONED_METADATA, T.PING])
+    io.upstream = [b for b in io.upstream if _answers([b])[0].type == T.PARTITIONED_METADATA]
+    core.upstream_data(_probe_answer(io, exists=False))
+    assert io.client == [], "the probe's answer is Gatekeeper's"
+    token, inputs = io.decisions[-1]
+    assert [(i["operation"], i["request"].get("auto")) for i in inputs] == [("produce", None), ("create_topic", True)]
+    core.decided(token, [Decision("allow", "writers"), APPROVE])
+    ((hold_token, (request,), _),) = io.holds
+    assert request["operation"] == "create_topic" and request["resource"].name == TOPIC
+    assert io.upstream == []
+    granted.append({**GRANT, "operation": "create_topic"})
+    core.held(hold_token, [{"id": "apr_5", "status": "approved"}])
+    # Probed again after the wait (the topic may have come or gone), then decided with the grant.
+    assert len(io.decisions) == 1
+    core.upstream_data(_probe_answer(io, exists=False))
+    token, inputs = io.decisions[-1]
+    assert len(inputs) == 2 and inputs[1]["grants"] == granted
+    core.decided(token, [Decision("allow", "writers"), Decision("allow", "approved grant")])
+    assert [a.type for a in _answers(io.upstream)] == [T.PRODUCER]
+    made = wire.BaseCommand(type=T.PRODUCER_SUCCESS)
+    made.producer_success.request_id, made.producer_success.producer_name = 2, "p"
+    core.upstream_data(_frame(made))
+    (record,) = trail.of("request")
+    SCHEMA.validate(_envelope("request", record))
+    produce, create = record["operations"]
+    assert produce["input"]["operation"] == "produce" and produce["enforced"] == {"result": "forwarded"}
+    assert create["input"]["operation"] == "create_topic" and create["enforced"]["result"] == "forwarded"
+    assert create["enforced"]["approval"]["id"] == "apr_5" and record["outcome"] == {"from": "broker"}
+
+
+def test_an_existing_topic_is_decided_without_create_topic_and_any_refused_operation_refuses_the_command() -> None:
+    trail = FakeTrail()
+    core, io = _core(trail=trail)
+    _connected_probing(core, io)
+    core.client_data(_subscribe(request_id=7))
+    core.upstream_data(_probe_answer(io, exists=True))
+    token, inputs = io.decisions[-1]
+    assert [i["operation"] for i in inputs] == ["consume"]
+    core.decided(token, [Decision("allow", "readers")])
+    assert [a.type for a in _answers(io.upstream)] == [T.SUBSCRIBE]
+    io.upstream.clear()
+    core.client_data(_producer(request_id=8))
+    core.upstream_data(_probe_answer(io, exists=False))
+    token, inputs = io.decisions[-1]
+    core.decided(token, [Decision("allow", "writers"), Decision("deny", "no new topics")])
+    (answer,) = _answers(io.client)
+    assert answer.type == T.ERROR and answer.error.request_id == 8
+    assert f"{TOPIC} does not exist and creating it is not allowed: no new topics" in answer.error.message
+    assert io.upstream == []
+    record = [r for r in trail.of("request") if r["api"]["name"] == "PRODUCER"][0]
+    SCHEMA.validate(_envelope("request", record))
+    assert [o["decision"]["action"] for o in record["operations"]] == ["allow", "deny"]
+    assert all(o["enforced"] == {"result": "denied", "error_code": 4} for o in record["operations"])
+    assert record["outcome"] == {"from": "gatekeeper"}
+
+
+def test_a_listing_from_the_broker_is_filtered_while_a_command_is_held() -> None:
+    core, io = _core()
+    _connected_probing(core, io)
+    core.client_data(_subscribe(request_id=1))
+    core.upstream_data(_probe_answer(io, exists=True))
+    _decide(core, io, APPROVE)
+    assert len(io.holds) == 1
+    listed = wire.BaseCommand(type=T.GET_TOPICS_OF_NAMESPACE_RESPONSE)
+    listed.getTopicsOfNamespaceResponse.request_id = 4
+    listed.getTopicsOfNamespaceResponse.topics.extend([TOPIC, TOPIC + "-secret"])
+    core.upstream_data(_frame(listed))
+    token, inputs = io.decisions[-1]
+    assert [(i["operation"], i["request"]) for i in inputs] == [("describe_topic", {"listing": True})] * 2
+    core.decided(token, [Decision("allow", "ok"), Decision("deny", "secret")])
+    (answer,) = _answers(io.client)
+    assert list(answer.getTopicsOfNamespaceResponse.topics) == [TOPIC]
+    assert not core.drain(), "a held command is not drained"

@@ -1,16 +1,17 @@
 """What the audit trail records of a Pulsar command: pure functions over parsed commands.
 
 One ``request`` record per decided client command (``docs/audit.md``, ``docs/pulsar.md``):
-the policy input, the decision and what was enforced, and the broker's outcome, read from the
-command that answers it: PRODUCER_SUCCESS, SUCCESS (a SUBSCRIBE) or ERROR by ``request_id``,
-LOOKUP_RESPONSE and PARTITIONED_METADATA_RESPONSE by ``request_id``, SEND_RECEIPT (the message
-id the broker stored the SEND's message or batch under) or SEND_ERROR by producer and sequence
-id. A command whose answer Gatekeeper does not read records outcome ``none``.
+for each operation it was decided as, the policy input, the decision and what was enforced;
+and the broker's outcome, read from the command that answers it: PRODUCER_SUCCESS, SUCCESS (a
+SUBSCRIBE, SEEK or UNSUBSCRIBE) or ERROR by ``request_id``, LOOKUP_RESPONSE and
+PARTITIONED_METADATA_RESPONSE by ``request_id``, SEND_RECEIPT (the message id the broker stored
+the SEND's message or batch under) or SEND_ERROR by producer and sequence id. A command whose
+answer Gatekeeper does not read records outcome ``none``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from gatekeeper.api import Decision
@@ -33,6 +34,10 @@ def answer_key(cmd: wire.BaseCommand) -> Hashable | None:
         return ("request", cmd.producer.request_id)
     if t == T.SUBSCRIBE:
         return ("request", cmd.subscribe.request_id)
+    if t == T.SEEK:
+        return ("request", cmd.seek.request_id)
+    if t == T.UNSUBSCRIBE:
+        return ("request", cmd.unsubscribe.request_id)
     if t == T.SEND:
         return ("send", cmd.send.producer_id, cmd.send.sequence_id)
     return None
@@ -86,15 +91,23 @@ def broker_answer(cmd: wire.BaseCommand) -> tuple[Hashable, dict[str, Any]] | No
     return None
 
 
-def operation_entries(policy_input: dict[str, Any], decision: Decision, revision: str | None,
-                      approval: dict[str, Any] | None = None, *, dropped: bool = False) -> list[dict[str, Any]]:
-    """The record's one operation: forwarded when allowed, else denied with the Pulsar
-    ServerError the client got (AuthorizationError), or ``dropped`` when a denied command has
-    no answer the client reads (the connection closes); ``approval`` once it was held."""
-    if decision.allowed:
-        done = enforced_fields("forwarded", approval=approval)
-    elif dropped:
-        done = enforced_fields("dropped", approval=approval)
-    else:
-        done = enforced_fields("denied", error_code=int(wire.AuthorizationError), approval=approval)
-    return [operation_entry(policy_input, decision, revision, done)]
+def operation_entries(policy_inputs: Sequence[dict[str, Any]], decisions: Sequence[Decision], revision: str | None,
+                      approvals: Sequence[dict[str, Any] | None] = (), *, forwarded: bool,
+                      dropped: bool = False) -> list[dict[str, Any]]:
+    """The record's operations, one per operation the command was decided as (a PRODUCER on a
+    missing topic: ``produce`` and ``create_topic``), each with its own decision. What was
+    enforced is the command's, as every operation must be allowed for it to go on: forwarded,
+    else denied with the Pulsar ServerError the client got (AuthorizationError), or ``dropped``
+    when a denied command has no answer the client reads (the connection closes);
+    ``approvals[i]`` once operation ``i`` was held."""
+    out = []
+    for i, (policy_input, decision) in enumerate(zip(policy_inputs, decisions, strict=True)):
+        approval = approvals[i] if i < len(approvals) else None
+        if forwarded:
+            done = enforced_fields("forwarded", approval=approval)
+        elif dropped:
+            done = enforced_fields("dropped", approval=approval)
+        else:
+            done = enforced_fields("denied", error_code=int(wire.AuthorizationError), approval=approval)
+        out.append(operation_entry(policy_input, decision, revision, done))
+    return out

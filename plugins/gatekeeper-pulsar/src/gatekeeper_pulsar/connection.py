@@ -5,16 +5,21 @@ Gatekeeper's identity settings, and only then is the broker connection opened, w
 Gatekeeper's own credential in a CONNECT of its own (the client's version and feature flags
 kept, its credentials and proxy fields never forwarded). After CONNECTED, client commands are
 taken in order: pass-through commands are forwarded as their bytes; LOOKUP,
-PARTITIONED_METADATA, PRODUCER, SEND and SUBSCRIBE are put to the policy and forwarded as
-their bytes when allowed, answered with the command's own error when not. A command the
-policy asks a person to approve is held (the commands after it wait behind it; PING and PONG
-do not) until its approval request is decided or the wait is over; approved, it is decided
-again with the grant. From the broker, LOOKUP_RESPONSE and TOPIC_MIGRATED have their broker
-addresses rewritten to Gatekeeper's; the rest is forwarded as its bytes.
+PARTITIONED_METADATA, PRODUCER, SEND, SUBSCRIBE and the rest :mod:`operations` maps are put to
+the policy (one or more operations per command, all of which must be allowed) and forwarded as
+their bytes when allowed, answered with the command's own error when not. A command that may
+make the broker create its topic is decided ``create_topic`` as well when Gatekeeper's own
+probe finds the topic missing (a command waiting for its probe is not decided yet). A command
+the policy asks a person to approve (any of its operations) is held (the commands after it wait
+behind it; PING and PONG do not) until its approval requests are decided or the wait is over;
+approved, it is probed and decided again with the grant. From the broker, LOOKUP_RESPONSE and
+TOPIC_MIGRATED have their broker addresses rewritten to Gatekeeper's, topic listings are
+filtered (:mod:`listing`); the rest is forwarded as its bytes.
 
 With an audit trail, the session's start and end, the login and one ``request`` record per
-decided command go into it (``auditing``); a command is let through only once its record has a
-place in the trail, and the record is completed by the broker's answer.
+decided command, with all its operations, go into it (``auditing``); a command is let through
+only once its record has a place in the trail, and the record is completed by the broker's
+answer.
 """
 
 from __future__ import annotations
@@ -26,16 +31,23 @@ from typing import Any
 import attrs
 from twisted.logger import Logger
 
-from gatekeeper.api import ANONYMOUS, ConnectionIO, Decision, Principal, approval_decision
+from gatekeeper.api import (
+    ANONYMOUS,
+    ConnectionIO,
+    Decision,
+    Operation,
+    Principal,
+    approval_decision,
+)
 from gatekeeper.audit.shapes import principal_fields, token_fields
 from gatekeeper.logsafe import printable
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.values import HostPort, parse_duration
-from gatekeeper_pulsar import auditing
+from gatekeeper_pulsar import auditing, listing
 from gatekeeper_pulsar import commands as c
 from gatekeeper_pulsar import wire_pb2 as wire
 from gatekeeper_pulsar.framing import Frame, FrameDecoder, FrameError, encode_frame
-from gatekeeper_pulsar.operations import Classified, classify
+from gatekeeper_pulsar.operations import Classified, classify, first_refusal
 from gatekeeper_pulsar.settings import ListenerSettings, PulsarSettings
 
 __all__ = ["PulsarConnection"]
@@ -44,19 +56,33 @@ log = Logger()
 T = wire.BaseCommand
 _QUEUE_PAUSE = 256  # client commands waiting behind a decision before reading pauses
 _KEEPALIVE = frozenset({T.PING, T.PONG})  # never wait behind a decision or an approval
+_PROBE_IDS = 1 << 63  # request ids of Gatekeeper's own probes (clients count up from 0)
 
 
 @attrs.define
 class _Decided:
-    """The client command being decided (one at a time; later ones wait in the queue)."""
+    """The client command being decided (one at a time; later ones wait in the queue).
+
+    ``classified`` is what :func:`classify` made of it; ``what`` is that as decided (with
+    ``create_topic`` when the probe found the topic missing). ``probing``: the request id of
+    Gatekeeper's probe it waits for (not decided yet)."""
 
     token: int
-    what: Classified
+    classified: Classified
     frame: Frame
     cmd: wire.BaseCommand
     received_at: float
-    policy_input: dict[str, Any] = attrs.field(factory=dict)
-    approval: dict[str, Any] | None = None  # the outcome of its approval request, once held
+    what: Classified = attrs.field()
+    policy_inputs: list[dict[str, Any]] = attrs.field(factory=list)
+    probing: int | None = None
+    held: list[int] = attrs.field(factory=list)  # the operations held for approval (indices)
+    decisions: list[Decision] = attrs.field(factory=list)  # as decided when it was held
+    # The outcomes of its approval requests once held, by (operation, resource).
+    approvals: dict[tuple[str, Any], dict[str, Any]] | None = None
+
+    @what.default
+    def _what(self) -> Classified:
+        return self.classified
 
 
 class PulsarConnection:
@@ -74,6 +100,11 @@ class PulsarConnection:
         self.client_connect: wire.CommandConnect | None = None
         self.protocol_version = 0
         self.producers: dict[int, str] = {}
+        self.consumers: dict[int, tuple[str, str]] = {}  # allowed SUBSCRIBEs: consumer_id -> (topic, subscription)
+        self.watchers: dict[int, set[str]] = {}  # topic watchers: the (filtered) list the client holds
+        self.probe_supported = False  # the broker answers PARTITIONED_METADATA without creating the topic
+        self._probes = 0
+        self._listings: deque[listing.HeldListing] = deque()
         self._queue: deque[tuple[Frame, wire.BaseCommand, float]] = deque()
         self._waiting: _Decided | None = None
         self._token = 0
@@ -142,7 +173,7 @@ class PulsarConnection:
     def drain(self) -> bool:
         if self.closing:
             return True
-        if self._waiting is not None or self._queue or self._answers:
+        if self._waiting is not None or self._queue or self._answers or self._listings:
             return False
         self._ended_by = "gatekeeper"
         self._close("Gatekeeper shut down")
@@ -298,13 +329,22 @@ class PulsarConnection:
         t = cmd.type if cmd.HasField("type") else None
         if t == T.MESSAGE:
             return [frame.raw]
+        pending = self._waiting
+        if t == T.PARTITIONED_METADATA_RESPONSE and pending is not None and pending.probing is not None \
+                and cmd.partitionMetadataResponse.request_id == pending.probing:
+            # Gatekeeper's own probe: never the client's, never the answer of a recorded command.
+            self._probed(pending, cmd.partitionMetadataResponse)
+            return []
         if self._answers and t != T.LOOKUP_RESPONSE:  # a lookup's: as the client gets it, below
             self._audit_answer(cmd)
         if t == T.SEND_RECEIPT:
             return [frame.raw]
         if t == T.CONNECTED and self.state == "connecting":
             self.state = "ready"
+            self.probe_supported = cmd.connected.feature_flags.supports_get_partitioned_metadata_without_auto_creation
             return [frame.raw]
+        if t in listing.RESPONSES:
+            return self._hold_listing(cmd, frame)
         if t == T.AUTH_CHALLENGE:
             self._answer_challenge(cmd)
             return []
@@ -369,10 +409,16 @@ class PulsarConnection:
             while self._queue and self._waiting is None and not self.closing:
                 frame, cmd, received_at = self._queue.popleft()
                 try:
-                    what = classify(cmd, frame, self.producers)
+                    what = classify(cmd, frame, self.producers, self.consumers)
                 except FrameError as e:
                     self._close(f"the client's bytes are not the Pulsar protocol: {e}")
                     return
+                if what.refused is not None:
+                    if forward:
+                        self.io.to_upstream(forward)
+                        forward = []
+                    self._refuse_outright(what, cmd)
+                    continue
                 if what.operation is None:
                     forward.append(frame.raw)
                     continue
@@ -380,26 +426,100 @@ class PulsarConnection:
                     self.io.to_upstream(forward)
                     forward = []
                 self._waiting = _Decided(0, what, frame, cmd, received_at)
-                self._ask(self._waiting)
+                self._probe_or_ask(self._waiting)
             if forward:
                 self.io.to_upstream(forward)
         finally:
             self._pumping = False
         self._flow_control()
 
+    def _probe_or_ask(self, pending: _Decided) -> None:
+        """Decide the command as classified; one that may make the broker create its topic first
+        asks the broker whether the topic exists (without letting it create it): the answer, in
+        :meth:`_probed`, says whether ``create_topic`` is decided too. A broker that cannot say
+        without creating it: ``create_topic`` is decided."""
+        what = pending.classified
+        topic = what.may_create
+        if topic is not None and self.probe_supported:
+            self._probes += 1
+            pending.probing = _PROBE_IDS + self._probes
+            pending.token = 0  # no decision is asked for until the probe is answered
+            self.io.to_upstream([c.probe_frame(pending.probing, topic)])
+            return
+        pending.what = what.creating(c.command_name(pending.cmd)) if topic is not None else what
+        self._ask(pending)
+
+    def _probed(self, pending: _Decided, answer: wire.CommandPartitionedTopicMetadataResponse) -> None:
+        pending.probing = None
+        exists = answer.response == wire.CommandPartitionedTopicMetadataResponse.Success
+        if exists:
+            pending.what = attrs.evolve(pending.classified, may_create=None)
+        else:  # TopicNotFound, or any failure: it may be created, so create_topic is decided
+            pending.what = pending.classified.creating(c.command_name(pending.cmd))
+        self._ask(pending)
+
     def _ask(self, pending: _Decided) -> None:
-        """Put the command to the policy, with the principal's grants as they are now."""
-        assert pending.what.operation is not None
+        """Put the command's operations to the policy, with the principal's grants as they are now."""
         cmd = pending.cmd
         self._token += 1
         pending.token = self._token
         now = self.s.clock()
-        pending.policy_input = build_input(
-            pending.what.operation, api_key=int(cmd.type) if cmd.HasField("type") else 0,
-            api_name=c.command_name(cmd), api_version=self.protocol_version, client_id=None,
-            session=self.session, now=now, grants=self.s.grants_for(self.session.principal, now))
-        self.s.inputs_decoded([pending.policy_input])
-        self.io.decide(self._token, [pending.policy_input])
+        grants = self.s.grants_for(self.session.principal, now)
+        pending.policy_inputs = [
+            build_input(op, api_key=int(cmd.type) if cmd.HasField("type") else 0, api_name=c.command_name(cmd),
+                        api_version=self.protocol_version, client_id=None, session=self.session, now=now,
+                        grants=grants)
+            for op in pending.what.operations]
+        self.s.inputs_decoded(pending.policy_inputs)
+        self.io.decide(self._token, pending.policy_inputs)
+
+    def _refuse_outright(self, what: Classified, cmd: wire.BaseCommand) -> None:
+        assert what.refused is not None and what.refuse is not None
+        log.warn("pulsar {command} from {peer} refused: {why}", command=c.command_name(cmd), peer=self.peer,
+                 why=what.refused)
+        answer = what.refuse(what.refused)
+        if answer:
+            self._write_client([answer])
+        if what.closes:
+            self._close(what.refused)
+
+    # -- topic listings from the broker -------------------------------------------------------------
+
+    def _hold_listing(self, cmd: wire.BaseCommand, frame: Frame) -> list[bytes]:
+        """A topic listing from the broker: held until each topic it names is decided."""
+        self._token += 1
+        held = listing.HeldListing(self._token, cmd, frame.raw, listing.listed(cmd))
+        self._listings.append(held)
+        if not held.topics:
+            held.allowed = set()
+            return self._listings_ready()
+        now = self.s.clock()
+        grants = self.s.grants_for(self.session.principal, now)
+        inputs = [build_input(op, api_key=int(cmd.type), api_name=c.command_name(cmd), api_version=self.protocol_version,
+                              client_id=None, session=self.session, now=now, grants=grants)
+                  for op in listing.operations(held.topics)]
+        self.s.inputs_decoded(inputs)
+        self.io.decide(held.token, inputs)
+        return []
+
+    def _listing_decided(self, token: int, decisions: list[Decision]) -> None:
+        for held in self._listings:
+            if held.token == token:
+                # Only an allow lists a topic: a deny, a mask or an approve (a listing is never
+                # held for approval) leaves it out.
+                held.allowed = {t for t, d in zip(held.topics, decisions, strict=False) if d.action == "allow"}
+        out = self._listings_ready()
+        if out:
+            self._write_client(out)
+
+    def _listings_ready(self) -> list[bytes]:
+        """The decided listings at the head of the queue, filtered, in the broker's order."""
+        out = []
+        while self._listings and self._listings[0].allowed is not None:
+            rebuilt = listing.rebuild(self._listings.popleft(), self.watchers)
+            if rebuilt is not None:
+                out.append(rebuilt)
+        return out
 
     def _flow_control(self) -> None:
         if not self._paused and len(self._queue) >= _QUEUE_PAUSE:
@@ -410,79 +530,99 @@ class PulsarConnection:
             self.io.resume_client()
 
     def decided(self, token: int, decisions: list[Decision]) -> None:
-        pending = self._waiting
-        if pending is None or pending.token != token or self.closing:
+        if self.closing:
             return
-        decision = decisions[0] if decisions else Decision("deny", "no decision")
-        if decision.action == "approve":
-            if pending.approval is None:
-                self._hold(pending, decision)
+        if any(held.token == token for held in self._listings):
+            self._listing_decided(token, decisions)
+            return
+        pending = self._waiting
+        if pending is None or pending.probing is not None or pending.token != token:
+            return
+        ops = pending.what.operations
+        # One decision per operation; a missing one is a deny.
+        decided = [decisions[i] if i < len(decisions) else Decision("deny", "no decision") for i in range(len(ops))]
+        decided = [Decision("deny", f"mask is not supported for Pulsar yet, so it is a deny: "
+                                    f"{d.reason or 'denied by policy'}", ttl=d.ttl) if d.action == "mask" else d
+                   for d in decided]
+        if any(d.action == "approve" for d in decided):
+            if pending.approvals is None:
+                self._hold(pending, decided)
                 return
-            # Decided again after its approval: an approve now is the outcome's denial (a
-            # policy that does not allow on the grant it asked for: never held twice).
-            decision = approval_decision(pending.approval)
-        elif decision.action == "mask":
-            decision = Decision("deny", f"mask is not supported for Pulsar yet, so it is a deny: "
-                                        f"{decision.reason or 'denied by policy'}", ttl=decision.ttl)
-        self._enforce(pending, decision)
+            # Decided again after its approvals: an approve now is the outcome's denial (a policy
+            # that does not allow on the grant it asked for, or an approve for an operation that
+            # was not held: never held twice).
+            decided = [approval_decision(pending.approvals.get((op.name, op.resource)) or {"status": "unheld"})
+                       if d.action == "approve" else d for op, d in zip(ops, decided, strict=True)]
+        self._enforce(pending, decided)
 
     def decision_failed(self, token: int, reason: str) -> None:
         self.decided(token, [Decision("deny", f"policy engine failed, denied: {reason}")])
 
     # -- approvals ------------------------------------------------------------------------------
 
-    def _hold(self, pending: _Decided, decision: Decision) -> None:
-        """An approve decision: the command waits (the commands after it wait behind it) until
-        its approval request is decided or the decision's wait, capped by approvals.max_wait,
-        is over."""
-        op = pending.what.operation
-        assert op is not None
+    def _hold(self, pending: _Decided, decisions: list[Decision]) -> None:
+        """Approve decisions: the command waits (the commands after it wait behind it) until the
+        approval requests of its operations that ask for one are decided or the shortest of their
+        waits, capped by approvals.max_wait, is over."""
+        ops = pending.what.operations
         max_wait = self.s.approvals_max_wait
         if max_wait is None:
-            self._enforce(pending, Decision("deny", f"the policy asks for approval ({decision.reason}), but approvals "
-                                                    "are not configured here; denied"))
+            self._enforce(pending, [
+                Decision("deny", f"the policy asks for approval ({d.reason}), but approvals are not configured here; "
+                                 "denied") if d.action == "approve" else d for d in decisions])
             return
-        approval = dict(decision.approval or {})
+        held = [i for i, d in enumerate(decisions) if d.action == "approve"]
         wait = max_wait
-        if approval.get("wait"):
-            try:
-                wait = min(max_wait, parse_duration(str(approval["wait"])))
-            except ValueError:
-                pass  # the approvals service refuses the malformed approval: said to the client
-        request = {
-            "principal": self.session.principal,
-            "client": dict(pending.policy_input["client"]),
-            "operation": op.name,
-            "resource": op.resource,
-            "summary": dict(pending.policy_input["request"]),
-            "reason": decision.reason,
-            "approval": approval,
-        }
-        log.info("pulsar {operation} on {resource} for {sub} ({peer}) held for approval, up to {wait:g}s",
-                 operation=op.name, resource=printable(op.resource.name), sub=printable(self.session.principal.sub),
-                 peer=self.peer, wait=wait)
+        requests = []
+        for i in held:
+            op, decision = ops[i], decisions[i]
+            approval = dict(decision.approval or {})
+            if approval.get("wait"):
+                try:
+                    wait = min(wait, parse_duration(str(approval["wait"])))
+                except ValueError:
+                    pass  # the approvals service refuses the malformed approval: said to the client
+            requests.append({
+                "principal": self.session.principal,
+                "client": dict(pending.policy_inputs[i]["client"]),
+                "operation": op.name,
+                "resource": op.resource,
+                "summary": dict(pending.policy_inputs[i]["request"]),
+                "reason": decision.reason,
+                "approval": approval,
+            })
+        log.info("pulsar {operations} for {sub} ({peer}) held for approval, up to {wait:g}s",
+                 operations=", ".join(f"{ops[i].name} on {printable(ops[i].resource.name)}" for i in held),
+                 sub=printable(self.session.principal.sub), peer=self.peer, wait=wait)
+        pending.held, pending.decisions = held, list(decisions)
         self._token += 1
         pending.token = self._token
-        self.io.hold(self._token, [request], wait)
+        self.io.hold(self._token, requests, wait)
 
     def held(self, token: int, outcomes: list[dict[str, Any]]) -> None:
-        """The approval request of the held command: decided, or still pending after the wait."""
+        """The approval requests of the held command: decided, or still pending after the wait."""
         pending = self._waiting
         if pending is None or pending.token != token or self.closing:
             return
-        outcome = dict(outcomes[0]) if outcomes else {"status": "unavailable", "reason": "no outcome"}
-        pending.approval = outcome
-        self.s.metrics.inc("gatekeeper_held_requests_total", outcome=str(outcome.get("status")))
-        if outcome.get("status") == "approved":
+        ops = pending.what.operations
+        approvals: dict[tuple[str, Any], dict[str, Any]] = {}
+        for n, i in enumerate(pending.held):
+            outcome = dict(outcomes[n]) if n < len(outcomes) else {"status": "unavailable", "reason": "no outcome"}
+            approvals[(ops[i].name, ops[i].resource)] = outcome
+            self.s.metrics.inc("gatekeeper_held_requests_total", outcome=str(outcome.get("status")))
+        pending.approvals = approvals
+        if any(o.get("status") == "approved" for o in approvals.values()):
             # The grant is in place: the policy decides again with it in the input (it may now
-            # say mask rather than allow), never a blind forward.
-            self._ask(pending)
+            # say mask rather than allow), never a blind forward. The topic may have come or gone
+            # while the command was held: it is probed again.
+            self._probe_or_ask(pending)
             return
-        self._enforce(pending, approval_decision(outcome))
+        self._enforce(pending, [approval_decision(approvals.get((op.name, op.resource)) or {"status": "unheld"})
+                                if i in pending.held else d for i, (op, d) in enumerate(zip(ops, pending.decisions, strict=True))])
 
     # -- enforcing ------------------------------------------------------------------------------
 
-    def _enforce(self, pending: _Decided, decision: Decision) -> None:
+    def _enforce(self, pending: _Decided, decisions: list[Decision]) -> None:
         what = pending.what
         slot = None
         trail = self.s.audit
@@ -492,13 +632,15 @@ class PulsarConnection:
             slot = trail.reserve()
             if slot is None:
                 self.s.metrics.inc("gatekeeper_rejected_total", reason="audit_unavailable")
-                decision = Decision("deny", f"audit trail unavailable ({trail.error or 'its queue is full'}): "
-                                            "denied until it recovers", ttl=0.0)
+                unavailable = Decision("deny", f"audit trail unavailable ({trail.error or 'its queue is full'}): "
+                                               "denied until it recovers", ttl=0.0)
+                decisions = [unavailable] * len(decisions)
         self._waiting = None
-        if decision.allowed:
+        refusal = first_refusal(what.operations, decisions)
+        if refusal is None:
             self._allow(what, pending.frame)
             if slot is not None:
-                fields = self._request_fields(pending, decision)
+                fields = self._request_fields(pending, decisions, forwarded=True)
                 key = auditing.answer_key(pending.cmd)
                 now = self.s.clock()
                 if key is None:
@@ -510,14 +652,17 @@ class PulsarConnection:
                     self._answers[key] = (slot, fields)
                     fields["latency_ms"] = round(1000 * max(0.0, now - pending.received_at), 3)
         else:
+            op, decision = refusal
             reason = decision.reason or "denied by policy"
+            if op.name == "create_topic" and op.request.get("auto"):
+                reason = f"{op.resource.name} does not exist and creating it is not allowed: {reason}"
             assert what.refuse is not None
             answer = what.refuse(reason)
             if slot is not None:
-                fields = self._request_fields(pending, decision, dropped=not answer)
+                fields = self._request_fields(pending, decisions, forwarded=False, dropped=not answer)
                 self._complete(slot, fields, {"from": "gatekeeper"} if answer else {"from": "none", "error": reason},
                                pending.received_at)
-            self._deny(what, reason, answer)
+            self._deny(what, reason, answer, op)
         if not self.closing:
             self._pump()
 
@@ -525,11 +670,14 @@ class PulsarConnection:
         if what.producer is not None:
             producer_id, topic = what.producer
             self.producers[producer_id] = topic
+        if what.consumer is not None:
+            consumer_id, topic, subscription = what.consumer
+            self.consumers[consumer_id] = (topic, subscription)
         self.io.to_upstream([frame.raw])
 
-    def _deny(self, what: Classified, reason: str, answer: bytes) -> None:
+    def _deny(self, what: Classified, reason: str, answer: bytes, op: Operation | None = None) -> None:
         assert what.operation is not None
-        op = what.operation
+        op = op or what.operation
         log.info("pulsar {operation} on {resource} denied for {sub} ({peer}): {reason}", operation=op.name,
                  resource=printable(op.resource.name), sub=printable(self.session.principal.sub), peer=self.peer,
                  reason=reason)
@@ -541,20 +689,24 @@ class PulsarConnection:
 
     # -- the audit trail ----------------------------------------------------------------------------
 
-    def _request_fields(self, pending: _Decided, decision: Decision, dropped: bool = False) -> dict[str, Any]:
-        """The command's request record, but for its outcome (filled in by the broker's answer)."""
+    def _request_fields(self, pending: _Decided, decisions: list[Decision], *, forwarded: bool,
+                        dropped: bool = False) -> dict[str, Any]:
+        """The command's request record, one entry per decided operation, but for its outcome
+        (filled in by the broker's answer)."""
         cmd = pending.cmd
-        approval = None
-        if pending.approval is not None and pending.approval.get("id"):
-            waited = max(0, int(1000 * (self.s.clock() - pending.received_at)))
-            approval = {"id": str(pending.approval["id"]), "status": str(pending.approval.get("status")), "waited_ms": waited}
+        approvals: list[dict[str, Any] | None] = []
+        waited = max(0, int(1000 * (self.s.clock() - pending.received_at)))
+        for op in pending.what.operations:
+            outcome = (pending.approvals or {}).get((op.name, op.resource))
+            approvals.append({"id": str(outcome["id"]), "status": str(outcome.get("status")), "waited_ms": waited}
+                             if outcome is not None and outcome.get("id") else None)
         fields: dict[str, Any] = {
             "session": self.session.id, "principal": principal_fields(self.session.principal),
             "client": {"id": None, "address": self.session.client_address},
             "api": {"key": int(cmd.type) if cmd.HasField("type") else 0, "name": c.command_name(cmd),
                     "version": max(0, self.protocol_version)},
-            "operations": auditing.operation_entries(pending.policy_input, decision, self.s.policy_revision(), approval,
-                                                     dropped=dropped),
+            "operations": auditing.operation_entries(pending.policy_inputs, decisions, self.s.policy_revision(),
+                                                     approvals, forwarded=forwarded, dropped=dropped),
         }
         correlation = auditing.correlation_of(cmd)
         if correlation is not None:
