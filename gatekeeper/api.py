@@ -43,6 +43,7 @@ __all__ = [
     "ProtocolAdapter",
     "Resource",
     "Span",
+    "UpstreamTarget",
 ]
 
 
@@ -58,6 +59,18 @@ class Resource:
 
 
 CLUSTER = Resource("cluster", "kafka-cluster")
+
+
+@attrs.frozen
+class UpstreamTarget:
+    """A broker address for ``ConnectionIO.connect_upstream`` with the TLS settings to reach
+    it (a ``gatekeeper.config.UpstreamTlsConfig``, or None: plain TCP). An adapter whose listener
+    fronts a cluster of its own passes one, so the top-level upstream's TLS settings (those of
+    the Kafka cluster) never apply to it; a bare ``host``/``port`` target uses them."""
+
+    host: str
+    port: int
+    tls: Any = None
 
 
 @attrs.frozen
@@ -134,8 +147,9 @@ class ConnectionIO(Protocol):
         """Write bytes to the broker (only after ``upstream_connected``)."""
 
     def connect_upstream(self, target: Any) -> None:
-        """Connect to the broker at ``target`` (``host``, ``port``); then ``upstream_connected``
-        or ``upstream_failed`` is called. Reading from the client pauses until then."""
+        """Connect to the broker at ``target`` (``host``, ``port``; an :class:`UpstreamTarget`
+        also says which TLS settings); then ``upstream_connected`` or ``upstream_failed`` is
+        called. Reading from the client pauses until then."""
 
     def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
         """Ask the policy engine; then ``decided(token, decisions)`` or ``decision_failed``."""
@@ -229,7 +243,12 @@ class ProtocolAdapter(Protocol):
     constructed): ``listener_options_schema``, a JSON Schema (draft 2020-12) for the listener's
     ``options`` (absent: the adapter takes none), and ``listener_upstream`` (default False): True
     when the adapter honours a listener's own ``upstream`` (``ListenerConfig.upstream_servers``)
-    instead of the top-level upstream section."""
+    instead of the top-level upstream section.
+
+    An adapter may also have ``reload()``, called on SIGHUP (with the policy reload): it re-reads
+    the adapter's own secrets, keeps the previous ones when that fails, and returns one
+    ``{"name", "result": "loaded" | "failed", "error"?}`` per secret for the audit trail (never
+    a value); connections opened afterwards use the new ones."""
 
     name: str
 

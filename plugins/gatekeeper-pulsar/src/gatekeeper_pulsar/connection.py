@@ -24,6 +24,7 @@ from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
 from gatekeeper.values import HostPort
 from gatekeeper_pulsar import commands as c
 from gatekeeper_pulsar import wire_pb2 as wire
+from gatekeeper_pulsar.client_token import ClientToken
 from gatekeeper_pulsar.framing import Frame, FrameDecoder, FrameError, encode_frame
 from gatekeeper_pulsar.operations import Classified, classify
 from gatekeeper_pulsar.settings import ListenerSettings, PulsarSettings
@@ -56,6 +57,8 @@ class PulsarConnection:
         self._pumping = False
         self._paused = False
         self._timers: list[Any] = []
+        self.client_token = ClientToken(settings.identity, settings.clock, io, self._timers, self._refuse_refresh,
+                                        self._close, listener.refresh_before)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -99,6 +102,8 @@ class PulsarConnection:
                 cmd = c.parse_command(frame.command)
                 if self.state == "connect":
                     self._client_connect(cmd)
+                elif cmd.type == T.AUTH_RESPONSE:  # the answer to Gatekeeper's refresh challenge
+                    self._client_refreshed(cmd)
                 else:
                     self._queue.append((frame, cmd))
         except FrameError as e:
@@ -121,7 +126,7 @@ class PulsarConnection:
         self.session = SessionInfo(self.session.id, self.session.started_at, self.session.client_address,
                                    principal=principal, protocol="pulsar")
         self.state = "connecting"
-        self.io.connect_upstream(target)
+        self.io.connect_upstream(self.listener.upstream_target(target))
 
     def _authenticate(self, connect: wire.CommandConnect) -> Principal | None:
         method = connect.auth_method_name
@@ -134,8 +139,7 @@ class PulsarConnection:
             except Exception as e:  # the validator's errors say what is wrong with the token
                 self._refuse_connect(f"token refused: {e}")
                 return None
-            delay = token.expires_at - self.s.clock()
-            self._timers.append(self.io.call_later(max(delay, 0.0), lambda: self._close("the client's token expired")))
+            self.client_token.start(token.principal, token.expires_at, connect)
             log.info("pulsar client {peer} authenticated as {sub}", peer=self.peer, sub=printable(token.principal.sub))
             return token.principal  # type: ignore[no-any-return]
         if method and method != "none":
@@ -166,6 +170,16 @@ class PulsarConnection:
         self.io.to_client([c.error_frame(c.NO_REQUEST_ID, error, message)])
         self._close(f"CONNECT refused: {message}")
 
+    def _client_refreshed(self, cmd: wire.BaseCommand) -> None:
+        principal = self.client_token.answer(cmd)
+        if principal is not None:
+            self.session = SessionInfo(self.session.id, self.session.started_at, self.session.client_address,
+                                       principal=principal, protocol="pulsar")
+
+    def _refuse_refresh(self, message: str) -> None:
+        self.io.to_client([c.auth_error_frame(message)])
+        self._close(f"token refresh refused: {message}")
+
     # -- the broker ----------------------------------------------------------------------------------
 
     def upstream_connected(self) -> None:
@@ -179,6 +193,10 @@ class PulsarConnection:
         if token is not None:
             ours.connect.auth_method_name = "token"
             ours.connect.auth_data = token.encode()
+        if self.listener.original_principal:
+            # Gatekeeper's role is one of the broker's proxyRoles: the broker authorizes the
+            # client's principal as well as Gatekeeper's role (docs/pulsar.md).
+            ours.connect.original_principal = self.session.principal.sub
         self.io.to_upstream([encode_frame(c.serialize(ours))])
 
     def upstream_failed(self, reason: str) -> None:
@@ -239,29 +257,28 @@ class PulsarConnection:
 
     def _rewrite_lookup(self, cmd: wire.BaseCommand, frame: Frame) -> bytes:
         r = cmd.lookupTopicResponse
-        urls = [u for u in (r.brokerServiceUrl, r.brokerServiceUrlTls) if u]
-        if not urls:
+        url = self.listener.broker_url(r.brokerServiceUrl, r.brokerServiceUrlTls)
+        if not url:
             return frame.raw  # a failed lookup: no address to rewrite
-        rewritten = self.listener.brokers.rewrite(urls[0])
-        if rewritten is None:
-            message = (f"the broker answered the lookup with {urls[0]}, which is not among the brokers listener "
+        slot = self.listener.brokers.slot_of_url(url)
+        if slot is None:
+            message = (f"the broker answered the lookup with {url}, which is not among the brokers listener "
                        f"{self.listener.name} fronts (listeners[].options.brokers); Gatekeeper refuses to hand it out")
             log.warn("{message}", message=message)
             return c.lookup_failed_frame(r.request_id, c.SERVICE_NOT_READY, message)
-        r.brokerServiceUrl = rewritten
-        r.ClearField("brokerServiceUrlTls")
+        self.listener.set_gateway_urls(r, slot)
         # The client comes to the rewritten address itself: Gatekeeper's port for that broker.
         r.proxy_through_service_url = False
         return encode_frame(c.serialize(cmd))
 
     def _rewrite_migrated(self, cmd: wire.BaseCommand, frame: Frame) -> list[bytes]:
         m = cmd.topicMigrated
-        rewritten = self.listener.brokers.rewrite(m.brokerServiceUrl or m.brokerServiceUrlTls)
-        if rewritten is None:
-            self._close(f"the broker migrated a topic to {m.brokerServiceUrl!r}, a broker this listener does not front")
+        url = self.listener.broker_url(m.brokerServiceUrl, m.brokerServiceUrlTls)
+        slot = self.listener.brokers.slot_of_url(url)
+        if slot is None:
+            self._close(f"the broker migrated a topic to {url!r}, a broker this listener does not front")
             return []
-        m.brokerServiceUrl = rewritten
-        m.ClearField("brokerServiceUrlTls")
+        self.listener.set_gateway_urls(m, slot)
         return [encode_frame(c.serialize(cmd))]
 
     # -- client commands, in order ----------------------------------------------------------------
