@@ -8,7 +8,9 @@ taken in order: pass-through commands are forwarded as their bytes; LOOKUP,
 PARTITIONED_METADATA, PRODUCER, SEND and SUBSCRIBE are put to the policy and forwarded as
 their bytes when allowed, answered with the command's own error when not. From the broker,
 LOOKUP_RESPONSE and TOPIC_MIGRATED have their broker addresses rewritten to Gatekeeper's; the
-rest is forwarded as its bytes.
+rest is forwarded as its bytes. The client's token is kept to its lifetime by
+:class:`~gatekeeper_pulsar.client_token.ClientToken`; the client's AUTH_RESPONSE (its answer to
+Gatekeeper's refresh challenge) is taken there at once, never forwarded.
 """
 
 from __future__ import annotations
