@@ -322,3 +322,34 @@ def test_reload_rereads_the_broker_token_and_keeps_the_old_one_when_unreadable(t
     [failed] = adapter.reload()
     assert failed["result"] == "failed" and "cannot read" in failed["error"]
     assert token() == "second"
+
+
+def test_sighup_reload_rereads_the_adapters_token_and_audits_which(tmp_path: Path) -> None:
+    from twisted.internet.testing import MemoryReactorClock
+
+    from gatekeeper.config import parse_config
+    from gatekeeper.proxy.gateway import GatewayService
+
+    token_file = tmp_path / "token"
+    token_file.write_text("first\n")
+    config = parse_config({
+        "listeners": [{"name": "p", "protocol": "pulsar", "bind": "127.0.0.1:16650", "broker_ports": "16651-16651",
+                       "options": {"token_file": str(token_file)}}],
+        "upstream": {"bootstrap_servers": ["127.0.0.1:6650"]},
+        "policy": {"engine": "allow-all"},
+    })
+    service = GatewayService(config, MemoryReactorClock())
+    records: list[tuple[str, dict[str, Any]]] = []
+
+    class Trail:
+        def record(self, kind: str, fields: dict[str, Any]) -> None:
+            records.append((kind, fields))
+
+    service.gateway.audit = Trail()  # type: ignore[assignment]
+    token_file.write_text("second\n")
+    service.reload()
+    adapter = service.gateway.adapters["pulsar"]
+    assert adapter.tokens["p"] == "second"  # type: ignore[attr-defined]
+    secrets = [fields for kind, fields in records if kind == "secret_reload"]
+    assert secrets == [{"secrets": [{"name": "listeners[0].options.token_file", "file": str(token_file),
+                                     "result": "loaded"}]}]
