@@ -224,6 +224,17 @@ def test_a_short_token_is_challenged_at_half_its_life() -> None:
     assert io.sent(io.client)[0].type == T.AUTH_CHALLENGE
 
 
+def test_no_challenge_before_the_client_has_its_connected() -> None:
+    conn, io, clock = _connection()
+    conn.client_data(_connect(f"svc-orders:{clock.seconds() + 10}"))
+    conn.upstream_connected()
+    clock.advance(5.5)  # the challenge is due (half of 10 s), but the broker has not answered yet
+    assert io.sent(io.client) == []
+    _connected(conn)
+    clock.advance(0.5)
+    assert [x.type for x in io.sent(io.client)] == [T.CONNECTED, T.AUTH_CHALLENGE]
+
+
 # -- Gatekeeper's CONNECT to the broker ----------------------------------------------------------
 
 

@@ -36,10 +36,12 @@ class ClientToken:
     """One client's token: expiry, the refresh challenge ahead of it, and the client's answer.
 
     ``timers`` is the connection's list of pending calls (cancelled when it closes); ``refuse``
-    answers AuthenticationError and closes the connection; ``expired`` closes it."""
+    answers AuthenticationError and closes the connection; ``expired`` closes it; ``ready`` says
+    whether the client has had its CONNECTED (no challenge comes before it)."""
 
     def __init__(self, identity: Any, clock: Callable[[], float], io: ConnectionIO, timers: list[Any],
-                 refuse: Callable[[str], None], expired: Callable[[str], None], refresh_before: float) -> None:
+                 refuse: Callable[[str], None], expired: Callable[[str], None], refresh_before: float,
+                 ready: Callable[[], bool] = lambda: True) -> None:
         self.identity = identity
         self.clock = clock
         self.io = io
@@ -47,6 +49,7 @@ class ClientToken:
         self.refuse = refuse
         self.expired = expired
         self.refresh_before = refresh_before
+        self.ready = ready
         self.principal: Principal | None = None
         self.expires_at = 0.0
         self.can_refresh = False
@@ -83,6 +86,10 @@ class ClientToken:
 
     def _challenge(self, generation: int) -> None:
         if generation != self._generation:
+            return
+        if not self.ready():  # the broker has not answered Gatekeeper's CONNECT yet: ask again shortly
+            if self.expires_at - self.clock() > 1.0:
+                self.timers.append(self.io.call_later(0.5, lambda: self._challenge(generation)))
             return
         self.challenged = True
         cmd = wire.BaseCommand(type=T.AUTH_CHALLENGE)

@@ -60,7 +60,7 @@ class PulsarConnection:
         self._paused = False
         self._timers: list[Any] = []
         self.client_token = ClientToken(settings.identity, settings.clock, io, self._timers, self._refuse_refresh,
-                                        self._close, listener.refresh_before)
+                                        self._close, listener.refresh_before, lambda: self.state == "ready")
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
