@@ -275,7 +275,7 @@ class Gateway:
             log.warn("upstream.sasl.password is inline in the config: use password_file or password_env")
         self.upstream_password = read_password(sasl)
 
-    def _tcp_connect(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
+    def _tcp_connect(self, target: HostPort | UpstreamTarget, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
         up = self.config.upstream
         # An adapter fronting a cluster of its own says which TLS settings reach it.
         tls = target.tls if isinstance(target, UpstreamTarget) else up.tls

@@ -8,6 +8,7 @@ broker tokens are read at start and again on SIGHUP (:meth:`PulsarAdapter.reload
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
 from twisted.logger import Logger
@@ -43,6 +44,9 @@ class PulsarAdapter:
             tokens[lst.name] = read_token(lst.options, f"listeners[{i}].options")
             if "token_file" in lst.options or "token_env" in lst.options:
                 self._token_options[lst.name] = (f"listeners[{i}].options", lst.options)
+            if "token_file" in lst.options and Path(lst.options["token_file"]).stat().st_mode & 0o077:
+                log.warn("secret file readable by others than its owner: listeners[{i}].options.token_file {file}; "
+                         "chmod 600 it", i=i, file=lst.options["token_file"])
         self.tokens = tokens
         self.services = services
         self._settings = {
