@@ -43,6 +43,7 @@ __all__ = [
     "ProtocolAdapter",
     "Resource",
     "Span",
+    "UpstreamTarget",
     "approval_decision",
 ]
 
@@ -59,6 +60,18 @@ class Resource:
 
 
 CLUSTER = Resource("cluster", "kafka-cluster")
+
+
+@attrs.frozen
+class UpstreamTarget:
+    """A broker address for ``ConnectionIO.connect_upstream`` with the TLS settings to reach
+    it (a ``gatekeeper.config.UpstreamTlsConfig``, or None: plain TCP). An adapter whose listener
+    fronts a cluster of its own passes one, so the top-level upstream's TLS settings (those of
+    the Kafka cluster) never apply to it; a bare ``host``/``port`` target uses them."""
+
+    host: str
+    port: int
+    tls: Any = None
 
 
 @attrs.frozen
@@ -135,8 +148,9 @@ class ConnectionIO(Protocol):
         """Write bytes to the broker (only after ``upstream_connected``)."""
 
     def connect_upstream(self, target: Any) -> None:
-        """Connect to the broker at ``target`` (``host``, ``port``); then ``upstream_connected``
-        or ``upstream_failed`` is called. Reading from the client pauses until then."""
+        """Connect to the broker at ``target`` (``host``, ``port``; an :class:`UpstreamTarget`
+        also says which TLS settings); then ``upstream_connected`` or ``upstream_failed`` is
+        called. Reading from the client pauses until then."""
 
     def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
         """Ask the policy engine; then ``decided(token, decisions)`` or ``decision_failed``."""
@@ -264,7 +278,12 @@ class ProtocolAdapter(Protocol):
     ``server_factory(listener, slot)``: a Twisted protocol factory the gateway listens with on
     the listener's bind port (slot None) and each broker port (slot i), in place of the
     connection shell; ``connection`` is then never called. Such an adapter decides through
-    ``AdapterServices.decide_many`` and counts nothing in the gateway's connection limits."""
+    ``AdapterServices.decide_many`` and counts nothing in the gateway's connection limits.
+
+    An adapter may also have ``reload()``, called on SIGHUP (with the policy reload): it re-reads
+    the adapter's own secrets, keeps the previous ones when that fails, and returns one
+    ``{"name", "result": "loaded" | "failed", "error"?}`` per secret for the audit trail (never
+    a value); connections opened afterwards use the new ones."""
 
     name: str
 

@@ -110,6 +110,7 @@ class ListenerConfig:
     # top-level upstream section), and the adapter's own settings (its listener_options_schema).
     upstream_servers: tuple[HostPort, ...] | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    upstream_tls: UpstreamTlsConfig | None = None  # TLS towards the listener's own upstream
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> ListenerConfig:
@@ -126,6 +127,8 @@ class ListenerConfig:
             protocol=_get(cls, raw, "protocol"),
             upstream_servers=None if upstream is None else tuple(HostPort.parse(s) for s in upstream["bootstrap_servers"]),
             options=dict(raw.get("options", {})),
+            upstream_tls=None if upstream is None or "tls" not in upstream
+            else UpstreamTlsConfig.from_dict(upstream["tls"], base),
         )
 
 

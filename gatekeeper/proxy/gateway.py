@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
+from gatekeeper.api import ANONYMOUS, AdapterServices, Principal, UpstreamTarget
 from gatekeeper.approvals import Approvals
 from gatekeeper.audit import AuditTrail
 from gatekeeper.audit.shapes import audit_approval_record
@@ -284,11 +284,13 @@ class Gateway:
             log.warn("upstream.sasl.password is inline in the config: use password_file or password_env")
         self.upstream_password = read_password(sasl)
 
-    def _tcp_connect(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
+    def _tcp_connect(self, target: HostPort | UpstreamTarget, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
         up = self.config.upstream
+        # An adapter fronting a cluster of its own says which TLS settings reach it.
+        tls = target.tls if isinstance(target, UpstreamTarget) else up.tls
         endpoint: Any
-        if up.tls is not None:
-            options = client_options(up.tls, target.host)
+        if tls is not None:
+            options = client_options(tls, target.host)
             endpoint = SSL4ClientEndpoint(self.reactor, target.host, target.port, options, timeout=up.connect_timeout)
         else:
             endpoint = TCP4ClientEndpoint(self.reactor, target.host, target.port, timeout=up.connect_timeout)
@@ -437,8 +439,18 @@ class GatewayService(service.Service):
             log.error("re-reading broker credentials failed, the previous ones stay: {err}", err=str(e))
         if gateway.identity is not None:
             gateway.identity.refresh_jwks()
-        if gateway.audit is not None and gateway.config.upstream.sasl is not None:
-            gateway.audit.record("secret_reload", {"secrets": [secret]})  # which, never the value
+        secrets = [secret] if gateway.config.upstream.sasl is not None else []
+        for name, adapter in gateway.adapters.items():
+            reload_adapter = getattr(adapter, "reload", None)
+            if reload_adapter is None:
+                continue
+            try:
+                secrets.extend(reload_adapter())
+            except Exception as e:  # the adapter's bug: its previous secrets stay
+                log.failure("the {name} adapter failed to reload", name=name)
+                secrets.append({"name": f"adapter {name}", "result": "failed", "error": str(e)})
+        if gateway.audit is not None and secrets:
+            gateway.audit.record("secret_reload", {"secrets": secrets})  # which, never the value
         old = gateway.engine.revision
         d = gateway.engine.reload()
         d.addCallback(lambda _: gateway.audit_policy("loaded", old, "sighup"))

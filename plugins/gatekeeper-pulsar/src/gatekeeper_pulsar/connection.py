@@ -20,6 +20,9 @@ With an audit trail, the session's start and end, the login and one ``request`` 
 decided command, with all its operations, go into it (``auditing``); a command is let through
 only once its record has a place in the trail, and the record is completed by the broker's
 answer.
+The client's token is kept to its lifetime by :class:`~gatekeeper_pulsar.client_token.ClientToken`;
+the client's AUTH_RESPONSE (its answer to Gatekeeper's refresh challenge) is taken there at once,
+never forwarded.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from gatekeeper.values import HostPort, parse_duration
 from gatekeeper_pulsar import auditing, listing
 from gatekeeper_pulsar import commands as c
 from gatekeeper_pulsar import wire_pb2 as wire
+from gatekeeper_pulsar.client_token import ClientToken
 from gatekeeper_pulsar.framing import Frame, FrameDecoder, FrameError, encode_frame
 from gatekeeper_pulsar.operations import Classified, classify, first_refusal
 from gatekeeper_pulsar.settings import ListenerSettings, PulsarSettings
@@ -119,6 +123,8 @@ class PulsarConnection:
         self._close_reason: str | None = None
         self._ended_by = "client"
         self._ended = False
+        self.client_token = ClientToken(settings.identity, settings.clock, io, self._timers, self._refuse_refresh,
+                                        self._close, listener.refresh_before, lambda: self.state == "ready")
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -203,6 +209,8 @@ class PulsarConnection:
                     # Keep-alive is the connection's, not a producer's or consumer's: it never
                     # waits behind a command held for approval (the broker would drop the link).
                     self.io.to_upstream([frame.raw])
+                elif cmd.type == T.AUTH_RESPONSE:  # the answer to Gatekeeper's refresh challenge
+                    self._client_refreshed(cmd)
                 else:
                     self._queue.append((frame, cmd, self.s.clock()))
         except FrameError as e:
@@ -225,7 +233,7 @@ class PulsarConnection:
         self.session = SessionInfo(self.session.id, self.session.started_at, self.session.client_address,
                                    principal=principal, protocol="pulsar")
         self.state = "connecting"
-        self.io.connect_upstream(target)
+        self.io.connect_upstream(self.listener.upstream_target(target))
 
     def _authenticate(self, connect: wire.CommandConnect) -> Principal | None:
         method = connect.auth_method_name
@@ -238,8 +246,7 @@ class PulsarConnection:
             except Exception as e:  # the validator's errors say what is wrong with the token
                 self._refuse_connect(f"token refused: {e}")
                 return None
-            delay = token.expires_at - self.s.clock()
-            self._timers.append(self.io.call_later(max(delay, 0.0), lambda: self._close("the client's token expired")))
+            self.client_token.start(token.principal, token.expires_at, connect)
             log.info("pulsar client {peer} authenticated as {sub}", peer=self.peer, sub=printable(token.principal.sub))
             if self.s.audit is not None:
                 self.s.audit.record("authentication", {
@@ -279,6 +286,16 @@ class PulsarConnection:
         self._write_client([c.error_frame(c.NO_REQUEST_ID, error, message)])
         self._close(f"CONNECT refused: {message}")
 
+    def _client_refreshed(self, cmd: wire.BaseCommand) -> None:
+        principal = self.client_token.answer(cmd)
+        if principal is not None:
+            self.session = SessionInfo(self.session.id, self.session.started_at, self.session.client_address,
+                                       principal=principal, protocol="pulsar")
+
+    def _refuse_refresh(self, message: str) -> None:
+        self.io.to_client([c.auth_error_frame(message)])
+        self._close(f"token refresh refused: {message}")
+
     # -- the broker ----------------------------------------------------------------------------------
 
     def upstream_connected(self) -> None:
@@ -292,6 +309,10 @@ class PulsarConnection:
         if token is not None:
             ours.connect.auth_method_name = "token"
             ours.connect.auth_data = token.encode()
+        if self.listener.original_principal:
+            # Gatekeeper's role is one of the broker's proxyRoles: the broker authorizes the
+            # client's principal as well as Gatekeeper's role (docs/pulsar.md).
+            ours.connect.original_principal = self.session.principal.sub
         self.io.to_upstream([encode_frame(c.serialize(ours))])
 
     def upstream_failed(self, reason: str) -> None:
@@ -367,10 +388,14 @@ class PulsarConnection:
 
     def _rewrite_lookup(self, cmd: wire.BaseCommand, frame: Frame) -> bytes:
         r = cmd.lookupTopicResponse
-        urls = [u for u in (r.brokerServiceUrl, r.brokerServiceUrlTls) if u]
-        rewritten = self.listener.brokers.rewrite(urls[0]) if urls else None
-        if urls and rewritten is None:
-            message = (f"the broker answered the lookup with {urls[0]}, which is not among the brokers listener "
+        url = self.listener.broker_url(r.brokerServiceUrl, r.brokerServiceUrlTls)
+        if not url:
+            if self._answers:
+                self._audit_answer(cmd)
+            return frame.raw  # a failed lookup: no address to rewrite
+        slot = self.listener.brokers.slot_of_url(url)
+        if slot is None:
+            message = (f"the broker answered the lookup with {url}, which is not among the brokers listener "
                        f"{self.listener.name} fronts (listeners[].options.brokers); Gatekeeper refuses to hand it out")
             log.warn("{message}", message=message)
             waiting = self._answers.pop(("request", r.request_id), None)
@@ -380,22 +405,19 @@ class PulsarConnection:
             return c.lookup_failed_frame(r.request_id, c.SERVICE_NOT_READY, message)
         if self._answers:
             self._audit_answer(cmd)
-        if rewritten is None:
-            return frame.raw  # a failed lookup: no address to rewrite
-        r.brokerServiceUrl = rewritten
-        r.ClearField("brokerServiceUrlTls")
+        self.listener.set_gateway_urls(r, slot)
         # The client comes to the rewritten address itself: Gatekeeper's port for that broker.
         r.proxy_through_service_url = False
         return encode_frame(c.serialize(cmd))
 
     def _rewrite_migrated(self, cmd: wire.BaseCommand, frame: Frame) -> list[bytes]:
         m = cmd.topicMigrated
-        rewritten = self.listener.brokers.rewrite(m.brokerServiceUrl or m.brokerServiceUrlTls)
-        if rewritten is None:
-            self._close(f"the broker migrated a topic to {m.brokerServiceUrl!r}, a broker this listener does not front")
+        url = self.listener.broker_url(m.brokerServiceUrl, m.brokerServiceUrlTls)
+        slot = self.listener.brokers.slot_of_url(url)
+        if slot is None:
+            self._close(f"the broker migrated a topic to {url!r}, a broker this listener does not front")
             return []
-        m.brokerServiceUrl = rewritten
-        m.ClearField("brokerServiceUrlTls")
+        self.listener.set_gateway_urls(m, slot)
         return [encode_frame(c.serialize(cmd))]
 
     # -- client commands, in order ----------------------------------------------------------------
