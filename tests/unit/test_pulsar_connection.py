@@ -558,3 +558,23 @@ def test_a_listing_from_the_broker_is_filtered_while_a_command_is_held() -> None
     (answer,) = _answers(io.client)
     assert list(answer.getTopicsOfNamespaceResponse.topics) == [TOPIC]
     assert not core.drain(), "a held command is not drained"
+
+
+def test_a_client_request_id_in_gatekeepers_probe_range_closes_the_connection() -> None:
+    """The probe's ids are 2^63 + n: a client's PARTITIONED_METADATA with such an id, answered
+    while a probe waits, would be taken for the probe's answer (a missing topic for one that
+    exists, and create_topic never decided). Such an id is refused before anything is forwarded."""
+    core, io = _core()
+    _connected_probing(core, io)
+    ask = wire.BaseCommand(type=T.PARTITIONED_METADATA)
+    ask.partitionMetadata.topic, ask.partitionMetadata.request_id = TOPIC, (1 << 63) + 1
+    core.client_data(_frame(ask))
+    assert core.closing and io.upstream == []
+    # An ordinary id is served as before.
+    core, io = _core()
+    _connected_probing(core, io)
+    ask.partitionMetadata.request_id = 7
+    core.client_data(_frame(ask))
+    assert not core.closing
+    (probe,) = _answers(io.upstream)  # Gatekeeper's probe first, then the decision
+    assert probe.type == T.PARTITIONED_METADATA and probe.partitionMetadata.request_id > 1 << 63

@@ -22,6 +22,7 @@ __all__ = [
     "parse_command",
     "partitioned_failed_frame",
     "probe_frame",
+    "request_id_of",
     "schema_error_frame",
     "tc_connect_error_frame",
     "topics_hash",
@@ -167,3 +168,15 @@ def topics_hash(topics: list[str] | set[str]) -> str:
     joined by commas, as Guava prints a 32-bit hash (its bytes little-endian, in hex)."""
     crc = google_crc32c.value(",".join(sorted(topics)).encode("utf-8"))
     return crc.to_bytes(4, "little").hex()
+
+
+def request_id_of(cmd: wire.BaseCommand) -> int | None:
+    """The request id a client's command carries (in whichever of its sub-commands is set), or
+    None. Unknown fields are not read: a command type Gatekeeper does not declare carries none
+    that the broker would answer with one of Gatekeeper's ids."""
+    for field, value in cmd.ListFields():
+        if field.message_type is not None:
+            rid = getattr(value, "request_id", None)
+            if isinstance(rid, int) and value.HasField("request_id"):
+                return rid
+    return None

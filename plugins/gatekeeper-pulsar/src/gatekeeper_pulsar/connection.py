@@ -203,6 +203,13 @@ class PulsarConnection:
                     break
                 cmd = c.parse_command(frame.command)
                 self._commands_seen += 1
+                rid = c.request_id_of(cmd)
+                if rid is not None and rid >= _PROBE_IDS:
+                    # Gatekeeper's own requests (the topic probe) use these ids: a client's
+                    # answer could otherwise be taken for the probe's (and a missing topic for
+                    # an existing one, skipping the create_topic decision).
+                    raise FrameError(f"request id {rid} of {c.command_name(cmd)} is in the range Gatekeeper keeps for "
+                                     f"its own requests (2^63 and above)")
                 if self.state == "connect":
                     self._client_connect(cmd)
                 elif self.state == "ready" and cmd.HasField("type") and cmd.type in _KEEPALIVE:
