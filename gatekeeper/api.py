@@ -43,6 +43,8 @@ __all__ = [
     "ProtocolAdapter",
     "Resource",
     "Span",
+    "UpstreamTarget",
+    "approval_decision",
 ]
 
 
@@ -58,6 +60,18 @@ class Resource:
 
 
 CLUSTER = Resource("cluster", "kafka-cluster")
+
+
+@attrs.frozen
+class UpstreamTarget:
+    """A broker address for ``ConnectionIO.connect_upstream`` with the TLS settings to reach
+    it (a ``gatekeeper.config.UpstreamTlsConfig``, or None: plain TCP). An adapter whose listener
+    fronts a cluster of its own passes one, so the top-level upstream's TLS settings (those of
+    the Kafka cluster) never apply to it; a bare ``host``/``port`` target uses them."""
+
+    host: str
+    port: int
+    tls: Any = None
 
 
 @attrs.frozen
@@ -134,8 +148,9 @@ class ConnectionIO(Protocol):
         """Write bytes to the broker (only after ``upstream_connected``)."""
 
     def connect_upstream(self, target: Any) -> None:
-        """Connect to the broker at ``target`` (``host``, ``port``); then ``upstream_connected``
-        or ``upstream_failed`` is called. Reading from the client pauses until then."""
+        """Connect to the broker at ``target`` (``host``, ``port``; an :class:`UpstreamTarget`
+        also says which TLS settings); then ``upstream_connected`` or ``upstream_failed`` is
+        called. Reading from the client pauses until then."""
 
     def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
         """Ask the policy engine; then ``decided(token, decisions)`` or ``decision_failed``."""
@@ -166,6 +181,29 @@ class ConnectionIO(Protocol):
         """Run ``work()`` off the reactor thread (CPU-bound and pure: it must not touch the
         connection), then ``done(result)`` back on it; ``result`` is the exception if
         ``work`` raised one. Calls to ``done`` may come in any order."""
+
+
+def approval_decision(outcome: dict[str, Any]) -> Decision:
+    """The deny that stands for an approve decision once its approval request is known (an
+    outcome of :meth:`ConnectionIO.hold`): not approved in time, denied, or approved while the
+    policy still asks (decided again with the grant; ``{"status": "unheld"}``: an approve for an
+    operation that was not held). Its reason is the protocol's authorization error message: it
+    names the approval request and, with ``approvals.page_url``, where to find it."""
+    rid, status = outcome.get("id", "?"), outcome.get("status")
+    if status == "approved":
+        return Decision("deny", reason=f"approval request {rid} was approved, but the policy still asks for approval "
+                                       "with the grant in its input (does it allow on input.grants?); denied")
+    if status == "denied":
+        return Decision("deny", reason=f"approval request {rid} was denied by {', '.join(outcome.get('by') or ()) or '?'}: "
+                                       f"{outcome.get('reason') or 'no reason given'}")
+    if status == "unheld":
+        return Decision("deny", reason="the policy asks for approval of an operation it did not ask about when "
+                                       "this request was held; denied, retry")
+    if status in ("pending", "expired"):
+        return Decision("deny", reason=f"{outcome.get('message') or f'approval required: request {rid} is {status}'}; "
+                                       "retry once it is approved")
+    return Decision("deny", reason=f"approval required, but no approval request could be opened: "
+                                   f"{outcome.get('reason') or status}; denied, fail closed")
 
 
 class Connection(Protocol):
@@ -218,6 +256,11 @@ class AdapterServices:
     grants_for: Callable[[Any, float], list[dict[str, Any]]] = lambda principal, now: []
     audit: Any = None  # gatekeeper.audit.AuditTrail: record(kind, fields), reserve(); None: no audit trail
     policy_revision: Callable[[], str | None] = lambda: None  # digest of the policies and data in force
+    # For adapters that serve a listener themselves (``server_factory``): the reactor, and the
+    # policy engine's ``decide_many(inputs) -> Deferred[list[Decision]]`` (None: nothing can be
+    # decided, so such an adapter must deny everything).
+    reactor: Any = None
+    decide_many: Callable[[list[dict[str, Any]]], Any] | None = None
 
 
 class ProtocolAdapter(Protocol):
@@ -229,7 +272,18 @@ class ProtocolAdapter(Protocol):
     constructed): ``listener_options_schema``, a JSON Schema (draft 2020-12) for the listener's
     ``options`` (absent: the adapter takes none), and ``listener_upstream`` (default False): True
     when the adapter honours a listener's own ``upstream`` (``ListenerConfig.upstream_servers``)
-    instead of the top-level upstream section."""
+    instead of the top-level upstream section.
+
+    An adapter that speaks a request/response protocol of its own (HTTP) may instead provide
+    ``server_factory(listener, slot)``: a Twisted protocol factory the gateway listens with on
+    the listener's bind port (slot None) and each broker port (slot i), in place of the
+    connection shell; ``connection`` is then never called. Such an adapter decides through
+    ``AdapterServices.decide_many`` and counts nothing in the gateway's connection limits.
+
+    An adapter may also have ``reload()``, called on SIGHUP (with the policy reload): it re-reads
+    the adapter's own secrets, keeps the previous ones when that fails, and returns one
+    ``{"name", "result": "loaded" | "failed", "error"?}`` per secret for the audit trail (never
+    a value); connections opened afterwards use the new ones."""
 
     name: str
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import attrs
 import yaml
@@ -111,7 +111,7 @@ class TwistdGateway:
     def bootstrap(self) -> str:
         return self.ports.bootstrap
 
-    def start(self, timeout: float = 30.0) -> TwistdGateway:
+    def start(self, timeout: float = 30.0) -> Self:
         twistd = Path(sys.executable).with_name("twistd")
         cmd = [str(twistd), "-n", "--pidfile=", f"--logfile={self.log_path}", "gatekeeper", "--config", str(self.config_path)]
         # stderr to a file, not a pipe: a pipe nobody reads would block twistd once it filled.
@@ -182,7 +182,7 @@ class TwistdGateway:
             self.stop()
         self.start(timeout)
 
-    def __enter__(self) -> TwistdGateway:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -9,10 +9,17 @@ The broker runs ``org.apache.pulsar.PulsarStandaloneStarter`` from the jars
 metadata in RocksDB and runs an embedded bookie, no ZooKeeper), loopback only, on ports picked at
 run time, functions worker and stream storage off. It is ready when the admin API answers for
 ``public/default`` (an open port is not enough: the namespace is created after the port opens).
+
+Optionally the broker also listens with TLS (``tls=(cert_file, key_file, ca_file)``: a
+``pulsar+ssl`` port, :attr:`PulsarBroker.tls_port`) and requires tokens (``token_secret``: HS256
+tokens of :meth:`PulsarBroker.token`, whose ``sub`` is the role; Pulsar's own authorization on,
+``admin`` a super user, ``proxy_roles`` the broker's proxyRoles). The harness's admin calls then
+carry an ``admin`` token.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -48,12 +55,18 @@ class PulsarBroker:
     """A Pulsar standalone broker in a temporary directory; a context manager."""
 
     def __init__(self, *, heap: str = "256m", direct_memory: str = "256m", startup_timeout: float = 120.0,
-                 extra_config: Mapping[str, str] | None = None, keep_workdir: bool = False) -> None:
+                 extra_config: Mapping[str, str] | None = None, keep_workdir: bool = False,
+                 tls: tuple[Path, Path, Path] | None = None, token_secret: bytes | None = None,
+                 proxy_roles: tuple[str, ...] = ()) -> None:
         self.heap = heap
         self.direct_memory = direct_memory
         self.startup_timeout = startup_timeout
         self.extra_config = dict(extra_config or {})
         self.keep_workdir = keep_workdir
+        self.tls = tls
+        self.token_secret = token_secret
+        self.proxy_roles = proxy_roles
+        self.tls_port = 0
         self.workdir: Path | None = None
         self.port = self.web_port = self.bookie_port = 0
         self.started_in: float | None = None  # seconds from launch to ready
@@ -67,6 +80,18 @@ class PulsarBroker:
     def address(self) -> str:
         """``host:port`` of the binary protocol listener."""
         return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def tls_address(self) -> str:
+        """``host:port`` of the TLS binary protocol listener (with ``tls``)."""
+        return f"{LOOPBACK}:{self.tls_port}"
+
+    def token(self, role: str) -> str:
+        """A token the broker accepts for ``role`` (with ``token_secret``)."""
+        import jwt
+
+        assert self.token_secret is not None, "the broker was started without token_secret"
+        return jwt.encode({"sub": role}, self.token_secret, algorithm="HS256")
 
     @property
     def web_url(self) -> str:
@@ -89,7 +114,7 @@ class PulsarBroker:
         self.workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-pulsar-"))
         began = time.monotonic()
         try:
-            self.port, self.web_port, self.bookie_port = free_ports(3)
+            self.port, self.web_port, self.bookie_port, self.tls_port = free_ports(4)
             conf = self.workdir / "standalone.conf"
             conf.write_text("".join(f"{k}={v}\n" for k, v in self._config().items()))
             log4j = self.workdir / "log4j2.properties"
@@ -132,8 +157,7 @@ class PulsarBroker:
     def admin(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
         """One admin REST call (``path`` from ``/admin/v2/...``): the decoded JSON body or None."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.web_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(self.web_url + path, data=data, method=method, headers=self._headers())
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 text = resp.read()
@@ -178,6 +202,12 @@ class PulsarBroker:
             raise PulsarBrokerError("broker not started")
         return self.workdir
 
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.token_secret is not None:
+            headers["Authorization"] = f"Bearer {self.token('admin')}"
+        return headers
+
     def _config(self) -> dict[str, str]:
         config = {
             "clusterName": "standalone",
@@ -199,6 +229,20 @@ class PulsarBroker:
             "journalDirectory": "data/standalone/journal",
             "ledgerDirectories": "data/standalone/ledgers",
         }
+        if self.tls is not None:
+            cert, key, ca = self.tls
+            config.update({"brokerServicePortTls": str(self.tls_port), "tlsCertificateFilePath": str(cert),
+                           "tlsKeyFilePath": str(key), "tlsTrustCertsFilePath": str(ca)})
+        if self.token_secret is not None:
+            secret = base64.b64encode(self.token_secret).decode()
+            config.update({
+                "authenticationEnabled": "true", "authorizationEnabled": "true",
+                "authenticationProviders": "org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
+                "tokenSecretKey": f"data:;base64,{secret}", "superUserRoles": "admin",
+                "proxyRoles": ",".join(self.proxy_roles),
+                "brokerClientAuthenticationPlugin": "org.apache.pulsar.client.impl.auth.AuthenticationToken",
+                "brokerClientAuthenticationParameters": f"token:{self.token('admin')}",
+            })
         config.update(self.extra_config)
         return config
 
@@ -215,7 +259,8 @@ class PulsarBroker:
 
     def _answers_admin(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.web_url}/admin/v2/namespaces/public/default", timeout=2) as resp:
+            req = urllib.request.Request(f"{self.web_url}/admin/v2/namespaces/public/default", headers=self._headers())
+            with urllib.request.urlopen(req, timeout=2) as resp:
                 return bool(resp.status == 200)
         except (OSError, urllib.error.URLError):
             return False

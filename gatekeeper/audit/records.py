@@ -36,12 +36,14 @@ __all__ = [
     "VERSION",
     "canonical",
     "checkpoint_mac",
+    "envelope",
     "format_time",
     "key_id",
     "make_record",
     "parse_time",
     "policy_revision",
     "record_hash",
+    "seal",
     "serialize",
     "sign_checkpoint",
     "verify_checkpoint",
@@ -96,6 +98,29 @@ def serialize(record: Mapping[str, Any]) -> bytes:
     return canonical(record, without=()) + b"\n"
 
 
+def seal(record: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The stored line of ``record`` (which has no ``hash`` yet) and its hash, with one pass of
+    the JSON writer instead of two (``record_hash``, then ``serialize``): the top-level keys that
+    sort before ``hash`` and those after it are written apart, and the two halves joined make
+    the canonical form, which is hashed, and joined around ``"hash":"…"`` make the stored line,
+    byte for byte what ``serialize`` writes (a unit test compares them)."""
+    if "hash" in record or not all(type(k) is str and k.isascii() for k in record):
+        digest = record_hash(record)
+        return serialize({**record, "hash": digest}), digest
+    before = {k: v for k, v in record.items() if k < "hash"}
+    after = {k: v for k, v in record.items() if k > "hash"}
+    try:
+        head = orjson.dumps(before, option=orjson.OPT_SORT_KEYS)[:-1]  # '{…' without '}'
+        tail = orjson.dumps(after, option=orjson.OPT_SORT_KEYS)[1:]  # '…}' without '{'
+    except TypeError:  # what orjson refuses goes the slow way (see canonical)
+        digest = record_hash(record)
+        return serialize({**record, "hash": digest}), digest
+    comma_head = head + b"," if len(head) > 1 else head
+    comma_tail = b"," + tail if len(tail) > 1 else tail
+    digest = hashlib.sha256(head + (b"," if len(head) > 1 and len(tail) > 1 else b"") + tail).hexdigest()
+    return b"".join((comma_head, b'"hash":"', digest.encode(), b'"', comma_tail, b"\n")), digest
+
+
 # The last whole second formatted, and its text: one (second, text) pair, replaced whole, so a
 # caller on another thread sees the old pair or the new one.
 _second: list[tuple[int, str]] = [(-1, "")]
@@ -127,13 +152,20 @@ def make_record(kind: str, fields: Mapping[str, Any], *, instance: str, chain: s
                 time: str) -> dict[str, Any]:
     """A chained record: the envelope, then ``fields``, then its hash. Raises ValueError (our
     bug) when ``fields`` uses an envelope key."""
+    record = envelope(kind, fields, instance=instance, chain=chain, seq=seq, prev=prev, time=time)
+    record["hash"] = record_hash(record)
+    return record
+
+
+def envelope(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, seq: int, prev: str,
+             time: str) -> dict[str, Any]:
+    """A chained record without its hash (``seal`` adds it). Raises ValueError (our bug) when
+    ``fields`` uses an envelope key."""
     clash = [k for k in fields if k in ENVELOPE]
     if clash:
         raise ValueError(f"audit record fields may not set envelope keys: {', '.join(sorted(clash))}")
-    record: dict[str, Any] = {"v": VERSION, "kind": kind, "instance": instance, "chain": chain, "seq": seq,
-                              "time": time, "prev": prev, **fields}
-    record["hash"] = record_hash(record)
-    return record
+    return {"v": VERSION, "kind": kind, "instance": instance, "chain": chain, "seq": seq, "time": time, "prev": prev,
+            **fields}
 
 
 def key_id(key: bytes) -> str:

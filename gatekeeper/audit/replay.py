@@ -69,6 +69,14 @@ def _partitions(outcome: Mapping[str, Any]) -> str:
         if p.get("error_code"):
             where += f" error {p['error_code']}"
         parts.append(where)
+    mid = outcome.get("message_id")
+    if isinstance(mid, Mapping):  # a Pulsar SEND: where the broker stored it
+        where = f"message id {mid.get('ledger_id')}:{mid.get('entry_id')}"
+        if mid.get("partition") is not None:
+            where += f" partition {mid['partition']}"
+        if mid.get("batch_index") is not None:
+            where += f" batch index {mid['batch_index']}"
+        parts.append(where)
     return "; ".join(parts)
 
 

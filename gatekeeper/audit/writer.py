@@ -19,12 +19,22 @@ import attrs
 
 from gatekeeper import __version__
 from gatekeeper.api import AuditLine, AuditOpened, AuditSink
-from gatekeeper.audit.records import GENESIS, format_time, make_record, serialize, sign_checkpoint
+from gatekeeper.audit.records import (
+    GENESIS,
+    envelope,
+    format_time,
+    seal,
+    serialize,
+    sign_checkpoint,
+)
 
 __all__ = ["Barrier", "Checkpoint", "Item", "Reports", "Stop", "WorkQueue", "Writer"]
 
 _IDLE = 0.5  # seconds: the sink's idle() at least this often when nothing comes
-_LINGER = 0.005  # seconds a first record waits for others to be written with it
+# Seconds a first record waits for others to be written (and fsynced) with it. An fsync costs
+# about 130 us of CPU on a small VM: at a thousand requests a second, 20 ms makes it one per
+# ~20 records instead of one per ~5. The data path never waits for the write.
+_LINGER = 0.02
 
 
 @attrs.frozen
@@ -279,9 +289,9 @@ class Writer:
     def _take(self, item: Any) -> None:
         if isinstance(item, Item):
             self._rotate_if_due(item.time)
-            self._append(make_record(item.kind, item.fields, instance=self.instance, chain=self.chain,
-                                     seq=self.seq, prev=self.prev, time=format_time(item.time)),
-                         item.time, counted=item.counted, session=item.fields.get("session"))
+            data, digest = seal(envelope(item.kind, item.fields, instance=self.instance, chain=self.chain,
+                                         seq=self.seq, prev=self.prev, time=format_time(item.time)))
+            self._add(item.kind, data, digest, item.time, counted=item.counted, session=item.fields.get("session"))
             self._since_checkpoint += 1
             self._last_time = max(self._last_time, item.time)
         elif isinstance(item, Checkpoint):
@@ -305,15 +315,18 @@ class Writer:
         self._append(record, now, counted=False, last_in_segment=last_in_segment)
         self._since_checkpoint = 0
 
-    def _append(self, record: dict[str, Any], time: float, *, counted: bool, session: Any = None,
-                last_in_segment: bool = False) -> None:
-        data = serialize(record)
+    def _append(self, record: dict[str, Any], time: float, *, counted: bool, last_in_segment: bool = False) -> None:
+        self._add(record["kind"], serialize(record), record["hash"], time, counted=counted,
+                  last_in_segment=last_in_segment)
+
+    def _add(self, kind: str, data: bytes, digest: str, time: float, *, counted: bool, session: Any = None,
+             last_in_segment: bool = False) -> None:
         key = (session if isinstance(session, str) and session else self.chain).encode()
-        line = AuditLine(chain=self.chain, seq=self.seq, kind=record["kind"], time=time, key=key, data=data,
+        line = AuditLine(chain=self.chain, seq=self.seq, kind=kind, time=time, key=key, data=data,
                          last_in_segment=last_in_segment)
         self._pending.append(_Pending(line, counted))
         self.seq += 1
-        self.prev = record["hash"]
+        self.prev = digest
         if last_in_segment:
             self._segment_bytes, self._segment_started = 0, None
         else:

@@ -112,7 +112,7 @@ def _semantic_errors(raw: Mapping[str, Any]) -> list[str]:
                 "any client can claim any client id, so it would undercut the authenticated identity; "
                 "remove one of them"
             )
-    sasl = raw["upstream"].get("sasl") or {}
+    sasl = (raw.get("upstream") or {}).get("sasl") or {}
     if "password" in sasl and not sasl.get("allow_inline_secret"):
         errors.append(
             "upstream.sasl.password: inline secrets are refused; use password_file or password_env "
@@ -149,9 +149,15 @@ def _adapter_errors(raw: Mapping[str, Any]) -> list[str]:
         except PluginError as e:
             errors.append(f"{path}.protocol: {e}")
             continue
-        if "upstream" in item and not getattr(adapter, "listener_upstream", False):
+        own_upstream = getattr(adapter, "listener_upstream", False)
+        if "upstream" in item and not own_upstream:
             errors.append(f"{path}.upstream: the {name} adapter fronts the top-level upstream section only; "
                           "remove it from the listener")
+        if "upstream" not in raw and "upstream" not in item:
+            errors.append(f"{path}.upstream: listener {item.get('name')!r} has no upstream and there is no top-level "
+                          "upstream section; " + ("give the listener an upstream, or add the top-level upstream"
+                                                  if own_upstream else
+                                                  f"the {name} adapter fronts the top-level upstream section: add it"))
         schema = getattr(adapter, "listener_options_schema", None)
         options = item.get("options")
         if options is not None and schema is None:
@@ -201,6 +207,9 @@ def _audit_errors(raw: Mapping[str, Any]) -> list[str]:
     file_keys = ("directory", "segment_bytes", "segment_age", "fsync", "fsync_interval")
     kafka_keys = ("topic", "timeout")
     errors = []
+    if sink == "kafka" and "upstream" not in raw:
+        errors.append("audit.sink: kafka writes to the top-level upstream cluster, and there is no upstream section; "
+                      "add it or use another sink")
     if sink == "file" and "directory" not in audit:
         errors.append("audit.directory: required with sink: file (the directory of the segments)")
     for key in (*file_keys, *kafka_keys, "options"):

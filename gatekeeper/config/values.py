@@ -110,6 +110,7 @@ class ListenerConfig:
     # top-level upstream section), and the adapter's own settings (its listener_options_schema).
     upstream_servers: tuple[HostPort, ...] | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    upstream_tls: UpstreamTlsConfig | None = None  # TLS towards the listener's own upstream
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> ListenerConfig:
@@ -126,6 +127,8 @@ class ListenerConfig:
             protocol=_get(cls, raw, "protocol"),
             upstream_servers=None if upstream is None else tuple(HostPort.parse(s) for s in upstream["bootstrap_servers"]),
             options=dict(raw.get("options", {})),
+            upstream_tls=None if upstream is None or "tls" not in upstream
+            else UpstreamTlsConfig.from_dict(upstream["tls"], base),
         )
 
 
@@ -472,13 +475,17 @@ class Config:
     audit: AuditConfig | None = None  # None: no audit trail
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     shutdown: ShutdownConfig = attrs.field(factory=ShutdownConfig)
+    # No top-level upstream section (every listener has its own): ``upstream`` then holds the
+    # listeners' upstream servers, without credentials, for what probes the upstreams (readiness).
+    upstream_implicit: bool = False
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base: Path | None = None) -> Config:
         """The whole config from validated YAML; relative paths are taken relative to ``base``."""
         return cls(
             listeners=tuple(ListenerConfig.from_dict(item, base) for item in raw["listeners"]),
-            upstream=UpstreamConfig.from_dict(raw["upstream"], base),
+            upstream=UpstreamConfig.from_dict(raw["upstream"] if "upstream" in raw else _implicit_upstream(raw), base),
+            upstream_implicit="upstream" not in raw,
             identity=IdentityConfig.from_dict(raw.get("identity", {}), base),
             policy=PolicyConfig.from_dict(raw["policy"], base),
             admin=AdminConfig.from_dict(raw.get("admin", {})),
@@ -490,3 +497,10 @@ class Config:
             logging=LoggingConfig.from_dict(raw.get("logging", {})),
             shutdown=ShutdownConfig.from_dict(raw.get("shutdown", {})),
         )
+
+
+def _implicit_upstream(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every listener's own upstream servers, in order, as the upstream of a config without a
+    top-level section (the loader has checked that each listener has one)."""
+    servers = [s for item in raw["listeners"] for s in item.get("upstream", {}).get("bootstrap_servers", ())]
+    return {"bootstrap_servers": list(dict.fromkeys(servers))}

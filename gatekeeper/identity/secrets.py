@@ -65,6 +65,9 @@ def exposed_secret_files(config: Any) -> list[str]:
     for i, listener in enumerate(config.listeners):
         if listener.tls is not None:
             candidates.append((f"listeners[{i}].tls.key_file", listener.tls.key_file))
+        upstream_tls = getattr(listener, "upstream_tls", None)
+        if upstream_tls is not None:
+            candidates.append((f"listeners[{i}].upstream.tls.key_file", upstream_tls.key_file))
     out = []
     for where, path in candidates:
         if path is None:

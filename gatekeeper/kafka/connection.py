@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 from twisted.logger import Logger
 
-from gatekeeper.api import Connection, ConnectionIO, Decision, Operation
+from gatekeeper.api import Connection, ConnectionIO, Decision, Operation, approval_decision
 from gatekeeper.audit.shapes import principal_fields
 from gatekeeper.kafka import enforce
 from gatekeeper.kafka.apis import UNITS
@@ -74,27 +74,6 @@ class ConnectionState:
 
     consumer_groups: Memberships  # KIP-848 members' subscriptions, regexes and their matches
     share_groups: Subscriptions = attrs.field(factory=Subscriptions)  # share group members' last subscriptions decided on
-
-
-def approval_decision(outcome: dict[str, Any]) -> Decision:
-    """The deny that stands for an approve decision once its approval request is known: not
-    approved in time, denied, or approved while the policy still asks (decided again with the
-    grant). The authorization error's message tells the client what to do."""
-    rid, status = outcome.get("id", "?"), outcome.get("status")
-    if status == "approved":
-        return Decision("deny", reason=f"approval request {rid} was approved, but the policy still asks for approval "
-                                       "with the grant in its input (does it allow on input.grants?); denied")
-    if status == "denied":
-        return Decision("deny", reason=f"approval request {rid} was denied by {', '.join(outcome.get('by') or ()) or '?'}: "
-                                       f"{outcome.get('reason') or 'no reason given'}")
-    if status == "unheld":
-        return Decision("deny", reason="the policy asks for approval of an operation it did not ask about when "
-                                       "this request was held; denied, retry")
-    if status in ("pending", "expired"):
-        return Decision("deny", reason=f"{outcome.get('message') or f'approval required: request {rid} is {status}'}; "
-                                       "retry once it is approved")
-    return Decision("deny", reason=f"approval required, but no approval request could be opened: "
-                                   f"{outcome.get('reason') or status}; denied, fail closed")
 
 
 class KafkaConnection(LoginSide, ResponseSide, Connection):

@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from gatekeeper.api import ANONYMOUS, AdapterServices, Principal
+from gatekeeper.api import ANONYMOUS, AdapterServices, Principal, UpstreamTarget
 from gatekeeper.approvals import Approvals
 from gatekeeper.audit import AuditTrail
 from gatekeeper.audit.shapes import audit_approval_record
@@ -118,6 +118,7 @@ class Gateway:
             masking=Masking(config.masking),
             grants_for=(lambda principal, now: approvals.grants_for(principal, now)) if approvals else (lambda principal, now: []),
             audit=self.audit, policy_revision=lambda: self.engine.revision,
+            reactor=reactor, decide_many=lambda inputs: self.engine.decide_many(inputs),
         )
         self.adapters = {name: load(ADAPTERS, name)(services) for name in sorted({lst.protocol for lst in config.listeners})}
         # CPU-bound work of the data path (masking large record sets) runs here, off the
@@ -161,10 +162,10 @@ class Gateway:
         try:
             for listener in self.config.listeners:
                 endpoint = listener_endpoint(self.reactor, listener)
-                port = yield endpoint(listener.bind.port).listen(_ClientFactory(self.context, listener, None))
+                port = yield endpoint(listener.bind.port).listen(self._factory(listener, None))
                 self.ports.append(port)
                 for slot, broker_port in enumerate(listener.broker_ports):
-                    p = yield endpoint(broker_port).listen(_ClientFactory(self.context, listener, slot))
+                    p = yield endpoint(broker_port).listen(self._factory(listener, slot))
                     self.ports.append(p)
                 log.info(
                     "listener {name}: bootstrap {bind}, broker ports {first}-{last}, advertised as {adv}",
@@ -179,6 +180,14 @@ class Gateway:
             raise
         if self.config.admin.bind is not None:
             self.readiness.start()
+
+    def _factory(self, listener: ListenerConfig, slot: int | None) -> Any:
+        """The connection shell around the adapter's connection core, or the adapter's own
+        server factory (an adapter that serves HTTP, e.g. ``pulsar-admin``)."""
+        serve = getattr(self.adapters[listener.protocol], "server_factory", None)
+        if serve is not None:
+            return serve(listener, slot)
+        return _ClientFactory(self.context, listener, slot)
 
     def bound_port(self, listener_index: int = 0) -> int:
         """The bootstrap port actually bound (useful with port 0 in tests)."""
@@ -275,11 +284,13 @@ class Gateway:
             log.warn("upstream.sasl.password is inline in the config: use password_file or password_env")
         self.upstream_password = read_password(sasl)
 
-    def _tcp_connect(self, target: HostPort, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
+    def _tcp_connect(self, target: HostPort | UpstreamTarget, protocol: UpstreamProtocol) -> defer.Deferred[UpstreamProtocol]:
         up = self.config.upstream
+        # An adapter fronting a cluster of its own says which TLS settings reach it.
+        tls = target.tls if isinstance(target, UpstreamTarget) else up.tls
         endpoint: Any
-        if up.tls is not None:
-            options = client_options(up.tls, target.host)
+        if tls is not None:
+            options = client_options(tls, target.host)
             endpoint = SSL4ClientEndpoint(self.reactor, target.host, target.port, options, timeout=up.connect_timeout)
         else:
             endpoint = TCP4ClientEndpoint(self.reactor, target.host, target.port, timeout=up.connect_timeout)
@@ -428,8 +439,18 @@ class GatewayService(service.Service):
             log.error("re-reading broker credentials failed, the previous ones stay: {err}", err=str(e))
         if gateway.identity is not None:
             gateway.identity.refresh_jwks()
-        if gateway.audit is not None and gateway.config.upstream.sasl is not None:
-            gateway.audit.record("secret_reload", {"secrets": [secret]})  # which, never the value
+        secrets = [secret] if gateway.config.upstream.sasl is not None else []
+        for name, adapter in gateway.adapters.items():
+            reload_adapter = getattr(adapter, "reload", None)
+            if reload_adapter is None:
+                continue
+            try:
+                secrets.extend(reload_adapter())
+            except Exception as e:  # the adapter's bug: its previous secrets stay
+                log.failure("the {name} adapter failed to reload", name=name)
+                secrets.append({"name": f"adapter {name}", "result": "failed", "error": str(e)})
+        if gateway.audit is not None and secrets:
+            gateway.audit.record("secret_reload", {"secrets": secrets})  # which, never the value
         old = gateway.engine.revision
         d = gateway.engine.reload()
         d.addCallback(lambda _: gateway.audit_policy("loaded", old, "sighup"))

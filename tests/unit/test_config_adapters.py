@@ -68,3 +68,46 @@ def test_the_kafka_adapter_takes_no_listener_upstream_or_options() -> None:
         parse_config(raw)
     assert "listeners[0].upstream: the kafka adapter fronts the top-level upstream section only; remove it from the listener" in e.value.errors
     assert "listeners[0].options: the kafka adapter takes no options; remove them" in e.value.errors
+
+
+def test_a_pulsar_only_gatekeeper_needs_no_top_level_upstream() -> None:
+    raw = _raw()
+    del raw["upstream"]
+    del raw["listeners"][0]
+    cfg = parse_config(raw)
+    assert cfg.upstream_implicit
+    # What probes the upstreams (readiness) probes the listener's own servers, without credentials.
+    assert cfg.upstream.bootstrap_servers == (HostPort("10.0.0.5", 6650),) and cfg.upstream.sasl is None
+    assert not parse_config(_raw()).upstream_implicit
+
+
+def test_a_kafka_listener_without_any_upstream_is_refused_by_its_yaml_path() -> None:
+    raw = _raw()
+    del raw["upstream"]
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    assert e.value.errors == [
+        "listeners[0].upstream: listener 'kafka' has no upstream and there is no top-level upstream section; "
+        "the kafka adapter fronts the top-level upstream section: add it"]
+
+
+def test_a_pulsar_listener_without_its_own_upstream_needs_the_top_level_one() -> None:
+    raw = _raw()
+    del raw["upstream"]
+    del raw["listeners"][0]
+    del raw["listeners"][0]["upstream"]
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    assert e.value.errors == [
+        "listeners[0].upstream: listener 'pulsar' has no upstream and there is no top-level upstream section; "
+        "give the listener an upstream, or add the top-level upstream"]
+
+
+def test_the_kafka_audit_sink_needs_the_top_level_upstream() -> None:
+    raw = _raw()
+    del raw["upstream"]
+    del raw["listeners"][0]
+    raw["audit"] = {"sink": "kafka", "topic": "gatekeeper-audit", "hmac_key_file": "/nonexistent"}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    assert any(line.startswith("audit.sink: kafka writes to the top-level upstream cluster") for line in e.value.errors)

@@ -310,11 +310,11 @@ class Metrics:
 TOPIC = "persistent://public/default/orders"
 
 
-def _ready(client_version: str = "t") -> tuple[PulsarConnection, RecordingIO, Metrics]:
+def _ready(client_version: str = "t", trail: Any = None) -> tuple[PulsarConnection, RecordingIO, Metrics]:
     metrics = Metrics()
     s = PulsarSettings(clock=lambda: 1700000000.0, identity=None, metrics=metrics, authentication_timeout=10,
                        inputs_decoded=lambda inputs: None, grants_for=lambda p, now: [],
-                       upstream_token=lambda: None, masking=MASKING, max_decompressed=LIMIT)
+                       upstream_token=lambda: None, masking=MASKING, max_decompressed=LIMIT, audit=trail)
     listener = ListenerSettings(name="pulsar", brokers=None, service=(HostPort("127.0.0.1", 6650),),  # type: ignore[arg-type]
                                 auth_required=False)
     io = RecordingIO()
@@ -336,8 +336,9 @@ MASK = Decision("mask", "cards are masked", mask=tuple(RULES))
 
 def _decide(conn: PulsarConnection, io: RecordingIO, frame: bytes, decision: Decision) -> None:
     conn.client_data(frame)
-    token, _ = io.decisions[-1]
-    conn.decided(token, [decision])
+    token, inputs = io.decisions[-1]
+    # A PRODUCER or SUBSCRIBE may create its topic: create_topic is decided too (allowed here).
+    conn.decided(token, [decision] + [Decision("allow", "ok")] * (len(inputs) - 1))
 
 
 def _frames(data: list[bytes]) -> list[tuple[wire.BaseCommand, bytes]]:
@@ -424,12 +425,14 @@ def test_a_large_send_is_masked_off_the_reactor_and_later_commands_wait() -> Non
     conn, io, _ = _ready()
     big = json.dumps({"card": "4111111111111111", "pad": "x" * 70_000}).encode()
     _producer_and_send(conn, io, MASK, build_payload(_meta(), big))
-    conn.client_data(encode_frame(c.serialize(wire.BaseCommand(type=wire.BaseCommand.PING, ping=wire.CommandPing()))))
+    close = wire.BaseCommand(type=wire.BaseCommand.CLOSE_PRODUCER,
+                             close_producer=wire.CommandCloseProducer(producer_id=1, request_id=9))
+    conn.client_data(encode_frame(c.serialize(close)))
     assert [cmd.type for cmd, _ in _frames(io.upstream)] == [wire.BaseCommand.PRODUCER]
     ((work, done),) = io.offloaded
     done(work())
     types = [cmd.type for cmd, _ in _frames(io.upstream)]
-    assert types == [wire.BaseCommand.PRODUCER, wire.BaseCommand.SEND, wire.BaseCommand.PING]
+    assert types == [wire.BaseCommand.PRODUCER, wire.BaseCommand.SEND, wire.BaseCommand.CLOSE_PRODUCER]
     assert b"4111111111111111" not in b"".join(io.upstream)
 
 
@@ -546,3 +549,21 @@ def test_a_large_message_is_masked_off_the_reactor_and_later_frames_wait_for_it(
     assert [cmd.message.consumer_id for cmd, _ in got] == [3, 3, 4, 3]
     assert json.loads(read(got[1][1])[1][0][1])["card"] == "************1111"
     assert got[2][1] == small, "the owner's message passes as its bytes"
+
+
+def test_the_audit_trail_says_what_was_masked() -> None:
+    from tests.unit.test_pulsar_connection import FakeTrail
+
+    trail = FakeTrail()
+    conn, io, _ = _ready(trail=trail)
+    _producer(conn, io, MASK)
+    _send(conn, io, build_payload(_meta(), b'{"card": "4111111111111111"}'), sequence_id=7)
+    success = wire.BaseCommand(type=wire.BaseCommand.PRODUCER_SUCCESS,
+                               producer_success=wire.CommandProducerSuccess(request_id=1, producer_name="p-1"))
+    conn.upstream_data(encode_frame(c.serialize(success)) + _receipt(7))
+    sends = [r for r in trail.of("request") if r["api"]["name"] == "SEND"]
+    assert [op["enforced"] for op in sends[0]["operations"]] == [
+        {"result": "masked", "masked_records": 1, "masked_fields": 1}]
+    producers = [r for r in trail.of("request") if r["api"]["name"] == "PRODUCER"]
+    assert [op["enforced"]["result"] for op in producers[0]["operations"]] == ["masked", "forwarded"]  # + create_topic
+    assert b"4111111111111111" not in json.dumps(trail.records).encode()

@@ -50,14 +50,20 @@ class BrokerMap:
                 return i
         return None
 
-    def gateway_url(self, slot: int) -> str:
-        return f"pulsar://{self.advertised_host}:{self.broker_ports[slot]}"
+    def gateway_url(self, slot: int, tls: bool = False) -> str:
+        scheme = "pulsar+ssl" if tls else "pulsar"
+        return f"{scheme}://{self.advertised_host}:{self.broker_ports[slot]}"
 
-    def rewrite(self, url: str) -> str | None:
-        """The Gatekeeper URL standing for the broker at ``url``, or None: not a broker we front."""
+    def slot_of_url(self, url: str) -> int | None:
+        """The slot of the broker at ``url`` (``pulsar://`` or ``pulsar+ssl://``), or None: not a
+        broker we front."""
         address = parse_service_url(url)
-        slot = None if address is None else self.slot_of(address)
-        return None if slot is None else self.gateway_url(slot)
+        return None if address is None else self.slot_of(address)
+
+    def rewrite(self, url: str, tls: bool = False) -> str | None:
+        """The Gatekeeper URL standing for the broker at ``url``, or None: not a broker we front."""
+        slot = self.slot_of_url(url)
+        return None if slot is None else self.gateway_url(slot, tls)
 
     def target_of_proxy_url(self, url: str) -> int | None:
         """The slot a CONNECT's ``proxy_to_broker_url`` asks for: one of Gatekeeper's own broker

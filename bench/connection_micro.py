@@ -1,0 +1,220 @@
+"""Python CPU per Produce request in the Kafka connection core, with no sockets and no threads.
+
+    ~/.cache/gatekeeper/venv/bin/python bench/connection_micro.py [--requests N] [--audit] [--profile]
+
+Feeds the sans-I/O connection core (the one ``twistd gatekeeper`` runs per client connection)
+Produce v12 requests like Kafka's ProducerPerformance sends with its defaults (3 partitions,
+15 records of 1 KiB per batch, uncompressed), answers their decisions from a real
+``PolicyEngine`` (allow-all backend, warm decision cache) and their broker responses with
+Produce responses, and prints the microseconds of Python per request and per 1,000 records.
+``--audit`` adds the request record's fields as the audit trail builds them (the record is
+then dropped: the writer thread's work is not counted). ``--profile`` prints cProfile's top
+functions. What this leaves out is what the kernel and Twisted's reactor cost per request:
+compare with ``bench/throughput.py``'s Gatekeeper CPU per 1,000 records for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kafka.record.memory_records import MemoryRecordsBuilder  # noqa: E402
+from twisted.internet import task  # noqa: E402
+
+from gatekeeper.api import ANONYMOUS, AdapterServices  # noqa: E402
+from gatekeeper.kafka.adapter import KafkaAdapter  # noqa: E402
+from gatekeeper.kafka.codec import API_TABLE  # noqa: E402
+from gatekeeper.masking import Masking  # noqa: E402
+from gatekeeper.metrics import gateway_metrics  # noqa: E402
+from gatekeeper.policy.cache import DecisionCache  # noqa: E402
+from gatekeeper.policy.engine import AllowAllBackend, PolicyEngine  # noqa: E402
+from gatekeeper.testing.fakes import fake_config  # noqa: E402
+from gatekeeper.values import HostPort  # noqa: E402
+
+VERSION = 12
+TOPIC = "bench"
+PARTITIONS = 3
+RECORDS_PER_BATCH = 15
+VALUE = b"x" * 1024
+
+
+def batch() -> bytes:
+    builder = MemoryRecordsBuilder(2, 0, 1 << 20, offset=0)
+    for i in range(RECORDS_PER_BATCH):
+        builder.append(timestamp=int(time.time() * 1000), key=None, value=VALUE, headers=[])
+        del i
+    builder.close()
+    return bytes(builder.buffer())
+
+
+def produce_request(correlation: int, records: bytes) -> bytes:
+    spec = API_TABLE[0]
+    R = spec.request[VERSION]
+    T = R.TopicProduceData
+    P = T.PartitionProduceData
+    body = R(transactional_id=None, acks=-1, timeout_ms=30000,
+             topic_data=[T(name=TOPIC, partition_data=[P(index=p, records=records) for p in range(PARTITIONS)])])
+    client = b"perf-producer-client"
+    header = struct.pack(">hhih", 0, VERSION, correlation, len(client)) + client + b"\x00"
+    payload = header + bytes(body.encode(version=VERSION))
+    return struct.pack(">i", len(payload)) + payload
+
+
+def produce_response(correlation: int) -> bytes:
+    spec = API_TABLE[0]
+    R = spec.response[VERSION]
+    T = R.TopicProduceResponse
+    P = T.PartitionProduceResponse
+    body = R(responses=[T(name=TOPIC, partition_responses=[
+        P(index=p, error_code=0, base_offset=correlation * RECORDS_PER_BATCH, log_append_time_ms=-1, log_start_offset=0,
+          record_errors=[], error_message=None) for p in range(PARTITIONS)])], throttle_time_ms=0)
+    payload = struct.pack(">i", correlation) + b"\x00" + bytes(body.encode(version=VERSION))
+    return struct.pack(">i", len(payload)) + payload
+
+
+class _Slot:
+    def record(self, kind: str, fields: Any) -> None:
+        self.fields = fields
+
+    def release(self) -> None:
+        pass
+
+
+class _Trail:
+    """Takes every record and drops it (the writer thread's work is not measured here)."""
+
+    available = True
+    error = None
+
+    def reserve(self) -> _Slot:
+        return _Slot()
+
+    def record(self, kind: str, fields: Any) -> bool:
+        return True
+
+
+class IO:
+    def __init__(self, clock: task.Clock, engine: PolicyEngine) -> None:
+        self.clock = clock
+        self.engine = engine
+        self.core: Any = None
+        self.upstream: list[bytes] = []
+        self.keep = True
+        self.upstream_bytes = 0
+        self.client = 0
+        self.targets: list[Any] = []
+
+    def to_client(self, data: Any) -> None:
+        self.client += len(data)
+
+    def to_upstream(self, data: Any) -> None:
+        # Only counted after the first request: holding every forwarded frame would grow the
+        # heap by the whole run (fresh pages on every allocation), which a gateway never does.
+        if self.keep:
+            self.upstream.extend(bytes(c) for c in data)
+        self.upstream_bytes += sum(len(c) for c in data)
+
+    def connect_upstream(self, target: Any) -> None:
+        self.targets.append(target)
+
+    def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
+        self.engine.decide_many(inputs).addCallback(lambda decisions: self.core.decided(token, decisions))
+
+    def close(self, abort_upstream: bool = False) -> None:
+        raise SystemExit("the connection core closed the connection: the benchmark's frames are wrong")
+
+    def call_later(self, seconds: float, fn: Any) -> Any:
+        return self.clock.callLater(seconds, fn)
+
+    def pause_client(self) -> None:
+        pass
+
+    def resume_client(self) -> None:
+        pass
+
+    def peer_principal(self) -> Any:
+        return None
+
+    def hold(self, token: int, requests: list[dict[str, Any]], wait: float) -> None:
+        raise SystemExit("no approvals here")
+
+    def offload(self, work: Any, done: Any) -> None:
+        done(work())
+
+
+def _frames(chunks: list[bytes]) -> list[int]:
+    """The api keys of the frames in what was written upstream."""
+    data, keys, pos = b"".join(bytes(c) for c in chunks), [], 0
+    while pos < len(data):
+        size, key = struct.unpack_from(">ih", data, pos)
+        keys.append(key)
+        pos += 4 + size
+    return keys
+
+
+def run(requests: int, audit: bool, profile: bool) -> None:
+    clock = task.Clock()
+    clock.advance(time.time())
+    cfg = fake_config(listeners=[{"name": "bench", "bind": "127.0.0.1:9192", "advertised_host": "gk.example",
+                                  "broker_ports": "9193-9195"}])
+    metrics = gateway_metrics()
+    engine = PolicyEngine(AllowAllBackend(), DecisionCache(10_000, 60.0, clock.seconds), metrics, clock, timeout=1.0)
+    engine.start()
+    services = AdapterServices(
+        config=cfg, metrics=metrics, clock=clock.seconds, identity=None, upstream_credentials=lambda: None,
+        principal_for_client_id=lambda cid: ANONYMOUS, next_bootstrap=lambda: HostPort("127.0.0.1", 19092),
+        inputs_decoded=lambda inputs: None, masking=Masking(cfg.masking), audit=_Trail() if audit else None,
+    )
+    io = IO(clock, engine)
+    core = io.core = KafkaAdapter(services).connection(cfg.listeners[0], None, io)
+    core.start("127.0.0.1", 50000)
+    records = batch()
+    frames = [produce_request(i, records) for i in range(requests)]
+    answers = [produce_response(i) for i in range(requests)]
+    core.client_data(frames[0])
+    core.upstream_connected()
+    core.upstream_data(answers[0])
+    if _frames(io.upstream) != [0]:
+        raise SystemExit(f"the first request was not forwarded as it came: {_frames(io.upstream)}")
+    io.keep = False
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    started = time.process_time()
+    if profiler:
+        profiler.enable()
+    for frame, answer in zip(frames[1:], answers[1:], strict=True):
+        core.client_data(frame)
+        clock.advance(0.0001)
+        core.upstream_data(answer)
+    if profiler:
+        profiler.disable()
+    spent = time.process_time() - started
+    if io.upstream_bytes != sum(len(f) for f in frames):
+        raise SystemExit(f"{io.upstream_bytes} bytes forwarded for {sum(len(f) for f in frames)} bytes of requests")
+    per_request = spent / (requests - 1) * 1e6
+    per_1k = per_request * 1000 / (PARTITIONS * RECORDS_PER_BATCH) / 1000
+    print(f"{'with' if audit else 'without'} audit fields: {per_request:.1f} us of Python per Produce request "
+          f"({PARTITIONS} partitions x {RECORDS_PER_BATCH} records of 1 KiB), {per_1k:.2f} ms per 1,000 records")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=20_000)
+    ap.add_argument("--audit", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    run(args.requests, args.audit, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
