@@ -28,8 +28,8 @@ package gatekeeper
 # title: decision
 # description: |
 #   The decision for one policy input, matching gatekeeper/schemas/decision.schema.json.
-#   In order: an immutable topic's truncation, or a broker config change that could truncate
-#   it, is a policy violation (whatever the grants say); a malformed approval rule naming the
+#   In order: an immutable topic's truncation (or the deletion of a Pulsar namespace or tenant
+#   that may hold one), or a broker config change that could truncate it, is a policy violation (whatever the grants say); a malformed approval rule naming the
 #   request denies it; then an always-allowed operation, a configured grant (unless an "always"
 #   approval rule holds the request) or a live time-boxed grant allows - as a mask where masking
 #   rules apply to the produce or consume (denied instead while a rule naming the topic is
