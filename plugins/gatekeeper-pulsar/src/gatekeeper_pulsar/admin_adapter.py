@@ -56,6 +56,7 @@ class PulsarAdminAdapter:
     name = "pulsar-admin"
     listener_options_schema: ClassVar[dict[str, Any]] = ADMIN_OPTIONS_SCHEMA
     listener_upstream: ClassVar[bool] = False
+    uses_upstream: ClassVar[bool] = False  # options.admin_url and options.brokers, never an upstream section
 
     def __init__(self, services: AdapterServices) -> None:
         self.services = services
