@@ -76,7 +76,7 @@ def test_a_pulsar_admin_only_gatekeeper_needs_no_top_level_upstream() -> None:
 def test_a_kafka_listener_beside_a_pulsar_admin_one_still_needs_the_top_level_upstream() -> None:
     raw = _raw()
     del raw["upstream"]
-    raw["listeners"].append({"name": "kafka", "bind": "127.0.0.1:9092", "advertised_host": "gk", "broker_ports": "9093"})
+    raw["listeners"].append({"name": "kafka", "bind": "127.0.0.1:9092", "advertised_host": "gk", "broker_ports": "9093-9094"})
     text = _errors(raw)
     assert "listeners[1].upstream: listener 'kafka' has no upstream and there is no top-level upstream" in text
     assert "listeners[0]" not in text
