@@ -20,7 +20,13 @@ from twisted.web.client import HTTPConnectionPool
 pytest.importorskip("gatekeeper_pulsar.admin_auditing", reason="the gatekeeper-pulsar plugin distribution is not installed")
 
 from gatekeeper_pulsar import admin_auditing as aud  # noqa: E402
-from gatekeeper_pulsar.admin_proxy import AdminProxy, AdminSettings, AdminSite, BoundedRequest, WebBroker  # noqa: E402
+from gatekeeper_pulsar.admin_proxy import (  # noqa: E402
+    AdminProxy,
+    AdminSettings,
+    AdminSite,
+    BoundedRequest,
+    WebBroker,
+)
 
 from gatekeeper.api import AdapterServices, Decision, Principal  # noqa: E402
 from gatekeeper.audit.records import GENESIS, make_record  # noqa: E402
