@@ -241,7 +241,7 @@ class PolicyEngine:
         principal = inputs[missing[0][0]].get("principal")
         who = (principal.get("sub"), principal.get("issuer")) if isinstance(principal, Mapping) else None
         d = self._scheduled(who, [inputs[i] for i, _ in missing])
-        d.addTimeout(self.timeout, self.reactor)
+        self._deadline(d)
 
         def answered(raws: list[Any]) -> list[Decision]:
             self._observe(started)
@@ -284,6 +284,28 @@ class PolicyEngine:
         if shared:
             d.addCallback(lambda res: self._with_shared(res, shared))
         return d
+
+    def _deadline(self, d: defer.Deferred[Any]) -> None:
+        """Cancel ``d`` (a timeout: fail closed) if the backend has not answered within
+        ``timeout`` — and one reactor turn more. A thread's answer reaches the reactor as a call
+        it makes before its due timers; when the reactor was held up past the deadline (hundreds
+        of connections' work on a busy machine), an answer the backend gave in time may be
+        waiting for it, or a batch was handed over only as the reactor came back: that turn
+        lets it through, so only a backend that really did not answer is timed out."""
+
+        def expired() -> None:
+            nonlocal timer
+            if not d.called:
+                timer = self.reactor.callLater(0, lambda: None if d.called else d.cancel())
+
+        timer = self.reactor.callLater(self.timeout, expired)
+
+        def done(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        d.addBoth(done)
 
     def _scheduled(self, who: Any, batch: list[Mapping[str, Any]]) -> defer.Deferred[list[Any]]:
         """``batch`` evaluated when its turn comes: batches wait per principal and are taken in

@@ -213,3 +213,46 @@ def test_a_combined_call_answered_with_the_wrong_count_denies_every_caller() -> 
         o.addCallback(out.append)
     assert [decisions[0].action for decisions in out] == ["deny"] * 3
     assert all("answered 2 decisions for 3 inputs" in decisions[0].reason for decisions in out)
+
+
+class _Turns(MemoryReactorClock):
+    """A reactor by turns: ``turn()`` runs the timed calls due when it starts; calls they make
+    wait for the next turn, as in Twisted's reactor (whose turn also delivers threads' answers
+    before its timers: the test does that by answering before ``turn()``)."""
+
+    def turn(self) -> None:
+        due = [c for c in self.calls if c.getTime() <= self.seconds()]
+        for call in due:
+            if call.active():
+                self.calls.remove(call)
+                call.called = 1
+                call.func(*call.args, **call.kw)
+
+
+def test_a_reactor_held_up_past_the_deadline_does_not_time_out_what_the_backend_answers_at_once() -> None:
+    reactor = _Turns()
+    backend = _Held(concurrency=1)
+    engine = PolicyEngine(backend, DecisionCache(100, 5.0, reactor.seconds), Metrics(), reactor, timeout=5)  # type: ignore[arg-type]
+    engine.cache_keeps = frozenset()
+    engine.decide_many([_input("a", 0)])  # under way
+    reactor.rightNow = 0.1
+    waiting = engine.decide_many([_input("b", 1)])  # queued behind it
+    reactor.rightNow = 6.0  # the reactor comes back after 6 s of other connections' work
+    backend.answer()  # the first answer, delivered before the timers: "b" is handed over now
+    assert len(backend.calls) == 1
+    reactor.turn()  # "b"'s deadline has passed, but its batch has only just gone to the backend
+    assert not waiting.called
+    backend.answer()  # answered in the next turn
+    reactor.turn()
+    out: list[Any] = []
+    waiting.addCallback(out.append)
+    assert out[0][0].action == "allow"
+    # A backend that really does not answer is still timed out, one turn after the deadline.
+    hung = engine.decide_many([_input("c", 2)])
+    reactor.rightNow = 11.5
+    reactor.turn()
+    assert not hung.called
+    reactor.turn()
+    hung.addCallback(out.append)
+    assert out[1][0].action == "deny" and "did not answer within 5000 ms" in out[1][0].reason
+    assert engine.metrics.get("gatekeeper_engine_errors_total", engine="held", kind="timeout") == 1
