@@ -293,16 +293,17 @@ class PolicyEngine:
         waiting for it, or a batch was handed over only as the reactor came back: that turn
         lets it through, so only a backend that really did not answer is timed out."""
 
-        def expired() -> None:
-            nonlocal timer
-            if not d.called:
-                timer = self.reactor.callLater(0, lambda: None if d.called else d.cancel())
+        timer: list[Any] = []  # the pending call: the deadline, then the extra turn
 
-        timer = self.reactor.callLater(self.timeout, expired)
+        def expired() -> None:
+            if not d.called:
+                timer[0] = self.reactor.callLater(0, lambda: None if d.called else d.cancel())
+
+        timer.append(self.reactor.callLater(self.timeout, expired))
 
         def done(result: Any) -> Any:
-            if timer.active():
-                timer.cancel()
+            if timer[0].active():
+                timer[0].cancel()
             return result
 
         d.addBoth(done)
