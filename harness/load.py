@@ -245,7 +245,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             seq += 1
             next_at += interval
         for p in producers:
-            p.poll(0)
+            try:
+                p.poll(0)
+            except KafkaException as e:  # a fatal producer error (idempotence broken): counted, not a crash
+                errors["poll:" + e.args[0].name()] += 1
         time.sleep(0.005)
     produce_end = time.time()
     unreported = sum(p.flush(60) for p in producers)
