@@ -342,11 +342,14 @@ def run_load(broker: KafkaBroker, workdir: Path, profile: LoadProfile) -> LoadRe
         cpu = gw.cpu_seconds() - cpu0
         probe.stop()
         direct.stop()
-        try:
-            engine_errors = gw.metric("gatekeeper_engine_errors_total")
-            lag = gw.metric("gatekeeper_reactor_lag_max_seconds")
-        except OSError:
-            engine_errors = lag = float("nan")
+        engine_errors = lag = float("nan")
+        for _ in range(3):  # the clients are gone, but the reactor may still be catching up
+            try:
+                engine_errors = gw.metric("gatekeeper_engine_errors_total")
+                lag = gw.metric("gatekeeper_reactor_lag_max_seconds")
+                break
+            except OSError:
+                time.sleep(2)
         bad = [p.returncode for p in procs if p.returncode]
         if bad:
             raise RuntimeError(f"load worker(s) failed with {bad}\n{gw.log_tail()}")
