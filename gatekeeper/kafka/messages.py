@@ -22,8 +22,11 @@ __all__ = ["INSPECTABLE", "DecodedRequest", "KafkaCodec"]
 
 UNSUPPORTED_VERSION = 35
 # Rewritten responses kept for byte-identical ones (ApiUnit.memo): a few distinct Metadata
-# answers (one per topic set asked for) cover a cluster's clients.
+# answers (one per topic set asked for) cover a cluster's clients. Bounded in count and in bytes
+# (each entry holds the broker's body and the rewritten one); a larger answer is not kept.
 MEMO_ENTRIES = 64
+MEMO_BYTES = 32 * 1024 * 1024
+MEMO_MAX_BODY = 4 * 1024 * 1024
 
 
 def _inspectable() -> dict[int, tuple[int, int]]:
@@ -51,6 +54,7 @@ class KafkaCodec:
         self.api_versions: Any = None
         # (api key, version, scope, response body) -> (observations to replay, rewritten body)
         self._memo: OrderedDict[tuple[int, int, Any, bytes], tuple[Any, bytes]] = OrderedDict()
+        self._memo_bytes = 0
 
     def decode(self, frame: bytes) -> DecodedRequest:
         """Decode one request frame; CodecError/UnsupportedApi if it cannot be inspected."""
@@ -122,7 +126,7 @@ class KafkaCodec:
         if not self.needs_response_processing(request):
             return frame
         key, version = request.header.api_key, request.header.api_version
-        memo = UNITS[key].memo if ctx.scope is not None else None
+        memo = UNITS[key].memo if ctx.scope is not None and len(frame) <= MEMO_MAX_BODY else None
         if memo is not None:
             start = codec.response_header_size(frame, request.spec, version)
             memo_key = (key, version, ctx.scope, bytes(frame[start:]))
@@ -139,9 +143,12 @@ class KafkaCodec:
             return self.finish_response(request, head, body, ctx)
         replay = memo(version, body)  # before the rewrite changes the body
         out = self.finish_response(request, head, body, ctx)
-        self._memo[memo_key] = (replay, out[len(head):])
-        if len(self._memo) > MEMO_ENTRIES:
-            self._memo.popitem(last=False)
+        rewritten = out[len(head):]
+        self._memo[memo_key] = (replay, rewritten)
+        self._memo_bytes += len(memo_key[3]) + len(rewritten)
+        while len(self._memo) > MEMO_ENTRIES or self._memo_bytes > MEMO_BYTES:
+            (_, _, _, body_in), (_, body_out) = self._memo.popitem(last=False)
+            self._memo_bytes -= len(body_in) + len(body_out)
         return out
 
     def local_api_versions(self, request: DecodedRequest) -> bytes | None:

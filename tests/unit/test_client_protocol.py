@@ -318,3 +318,25 @@ def test_byte_identical_metadata_answers_are_decoded_once_and_their_observations
     assert ask(metadata_response(11), 11) == (11, [(7, "gk.example", 9193)])
     assert decoded == ["Metadata"] * 2  # the first answer again: not decoded, but observed again
     assert (cluster.address_of(7).host, cluster.address_of(7).port) == ("broker-7.internal", 9092)
+
+
+def test_the_metadata_memo_is_bounded_in_bytes(monkeypatch) -> None:
+    from gatekeeper.kafka import codec as kafka_codec
+    from gatekeeper.kafka import messages
+
+    decoded = []
+    real = kafka_codec.decode_response_body
+    monkeypatch.setattr(kafka_codec, "decode_response_body", lambda *a: decoded.append(1) or real(*a))
+    size = len(metadata_response(1)) - 9  # the body: frame minus size, correlation id and tags
+    monkeypatch.setattr(messages, "MEMO_BYTES", 2 * size + 10)  # one entry (broker's body and ours)
+    gw, ups = make_gateway()
+    M = API_TABLE[3].request
+    R = API_TABLE[3].response
+    other = response(3, 12, 1, throttle_time_ms=0, cluster_id="c", controller_id=7,
+                     brokers=[R.MetadataResponseBroker(node_id=7, host="broker-7.internal", port=9092, rack=None)],
+                     topics=[R.MetadataResponseTopic(error_code=0, name="orderz", topic_id=TOPIC_ID, is_internal=False, partitions=[])])
+    for answer in (metadata_response(1), metadata_response(1), other, metadata_response(1)):
+        proto, client = connect(gw)
+        proto.dataReceived(framed(req(3, 12, topics=[M.MetadataRequestTopic(name="orders")], allow_auto_topic_creation=False), 12, 1))
+        ups.connected[-1][1].dataReceived(answer)
+    assert len(decoded) == 3  # the second was a hit; "other" pushed the first out
