@@ -1,10 +1,12 @@
 """Throughput and produce latency through Gatekeeper, as a ratio of direct-to-broker.
 
     ~/.cache/gatekeeper/venv/bin/python bench/throughput.py [--records N] [--rounds R]
-        [--producer-prop KEY=VALUE ...] [--throughput N] [--json FILE] [--keep-logs] [--quick]
+        [--producer-prop KEY=VALUE ...] [--throughput N] [--policy allow-all|default] [--audit]
+        [--json FILE] [--keep-logs] [--quick]
 
 Starts a real single-node Kafka broker and Gatekeeper in front of it (a real ``twistd -n
-gatekeeper`` process, allow-all policy, log level info), then runs Kafka's own
+gatekeeper`` process, log level info; the allow-all engine, or with ``--policy default`` the
+default policy library on the embedded engine with a grant for the benchmark's topics), then runs Kafka's own
 ProducerPerformance and ConsumerPerformance tools with 1 KiB records, unthrottled, acks=all.
 Every round measures both paths, direct to the broker and through Gatekeeper, alternating which
 goes first (round 1 direct first, round 2 Gatekeeper first, ...). Each path produces to a fresh
@@ -94,6 +96,7 @@ class BenchConfig:
     keep_logs: bool
     audit: bool = False
     audit_fsync: str | None = None
+    policy: str = "allow-all"
 
 
 def _parse_prop(text: str) -> tuple[str, str]:
@@ -127,6 +130,11 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
                          " Gatekeeper without one, instead of Gatekeeper against direct")
     ap.add_argument("--audit-fsync", choices=["always", "interval", "never"],
                     help="with --audit: the file sink's fsync policy (default: the config default)")
+    ap.add_argument("--policy", choices=["allow-all", "default"], default="allow-all",
+                    help="Gatekeeper's policy: the allow-all engine (default), or the default policy"
+                         " library (policies/) on the embedded engine with a grant for the bench's"
+                         " topics and groups (every request decided by Rego; the cache warm after"
+                         " the first)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: {records:,} records, {rounds} round, {warmup:,} warm-up"
                          .format(**QUICK))
@@ -140,7 +148,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         records=args.records, rounds=args.rounds, warmup_records=args.warmup_records,
         producer_props={**DEFAULT_PRODUCER_PROPS, **dict(args.producer_prop)},
         throughput=args.throughput, json_path=args.json, keep_logs=args.keep_logs, audit=args.audit,
-        audit_fsync=args.audit_fsync,
+        audit_fsync=args.audit_fsync, policy=args.policy,
     )
 
 
@@ -364,6 +372,30 @@ def audit_extra(workdir: Path, fsync: str | None = None) -> dict[str, Any]:
     return {"audit": audit}
 
 
+# The grant the default policy library needs for the benchmark's clients (no SASL: anonymous).
+BENCH_GRANTS = [
+    {"principals": "*", "resources": {"type": "topic", "patterns": ["bench-*"]},
+     "operations": ["produce", "consume", "describe_topic", "commit_offset", "fetch_offset"]},
+    {"principals": "*", "resources": {"type": "group", "patterns": ["perf-*"]},
+     "operations": ["join_group", "commit_offset", "fetch_offset", "describe_group"]},
+]
+
+
+def policy_extra(workdir: Path, policy: str) -> dict[str, Any]:
+    """The ``policy`` section for ``--policy``: nothing for allow-all (the harness's default),
+    else the repository's default library on the embedded engine, with its data plus the
+    benchmark's grants."""
+    if policy == "allow-all":
+        return {}
+    root = Path(__file__).resolve().parents[1] / "policies"
+    data = json.loads((root / "data.json").read_text())
+    data["gatekeeper_config"]["grants"] = data["gatekeeper_config"]["grants"] + BENCH_GRANTS
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "bench-data.json"
+    path.write_text(json.dumps(data))
+    return {"policy": {"engine": "embedded", "policies": str(root), "data": str(path)}}
+
+
 def start_gateway(workdir: Path, broker: KafkaBroker, extra: dict[str, Any] | None = None) -> TwistdGateway:
     try:
         gateway = TwistdGateway(workdir, broker.bootstrap, level="info", extra=extra)
@@ -388,10 +420,12 @@ def run_benchmark(cfg: BenchConfig, workdir: Path) -> Outcome:
         _step(f"broker at {broker.bootstrap}; starting Gatekeeper")
         if cfg.audit:
             # "direct" is Gatekeeper without audit here, "gatekeeper" the same with the trail.
-            baseline = start_gateway(workdir / "no-audit", broker)
-            gateway = start_gateway(workdir / "audit", broker, audit_extra(workdir / "audit", cfg.audit_fsync))
+            policy = policy_extra(workdir, cfg.policy)
+            baseline = start_gateway(workdir / "no-audit", broker, policy)
+            gateway = start_gateway(workdir / "audit", broker,
+                                    {**policy, **audit_extra(workdir / "audit", cfg.audit_fsync)})
         else:
-            gateway = start_gateway(workdir, broker)
+            gateway = start_gateway(workdir, broker, policy_extra(workdir, cfg.policy))
         pid = gateway.proc.pid if gateway.proc else "?"
         _step(f"Gatekeeper at {gateway.bootstrap} (twistd pid {pid})")
         runs = measure_all(cfg, broker, gateway, baseline)
@@ -535,6 +569,7 @@ def print_summary(cfg: BenchConfig, summary: dict[str, Any]) -> None:
     print(f"summary: {cfg.rounds} round(s) x {cfg.records:,} records of {RECORD_SIZE} B, "
           f"{PARTITIONS} partitions, producer {_props(cfg.producer_props)}, {_throttle(cfg)}")
     print("  ratio = gatekeeper/direct, median of the per-round ratios (1.000 = no cost)")
+    print(f"  Gatekeeper's policy: {'the default library on the embedded engine' if cfg.policy == 'default' else 'allow-all'}")
     if cfg.audit:
         print("  --audit: direct = Gatekeeper without an audit trail, gatekeeper = Gatekeeper with the"
               f" file-sink trail (one record per request, fsync {cfg.audit_fsync or 'as configured by default'})")

@@ -272,7 +272,9 @@ class ProtocolAdapter(Protocol):
     constructed): ``listener_options_schema``, a JSON Schema (draft 2020-12) for the listener's
     ``options`` (absent: the adapter takes none), and ``listener_upstream`` (default False): True
     when the adapter honours a listener's own ``upstream`` (``ListenerConfig.upstream_servers``)
-    instead of the top-level upstream section.
+    instead of the top-level upstream section. A third, ``uses_upstream`` (default True): False
+    for an adapter whose listeners reach their brokers through their ``options`` alone (the
+    ``pulsar-admin`` adapter): such a listener takes no ``upstream`` and needs no top-level one.
 
     An adapter that speaks a request/response protocol of its own (HTTP) may instead provide
     ``server_factory(listener, slot)``: a Twisted protocol factory the gateway listens with on

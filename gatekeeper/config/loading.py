@@ -150,10 +150,14 @@ def _adapter_errors(raw: Mapping[str, Any]) -> list[str]:
             errors.append(f"{path}.protocol: {e}")
             continue
         own_upstream = getattr(adapter, "listener_upstream", False)
-        if "upstream" in item and not own_upstream:
+        uses_upstream = getattr(adapter, "uses_upstream", True)
+        if "upstream" in item and not uses_upstream:
+            errors.append(f"{path}.upstream: the {name} adapter takes no upstream section: it reaches its brokers "
+                          f"through the listener's options ({path}.options); remove it from the listener")
+        elif "upstream" in item and not own_upstream:
             errors.append(f"{path}.upstream: the {name} adapter fronts the top-level upstream section only; "
                           "remove it from the listener")
-        if "upstream" not in raw and "upstream" not in item:
+        if uses_upstream and "upstream" not in raw and "upstream" not in item:
             errors.append(f"{path}.upstream: listener {item.get('name')!r} has no upstream and there is no top-level "
                           "upstream section; " + ("give the listener an upstream, or add the top-level upstream"
                                                   if own_upstream else

@@ -6,6 +6,7 @@ Pure: the connection core calls it, it does no I/O.
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from typing import Any
 
 from gatekeeper.api import Operation
@@ -20,6 +21,12 @@ from gatekeeper.kafka.request import DecodedRequest
 __all__ = ["INSPECTABLE", "DecodedRequest", "KafkaCodec"]
 
 UNSUPPORTED_VERSION = 35
+# Rewritten responses kept for byte-identical ones (ApiUnit.memo): a few distinct Metadata
+# answers (one per topic set asked for) cover a cluster's clients. Bounded in count and in bytes
+# (each entry holds the broker's body and the rewritten one); a larger answer is not kept.
+MEMO_ENTRIES = 64
+MEMO_BYTES = 32 * 1024 * 1024
+MEMO_MAX_BODY = 4 * 1024 * 1024
 
 
 def _inspectable() -> dict[int, tuple[int, int]]:
@@ -45,6 +52,9 @@ class KafkaCodec:
         # The broker's ApiVersions answer as Gatekeeper last passed it on (intersected): what a
         # client that has not authenticated yet is told, without a broker connection for it.
         self.api_versions: Any = None
+        # (api key, version, scope, response body) -> (observations to replay, rewritten body)
+        self._memo: OrderedDict[tuple[int, int, Any, bytes], tuple[Any, bytes]] = OrderedDict()
+        self._memo_bytes = 0
 
     def decode(self, frame: bytes) -> DecodedRequest:
         """Decode one request frame; CodecError/UnsupportedApi if it cannot be inspected."""
@@ -110,13 +120,36 @@ class KafkaCodec:
         return head + codec.encode_body(body, version)
 
     def process_response(self, request: DecodedRequest, frame: bytes, ctx: ResponseContext) -> bytes:
-        """Learn from and rewrite a broker response for ``request``; other responses pass as-is."""
+        """Learn from and rewrite a broker response for ``request``; other responses pass as-is.
+        A response byte for byte like one rewritten before (ApiUnit.memo) is not decoded again:
+        its observations are replayed and its rewritten body reused."""
         if not self.needs_response_processing(request):
             return frame
+        key, version = request.header.api_key, request.header.api_version
+        memo = UNITS[key].memo if ctx.scope is not None and len(frame) <= MEMO_MAX_BODY else None
+        if memo is not None:
+            start = codec.response_header_size(frame, request.spec, version)
+            memo_key = (key, version, ctx.scope, bytes(frame[start:]))
+            hit = self._memo.get(memo_key)
+            if hit is not None:
+                self._memo.move_to_end(memo_key)
+                replay, rewritten = hit
+                replay(self.cluster)
+                return frame[:start] + rewritten
         head, body = self.decode_response(request, frame)
-        if request.header.api_key == ApiKey.API_VERSIONS and body.error_code != 0:
+        if key == ApiKey.API_VERSIONS and body.error_code != 0:
             return frame  # the broker's own UNSUPPORTED_VERSION answer: relay as-is
-        return self.finish_response(request, head, body, ctx)
+        if memo is None:
+            return self.finish_response(request, head, body, ctx)
+        replay = memo(version, body)  # before the rewrite changes the body
+        out = self.finish_response(request, head, body, ctx)
+        rewritten = out[len(head):]
+        self._memo[memo_key] = (replay, rewritten)
+        self._memo_bytes += len(memo_key[3]) + len(rewritten)
+        while len(self._memo) > MEMO_ENTRIES or self._memo_bytes > MEMO_BYTES:
+            (_, _, _, body_in), (_, body_out) = self._memo.popitem(last=False)
+            self._memo_bytes -= len(body_in) + len(body_out)
+        return out
 
     def local_api_versions(self, request: DecodedRequest) -> bytes | None:
         """The last ApiVersions answer, for ``request``'s version and correlation id; None if

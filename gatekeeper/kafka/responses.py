@@ -350,7 +350,9 @@ class ResponseSide:
 
     @property
     def _response_context(self) -> ResponseContext:
-        return ResponseContext(self._address_mapper, self.s.gateway)
+        listener = self.listener
+        return ResponseContext(self._address_mapper, self.s.gateway,
+                               scope=(listener.name, listener.advertised_host, listener.broker_ports))
 
     def _address_mapper(self, node_id: int, host: str, port: int) -> tuple[str, int] | None:
         slot = self.s.cluster.slot_of(node_id)

@@ -3,7 +3,11 @@
 ``PolicyEngine.decide_many(inputs)`` returns a Deferred firing with one Decision per input. A
 cache hit answers without a round trip; misses go to the backend (allow-all, an OPA server, or
 the embedded evaluator) in one batch. Whatever goes wrong — timeout, engine down, a malformed
-or undefined decision — becomes a deny whose reason says so, logged with the input.
+or undefined decision — becomes a deny whose reason says so, logged (one line per failed batch
+with its first input, at most one per reason every few seconds).
+
+Callers' batches wait in a fair queue while the backend is busy; when it is free, everything
+waiting (up to ``MAX_CALL_INPUTS``) goes to it in one call.
 
 The cache key of each policy revision keeps the volatile fields (``cache.VOLATILE_FIELDS``) its
 Rego may read (``reads.scan`` over the backend's ``sources``); a revision that reads the time
@@ -28,6 +32,7 @@ from gatekeeper.policy.cache import VOLATILE_FIELDS, DecisionCache, cache_key
 from gatekeeper.policy.decision import DecisionError, engine_failure, parse_decision
 from gatekeeper.policy.fairness import FairQueue, QueueFull
 from gatekeeper.policy.reads import PolicyReads, scan
+from gatekeeper.ratelimit import LogSampler
 
 __all__ = ["AllowAllBackend", "IPolicyBackend", "PolicyEngine"]
 
@@ -73,22 +78,44 @@ class AllowAllBackend:
 
 
 MAX_WAITING_INPUTS = 20_000  # policy inputs waiting for the backend, all principals
+# The most inputs one backend call carries when batches have piled up behind a busy backend:
+# everything waiting goes in one call (up to this), not one batch per call. Each call costs a
+# hand-off to the backend and its answer's way back through the reactor; on a busy reactor
+# (hundreds of connections) that round trip, not the evaluation, was what kept a one-thread
+# backend's queue waiting past policy.timeout.
+MAX_CALL_INPUTS = 1_000
+# Engine failures are logged at most once per reason per this many seconds (with a count of the
+# ones held back): a timeout of a whole queue is one line, not one per input.
+FAILURE_LOG_INTERVAL = 5.0
 
 
 class _Job:
-    """One batch in the fair queue: its inputs, the caller's Deferred, and the backend's once
-    under way (cancelled with the caller's)."""
+    """One caller's batch in the fair queue: its inputs, the caller's Deferred, and the backend
+    call that carries it once under way."""
 
-    __slots__ = ("batch", "done", "underway")
+    __slots__ = ("batch", "call", "done")
 
     def __init__(self, batch: list[Mapping[str, Any]]) -> None:
         self.batch = batch
         self.done: defer.Deferred[list[Any]] = defer.Deferred(canceller=self.cancel)
-        self.underway: defer.Deferred[list[Any]] | None = None
+        self.call: _Call | None = None
 
     def cancel(self, _: Any) -> None:
-        if self.underway is not None and not self.underway.called:
-            self.underway.cancel()
+        # The backend's work is cancelled once no caller in its call waits for it any more.
+        call = self.call
+        if (call is not None and call.underway is not None and not call.underway.called
+                and all(job is self or job.done.called for job in call.jobs)):
+            call.underway.cancel()
+
+
+class _Call:
+    """One ``evaluate_many`` call: the jobs whose inputs it carries, in order."""
+
+    __slots__ = ("jobs", "underway")
+
+    def __init__(self, jobs: list[_Job]) -> None:
+        self.jobs = jobs
+        self.underway: defer.Deferred[list[Any]] | None = None
 
 
 class PolicyEngine:
@@ -107,6 +134,7 @@ class PolicyEngine:
         self._running = 0  # batches the backend is evaluating
         self._pumping = False
         self._reloading = False
+        self._failure_log = LogSampler(FAILURE_LOG_INTERVAL)
         # The digest of the policies and data in force (audit records carry it); None until
         # loaded, or when Gatekeeper cannot see them (OPA bundles).
         self.revision: str | None = None
@@ -213,7 +241,7 @@ class PolicyEngine:
         principal = inputs[missing[0][0]].get("principal")
         who = (principal.get("sub"), principal.get("issuer")) if isinstance(principal, Mapping) else None
         d = self._scheduled(who, [inputs[i] for i, _ in missing])
-        d.addTimeout(self.timeout, self.reactor)
+        self._deadline(d)
 
         def answered(raws: list[Any]) -> list[Decision]:
             self._observe(started)
@@ -227,7 +255,7 @@ class PolicyEngine:
                 except DecisionError as e:
                     self.metrics.inc("gatekeeper_engine_errors_total", engine=self.backend.name, kind="malformed")
                     decision = engine_failure(f"denied: the policy gave no valid decision ({e})")
-                    log.error("{reason}; input {input}", reason=decision.reason, input=json.dumps(inputs[i], sort_keys=True))
+                    self._log_failure(decision.reason, inputs[i], 1)
                 else:
                     # Only the revision whose key rule made the key may fill it (not one swapped
                     # in by a reload meanwhile); the ttl counts from when the decision was asked.
@@ -245,8 +273,8 @@ class PolicyEngine:
                 kind, what = "unavailable", f"failed: {f.getErrorMessage() or getattr(f.type, '__name__', 'error')}"
             self.metrics.inc("gatekeeper_engine_errors_total", engine=self.backend.name, kind=kind)
             decision = engine_failure(f"denied: policy engine {self.backend.name} {what} (fail closed)")
+            self._log_failure(decision.reason, inputs[missing[0][0]], len(missing))
             for i, key in missing:
-                log.error("{reason}; input {input}", reason=decision.reason, input=json.dumps(inputs[i], sort_keys=True))
                 results[i] = decision
                 self._release(key, decision)
             return results  # type: ignore[return-value]
@@ -256,6 +284,29 @@ class PolicyEngine:
         if shared:
             d.addCallback(lambda res: self._with_shared(res, shared))
         return d
+
+    def _deadline(self, d: defer.Deferred[Any]) -> None:
+        """Cancel ``d`` (a timeout: fail closed) if the backend has not answered within
+        ``timeout`` — and one reactor turn more. A thread's answer reaches the reactor as a call
+        it makes before its due timers; when the reactor was held up past the deadline (hundreds
+        of connections' work on a busy machine), an answer the backend gave in time may be
+        waiting for it, or a batch was handed over only as the reactor came back: that turn
+        lets it through, so only a backend that really did not answer is timed out."""
+
+        timer: list[Any] = []  # the pending call: the deadline, then the extra turn
+
+        def expired() -> None:
+            if not d.called:
+                timer[0] = self.reactor.callLater(0, lambda: None if d.called else d.cancel())
+
+        timer.append(self.reactor.callLater(self.timeout, expired))
+
+        def done(result: Any) -> Any:
+            if timer[0].active():
+                timer[0].cancel()
+            return result
+
+        d.addBoth(done)
 
     def _scheduled(self, who: Any, batch: list[Mapping[str, Any]]) -> defer.Deferred[list[Any]]:
         """``batch`` evaluated when its turn comes: batches wait per principal and are taken in
@@ -276,27 +327,49 @@ class PolicyEngine:
         self._pumping = True
         try:
             while self._running < getattr(self.backend, "concurrency", 1):
-                job = self._queue.take(abandoned=lambda j: j.done.called)
-                if job is None:
+                jobs = self._queue.take_many(MAX_CALL_INPUTS, abandoned=lambda j: j.done.called)
+                if not jobs:
                     return
                 self._running += 1
+                call = _Call(jobs)
+                for job in jobs:
+                    job.call = call
+                inputs = jobs[0].batch if len(jobs) == 1 else [i for job in jobs for i in job.batch]
                 try:
-                    job.underway = self.backend.evaluate_many(job.batch)
+                    call.underway = self.backend.evaluate_many(inputs)
                 except Exception:
-                    job.underway = defer.fail()
-                job.underway.addBoth(self._finished, job)
+                    call.underway = defer.fail()
+                call.underway.addBoth(self._finished, call)
         finally:
             self._pumping = False
 
-    def _finished(self, result: Any, job: _Job) -> None:
+    def _finished(self, result: Any, call: _Call) -> None:
         self._running -= 1
-        if not job.done.called:
-            if isinstance(result, Failure):
-                job.done.errback(result)
-            else:
-                job.done.callback(result)
-        # else the caller gave up (timed out): the answer, or failure, is dropped here
+        total = sum(len(job.batch) for job in call.jobs)
+        if not isinstance(result, Failure) and len(result) != total:
+            result = Failure(DecisionError(f"engine answered {len(result)} decisions for {total} inputs"))
+        offset = 0
+        for job in call.jobs:
+            size = len(job.batch)
+            if not job.done.called:  # else the caller gave up (timed out): its answer is dropped
+                if isinstance(result, Failure):
+                    job.done.errback(result)
+                else:
+                    job.done.callback(result[offset:offset + size])
+            offset += size
         self._pump()
+
+    def _log_failure(self, reason: str, first: Mapping[str, Any], count: int) -> None:
+        """One error line for a failed batch (its first input), and at most one per ``reason``
+        every ``FAILURE_LOG_INTERVAL`` seconds: when the engine is down or its queue times out,
+        every request fails the same way, and a line per input would flood the log (and cost the
+        reactor a JSON dump each). The metrics count every failure."""
+        held = self._failure_log.admit(reason, self.reactor.seconds())
+        if held is None:
+            return
+        more = f"; {held} more failed batches like it were not logged" if held else ""
+        log.error("{reason}; {count} input(s), the first {input}{more}", reason=reason, count=count,
+                  input=json.dumps(first, sort_keys=True, default=str), more=more)
 
     def _release(self, key: bytes | None, decision: Decision) -> None:
         """Give ``decision`` to every caller waiting on ``key``'s evaluation."""

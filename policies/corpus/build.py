@@ -1022,10 +1022,124 @@ def jit_approvals_data() -> Corpus:
     return c
 
 
+# The Pulsar commands and admin calls Gatekeeper decides each operation for (docs/pulsar.md).
+ADMIN = "/admin/v2/{domain}/{tenant}/{namespace}/{topic}"
+PULSAR: dict[str, tuple[tuple[int, str, int], dict[str, Any]]] = {
+    "produce": ((5, "PRODUCER", 21), {"producer_id": 1, "producer_name": "p-1", "encrypted": False}),
+    "consume": ((4, "SUBSCRIBE", 21), {"group": "sub-1", "subscription_type": "Exclusive", "consumer_id": 1}),
+    "describe_topic": ((23, "LOOKUP", 21), {"lookup": True, "authoritative": False}),
+    "delete_topic": ((0, f"DELETE {ADMIN}", 2), {"force": False}),
+    "delete_records": ((0, f"DELETE {ADMIN}/truncate", 2), {"admin": "truncate"}),
+    "alter_topic_config": ((0, f"POST {ADMIN}/retention", 2),
+                           {"keys": ["retention"], "configs": {"retention": {"retentionTimeInMinutes": 1, "retentionSizeInMB": 1}},
+                            "remove": False}),
+    "list_topics": ((0, "GET /admin/v2/{domain}/{tenant}/{namespace}", 2), {"domain": "persistent"}),
+    "delete_namespace": ((0, "DELETE /admin/v2/namespaces/{tenant}/{namespace}", 2), {"force": True}),
+    "delete_tenant": ((0, "DELETE /admin/v2/tenants/{tenant}", 2), {"force": True}),
+}
+
+
+def pulsar_input(op: str, rtype: str, name: str, who: tuple[str, list[str] | None], **overrides: Any) -> dict[str, Any]:
+    (key, api_name, version), request = PULSAR[op]
+    base = policy_input("produce", rtype, name, who)
+    base.update({"protocol": "pulsar", "operation": op, "api": {"key": key, "name": api_name, "version": version},
+                 "client": {"id": "pulsar-client-cpp", "address": "10.20.30.40"}, "request": dict(request)})
+    base.update(overrides)
+    return base
+
+
+PULSAR_CONFIG = {"gatekeeper_config": {
+    "default_ttl": "5s",
+    "immutable_topics": ["persistent://public/default/ledger", "persistent://finance/*/audit-*", "audit.**"],
+    "grants": [
+        {"principals": {"groups": ["orders-writers"]},
+         "resources": {"type": "topic", "patterns": ["persistent://public/default/orders-*", "orders"]},
+         "operations": ["produce", "describe_topic"]},
+        {"principals": {"groups": ["readers"]}, "resources": {"type": "topic", "patterns": ["*://public/events/**"]},
+         "operations": ["consume"]},
+        {"principals": {"groups": ["ns-admins"]}, "resources": {"type": "namespace", "patterns": ["public/*"]},
+         "operations": ["list_topics", "delete_namespace"]},
+        {"principals": {"groups": ["tenant-admins"]}, "resources": {"type": "tenant", "patterns": ["*"]},
+         "operations": ["delete_tenant"]},
+        {"principals": {"groups": ["platform"]}, "resources": {"type": "topic", "patterns": ["**"]}, "operations": ["*"]},
+    ],
+}}
+
+
+def default_library_pulsar() -> Corpus:
+    """The default library on Pulsar names: full-name globs, partitions, non-persistent topics,
+    short names, namespaces and tenants, immutable topics through the admin API."""
+    c = Corpus("default_library_pulsar", "gatekeeper/decision", PULSAR_CONFIG, "5s")
+    writer, reader = ("svc-orders", ["orders-writers"]), ("svc-reader", ["readers"])
+    ops, ns_admin, tenant_admin = ("ops", ["platform"]), ("svc-ns", ["ns-admins"]), ("svc-tenants", ["tenant-admins"])
+    a, d, v = c.allow, c.deny, c.violation
+
+    def case(name: str, expected: dict[str, Any], op: str, rtype: str, rname: str, who: tuple[str, list[str] | None],
+             **overrides: Any) -> None:
+        assert name not in {x["name"] for x in c.cases}, name
+        c.cases.append({"name": name, "input": pulsar_input(op, rtype, rname, who, **overrides), "expected": expected})
+
+    orders = "persistent://public/default/orders-1"
+    case("produce-globbed-full-name", a(f'grant 0 allows produce on topic "{orders}"'), "produce", "topic", orders, writer)
+    case("describe-globbed-partition", a('grant 0 allows describe_topic on topic "persistent://public/default/orders-1-partition-4"'),
+         "describe_topic", "topic", "persistent://public/default/orders-1-partition-4", writer)
+    case("produce-short-name", a('grant 0 allows produce on topic "orders-9"'), "produce", "topic", "orders-9", writer)
+    for label, name in [("other-namespace", "persistent://public/other/orders-1"), ("other-tenant", "persistent://acme/default/orders-1"),
+                        ("non-persistent", "non-persistent://public/default/orders-1"), ("no-suffix", "persistent://public/default/orders"),
+                        ("legacy-name", "persistent://public/default/orders-1/x"), ("namespace-prefix", "persistent://public/default-x/orders-1"),
+                        ("short-other-namespace", "public/other/orders-1")]:
+        case(f"produce-near-miss-{label}", d(no_grant("produce", "topic", name, *writer)), "produce", "topic", name, writer)
+    case("consume-double-star-namespace", a('grant 1 allows consume on topic "persistent://public/events/a.b"'),
+         "consume", "topic", "persistent://public/events/a.b", reader)
+    case("consume-star-domain-non-persistent", a('grant 1 allows consume on topic "non-persistent://public/events/clicks"'),
+         "consume", "topic", "non-persistent://public/events/clicks", reader)
+    case("consume-double-star-not-legacy", d(no_grant("consume", "topic", "persistent://public/events/x/clicks", *reader)),
+         "consume", "topic", "persistent://public/events/x/clicks", reader)
+    ledger = "persistent://public/default/ledger"
+    for op in ("delete_topic", "delete_records"):
+        case(f"{op}-immutable", v(f'topic "{ledger}" is immutable: {op} is never allowed on it'), op, "topic", ledger, ops)
+    part = f"{ledger}-partition-0"
+    case("delete-immutable-partition", v(f'topic "{part}" is immutable: delete_topic is never allowed on it'), "delete_topic", "topic", part, ops)
+    case("delete-immutable-glob-anonymous", v('topic "persistent://finance/eu/audit-1" is immutable: delete_topic is never allowed on it'),
+         "delete_topic", "topic", "persistent://finance/eu/audit-1", ANONYMOUS)
+    case("retention-immutable", v(f'topic "{ledger}" is immutable: alter_topic_config may not change retention'),
+         "alter_topic_config", "topic", ledger, ops)
+    ttl = {"keys": ["messageTTL"], "configs": {"messageTTL": None}, "remove": True}
+    case("remove-message-ttl-immutable", v(f'topic "{ledger}" is immutable: alter_topic_config may not change messageTTL'),
+         "alter_topic_config", "topic", ledger, ops, request=ttl)
+    other = {"keys": ["maxProducers"], "configs": {"maxProducers": 3}, "remove": False}
+    case("max-producers-immutable-allowed", a(f'grant 4 allows alter_topic_config on topic "{ledger}"'),
+         "alter_topic_config", "topic", ledger, ops, request=other)
+    for label, name in [("non-persistent", "non-persistent://public/default/ledger"), ("ledger-2", f"{ledger}-2"),
+                        ("leading-zero-partition", f"{ledger}-partition-01"), ("too-big-partition", f"{ledger}-partition-2147483648"),
+                        ("other-namespace", "persistent://public/other/ledger"), ("kafka-pattern", "persistent://public/default/audit.x")]:
+        case(f"delete-not-immutable-{label}", a(f'grant 4 allows delete_topic on topic "{name}"'), "delete_topic", "topic", name, ops)
+    case("delete-namespace-with-immutable",
+         v(f'namespace "public/default" may hold immutable topics ({ledger}): delete_namespace is never allowed on it'),
+         "delete_namespace", "namespace", "public/default", ns_admin)
+    case("delete-tenant-with-immutable",
+         v('tenant "finance" may hold immutable topics (persistent://finance/*/audit-*): delete_tenant is never allowed on it'),
+         "delete_tenant", "tenant", "finance", tenant_admin)
+    case("delete-namespace-granted", a('grant 2 allows delete_namespace on namespace "public/other"'),
+         "delete_namespace", "namespace", "public/other", ns_admin)
+    case("list-namespace-granted", a('grant 2 allows list_topics on namespace "public/default"'), "list_topics", "namespace", "public/default", ns_admin)
+    case("list-namespace-topic-grant-is-not-a-namespace-grant", d(no_grant("list_topics", "namespace", "public/default", *ops)),
+         "list_topics", "namespace", "public/default", ops)
+    case("list-namespace-other-tenant", d(no_grant("list_topics", "namespace", "publicx/default", *ns_admin)),
+         "list_topics", "namespace", "publicx/default", ns_admin)
+    case("delete-tenant-granted", a('grant 3 allows delete_tenant on tenant "acme"'), "delete_tenant", "tenant", "acme", tenant_admin)
+    kafka_part = "ledger-partition-0"
+    c.case("kafka-partition-like-name-is-its-own-topic", a(f'grant 4 allows delete_topic on topic "{kafka_part}"'),
+           "delete_topic", "topic", kafka_part, ops)
+    c.case("kafka-immutable-unchanged", v('topic "audit.x" is immutable: delete_topic is never allowed on it'),
+           "delete_topic", "topic", "audit.x", ops)
+    return c
+
+
 def main() -> None:
     for build in (default_library, default_library_inline, default_library_mutable, default_library_masking, default_library_masking_malformed,
                   default_library_approvals, default_library_approvals_malformed, team_allowlists, readonly_audit, write_only_ingestion,
-                  immutable_topics, pii_masking, pii_masking_data, jit_approvals, jit_approvals_data):
+                  immutable_topics, pii_masking, pii_masking_data, jit_approvals, jit_approvals_data, default_library_pulsar):
         build().write()
 
 

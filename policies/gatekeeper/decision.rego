@@ -28,8 +28,8 @@ package gatekeeper
 # title: decision
 # description: |
 #   The decision for one policy input, matching gatekeeper/schemas/decision.schema.json.
-#   In order: an immutable topic's truncation, or a broker config change that could truncate
-#   it, is a policy violation (whatever the grants say); a malformed approval rule naming the
+#   In order: an immutable topic's truncation (or the deletion of a Pulsar namespace or tenant
+#   that may hold one), or a broker config change that could truncate it, is a policy violation (whatever the grants say); a malformed approval rule naming the
 #   request denies it; then an always-allowed operation, a configured grant (unless an "always"
 #   approval rule holds the request) or a live time-boxed grant allows - as a mask where masking
 #   rules apply to the produce or consume (denied instead while a rule naming the topic is
@@ -129,7 +129,13 @@ _immutable_patterns := [pattern |
 
 _immutable_reason := sprintf("topic %q is immutable: %s", [input.resource.name, _truncation]) if {
 	input.resource.type == "topic"
-	_matches_any(_config_list("immutable_topics"), input.resource.name)
+	_resource_named_by(_config_list("immutable_topics"))
+} else := sprintf("%s %q may hold immutable topics (%s): %s is never allowed on it", [
+	input.resource.type, input.resource.name, concat(", ", _immutable_inside), input.operation,
+]) if {
+	# Deleting a Pulsar namespace or tenant deletes its topics (with force, whatever they hold).
+	input.operation in {"delete_namespace", "delete_tenant"}
+	count(_immutable_inside) > 0
 }
 
 _truncation := sprintf("%s is never allowed on it", [input.operation]) if {
@@ -147,8 +153,17 @@ _truncation := sprintf("%s is never allowed on it", [input.operation]) if {
 
 _truncating_keys := sort([key |
 	some key, _ in _request_configs
-	key in _truncating_configs
+	key in _topic_truncating_configs
 ])
+
+# Pulsar's topic policies (the admin API's alter_topic_config names them in request.configs)
+# whose change can delete messages: retention, message TTL (expires unread messages), backlog
+# quotas (their consumer_backlog_eviction policy) and inactive-topic policies (delete the topic).
+_pulsar_truncating_policies := {"retention", "messageTTL", "backlogQuota", "backlogQuotaMap", "inactiveTopicPolicies"}
+
+_topic_truncating_configs := _pulsar_truncating_policies if {
+	input.protocol == "pulsar"
+} else := _truncating_configs
 
 # Legacy AlterConfigs (API key 33) replaces the resource's whole config: every key it leaves out
 # is deleted. IncrementalAlterConfigs (44) changes only the keys it names, which is why naming a
@@ -246,7 +261,7 @@ _resource_matches(resources) if {
 	is_object(resources)
 	resources.type == input.resource.type
 	is_array(resources.patterns)
-	_matches_any(resources.patterns, input.resource.name)
+	_resource_named_by(resources.patterns)
 }
 
 # Cluster administration Gatekeeper's broker user can do with its own rights: a grant must name
@@ -284,6 +299,104 @@ _matches_any(patterns, name) if {
 	some pattern in patterns
 	is_string(pattern)
 	glob.match(pattern, ["."], name)
+}
+
+# One of patterns names the input's resource (grants, approval rules, immutable and masked
+# topics). Pulsar's topics, namespaces and tenants are matched as Pulsar names, everything else
+# (every Kafka resource, Pulsar subscriptions) with the globs above.
+_resource_named_by(patterns) if {
+	not _pulsar_resource
+	_matches_any(patterns, input.resource.name)
+}
+
+_resource_named_by(patterns) if {
+	_pulsar_resource
+	some pattern in patterns
+	_pulsar_glob(pattern, _pulsar_name)
+}
+
+_pulsar_resource if {
+	input.protocol == "pulsar"
+	input.resource.type in {"topic", "namespace", "tenant"}
+	is_string(input.resource.name)
+}
+
+# -- Pulsar names --------------------------------------------------------------------------------
+#
+# A Pulsar topic is matched by its full name, "persistent://tenant/namespace/topic" (or
+# "non-persistent://..."), with "/" as the glob delimiter: "*" matches within one of tenant,
+# namespace and topic, never across a "/" (nor does "**" in a pattern with a "/": such a pattern
+# matches only names of as many "/"-separated parts, so no glob reaches into another namespace).
+# "persistent://public/default/orders-*" matches "persistent://public/default/orders-1", not
+# "persistent://public/other/orders-1"; "*://public/default/orders" names the persistent and the
+# non-persistent topic; a bare "**" still matches every name. A short name is read as the broker
+# reads it ("orders" is "persistent://public/default/orders", "t/ns/orders" is
+# "persistent://t/ns/orders"). A partition of a partitioned topic ("orders-partition-3", which
+# the broker serves as a topic of its own) is matched by its partitioned topic's name, so it is
+# granted, immutable and masked exactly as "orders" is. Namespaces ("tenant/namespace") and
+# tenants are matched with the same globs.
+
+_pulsar_glob(pattern, name) if {
+	is_string(pattern)
+	not contains(pattern, "/")
+	glob.match(pattern, ["/"], name)
+}
+
+_pulsar_glob(pattern, name) if {
+	is_string(pattern)
+	contains(pattern, "/")
+	count(split(pattern, "/")) == count(split(name, "/"))
+	glob.match(pattern, ["/"], name)
+}
+
+_pulsar_name := _partitioned_topic(_full_topic_name(input.resource.name)) if {
+	input.resource.type == "topic"
+} else := input.resource.name
+
+_full_topic_name(name) := name if {
+	contains(name, "://")
+} else := concat("", ["persistent://public/default/", name]) if {
+	not contains(name, "/")
+} else := concat("", ["persistent://", name]) if {
+	count(split(name, "/")) == 3
+} else := name
+
+# The partitioned topic a partition belongs to, as the broker reads "<topic>-partition-<n>":
+# n after the last "-partition-", a canonical int (no sign, no leading zero); else the name.
+_partitioned_topic(name) := concat("-partition-", array.slice(parts, 0, count(parts) - 1)) if {
+	parts := split(name, "-partition-")
+	count(parts) > 1
+	index := parts[count(parts) - 1]
+	regex.match(`^(0|[1-9][0-9]{0,9})$`, index)
+	to_number(index) <= 2147483647
+} else := name
+
+# The immutable topic patterns that could name a topic inside the namespace or tenant the
+# input names: Pulsar patterns whose tenant (and namespace) parts match it, and a bare "**".
+_immutable_inside := [pattern |
+	input.protocol == "pulsar"
+	some pattern in _immutable_patterns
+	_pattern_covers_container(pattern)
+]
+
+_pattern_covers_container(pattern) if pattern == "**"
+
+_pattern_covers_container(pattern) if {
+	input.resource.type == "namespace"
+	parts := split(pattern, "/")
+	count(parts) == 5
+	parts[1] == ""
+	endswith(parts[0], ":")
+	glob.match(concat("/", [parts[2], parts[3]]), ["/"], input.resource.name)
+}
+
+_pattern_covers_container(pattern) if {
+	input.resource.type == "tenant"
+	parts := split(pattern, "/")
+	count(parts) == 5
+	parts[1] == ""
+	endswith(parts[0], ":")
+	glob.match(parts[2], ["/"], input.resource.name)
 }
 
 # Time-boxed grants from approvals for exactly this operation and resource, not yet expired.
@@ -335,7 +448,7 @@ _masking_candidates := [i |
 	some i, rule in _masking_rules
 	is_object(rule)
 	is_array(rule.topics)
-	_matches_any(rule.topics, input.resource.name)
+	_resource_named_by(rule.topics)
 ]
 
 # Indexes of the candidates that apply to this request, in data order.

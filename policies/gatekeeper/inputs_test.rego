@@ -133,6 +133,31 @@ with_overrides(op, rtype, name, sub, groups, overrides) := object.union(policy_i
 # The resource a cluster-level operation is on.
 cluster := "kafka-cluster"
 
+# The Pulsar commands and admin calls Gatekeeper decides each operation for (docs/pulsar.md):
+# a binary-protocol command's api carries its BaseCommand type, an admin call's its endpoint.
+pulsar := {
+	"produce": {"api": {"key": 5, "name": "PRODUCER", "version": 21}, "request": {"producer_id": 1, "producer_name": "p", "encrypted": false}},
+	"consume": {"api": {"key": 4, "name": "SUBSCRIBE", "version": 21}, "request": {"group": "sub-1", "subscription_type": "Exclusive", "consumer_id": 1}},
+	"describe_topic": {"api": {"key": 23, "name": "LOOKUP", "version": 21}, "request": {"lookup": true, "authoritative": false}},
+	"create_topic": {"api": {"key": 0, "name": "PUT /admin/v2/{domain}/{tenant}/{namespace}/{topic}", "version": 2}, "request": {"partitioned": false}},
+	"delete_topic": {"api": {"key": 0, "name": "DELETE /admin/v2/{domain}/{tenant}/{namespace}/{topic}", "version": 2}, "request": {"force": false}},
+	"delete_records": {"api": {"key": 0, "name": "DELETE /admin/v2/{domain}/{tenant}/{namespace}/{topic}/truncate", "version": 2}, "request": {"admin": "truncate"}},
+	"alter_topic_config": {"api": {"key": 0, "name": "POST /admin/v2/{domain}/{tenant}/{namespace}/{topic}/retention", "version": 2}, "request": {"keys": ["retention"], "configs": {"retention": {"retentionTimeInMinutes": 1, "retentionSizeInMB": 1}}, "remove": false}},
+	"list_topics": {"api": {"key": 0, "name": "GET /admin/v2/{domain}/{tenant}/{namespace}", "version": 2}, "request": {"domain": "persistent"}},
+	"delete_namespace": {"api": {"key": 0, "name": "DELETE /admin/v2/namespaces/{tenant}/{namespace}", "version": 2}, "request": {"force": true}},
+	"delete_tenant": {"api": {"key": 0, "name": "DELETE /admin/v2/tenants/{tenant}", "version": 2}, "request": {"force": true}},
+	"describe_namespace": {"api": {"key": 0, "name": "GET /admin/v2/namespaces/{tenant}/{namespace}", "version": 2}, "request": {}},
+}
+
+# A complete Pulsar policy input: op on the resource (rtype, name) by sub, a member of groups.
+pulsar_input(op, rtype, name, sub, groups) := object.union(object.remove(policy_input("produce", rtype, name, sub, groups), {"api", "client", "request"}), {
+	"protocol": "pulsar",
+	"operation": op,
+	"api": pulsar[op].api,
+	"client": {"id": "pulsar-client-cpp", "address": "10.20.30.40"},
+	"request": pulsar[op].request,
+})
+
 # Kafka 4's consumer group protocol (KIP-848): a ConsumerGroupHeartbeat is join_group on the
 # group (with the member's subscription, or leaving), and consume on each topic it subscribes
 # to by name, on each match of its regex (resolving: a refusal leaves the topic out) and on

@@ -284,3 +284,59 @@ def test_denied_log_lines_are_rate_limited_per_resource_and_count_what_they_held
         assert gw.metrics.get("gatekeeper_decisions_total", action="deny", operation="consume") == 7
     finally:
         globalLogPublisher.removeObserver(events.append)
+
+
+def test_byte_identical_metadata_answers_are_decoded_once_and_their_observations_replayed(monkeypatch) -> None:
+    # Hundreds of clients asking for the same topics get the same answer from the broker: it was
+    # decoded and re-encoded for each (three quarters of Gatekeeper's CPU under load).
+    from gatekeeper.kafka import codec as kafka_codec
+
+    decoded = []
+    real = kafka_codec.decode_response_body
+    monkeypatch.setattr(kafka_codec, "decode_response_body", lambda *a: decoded.append(a[1].name) or real(*a))
+    gw, ups = make_gateway()
+    M = API_TABLE[3].request
+    R = API_TABLE[3].response
+    cluster = gw.adapters["kafka"].cluster
+
+    def ask(answer: bytes, cid: int) -> tuple[int, list[tuple[int, str, int]]]:
+        proto, client = connect(gw)
+        (_, upstream) = ups.connected[-1]
+        proto.dataReceived(framed(req(3, 12, topics=[M.MetadataRequestTopic(name="orders")], allow_auto_topic_creation=False), 12, cid))
+        upstream.dataReceived(answer)
+        (out,) = split_frames(client.value())
+        body = R.decode(out[5:], version=12)
+        return struct.unpack(">i", out[:4])[0], [(b.node_id, b.host, b.port) for b in body.brokers]
+
+    moved = response(3, 12, 9, throttle_time_ms=0, cluster_id="c", controller_id=7,
+                     brokers=[R.MetadataResponseBroker(node_id=7, host="broker-7b.internal", port=9093, rack=None)],
+                     topics=[R.MetadataResponseTopic(error_code=0, name="orders", topic_id=TOPIC_ID, is_internal=False, partitions=[])])
+    assert ask(metadata_response(5), 5) == (5, [(7, "gk.example", 9193)])
+    assert ask(metadata_response(6), 6) == (6, [(7, "gk.example", 9193)])  # the same body, another correlation id
+    assert decoded == ["Metadata"]  # decoded once
+    assert ask(moved, 9) == (9, [(7, "gk.example", 9193)]) and cluster.address_of(7).host == "broker-7b.internal"
+    assert ask(metadata_response(11), 11) == (11, [(7, "gk.example", 9193)])
+    assert decoded == ["Metadata"] * 2  # the first answer again: not decoded, but observed again
+    assert (cluster.address_of(7).host, cluster.address_of(7).port) == ("broker-7.internal", 9092)
+
+
+def test_the_metadata_memo_is_bounded_in_bytes(monkeypatch) -> None:
+    from gatekeeper.kafka import codec as kafka_codec
+    from gatekeeper.kafka import messages
+
+    decoded = []
+    real = kafka_codec.decode_response_body
+    monkeypatch.setattr(kafka_codec, "decode_response_body", lambda *a: decoded.append(1) or real(*a))
+    size = len(metadata_response(1)) - 9  # the body: frame minus size, correlation id and tags
+    monkeypatch.setattr(messages, "MEMO_BYTES", 2 * size + 10)  # one entry (broker's body and ours)
+    gw, ups = make_gateway()
+    M = API_TABLE[3].request
+    R = API_TABLE[3].response
+    other = response(3, 12, 1, throttle_time_ms=0, cluster_id="c", controller_id=7,
+                     brokers=[R.MetadataResponseBroker(node_id=7, host="broker-7.internal", port=9092, rack=None)],
+                     topics=[R.MetadataResponseTopic(error_code=0, name="orderz", topic_id=TOPIC_ID, is_internal=False, partitions=[])])
+    for answer in (metadata_response(1), metadata_response(1), other, metadata_response(1)):
+        proto, client = connect(gw)
+        proto.dataReceived(framed(req(3, 12, topics=[M.MetadataRequestTopic(name="orders")], allow_auto_topic_creation=False), 12, 1))
+        ups.connected[-1][1].dataReceived(answer)
+    assert len(decoded) == 3  # the second was a hit; "other" pushed the first out

@@ -366,3 +366,29 @@ def test_identical_inputs_in_flight_are_evaluated_once(tmp_path: Path) -> None:
     waited = result(second)
     assert [d.action for d in waited] == ["allow"] and isinstance(waited[0], _D)
     assert [d.action for d in result(third)] == ["allow", "allow"]
+
+
+def test_engine_failures_are_logged_once_per_batch_and_reason_within_an_interval() -> None:
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        engine, backend, reactor = make("hang")
+        first = [engine.decide_many([_input(f"t{n}-{i}") for i in range(3)]) for n in range(50)]
+        reactor.advance(0.3)  # all 50 batches (150 inputs) time out together
+        reactor.advance(1)
+        second = engine.decide_many([_input("late")])
+        reactor.advance(0.3)
+        reactor.advance(5)  # past the interval: the next failure is logged with the count held back
+        third = engine.decide_many([_input("later")])
+        reactor.advance(0.3)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert all(result(d)[0].action == "deny" for d in [*first, second, third])
+    assert engine.metrics.get("gatekeeper_engine_errors_total", engine="scripted", kind="timeout") == 52
+    errors = [e for e in events if e.get("log_level") == LogLevel.error and e.get("log_namespace") == "gatekeeper.policy.engine"]
+    assert [(e["count"], e["more"]) for e in errors] == [
+        (3, ""), (1, "; 50 more failed batches like it were not logged"),
+    ]
+    assert '"t0-0"' in errors[0]["input"] and '"later"' in errors[1]["input"]

@@ -56,10 +56,30 @@ def test_options_are_validated_with_their_yaml_path() -> None:
     assert "listeners[0].options.brokers[0]: 'pulsar://broker-1:6650' does not match" in text
 
 
-def test_a_listener_upstream_is_refused() -> None:
+def test_a_listener_upstream_is_refused_as_the_adapter_takes_none() -> None:
     raw = _raw()
     raw["listeners"][0]["upstream"] = {"bootstrap_servers": ["10.0.0.5:8080"]}
-    assert "listeners[0].upstream: the pulsar-admin adapter fronts the top-level upstream section only" in _errors(raw)
+    text = _errors(raw)
+    assert ("listeners[0].upstream: the pulsar-admin adapter takes no upstream section: it reaches its brokers "
+            "through the listener's options (listeners[0].options); remove it from the listener") in text
+    assert "top-level upstream" not in text
+
+
+def test_a_pulsar_admin_only_gatekeeper_needs_no_top_level_upstream() -> None:
+    raw = _raw()
+    del raw["upstream"]
+    config = parse_config(raw)
+    assert config.upstream_implicit and config.upstream.bootstrap_servers == ()
+    assert config.listeners[0].protocol == "pulsar-admin"
+
+
+def test_a_kafka_listener_beside_a_pulsar_admin_one_still_needs_the_top_level_upstream() -> None:
+    raw = _raw()
+    del raw["upstream"]
+    raw["listeners"].append({"name": "kafka", "bind": "127.0.0.1:9092", "advertised_host": "gk", "broker_ports": "9093-9094"})
+    text = _errors(raw)
+    assert "listeners[1].upstream: listener 'kafka' has no upstream and there is no top-level upstream" in text
+    assert "listeners[0]" not in text
 
 
 def _adapter(raw: dict[str, Any]) -> PulsarAdminAdapter:

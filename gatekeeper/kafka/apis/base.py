@@ -9,7 +9,7 @@ needs. The drivers (``operations``, ``denials``, ``enforce``, ``rewrite``) only 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -293,6 +293,10 @@ class ResponseContext:
 
     mapper: Callable[[int, str, int], tuple[str, int] | None]
     gateway: GatewayIdentity
+    # What else the rewrite depends on (the listener: its name, advertised host and broker
+    # ports): byte-identical responses of a unit with ``memo`` in the same scope are rewritten
+    # once. None: nothing is memoised.
+    scope: Hashable = None
 
 
 # -- the unit -----------------------------------------------------------------------------------
@@ -315,6 +319,13 @@ class ApiUnit:
     # about Gatekeeper's own identity (version, body, ResponseContext).
     observe: Callable[[int, Any, Any], None] | None = None
     rewrite: Callable[[int, Any, ResponseContext], None] | None = None
+    # Responses that come back byte for byte the same (every client's Metadata of the same
+    # topics) are decoded, observed and rewritten once: ``memo(version, body)``, given the decoded
+    # body before it is observed, returns what observing that body again does to the cluster
+    # view; a later identical response (same version and ResponseContext.scope) replays it and
+    # gets the same rewritten bytes. Only for a rewrite that depends on nothing but the body,
+    # the scope and the cluster view's broker slots (which never change once given).
+    memo: Callable[[int, Any], Callable[[Any], None]] | None = None
     # A reason to refuse the request whatever the policy says (version, body, GatewayIdentity
     # -> reason or None): it would alter or expose Gatekeeper's own identity at the broker.
     guard: Callable[[int, Any, GatewayIdentity], str | None] | None = None

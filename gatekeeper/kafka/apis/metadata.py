@@ -4,6 +4,7 @@ filtered by describe rights); broker addresses learned and rewritten to Gatekeep
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from gatekeeper.api import CLUSTER, Operation
@@ -77,6 +78,19 @@ def _observe(version: int, body: Any, cluster: Any) -> None:
     cluster.observe_topics((getattr(t, "topic_id", None), t.name) for t in body.topics)
 
 
+def _memo(version: int, body: Any) -> Callable[[Any], None]:
+    """What ``_observe`` of this body does, to replay for a byte-identical response."""
+    brokers = [(b.node_id, b.host, b.port) for b in body.brokers]
+    topics = [(getattr(t, "topic_id", None), t.name) for t in body.topics]
+
+    def replay(cluster: Any) -> None:
+        for node_id, host, port in brokers:
+            cluster.observe_broker(node_id, host, port)
+        cluster.observe_topics(topics)
+
+    return replay
+
+
 def _rewrite(version: int, body: Any, ctx: Any) -> None:
     for b in body.brokers:
         b.host, b.port = map_address(ctx.mapper, b.node_id, b.host, b.port)
@@ -89,7 +103,7 @@ def _no_authorized_operations(version: int, body: Any) -> bool:
 
 
 UNITS = [ApiUnit(ApiKey.METADATA, _operations, _error_response, entities=lambda v: _ENTITIES, listing=_listing,
-                 observe=_observe, rewrite=_rewrite, forward_when_all_denied=True, normalize=_no_authorized_operations,
+                 observe=_observe, rewrite=_rewrite, memo=_memo, forward_when_all_denied=True, normalize=_no_authorized_operations,
                  withdraw=_withdraw_auto_create,
                  # v1+ with an empty list asks for the brokers only: no topic, nothing to decide.
                  names_nothing=lambda version, body: body.topics == [] and version >= 1)]

@@ -12,10 +12,15 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import attrs
-from twisted.web.server import Site
 
 from gatekeeper.api import AdapterServices
-from gatekeeper_pulsar.admin_proxy import AdminProxy, AdminSettings, BoundedRequest, WebBroker
+from gatekeeper_pulsar.admin_proxy import (
+    AdminProxy,
+    AdminSettings,
+    AdminSite,
+    BoundedRequest,
+    WebBroker,
+)
 from gatekeeper_pulsar.settings import read_token
 
 __all__ = ["ADMIN_OPTIONS_SCHEMA", "PulsarAdminAdapter"]
@@ -56,6 +61,7 @@ class PulsarAdminAdapter:
     name = "pulsar-admin"
     listener_options_schema: ClassVar[dict[str, Any]] = ADMIN_OPTIONS_SCHEMA
     listener_upstream: ClassVar[bool] = False
+    uses_upstream: ClassVar[bool] = False  # options.admin_url and options.brokers, never an upstream section
 
     def __init__(self, services: AdapterServices) -> None:
         self.services = services
@@ -77,12 +83,12 @@ class PulsarAdminAdapter:
                 timeout=float(options.get("timeout", 30.0)),
             )
 
-    def server_factory(self, listener: Any, slot: int | None) -> Site:
+    def server_factory(self, listener: Any, slot: int | None) -> AdminSite:
         settings = self.settings[listener.name]
         if slot is not None:
             settings = attrs.evolve(settings, slot=slot)
         request = type("BoundedRequest", (BoundedRequest,), {"max_body": settings.max_body})
-        site = Site(AdminProxy(settings, self.services), requestFactory=request)
+        site = AdminSite(AdminProxy(settings, self.services), requestFactory=request)
         site.displayTracebacks = False
         site.noisy = False
         return site

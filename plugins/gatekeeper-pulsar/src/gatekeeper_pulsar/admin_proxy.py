@@ -9,6 +9,10 @@ Denied: 403 with ``{"reason": ...}``, the body Pulsar's admin clients read their
 policy engine that fails is a deny. A listing is read whole and shown filtered to the names the
 policy allows describing. A broker's redirect names a broker: it is rewritten to Gatekeeper's port
 for that broker, or refused (502) when the broker is not one Gatekeeper fronts.
+
+With an audit trail, each client connection is a session and each call a ``request`` record
+(:mod:`gatekeeper_pulsar.admin_auditing`); a call is forwarded only once its record has a place
+in the trail, else it is refused with 503 (fail closed).
 """
 
 from __future__ import annotations
@@ -24,17 +28,19 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.web.http import HTTPChannel, PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource as WebResource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from gatekeeper.api import ANONYMOUS, AdapterServices, Decision, Operation, Principal, Resource
 from gatekeeper.logsafe import printable
 from gatekeeper.policy.input import SessionInfo, build_input, new_session_id
+from gatekeeper_pulsar import admin_auditing as aud
+from gatekeeper_pulsar.admin_auditing import HttpSession
 from gatekeeper_pulsar.admin_routes import Route, RouteError, route
 
-__all__ = ["AdminProxy", "AdminSettings", "BoundedRequest", "WebBroker"]
+__all__ = ["AdminProxy", "AdminSettings", "AdminSite", "BoundedRequest", "WebBroker"]
 
 log = Logger()
 
@@ -44,7 +50,7 @@ _REQUEST_HEADERS = (b"content-type", b"accept", b"user-agent")
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
                          b"proxy-authenticate", b"proxy-authorization", b"location", b"content-length"})
 _REDIRECTS = (301, 302, 303, 307, 308)
-_API_VERSION = 2  # /admin/v2
+_API_VERSION = aud.API_VERSION
 
 
 @attrs.frozen
@@ -108,6 +114,49 @@ class _QuietPool(HTTPConnectionPool):
     _factory = _QuietFactory
 
 
+def _closing(channel: Any, reason: str) -> None:
+    session = getattr(channel, "gk_session", None)
+    if session is not None:
+        session.closed_by_gatekeeper(reason)
+
+
+class _SessionChannel(HTTPChannel):
+    """A client connection: one audit session for every call it carries (keep-alive)."""
+
+    gk_session: HttpSession | None = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        proxy = getattr(getattr(self, "site", None), "resource", None)
+        if isinstance(proxy, AdminProxy):
+            self.gk_session = proxy.session_opened(self.transport.getPeer())  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.gk_session is not None:
+            self.gk_session.bytes_in += len(data)
+        super().dataReceived(data)
+
+    def timeoutConnection(self) -> None:
+        _closing(self, "idle HTTP connection timed out")
+        super().timeoutConnection()
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        super().connectionLost(reason)
+        proxy = getattr(getattr(self, "site", None), "resource", None)
+        if self.gk_session is not None and isinstance(proxy, AdminProxy):
+            proxy.session_closed(self.gk_session)
+
+
+def _session_channel(factory: Any) -> _SessionChannel:
+    return _SessionChannel()
+
+
+class AdminSite(Site):
+    """The listener's HTTP site: its channels are audit sessions."""
+
+    protocol = _session_channel  # type: ignore[assignment]
+
+
 class BoundedRequest(Request):
     """A request whose body may not grow past ``max_body`` bytes while it is read (Twisted Web
     would otherwise spool any size to a temporary file before the resource sees it): past it,
@@ -120,6 +169,7 @@ class BoundedRequest(Request):
         if length is not None and length > self.max_body:
             log.info("pulsar admin: a request body of {n} bytes is over options.max_body_bytes; connection closed",
                      n=length)
+            _closing(self.channel, f"a request body of {length} bytes is over options.max_body_bytes")
             self.channel.transport.loseConnection()  # type: ignore[union-attr]
         super().gotLength(length)
 
@@ -127,6 +177,7 @@ class BoundedRequest(Request):
         self._body_bytes += len(data)
         if self._body_bytes > self.max_body:
             if self.channel is not None and self.channel.transport is not None:
+                _closing(self.channel, f"a request body is over {self.max_body} bytes (options.max_body_bytes)")
                 self.channel.transport.loseConnection()
             return
         super().handleContentChunk(data)
@@ -148,6 +199,22 @@ class AdminProxy(WebResource):
         _Call(self, request).start()
         return NOT_DONE_YET
 
+    # -- audit sessions: one per client connection ---------------------------------------------------
+
+    def session_opened(self, peer: Any) -> HttpSession:
+        now = self.services.clock()
+        session = HttpSession(new_session_id(now), now, str(getattr(peer, "host", "?")), int(getattr(peer, "port", 0) or 0))
+        if self.services.audit is not None:
+            self.services.audit.record("session_start", aud.session_start(session, self.settings.listener))
+        return session
+
+    def session_closed(self, session: HttpSession) -> None:
+        if session.ended:
+            return
+        session.ended = True
+        if self.services.audit is not None:
+            self.services.audit.record("session_end", aud.session_end(session, self.services.clock()))
+
 
 class _Call:
     """One admin request through Gatekeeper."""
@@ -162,11 +229,41 @@ class _Call:
         self.method = request.method.decode("ascii", "replace").upper()
         self.target_text = "?"
         self.principal: Principal = ANONYMOUS
+        # For the audit trail: the call's place in it, what it was decided as and what came of it.
+        self.received_at = self.services.clock()
+        self.http, self.own_session = self._http_session()
+        self.slot: Any = None
+        self.authenticated: Principal | None = None
+        self.found: Route | None = None
+        self.inputs: list[dict[str, Any]] = []
+        self.decisions: list[Decision] | None = None
+        self.forwarded = False
+        self.status: int | None = None  # the broker's
+        self.recorded = False
+
+    def _http_session(self) -> tuple[HttpSession, bool]:
+        """The connection's audit session; a request on a channel that has none (not served by
+        :class:`AdminSite`) is a session of its own."""
+        session = getattr(getattr(self.request, "channel", None), "gk_session", None)
+        if session is not None:
+            return session, False
+        return self.proxy.session_opened(self.request.getClientAddress()), True
 
     # -- the steps --------------------------------------------------------------------------------
 
     def start(self) -> None:
         self.request.notifyFinish().addErrback(self._client_gone)
+        self.http.requests += 1
+        trail = self.services.audit
+        if trail is not None:
+            # A place in the trail is taken before anything is decided or forwarded: a call that
+            # could not be recorded does not happen (fail closed).
+            self.slot = trail.reserve()
+            if self.slot is None:
+                self.services.metrics.inc("gatekeeper_rejected_total", reason="audit_unavailable")
+                self._reply(503, f"audit trail unavailable ({trail.error or 'its queue is full'}): "
+                                 "denied until it recovers")
+                return
         try:
             self.target_text = self.request.uri.decode("ascii")
         except UnicodeDecodeError:
@@ -184,17 +281,17 @@ class _Call:
         principal = self._authenticate()
         if principal is None:
             return
-        self.principal = principal
+        self.principal = self.authenticated = principal
         try:
             found = route(self.method, self.target_text, body)
         except RouteError as e:
             self._reply(400, str(e))
             return
+        self.found = found
         now = self.services.clock()
-        peer = self.request.getClientAddress()
-        self.session = SessionInfo(new_session_id(now), now, str(getattr(peer, "host", "?")), principal=principal,
+        self.session = SessionInfo(self.http.id, self.http.started_at, self.http.address, principal=principal,
                                    protocol="pulsar")
-        inputs = [self._input(op, found, now) for op in found.operations]
+        inputs = self.inputs = [self._input(op, found, now) for op in found.operations]
         self._decide(inputs).addCallbacks(
             lambda decisions: self._decided(found, target, body, decisions),
             lambda f: self._deny(found.operations[0], f"policy engine failed, denied: {f.getErrorMessage()}"))
@@ -203,24 +300,33 @@ class _Call:
         header = self.request.getHeader("authorization")
         if header is None:
             if self.s.auth_required:
-                self._reply(401, "authentication is required on this listener: send Authorization: Bearer <token>",
-                            {"WWW-Authenticate": "Bearer"})
+                self._refuse_login("none", "authentication is required on this listener: send Authorization: Bearer <token>",
+                                   "Bearer")
                 return None
             return ANONYMOUS
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            self._reply(401, "only Authorization: Bearer <token> is accepted here", {"WWW-Authenticate": "Bearer"})
+            self._refuse_login(scheme, "only Authorization: Bearer <token> is accepted here", "Bearer")
             return None
         identity = self.services.identity
         if identity is None:
-            self._reply(401, "token authentication is not configured (identity.jwt)", {"WWW-Authenticate": "Bearer"})
+            self._refuse_login(scheme, "token authentication is not configured (identity.jwt)", "Bearer")
             return None
         try:
             validated = identity.validate(token.strip(), "token")
         except Exception as e:  # the validator's errors say what is wrong with the token
-            self._reply(401, f"token refused: {e}", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            self._refuse_login(scheme, f"token refused: {e}", 'Bearer error="invalid_token"')
             return None
-        return validated.principal  # type: ignore[no-any-return]
+        principal: Principal = validated.principal
+        self.http.principal = principal
+        if self.services.audit is not None and self.http.new_token(token.strip()):
+            self.services.audit.record("authentication", aud.authentication_success(self.http.id, principal))
+        return principal
+
+    def _refuse_login(self, scheme: str, reason: str, challenge: str) -> None:
+        if self.services.audit is not None:
+            self.services.audit.record("authentication", aud.authentication_failure(self.http.id, scheme, reason))
+        self._reply(401, reason, {"WWW-Authenticate": challenge})
 
     def _input(self, op: Operation, found: Route, now: float) -> dict[str, Any]:
         return build_input(op, api_key=0, api_name=found.api, api_version=_API_VERSION, client_id=None,
@@ -238,6 +344,7 @@ class _Call:
         if len(decisions) != len(found.operations):
             self._deny(found.operations[0], "policy engine failed, denied: a decision is missing")
             return
+        self.decisions = list(decisions)
         for op, decision in zip(found.operations, decisions, strict=True):
             if decision.action != "allow":
                 reason = decision.reason or "denied by policy"
@@ -271,6 +378,7 @@ class _Call:
         d = self.proxy.agent.request(self.method.encode("ascii"), url, headers, producer)
         d.addTimeout(self.s.timeout, self.proxy.reactor)
         d.addCallbacks(lambda response: self._answered(found, response), self._unreachable)
+        self.forwarded = True
         self.services.metrics.inc("gatekeeper_pulsar_admin_requests_total", outcome="forwarded")
 
     def _unreachable(self, failure: Failure) -> None:
@@ -280,6 +388,7 @@ class _Call:
             self._reply(502, f"Gatekeeper cannot reach the broker: {failure.getErrorMessage()}")
 
     def _answered(self, found: Route, response: Any) -> None:
+        self.status = int(response.code)
         if self.gone:
             response.deliverBody(_Discard())
             return
@@ -320,6 +429,7 @@ class _Call:
         self.request.setHeader(b"location", rewritten.encode("ascii", "replace"))
         self.request.setHeader(b"content-length", b"0")
         self._finish()
+        self._record(aud.broker_outcome(response.code))
 
     def _filter(self, found: Route, data: bytes) -> None:
         assert found.listing is not None
@@ -347,6 +457,7 @@ class _Call:
                        "policy engine failed, denied: a decision is missing")
             return
         self._send(200, json.dumps(names).encode())
+        self._record(aud.broker_outcome(200))
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -355,6 +466,7 @@ class _Call:
         if code not in (403,):
             self.services.metrics.inc("gatekeeper_pulsar_admin_requests_total", outcome=str(code))
         self._send(code, json.dumps({"reason": reason, **(extra or {})}).encode(), headers)
+        self._record(aud.gatekeeper_outcome(code, reason), status=code)
 
     def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         if self.gone or self.request.finished:
@@ -364,8 +476,12 @@ class _Call:
         self.request.setHeader(b"content-length", str(len(body)).encode())
         for name, value in (headers or {}).items():
             self.request.setHeader(name.encode(), value.encode())
-        self.request.write(body)
+        self.write(body)
         self._finish()
+
+    def write(self, data: bytes) -> None:
+        self.http.bytes_out += len(data)
+        self.request.write(data)
 
     def _finish(self) -> None:
         if not self.gone and not self.request.finished:
@@ -375,6 +491,31 @@ class _Call:
         self.gone = True
         if self.stream is not None and self.stream.transport is not None:
             self.stream.transport.stopProducing()  # type: ignore[attr-defined]
+        if self.status is not None:
+            self._record(aud.broker_outcome(self.status, "the client closed the connection before the whole answer "
+                                                         "was sent"))
+        else:
+            self._record(aud.gatekeeper_outcome(None, "the client closed the connection before it was answered"))
+
+    # -- the audit trail --------------------------------------------------------------------------
+
+    def _record(self, outcome: dict[str, Any], status: int | None = None) -> None:
+        """The call's ``request`` record, written once, into the place taken for it."""
+        if self.recorded:
+            return
+        self.recorded = True
+        if self.slot is not None:
+            decisions = self.decisions
+            if decisions is None or len(decisions) != len(self.inputs):
+                reason = str(outcome.get("error") or "not decided")
+                decisions = [Decision("deny", reason)] * len(self.inputs)
+            api = self.found.api if self.found is not None else f"{self.method} {self.target_text[:300]}"
+            operations = aud.operation_entries(self.inputs, decisions, self.services.policy_revision(),
+                                               forwarded=self.forwarded, status=status)
+            self.slot.record("request", aud.request_fields(self.http, self.authenticated, api, operations, outcome,
+                                                           self.services.clock() - self.received_at))
+        if self.own_session:
+            self.proxy.session_closed(self.http)
 
 
 class _Stream(Protocol):
@@ -385,15 +526,20 @@ class _Stream(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if not self.call.gone:
-            self.call.request.write(data)
+            self.call.write(data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        if self.call.gone:
+        call = self.call
+        if call.gone:
             return
+        status = call.status if call.status is not None else 0
         if reason is None or reason.check(ResponseDone, PotentialDataLoss):
-            self.call._finish()
+            call._finish()
+            call._record(aud.broker_outcome(status))
         else:  # the broker's answer broke off: the client must not take a part for the whole
-            transport = getattr(self.call.request.channel, "transport", None)
+            call._record(aud.broker_outcome(status, f"the broker's answer broke off: {reason.getErrorMessage()}"))
+            _closing(call.request.channel, "the broker's answer broke off")
+            transport = getattr(call.request.channel, "transport", None)
             if transport is not None:
                 transport.abortConnection()
 
