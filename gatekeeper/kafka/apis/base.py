@@ -383,5 +383,8 @@ def force(body: Any, field: str, value: Any) -> bool:
 
 def withdrawn(op: Operation, allowed: bool) -> bool:
     """A refused side effect that is withdrawn from the request rather than denied, or a refused
-    candidate of a pattern Gatekeeper resolves (left out of the resolved subscription)."""
-    return not allowed and bool(op.request.get("auto_create") or op.request.get("resolving"))
+    candidate of a pattern Gatekeeper resolves (left out of the resolved subscription). An
+    ``implicit`` auto-creation (a request version with no flag to withdraw) is denied instead."""
+    if allowed:
+        return False
+    return bool((op.request.get("auto_create") and not op.request.get("implicit")) or op.request.get("resolving"))

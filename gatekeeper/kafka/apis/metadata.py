@@ -25,7 +25,11 @@ from gatekeeper.kafka.apis.base import (
 def _operations(b: Any, c: OpContext) -> list[Operation]:
     if _all_topics(c.version, b):
         return [Operation("list_topics", CLUSTER, {})]
-    auto = bool(getattr(b, "allow_auto_topic_creation", False))
+    # Versions 0-3 carry no flag: the broker creates every named topic that does not exist (as
+    # Gatekeeper's principal, which may). There is no flag to withdraw, so a refused create_topic
+    # is a denial of that topic ("implicit"), never a withdrawal.
+    implicit = c.version < 4
+    auto = implicit or bool(getattr(b, "allow_auto_topic_creation", False))
     ops = []
     for t in b.topics:
         topic = c.topic(t.name, getattr(t, "topic_id", None))
@@ -33,7 +37,8 @@ def _operations(b: Any, c: OpContext) -> list[Operation]:
         if auto and t.name:
             # The broker creates a named topic that does not exist: a create_topic, decided.
             # Refused, it is not a denial of the request: the flag is withdrawn (withdraw_auto_create).
-            ops.append(Operation("create_topic", topic, {"auto_create": True}))
+            ops.append(Operation("create_topic", topic, {"auto_create": True, "implicit": True} if implicit
+                                 else {"auto_create": True}))
     return ops
 
 
@@ -46,7 +51,10 @@ def _error_response(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> 
     topics = []
     for t in b.topics or ():
         r = topic_resource(t.name, getattr(t, "topic_id", None), resolve)
-        topics.append(T(error_code=deny(r).code, name=t.name, topic_id=getattr(t, "topic_id", None) or uuid.UUID(int=0),
+        # A topic asked for by id has no name; the answer's name is nullable only from v12 (and
+        # a denied topic's name is never disclosed): empty before that.
+        name = t.name if t.name is not None or v >= 12 else ""
+        topics.append(T(error_code=deny(r).code, name=name, topic_id=getattr(t, "topic_id", None) or uuid.UUID(int=0),
                         is_internal=False, partitions=[], authorized_operations=None))
     return R[v](throttle_time_ms=0, brokers=[], cluster_id=None, controller_id=-1, topics=topics)
 
