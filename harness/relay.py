@@ -199,6 +199,6 @@ class Relay:
             if not data:  # the source closed: pass the close on
                 dst.close()
                 return
+            self.bytes[direction] += len(data)  # counted before it can arrive: a reader never sees more than counted
             dst.write(data)
-            self.bytes[direction] += len(data)
             await dst.drain()

@@ -112,7 +112,7 @@ def test_admin_calls_are_recorded_and_the_audit_tools_read_them(audited: Any, pu
     assert [x["result"] for x in failed] == ["failure"] and failed[0]["reason"].startswith("token refused")
 
     verified = _cli("audit", "verify", str(trail), "--key-file", str(audited.key))
-    assert verified.returncode == 0 and verified.stdout.startswith("ok"), verified.stdout + verified.stderr
+    assert verified.returncode == 0 and verified.stdout.splitlines()[-1].startswith("ok"), verified.stdout + verified.stderr
     found = _cli("audit", "search", str(trail), "--principal", "svc-admin", "--topic", full, "--json")
     assert found.returncode == 0, found.stderr
     assert [(r["operations"][0]["decision"]["action"], r["outcome"]["status"]) for r in _rows(found.stdout)] == [("allow", 204)]

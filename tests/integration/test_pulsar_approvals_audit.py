@@ -250,7 +250,7 @@ def test_a_pulsar_session_is_in_the_trail_and_verify_search_replay_and_what_if_r
     assert all(r["operations"][0]["decision"]["revision"].startswith("sha256:") for r in ours)
 
     verified = _cli("audit", "verify", str(trail), "--key-file", str(gateway.key))
-    assert verified.returncode == 0 and verified.stdout.startswith("ok"), verified.stdout + verified.stderr
+    assert verified.returncode == 0 and verified.stdout.splitlines()[-1].startswith("ok"), verified.stdout + verified.stderr
     found = _cli("audit", "search", str(trail), "--topic", topic, "--json")
     assert found.returncode == 0, found.stderr
     lines = [json.loads(line) for line in found.stdout.splitlines() if line.strip()]
