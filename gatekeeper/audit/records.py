@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,8 +42,11 @@ __all__ = [
     "key_id",
     "make_record",
     "parse_time",
+    "place",
     "policy_revision",
     "record_hash",
+    "render",
+    "Rendered",
     "seal",
     "serialize",
     "sign_checkpoint",
@@ -100,25 +104,84 @@ def serialize(record: Mapping[str, Any]) -> bytes:
 
 def seal(record: Mapping[str, Any]) -> tuple[bytes, str]:
     """The stored line of ``record`` (which has no ``hash`` yet) and its hash, with one pass of
-    the JSON writer instead of two (``record_hash``, then ``serialize``): the top-level keys that
-    sort before ``hash`` and those after it are written apart, and the two halves joined make
-    the canonical form, which is hashed, and joined around ``"hash":"…"`` make the stored line,
-    byte for byte what ``serialize`` writes (a unit test compares them)."""
-    if "hash" in record or not all(type(k) is str and k.isascii() for k in record):
+    the JSON writer instead of two (``record_hash``, then ``serialize``): the record is written
+    with a placeholder ``hash`` (random per process), which sorts where the hash goes; cut out,
+    it leaves the canonical form, which is hashed; replaced by the hash, it is the stored line,
+    byte for byte what ``serialize`` writes (a property test compares them). A record whose
+    bytes hold the placeholder more than once (never in practice) goes the two-pass way."""
+    if "hash" in record:
         digest = record_hash(record)
         return serialize({**record, "hash": digest}), digest
-    before = {k: v for k, v in record.items() if k < "hash"}
-    after = {k: v for k, v in record.items() if k > "hash"}
     try:
-        head = orjson.dumps(before, option=orjson.OPT_SORT_KEYS)[:-1]  # '{…' without '}'
-        tail = orjson.dumps(after, option=orjson.OPT_SORT_KEYS)[1:]  # '…}' without '{'
+        line = orjson.dumps({**record, "hash": _PLACEHOLDER}, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # what orjson refuses goes the slow way (see canonical)
+        line = b""
+    at = line.find(_PLACEHOLDER_ITEM)
+    if at < 0 or line.find(_PLACEHOLDER_ITEM, at + 1) >= 0:
         digest = record_hash(record)
         return serialize({**record, "hash": digest}), digest
-    comma_head = head + b"," if len(head) > 1 else head
-    comma_tail = b"," + tail if len(tail) > 1 else tail
-    digest = hashlib.sha256(head + (b"," if len(head) > 1 and len(tail) > 1 else b"") + tail).hexdigest()
-    return b"".join((comma_head, b'"hash":"', digest.encode(), b'"', comma_tail, b"\n")), digest
+    end = at + len(_PLACEHOLDER_ITEM)
+    # The item and one comma beside it: the one after it, or the one before it when it is last.
+    if line[end:end + 1] == b",":
+        unhashed = line[:at] + line[end + 1:]
+    elif line[at - 1:at] == b",":
+        unhashed = line[:at - 1] + line[end:]
+    else:  # the only key
+        unhashed = line[:at] + line[end:]
+    digest = hashlib.sha256(unhashed).hexdigest()
+    return b"".join((line[:at], b'"hash":"', digest.encode(), b'"', line[end:], b"\n")), digest
+
+
+_PLACEHOLDER = secrets.token_hex(32)
+_PLACEHOLDER_ITEM = b'"hash":"' + _PLACEHOLDER.encode() + b'"'
+
+
+class Rendered(NamedTuple):
+    """A record serialised where it was made (the reactor thread, where its fields are fresh in
+    the cache), but for its place in the chain: its canonical line cut around the ``hash``,
+    ``prev`` and ``seq`` items, which ``place`` fills in on the writer thread. The writer thus
+    reads one bytes object per record, never the record's dicts and lists."""
+
+    chain: str
+    session: str | None  # the record's session (the Kafka sink's key)
+    pieces: tuple[bytes, bytes, bytes, bytes]
+
+
+_MARK = secrets.token_hex(16)
+_HASH_ITEM = f'"hash":"{_MARK}h"'.encode()
+_PREV_ITEM = f'"prev":"{_MARK}p"'.encode()
+_SEQ_ITEM = f'"seq":"{_MARK}s"'.encode()
+
+
+def render(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, time: str) -> Rendered | None:
+    """``fields`` as the record of ``kind`` in ``chain``, for ``place`` to finish; None when it
+    cannot be cut (orjson refuses a value, or the fields hold a marker: never in practice),
+    and the writer seals it whole. Raises ValueError (our bug) when ``fields`` uses an envelope
+    key."""
+    record = envelope(kind, fields, instance=instance, chain=chain, seq=0, prev="", time=time)
+    record["seq"], record["prev"], record["hash"] = f"{_MARK}s", f"{_MARK}p", f"{_MARK}h"
+    try:
+        line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    if line.count(_MARK.encode()) != 3:
+        return None
+    h, p, s = line.find(_HASH_ITEM), line.find(_PREV_ITEM), line.find(_SEQ_ITEM)
+    # Sorted keys put them in this order, "chain" before "hash" and "time" after "seq".
+    if not (0 < h < p < s) or line[h - 1:h] != b"," or line[h + len(_HASH_ITEM):h + len(_HASH_ITEM) + 1] != b",":
+        return None
+    session = fields.get("session")
+    return Rendered(chain, session if isinstance(session, str) else None,
+                    (line[:h], line[h + len(_HASH_ITEM):p], line[p + len(_PREV_ITEM):s], line[s + len(_SEQ_ITEM):]))
+
+
+def place(rendered: Rendered, seq: int, prev: str) -> tuple[bytes, str]:
+    """The stored line of a rendered record at ``seq`` after ``prev``, and its hash: byte for
+    byte what ``seal`` gives for the same record (a property test compares them)."""
+    before, after_hash, after_prev, after_seq = rendered.pieces
+    rest = b"".join((b'"prev":"', prev.encode(), b'"', after_prev, b'"seq":', str(seq).encode(), after_seq))
+    digest = hashlib.sha256(before + after_hash[1:] + rest).hexdigest()  # without the hash item and its comma
+    return b"".join((before, b'"hash":"', digest.encode(), b'"', after_hash, rest, b"\n")), digest
 
 
 # The last whole second formatted, and its text: one (second, text) pair, replaced whole, so a

@@ -25,7 +25,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from gatekeeper.api import AuditOpened, AuditSink, AuditSinkContext
-from gatekeeper.audit.records import KINDS, format_time
+from gatekeeper.audit.records import KINDS, format_time, render
 from gatekeeper.audit.writer import Barrier, Checkpoint, Item, Stop, WorkQueue, Writer
 from gatekeeper.plugins import AUDIT_SINKS, load
 from gatekeeper.ratelimit import LogSampler
@@ -181,7 +181,7 @@ class AuditTrail:
         call = self.reactor.callLater(timeout, self._writer.abandon)
         self._stopped_d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
         if not self._reserved:
-            self._queue.put(Stop(self.reactor.seconds()))
+            self._queue.put(Stop(self.reactor.seconds()), urgent=True)
             return self._stopped_d
         log.info("audit trail stopping: waiting for {n} reserved record(s)", n=self._reserved)
         done = self._slots_done = defer.Deferred()
@@ -190,7 +190,7 @@ class AuditTrail:
         def go(_: Any) -> None:
             if grace.active():
                 grace.cancel()
-            self._queue.put(Stop(self.reactor.seconds()))
+            self._queue.put(Stop(self.reactor.seconds()), urgent=True)
 
         done.addCallback(go)
         return self._stopped_d
@@ -255,7 +255,7 @@ class AuditTrail:
         token = self._next_barrier = self._next_barrier + 1
         d: defer.Deferred[None] = defer.Deferred()
         self._barriers[token] = d
-        self._queue.put(Barrier(token))
+        self._queue.put(Barrier(token), urgent=True)
         return d
 
     def status(self) -> dict[str, Any]:
@@ -289,7 +289,12 @@ class AuditTrail:
     def _put(self, kind: str, fields: Mapping[str, Any], counted: bool = True) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown audit record kind {kind!r}")  # our bug
-        self._queue.put(Item(kind, fields, self.reactor.seconds(), counted))
+        t = self.reactor.seconds()
+        # Serialised here, where the fields were just built, once the chain is known: the writer
+        # thread then only adds the record's place in the chain (see records.render).
+        rendered = None if self.chain is None else render(kind, fields, instance=self.instance, chain=self.chain,
+                                                          time=format_time(t))
+        self._queue.put(Item(kind, fields if rendered is None else rendered, t, counted))
         self._update()
 
     def _fill(self, kind: str, fields: Mapping[str, Any]) -> None:

@@ -66,13 +66,13 @@ def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], 
     be read back by offset."""
     sent: dict[tuple[str, int], int] = {}
     for t in request_body.topic_data or ():
-        name = topic_name(t.name, getattr(t, "topic_id", None), resolve)
+        name = t.name or topic_name(None, getattr(t, "topic_id", None), resolve)
         for p in t.partition_data or ():
             sent[(name, p.index)] = count_records(p.records)
     parts = []
-    for p in partitions:
-        name = p.topic if isinstance(p.topic, str) else topic_name(None, p.topic, resolve)
-        parts.append(produced_partition(name, p.index, p.error_code, p.base_offset, sent.get((name, p.index), 0)))
+    for topic, index, error_code, base_offset in partitions:
+        name = topic if type(topic) is str else topic_name(None, topic, resolve)
+        parts.append(produced_partition(name, index, error_code, base_offset, sent.get((name, index), 0)))
     return {"from": "broker", "partitions": parts}
 
 
@@ -110,7 +110,7 @@ def fetched_partitions(response: Any, version: int) -> list[FetchedPartition]:
     return out
 
 
-def broker_outcome(request: Any, frame: bytes, resolve: Resolve) -> dict[str, Any]:
+def broker_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) -> dict[str, Any]:
     """The outcome of a Produce or Fetch ``request`` from the broker's response ``frame``,
     walked in place (CodecError when the broker's bytes do not read)."""
     version = request.header.api_version

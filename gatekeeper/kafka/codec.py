@@ -114,7 +114,7 @@ _HDR = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
 
 
-def _read_uvarint(buf: bytes, pos: int, where: str = "request header") -> tuple[int, int]:
+def _read_uvarint(buf: bytes | memoryview, pos: int, where: str = "request header") -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(buf):
@@ -264,7 +264,7 @@ def _null_field(obj: Any, checks: _NullChecks) -> str | None:
     return None
 
 
-def response_header_size(frame: bytes, spec: ApiSpec, version: int) -> int:
+def response_header_size(frame: bytes | memoryview, spec: ApiSpec, version: int) -> int:
     """Bytes of the response header (correlation id and, if flexible, tagged fields)."""
     if spec.response_header_version(version) == 0:
         return 4

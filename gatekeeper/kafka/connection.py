@@ -118,6 +118,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._requests_seen = 0
         self._bytes_in = 0
         self._bytes_out = 0
+        self._audit_principal: tuple[Any, dict[str, Any] | None] | None = None  # (principal, its record fields)
         self._close_reason: str | None = None
         self._ended_by = "client"
         self._ended = False
@@ -661,8 +662,12 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             if held is not None and held.get("id"):
                 waited = max(0, int(1000 * (self.s.clock() - entry.received_at)))
                 item["enforced"]["approval"] = {"id": held["id"], "status": str(held.get("status")), "waited_ms": waited}
+        principal = self.session.principal
+        if self._audit_principal is None or self._audit_principal[0] is not principal:
+            # The same (never changed) fields in every record until the principal changes.
+            self._audit_principal = (principal, principal_fields(principal))
         return {
-            "session": self.session.id, "principal": principal_fields(self.session.principal),
+            "session": self.session.id, "principal": self._audit_principal[1],
             "client": {"id": h.client_id, "address": self.session.client_address},
             "api": {"key": h.api_key, "name": request.api_name, "version": h.api_version},
             "correlation_id": h.correlation_id, "operations": operations,

@@ -34,6 +34,16 @@ class Entry:
 
     @property
     def processed(self) -> bool:
-        """Its response must be decoded (rewritten, merged or filtered) before the client sees it."""
-        return (self.merge is not None or self.filter_listing is not None or self.mask is not None
-                or (self.audit is not None and self.request is not None and self.request.header.api_key in (0, 1)))
+        """Its response must be decoded (rewritten, merged or filtered, or read for the audit
+        trail's outcome) before the client sees it."""
+        return self.rewritten or self.audited_response
+
+    @property
+    def rewritten(self) -> bool:
+        """Its response is rewritten, merged or filtered before the client sees it."""
+        return self.merge is not None or self.filter_listing is not None or self.mask is not None
+
+    @property
+    def audited_response(self) -> bool:
+        """Its response is read for the audit trail's outcome (a Produce's offsets, a Fetch's)."""
+        return self.audit is not None and self.request is not None and self.request.header.api_key in (0, 1)

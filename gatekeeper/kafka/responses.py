@@ -128,15 +128,27 @@ class ResponseSide:
                     self._upstream_broken("broker sent a response to no request")
                     return
                 entry = self._sent[0]
-                if not entry.internal and not entry.processed and self._order and self._order[0] is entry and (
+                # An answer read only for the audit trail's outcome is cut through too once it
+                # is whole here (a Produce answer always is): read in place, passed on as it came.
+                read = entry.audited_response
+                if not entry.internal and not entry.rewritten and self._order and self._order[0] is entry and (
                     not self.s.codec.needs_response_processing(entry.request)  # type: ignore[arg-type]
-                ):
+                ) and (not read or responses.buffered >= 4 + size):
                     if not self._matches(entry, cid):
                         return
                     self._sent.popleft()
                     self._order.popleft()
-                    self._audit_outcome(entry, {"from": "broker"})
                     chunk = responses.take(4 + size)
+                    if read:
+                        try:
+                            outcome = broker_outcome(entry.request, chunk[4:] if size < 65536 else memoryview(chunk)[4:],
+                                                     self.s.cluster.topic_name)
+                        except CodecError as e:
+                            self._upstream_broken(str(e))
+                            return
+                        self._audit_outcome(entry, outcome)
+                    else:
+                        self._audit_outcome(entry, {"from": "broker"})
                     self._stream_left = 4 + size - len(chunk)
                     self._write_client([chunk])
                     continue

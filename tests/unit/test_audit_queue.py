@@ -56,3 +56,24 @@ def test_wake_ends_a_wait_for_the_first_item() -> None:
     assert queue.take(30.0) == []
     assert time.monotonic() - started < 10
     timer.join()
+
+
+def test_an_urgent_item_ends_the_linger() -> None:
+    """A barrier or a stop (someone waits for it) is taken at once, with what lingered."""
+    queue = WorkQueue()
+    queue.put("a")
+
+    def urgent() -> None:
+        time.sleep(0.05)
+        queue.put("barrier", urgent=True)
+
+    putter = threading.Thread(target=urgent)
+    putter.start()
+    started = time.monotonic()
+    assert queue.take(1.0, limit=10, linger=30.0) == ["a", "barrier"]
+    assert time.monotonic() - started < 10  # not the 30 s linger
+    putter.join()
+    queue.put("b")
+    started = time.monotonic()
+    assert queue.take(1.0, limit=10, linger=0.2) == ["b"]  # the next take lingers again
+    assert time.monotonic() - started >= 0.15

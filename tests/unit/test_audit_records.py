@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,8 +26,10 @@ from gatekeeper.audit.records import (
     key_id,
     make_record,
     parse_time,
+    place,
     policy_revision,
     record_hash,
+    render,
     seal,
     serialize,
     sign_checkpoint,
@@ -101,6 +104,31 @@ def test_sealing_writes_what_serialize_writes_and_the_hash_record_hash_gives(fie
     assert digest == record_hash(record)
     assert line == serialize({**record, "hash": digest})
     assert record_hash(json.loads(line)) == digest
+
+
+@given(st.dictionaries(st.text(max_size=8).filter(lambda k: k not in ENVELOPE), _JSON, max_size=6), st.sampled_from(KINDS),
+       st.integers(0, 2**63 - 1), st.sampled_from([GENESIS, "ab" * 32]))
+def test_a_record_rendered_on_one_thread_and_placed_on_another_is_the_sealed_record(
+        fields: dict[str, Any], kind: str, seq: int, prev: str) -> None:
+    """The trail serialises a record on the reactor thread (``render``) and the writer adds its
+    seq, prev and hash (``place``): the same line and hash as sealing the whole record there."""
+    rendered = render(kind, fields, instance="i", chain="c", time=T)
+    record = envelope(kind, fields, instance="i", chain="c", seq=seq, prev=prev, time=T)
+    if rendered is None:  # only what orjson refuses (integers beyond 64 bits) is not rendered
+        with pytest.raises(orjson.JSONEncodeError):
+            orjson.dumps(record)
+        return
+    assert rendered.session == (fields.get("session") if isinstance(fields.get("session"), str) else None)
+    assert place(rendered, seq, prev) == seal(record)
+
+
+def test_a_record_holding_the_render_marker_is_sealed_whole() -> None:
+    """Fields that happen to hold the cut marker are not rendered (the writer seals them)."""
+    from gatekeeper.audit import records
+
+    fields = {"note": f"{records._MARK}h", **REQUEST_FIELDS}
+    assert render("request", fields, instance="i", chain="c", time=T) is None
+    assert render("request", REQUEST_FIELDS, instance="i", chain="c", time=T) is not None
 
 
 def test_sealing_a_request_record_matches_make_record() -> None:

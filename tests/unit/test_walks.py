@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.kafka.codec import API_TABLE, CodecError, decode_response_body
+from gatekeeper.kafka.records import batch_spans, count_records
 from gatekeeper.kafka.walks import (
     FetchedPartition,
     ProducedPartition,
@@ -151,3 +152,22 @@ def test_a_fetch_body_cut_short_is_a_codec_error(version: int, topics: list) -> 
     for end in range(start, len(frame)):
         with pytest.raises(CodecError):
             fetch_response_partitions(frame[:end], start, version)
+
+
+_batch = st.tuples(st.integers(-2**63, 2**63 - 1), st.integers(-3, 120), st.sampled_from([0, 1, 2, 3]),
+                   st.integers(-2**31, 2**31 - 1), st.binary(max_size=80))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_batch, max_size=4), st.integers(0, 400), st.binary(max_size=3))
+def test_counting_records_agrees_with_the_batch_walk(batches: list, cut: int, tail: bytes) -> None:
+    """``count_records`` (the Produce hot path, no generator) counts what ``batch_spans`` walks,
+    whatever the bytes: lengths out of bounds, legacy magic bytes, negative counts, a cut."""
+    data = b""
+    for base, length, magic, count, filler in batches:
+        head = struct.pack(">qi", base, length) + b"\x00\x00\x00\x00" + bytes([magic])
+        body = (filler + bytes(60))[:44] + struct.pack(">i", count) + filler
+        data += head + body[:max(0, length - 5)]
+    data = (data + tail)[:cut] if cut < len(data) else data + tail
+    assert count_records(data) == sum(c for _f, _l, c in batch_spans(data))
+    assert count_records(memoryview(data)) == count_records(data)
