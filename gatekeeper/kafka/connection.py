@@ -104,6 +104,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._upstream_auth: UpstreamAuthenticator | None = None
         self._pending_upstream: list[bytes] = []
         self._stream_left = 0  # bytes of a response being passed through as it arrives
+        self._streamed: tuple[Entry, list[bytes]] | None = None  # an audited answer passed through: its chunks so far
         self._order: deque[Entry] = deque()  # arrival order, for responses
         self._undecided: deque[Entry] = deque()  # arrival order, not yet forwarded
         self._sent: deque[Entry] = deque()  # send order, awaiting the broker's response
@@ -215,6 +216,9 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         unanswered = {"from": "none", "error": "the connection ended before the broker answered"}
         for entry in list(self._sent) + list(self._order):
             self._audit_outcome(entry, unanswered)
+        if self._streamed is not None:
+            entry, self._streamed = self._streamed[0], None
+            self._audit_outcome(entry, {"from": "broker", "error": "the connection ended while the broker's answer was passed on"})
         trail.record("session_end", {
             "session": self.session.id, "duration_ms": max(0, int(1000 * (self.s.clock() - self.session.started_at))),
             "requests": self._requests_seen, "bytes": {"from_client": self._bytes_in, "to_client": self._bytes_out},

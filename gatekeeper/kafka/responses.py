@@ -46,6 +46,7 @@ class ResponseSide:
     closing: bool
     responses: FrameDecoder
     _stream_left: int
+    _streamed: tuple[Entry, list[bytes]] | None
     _order: deque[Entry]
     _sent: deque[Entry]
     _waiting_for_ids: list[Any]
@@ -104,15 +105,25 @@ class ResponseSide:
         self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_broker")
         left = self._stream_left
         if left:
+            streamed = self._streamed
             if len(data) <= left:
                 self._stream_left = left - len(data)
+                if streamed is not None:
+                    streamed[1].append(data)
                 self._write_client([data])
                 if not self._stream_left:
+                    if streamed is not None and not self._streamed_outcome():
+                        return
                     self._flush()
                 return
-            self._write_client([data[:left]])
+            head = data[:left]
+            if streamed is not None:
+                streamed[1].append(head)
+            self._write_client([head])
             self._stream_left = 0
             data = data[left:]
+            if streamed is not None and not self._streamed_outcome():
+                return
             self._flush()
         responses = self.responses
         responses.receive_data(data)
@@ -128,18 +139,25 @@ class ResponseSide:
                     self._upstream_broken("broker sent a response to no request")
                     return
                 entry = self._sent[0]
-                # An answer read only for the audit trail's outcome is cut through too once it
-                # is whole here (a Produce answer always is): read in place, passed on as it came.
+                # An answer read only for the audit trail's outcome is cut through too: read in
+                # place when whole here (a Produce answer always is), else its chunks are kept
+                # as they pass and read once the last has gone (a large Fetch answer), so the
+                # client gets it as it arrives either way.
                 read = entry.audited_response
                 if not entry.internal and not entry.rewritten and self._order and self._order[0] is entry and (
                     not self.s.codec.needs_response_processing(entry.request)  # type: ignore[arg-type]
-                ) and (not read or responses.buffered >= 4 + size):
+                ):
                     if not self._matches(entry, cid):
                         return
                     self._sent.popleft()
                     self._order.popleft()
                     chunk = responses.take(4 + size)
-                    if read:
+                    self._stream_left = 4 + size - len(chunk)
+                    if not read:
+                        self._audit_outcome(entry, {"from": "broker"})
+                    elif self._stream_left:
+                        self._streamed = (entry, [chunk])
+                    else:
                         try:
                             outcome = broker_outcome(entry.request, chunk[4:] if size < 65536 else memoryview(chunk)[4:],
                                                      self.s.cluster.topic_name)
@@ -147,9 +165,6 @@ class ResponseSide:
                             self._upstream_broken(str(e))
                             return
                         self._audit_outcome(entry, outcome)
-                    else:
-                        self._audit_outcome(entry, {"from": "broker"})
-                    self._stream_left = 4 + size - len(chunk)
                     self._write_client([chunk])
                     continue
                 raw = responses.next_frame()
@@ -161,6 +176,21 @@ class ResponseSide:
             return
         if not self._stream_left:
             self._flush()
+
+    def _streamed_outcome(self) -> bool:
+        """The audit outcome of the answer just passed on in chunks, read from them now; False
+        (the connection is closing) when the broker's bytes do not read."""
+        assert self._streamed is not None
+        entry, chunks = self._streamed
+        self._streamed = None
+        frame = b"".join(chunks)
+        try:
+            outcome = broker_outcome(entry.request, memoryview(frame)[4:], self.s.cluster.topic_name)
+        except CodecError as e:
+            self._upstream_broken(str(e))
+            return False
+        self._audit_outcome(entry, outcome)
+        return True
 
     def _authenticating_upstream(self, data: bytes) -> None:
         """Gatekeeper's own SASL exchange with the broker, before any client request goes."""

@@ -1,0 +1,119 @@
+"""Audited answers are passed on as they arrive: a Produce answer is read in place, a Fetch
+answer that comes in chunks goes to the client chunk by chunk and is read for the audit
+record's offsets once its last chunk has gone."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.internet import task
+
+from gatekeeper.api import ANONYMOUS, AdapterServices
+from gatekeeper.kafka.adapter import KafkaAdapter
+from gatekeeper.masking import Masking
+from gatekeeper.metrics import gateway_metrics
+from gatekeeper.testing.fakes import fake_config
+from tests.unit.test_connection import (
+    ALLOW,
+    BOOTSTRAP,
+    RecordingIO,
+    answer,
+    produce,
+    produce_response,
+)
+from tests.unit.test_connection_masking import fetch_request, fetch_response, records
+
+
+class RecordingTrail:
+    """Takes every record (the data path's side of AuditTrail)."""
+
+    available = True
+    error = None
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def record(self, kind: str, fields: Any) -> bool:
+        self.records.append((kind, fields))
+        return True
+
+    def reserve(self) -> Any:
+        trail = self
+
+        class Slot:
+            def record(self, kind: str, fields: Any) -> None:
+                trail.records.append((kind, fields))
+
+            def release(self) -> None:
+                pass
+
+        return Slot()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return [fields for kind, fields in self.records if kind == "request"]
+
+
+def audited() -> tuple[Any, RecordingIO, RecordingTrail]:
+    clock = task.Clock()
+    clock.advance(time.time())
+    cfg = fake_config()
+    trail = RecordingTrail()
+    services = AdapterServices(
+        config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=None,
+        upstream_credentials=lambda: None, principal_for_client_id=lambda cid: ANONYMOUS,
+        next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
+        masking=Masking(cfg.masking), audit=trail,
+    )
+    io = RecordingIO(clock)
+    core = KafkaAdapter(services).connection(cfg.listeners[0], None, io)
+    core.start("127.0.0.1", 50000)
+    core.upstream_connected()
+    return core, io, trail
+
+
+def test_a_fetch_answer_in_chunks_reaches_the_client_before_its_end_and_is_recorded_after_it() -> None:
+    core, io, trail = audited()
+    core.client_data(fetch_request(1, "orders"))
+    answer(core, io, ALLOW)
+    frame = fetch_response(1, {"orders": records(300)})
+    thirds = [frame[:len(frame) // 3], frame[len(frame) // 3:2 * len(frame) // 3], frame[2 * len(frame) // 3:]]
+    core.upstream_data(thirds[0])
+    assert b"".join(io.client) == thirds[0]  # passed on, not held until the rest comes
+    assert trail.requests() == []
+    core.upstream_data(thirds[1])
+    assert b"".join(io.client) == thirds[0] + thirds[1]
+    # The last chunk, with the next answer's first bytes behind it.
+    core.client_data(produce(2, "orders"))
+    answer(core, io, ALLOW)
+    following = produce_response(2, "orders")
+    core.upstream_data(thirds[2] + following[:5])
+    core.upstream_data(following[5:])
+    assert b"".join(io.client) == frame + following
+    fetch, produced = trail.requests()
+    assert fetch["api"]["name"] == "Fetch"
+    assert fetch["outcome"] == {"from": "broker", "partitions": [
+        {"topic": "orders", "partition": 0, "error_code": 0, "first_offset": 0, "last_offset": 299, "record_count": 300}]}
+    assert produced["outcome"]["partitions"][0]["base_offset"] == 7
+
+
+def test_a_connection_ending_inside_an_audited_answer_still_records_the_request() -> None:
+    core, io, trail = audited()
+    core.client_data(fetch_request(1, "orders"))
+    answer(core, io, ALLOW)
+    frame = fetch_response(1, {"orders": records(300)})
+    core.upstream_data(frame[:1000])
+    core.client_lost()
+    (fetch,) = trail.requests()
+    assert fetch["outcome"] == {"from": "broker", "error": "the connection ended while the broker's answer was passed on"}
+
+
+def test_a_whole_produce_answer_is_read_in_place_and_passed_on_as_it_came() -> None:
+    core, io, trail = audited()
+    core.client_data(produce(1, "orders", "billing"))
+    answer(core, io, ALLOW, ALLOW)
+    raw = produce_response(1, "orders", "billing")
+    core.upstream_data(raw)
+    assert b"".join(io.client) == raw
+    (produced,) = trail.requests()
+    assert [(p["topic"], p["base_offset"]) for p in produced["outcome"]["partitions"]] == [("orders", 7), ("billing", 7)]
