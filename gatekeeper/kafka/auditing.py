@@ -16,7 +16,7 @@ from gatekeeper.api import Decision, Operation
 from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_partition
 from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_name, withdrawn
 from gatekeeper.kafka.codec import CodecError, response_header_size
-from gatekeeper.kafka.records import batch_spans, count_records
+from gatekeeper.kafka.records import count_records, records_span
 from gatekeeper.kafka.walks import (
     FetchedPartition,
     ProducedPartition,
@@ -76,14 +76,6 @@ def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], 
     return {"from": "broker", "partitions": parts}
 
 
-def _offsets(records: bytes | memoryview | None) -> tuple[int, int, int] | None:
-    """(first offset, last offset, records) of the complete batches in ``records``."""
-    spans = list(batch_spans(records))
-    if not spans:
-        return None
-    return spans[0][0], spans[-1][1], sum(count for _first, _last, count in spans)
-
-
 def fetch_outcome(partitions: Iterable[FetchedPartition], resolve: Resolve) -> dict[str, Any]:
     """Each partition the broker answered (``walks.fetch_response_partitions``, or
     ``fetched_partitions`` of a decoded response): error code and the first and last offset of
@@ -92,7 +84,7 @@ def fetch_outcome(partitions: Iterable[FetchedPartition], resolve: Resolve) -> d
     for p in partitions:
         name = p.topic if isinstance(p.topic, str) else topic_name(None, p.topic, resolve)
         entry: dict[str, Any] = {"topic": name, "partition": p.partition, "error_code": p.error_code}
-        span = _offsets(p.records)
+        span = records_span(p.records)
         if span is not None:
             entry["first_offset"], entry["last_offset"], entry["record_count"] = span
         parts.append(entry)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.kafka.codec import API_TABLE, CodecError, decode_response_body
-from gatekeeper.kafka.records import batch_spans, count_records
+from gatekeeper.kafka.records import batch_spans, count_records, records_span
 from gatekeeper.kafka.walks import (
     FetchedPartition,
     ProducedPartition,
@@ -171,3 +171,20 @@ def test_counting_records_agrees_with_the_batch_walk(batches: list, cut: int, ta
     data = (data + tail)[:cut] if cut < len(data) else data + tail
     assert count_records(data) == sum(c for _f, _l, c in batch_spans(data))
     assert count_records(memoryview(data)) == count_records(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_batch, max_size=4), st.integers(0, 400), st.binary(max_size=3))
+def test_the_records_span_is_the_batch_walk_summed_up(batches: list, cut: int, tail: bytes) -> None:
+    """``records_span`` (every batch of every audited Fetch answer) gives the first offset of
+    the first batch, the last of the last and the records of all, as ``batch_spans`` walks them."""
+    data = b""
+    for base, length, magic, count, filler in batches:
+        head = struct.pack(">qi", base, length) + b"\x00\x00\x00\x00" + bytes([magic])
+        body = (filler + bytes(60))[:44] + struct.pack(">i", count) + filler
+        data += head + body[:max(0, length - 5)]
+    data = (data + tail)[:cut] if cut < len(data) else data + tail
+    spans = list(batch_spans(data))
+    expected = (spans[0][0], spans[-1][1], sum(c for _f, _l, c in spans)) if spans else None
+    assert records_span(data) == expected
+    assert records_span(memoryview(data)) == expected
