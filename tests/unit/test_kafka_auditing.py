@@ -4,8 +4,9 @@ a Fetch returned, from the values alone."""
 from __future__ import annotations
 
 from gatekeeper.api import Decision, Operation, Resource
-from gatekeeper.kafka.auditing import _offsets, mark_masked, operation_entries
+from gatekeeper.kafka.auditing import mark_masked, operation_entries
 from gatekeeper.kafka.batches import Record, build_batch
+from gatekeeper.kafka.records import records_span
 
 
 def _entries() -> list[dict]:
@@ -33,6 +34,6 @@ def test_fetch_offsets_span_the_complete_batches_only() -> None:
         return build_batch([Record(key=None, value=b"v", offset_delta=i) for i in range(n)], base_offset=base)
 
     data = batch(10, 3) + batch(13, 2)
-    assert _offsets(data) == (10, 14, 5)
-    assert _offsets(data + batch(15, 4)[:-5]) == (10, 14, 5)  # a truncated trailing batch is not counted
-    assert _offsets(b"") is None
+    assert records_span(data) == (10, 14, 5)
+    assert records_span(data + batch(15, 4)[:-5]) == (10, 14, 5)  # a truncated trailing batch is not counted
+    assert records_span(b"") is None
