@@ -158,17 +158,22 @@ _batch = st.tuples(st.integers(-2**63, 2**63 - 1), st.integers(-3, 120), st.samp
                    st.integers(-2**31, 2**31 - 1), st.binary(max_size=80))
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_batch, max_size=4), st.integers(0, 400), st.binary(max_size=3))
-def test_counting_records_agrees_with_the_batch_walk(batches: list, cut: int, tail: bytes) -> None:
-    """``count_records`` (the Produce hot path, no generator) counts what ``batch_spans`` walks,
-    whatever the bytes: lengths out of bounds, legacy magic bytes, negative counts, a cut."""
+def _record_data(batches: list, cut: int, tail: bytes) -> bytes:
+    """Record data shaped like batches (any length, magic byte and count), cut short or not."""
     data = b""
     for base, length, magic, count, filler in batches:
         head = struct.pack(">qi", base, length) + b"\x00\x00\x00\x00" + bytes([magic])
         body = (filler + bytes(60))[:44] + struct.pack(">i", count) + filler
         data += head + body[:max(0, length - 5)]
-    data = (data + tail)[:cut] if cut < len(data) else data + tail
+    return (data + tail)[:cut] if cut < len(data) else data + tail
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_batch, max_size=4), st.integers(0, 400), st.binary(max_size=3))
+def test_counting_records_agrees_with_the_batch_walk(batches: list, cut: int, tail: bytes) -> None:
+    """``count_records`` (the Produce hot path, no generator) counts what ``batch_spans`` walks,
+    whatever the bytes: lengths out of bounds, legacy magic bytes, negative counts, a cut."""
+    data = _record_data(batches, cut, tail)
     assert count_records(data) == sum(c for _f, _l, c in batch_spans(data))
     assert count_records(memoryview(data)) == count_records(data)
 
@@ -178,12 +183,7 @@ def test_counting_records_agrees_with_the_batch_walk(batches: list, cut: int, ta
 def test_the_records_span_is_the_batch_walk_summed_up(batches: list, cut: int, tail: bytes) -> None:
     """``records_span`` (every batch of every audited Fetch answer) gives the first offset of
     the first batch, the last of the last and the records of all, as ``batch_spans`` walks them."""
-    data = b""
-    for base, length, magic, count, filler in batches:
-        head = struct.pack(">qi", base, length) + b"\x00\x00\x00\x00" + bytes([magic])
-        body = (filler + bytes(60))[:44] + struct.pack(">i", count) + filler
-        data += head + body[:max(0, length - 5)]
-    data = (data + tail)[:cut] if cut < len(data) else data + tail
+    data = _record_data(batches, cut, tail)
     spans = list(batch_spans(data))
     expected = (spans[0][0], spans[-1][1], sum(c for _f, _l, c in spans)) if spans else None
     assert records_span(data) == expected
