@@ -75,6 +75,7 @@ KINDS = (
 
 # Keys every record has, written by the trail's writer; a kind's fields never use them.
 ENVELOPE = ("v", "kind", "instance", "chain", "seq", "time", "prev", "hash")
+_ENVELOPE_KEYS = frozenset(ENVELOPE)
 
 
 def canonical(record: Mapping[str, Any], *, without: tuple[str, ...] = ("hash",)) -> bytes:
@@ -148,6 +149,7 @@ class Rendered(NamedTuple):
 
 
 _MARK = secrets.token_hex(16)
+_MARK_BYTES = _MARK.encode()
 _HASH_ITEM = f'"hash":"{_MARK}h"'.encode()
 _PREV_ITEM = f'"prev":"{_MARK}p"'.encode()
 _SEQ_ITEM = f'"seq":"{_MARK}s"'.encode()
@@ -164,7 +166,7 @@ def render(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, t
         line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
-    if line.count(_MARK.encode()) != 3:
+    if line.count(_MARK_BYTES) != 3:
         return None
     h, p, s = line.find(_HASH_ITEM), line.find(_PREV_ITEM), line.find(_SEQ_ITEM)
     # Sorted keys put them in this order, "chain" before "hash" and "time" after "seq".
@@ -224,8 +226,8 @@ def envelope(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str,
              time: str) -> dict[str, Any]:
     """A chained record without its hash (``seal`` adds it). Raises ValueError (our bug) when
     ``fields`` uses an envelope key."""
-    clash = [k for k in fields if k in ENVELOPE]
-    if clash:
+    if not _ENVELOPE_KEYS.isdisjoint(fields):
+        clash = [k for k in fields if k in ENVELOPE]
         raise ValueError(f"audit record fields may not set envelope keys: {', '.join(sorted(clash))}")
     return {"v": VERSION, "kind": kind, "instance": instance, "chain": chain, "seq": seq, "time": time, "prev": prev,
             **fields}

@@ -129,19 +129,16 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
     Raises CodecError when the body is truncated or malformed."""
     if not 3 <= version <= 13:
         raise CodecError(f"produce response v{version} is not walked")
+    if version >= 9:
+        usual = _usual_produce_response(body, pos, version >= 13)
+        if usual is not None:
+            return usual
     r = _Reader(body, pos, version >= 9)
-    fast = _PRODUCED_FLEXIBLE if version >= 9 else None
     out: list[ProducedPartition] = []
     try:
         for _ in range(r.count()):
             topic = r.topic(by_id=version >= 13)
             for _ in range(r.count()):
-                at = r.pos
-                if fast is not None and body[at + fast.size - 3:at + fast.size] == _NO_ERRORS:
-                    # The usual partition: no record errors, no message, no tags, in one read.
-                    index, error_code, base_offset = fast.unpack_from(body, r.need(fast.size))[:3]
-                    out.append(ProducedPartition(topic, index, error_code, base_offset))
-                    continue
                 index, error_code, base_offset = _PARTITION_HEAD.unpack_from(body, r.need(14))
                 r.need(8 if version < 5 else 16)  # log append time (v2+), log start offset (v5+)
                 if version >= 8:
@@ -159,6 +156,47 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
         raise CodecError(f"produce response truncated: {e}") from e
     return out
 
+
+def _usual_produce_response(body: bytes | memoryview, pos: int, by_id: bool) -> list[ProducedPartition] | None:
+    """The partitions of a flexible (v9+) Produce response in the shape a broker answers a
+    successful request with: every count and length in one byte, no record errors, no error
+    message, no tagged fields; None for anything else (the general walk reads it, or says
+    what is wrong). One ``struct`` read per partition instead of a reader's calls."""
+    out: list[ProducedPartition] = []
+    try:
+        topics = body[pos] - 1
+        pos += 1
+        if not 0 <= topics < 0x7F:
+            return None
+        for _ in range(topics):
+            if by_id:
+                topic: str | uuid.UUID = uuid.UUID(bytes=bytes(body[pos:pos + 16]))
+                pos += 16
+            else:
+                size = body[pos] - 1
+                if not 0 <= size < 0x7F:
+                    return None
+                topic = bytes(body[pos + 1:pos + 1 + size]).decode("utf-8")
+                pos += 1 + size
+            partitions = body[pos] - 1
+            pos += 1
+            if not 0 <= partitions < 0x7F:
+                return None
+            for _ in range(partitions):
+                end = pos + _PRODUCED_FLEXIBLE.size
+                if body[end - 3:end] != _NO_ERRORS:
+                    return None
+                index, error_code, base_offset = _PRODUCED_FLEXIBLE.unpack_from(body, pos)[:3]
+                out.append(ProducedPartition(topic, index, error_code, base_offset))
+                pos = end
+            if body[pos] != 0:  # the topic's tagged fields
+                return None
+            pos += 1
+        if body[pos + 4] != 0 or pos + 5 > len(body):  # throttle time, then no tagged fields
+            return None
+    except (IndexError, struct.error, ValueError):  # ValueError: a short topic id, a name not UTF-8
+        return None
+    return out
 
 
 def fetch_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[FetchedPartition]:
