@@ -19,7 +19,7 @@ from typing import Any, Self
 import attrs
 import yaml
 
-from harness.ports import LOOPBACK, free_port, port_open
+from harness.ports import LOOPBACK, free_port, given, port_open
 from harness.processes import terminate
 
 __all__ = ["GatewayPorts", "TwistdGateway", "free_port_range", "write_config"]
@@ -36,6 +36,8 @@ def free_port_range(count: int, attempts: int = 200) -> list[int]:
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 socks.append(s)
                 s.bind((LOOPBACK, port))
+            if not given(list(range(base, base + count))):  # a port this process handed out already
+                continue
             return list(range(base, base + count))
         except OSError:
             continue
