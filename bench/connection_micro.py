@@ -36,6 +36,7 @@ from gatekeeper.masking import Masking  # noqa: E402
 from gatekeeper.metrics import gateway_metrics  # noqa: E402
 from gatekeeper.policy.cache import DecisionCache  # noqa: E402
 from gatekeeper.policy.engine import AllowAllBackend, PolicyEngine  # noqa: E402
+from gatekeeper.testing.audit import RecordingTrail  # noqa: E402
 from gatekeeper.testing.fakes import fake_config  # noqa: E402
 from gatekeeper.values import HostPort  # noqa: E402
 
@@ -78,27 +79,6 @@ def produce_response(correlation: int) -> bytes:
           record_errors=[], error_message=None) for p in range(PARTITIONS)])], throttle_time_ms=0)
     payload = struct.pack(">i", correlation) + b"\x00" + bytes(body.encode(version=VERSION))
     return struct.pack(">i", len(payload)) + payload
-
-
-class _Slot:
-    def record(self, kind: str, fields: Any) -> None:
-        self.fields = fields
-
-    def release(self) -> None:
-        pass
-
-
-class _Trail:
-    """Takes every record and drops it (the writer thread's work is not measured here)."""
-
-    available = True
-    error = None
-
-    def reserve(self) -> _Slot:
-        return _Slot()
-
-    def record(self, kind: str, fields: Any) -> bool:
-        return True
 
 
 class IO:
@@ -171,7 +151,7 @@ def run(requests: int, audit: bool, profile: bool) -> None:
     services = AdapterServices(
         config=cfg, metrics=metrics, clock=clock.seconds, identity=None, upstream_credentials=lambda: None,
         principal_for_client_id=lambda cid: ANONYMOUS, next_bootstrap=lambda: HostPort("127.0.0.1", 19092),
-        inputs_decoded=lambda inputs: None, masking=Masking(cfg.masking), audit=_Trail() if audit else None,
+        inputs_decoded=lambda inputs: None, masking=Masking(cfg.masking), audit=RecordingTrail(keep=False) if audit else None,
     )
     io = IO(clock, engine)
     core = io.core = KafkaAdapter(services).connection(cfg.listeners[0], None, io)

@@ -6,6 +6,8 @@
   fixtures; ``REQUEST_FIELDS`` is the example request record.
 - ``write_trail(directory, items, key)``: a file trail written synchronously through the real
   writer and file sink, for tests that read trails (what-if, search).
+- ``RecordingTrail``: stands for ``AuditTrail`` where the data path meets it (``reserve``,
+  ``record``, ``available``, ``error``), keeping the records it is given or only counting them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from twisted.internet import task
 
-__all__ = ["POLICY_INPUT", "REQUEST_FIELDS", "ThreadedClock", "sample_fields", "write_trail"]
+__all__ = ["POLICY_INPUT", "REQUEST_FIELDS", "RecordingTrail", "ThreadedClock", "sample_fields", "write_trail"]
 
 
 class ThreadedClock(task.Clock):
@@ -152,3 +154,42 @@ def write_trail(directory: str | Path, items: Iterable[tuple[str, Mapping[str, A
         work.put(Item(kind, fields, t))
     work.put(Stop(items[-1][2] if items else start))
     Writer(sink, work, _Quiet(), key=key, instance=instance, clock=lambda: start, sink_name="file").run()
+
+
+class RecordingTrail:
+    """An always-available trail for the data path's side: every record kept in ``records``
+    as (kind, fields), or with ``keep=False`` only counted (a benchmark's many records)."""
+
+    available = True
+    error = None
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.records: list[tuple[str, Any]] = []
+        self.taken = 0
+
+    def record(self, kind: str, fields: Any) -> bool:
+        self.taken += 1
+        if self.keep:
+            self.records.append((kind, fields))
+        return True
+
+    def reserve(self) -> _RecordingSlot:
+        return _RecordingSlot(self)
+
+    def requests(self) -> list[Any]:
+        """The fields of the ``request`` records kept, in order."""
+        return [fields for kind, fields in self.records if kind == "request"]
+
+
+class _RecordingSlot:
+    __slots__ = ("trail",)
+
+    def __init__(self, trail: RecordingTrail) -> None:
+        self.trail = trail
+
+    def record(self, kind: str, fields: Any) -> None:
+        self.trail.record(kind, fields)
+
+    def release(self) -> None:
+        pass

@@ -13,6 +13,7 @@ from gatekeeper.api import ANONYMOUS, AdapterServices
 from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.masking import Masking
 from gatekeeper.metrics import gateway_metrics
+from gatekeeper.testing.audit import RecordingTrail
 from gatekeeper.testing.fakes import fake_config
 from tests.unit.test_connection import (
     ALLOW,
@@ -23,35 +24,6 @@ from tests.unit.test_connection import (
     produce_response,
 )
 from tests.unit.test_connection_masking import fetch_request, fetch_response, records
-
-
-class RecordingTrail:
-    """Takes every record (the data path's side of AuditTrail)."""
-
-    available = True
-    error = None
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, dict[str, Any]]] = []
-
-    def record(self, kind: str, fields: Any) -> bool:
-        self.records.append((kind, fields))
-        return True
-
-    def reserve(self) -> Any:
-        trail = self
-
-        class Slot:
-            def record(self, kind: str, fields: Any) -> None:
-                trail.records.append((kind, fields))
-
-            def release(self) -> None:
-                pass
-
-        return Slot()
-
-    def requests(self) -> list[dict[str, Any]]:
-        return [fields for kind, fields in self.records if kind == "request"]
 
 
 def audited() -> tuple[Any, RecordingIO, RecordingTrail]:
