@@ -105,36 +105,19 @@ def serialize(record: Mapping[str, Any]) -> bytes:
 
 def seal(record: Mapping[str, Any]) -> tuple[bytes, str]:
     """The stored line of ``record`` (which has no ``hash`` yet) and its hash, with one pass of
-    the JSON writer instead of two (``record_hash``, then ``serialize``): the record is written
-    with a placeholder ``hash`` (random per process), which sorts where the hash goes; cut out,
-    it leaves the canonical form, which is hashed; replaced by the hash, it is the stored line,
-    byte for byte what ``serialize`` writes (a property test compares them). A record whose
-    bytes hold the placeholder more than once (never in practice) goes the two-pass way."""
-    if "hash" in record:
+    the JSON writer instead of two (``record_hash``, then ``serialize``): the record is cut as
+    ``render`` cuts it and ``place`` puts its own ``seq`` and ``prev`` back, byte for byte what
+    ``serialize`` writes (a property test compares them). What cannot be cut (no ``hash`` slot,
+    a ``seq`` or ``prev`` that is not the writer's int and hex, a value orjson refuses) goes the
+    two-pass way."""
+    seq, prev = record.get("seq"), record.get("prev")
+    pieces = None
+    if "hash" not in record and type(seq) is int and type(prev) is str and prev.isascii() and prev.isalnum():
+        pieces = _cut(record)
+    if pieces is None:
         digest = record_hash(record)
         return serialize({**record, "hash": digest}), digest
-    try:
-        line = orjson.dumps({**record, "hash": _PLACEHOLDER}, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # what orjson refuses goes the slow way (see canonical)
-        line = b""
-    at = line.find(_PLACEHOLDER_ITEM)
-    if at < 0 or line.find(_PLACEHOLDER_ITEM, at + 1) >= 0:
-        digest = record_hash(record)
-        return serialize({**record, "hash": digest}), digest
-    end = at + len(_PLACEHOLDER_ITEM)
-    # The item and one comma beside it: the one after it, or the one before it when it is last.
-    if line[end:end + 1] == b",":
-        unhashed = line[:at] + line[end + 1:]
-    elif line[at - 1:at] == b",":
-        unhashed = line[:at - 1] + line[end:]
-    else:  # the only key
-        unhashed = line[:at] + line[end:]
-    digest = hashlib.sha256(unhashed).hexdigest()
-    return b"".join((line[:at], b'"hash":"', digest.encode(), b'"', line[end:], b"\n")), digest
-
-
-_PLACEHOLDER = secrets.token_hex(32)
-_PLACEHOLDER_ITEM = b'"hash":"' + _PLACEHOLDER.encode() + b'"'
+    return _place(pieces, int(seq), str(prev))  # checked above: an int and a hex string
 
 
 class Rendered(NamedTuple):
@@ -148,6 +131,7 @@ class Rendered(NamedTuple):
     pieces: tuple[bytes, bytes, bytes, bytes]
 
 
+# Markers (random per process) standing for seq, prev and hash while a record is written.
 _MARK = secrets.token_hex(16)
 _MARK_BYTES = _MARK.encode()
 _HASH_ITEM = f'"hash":"{_MARK}h"'.encode()
@@ -160,27 +144,38 @@ def render(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, t
     cannot be cut (orjson refuses a value, or the fields hold a marker: never in practice),
     and the writer seals it whole. Raises ValueError (our bug) when ``fields`` uses an envelope
     key."""
-    record = envelope(kind, fields, instance=instance, chain=chain, seq=0, prev="", time=time)
-    record["seq"], record["prev"], record["hash"] = f"{_MARK}s", f"{_MARK}p", f"{_MARK}h"
+    pieces = _cut(envelope(kind, fields, instance=instance, chain=chain, seq=0, prev="", time=time))
+    if pieces is None:
+        return None
+    session = fields.get("session")
+    return Rendered(chain, session if isinstance(session, str) else None, pieces)
+
+
+def _cut(record: Mapping[str, Any]) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """The canonical line of ``record`` (an envelope: "chain" sorts before "hash", "time"
+    after "seq") written with markers for seq, prev and hash and cut around them; None when
+    orjson refuses a value or the bytes hold a marker elsewhere."""
     try:
-        line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        line = orjson.dumps({**record, "seq": f"{_MARK}s", "prev": f"{_MARK}p", "hash": f"{_MARK}h"},
+                           option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
     if line.count(_MARK_BYTES) != 3:
         return None
     h, p, s = line.find(_HASH_ITEM), line.find(_PREV_ITEM), line.find(_SEQ_ITEM)
-    # Sorted keys put them in this order, "chain" before "hash" and "time" after "seq".
     if not (0 < h < p < s) or line[h - 1:h] != b"," or line[h + len(_HASH_ITEM):h + len(_HASH_ITEM) + 1] != b",":
         return None
-    session = fields.get("session")
-    return Rendered(chain, session if isinstance(session, str) else None,
-                    (line[:h], line[h + len(_HASH_ITEM):p], line[p + len(_PREV_ITEM):s], line[s + len(_SEQ_ITEM):]))
+    return line[:h], line[h + len(_HASH_ITEM):p], line[p + len(_PREV_ITEM):s], line[s + len(_SEQ_ITEM):]
 
 
 def place(rendered: Rendered, seq: int, prev: str) -> tuple[bytes, str]:
-    """The stored line of a rendered record at ``seq`` after ``prev``, and its hash: byte for
-    byte what ``seal`` gives for the same record (a property test compares them)."""
-    before, after_hash, after_prev, after_seq = rendered.pieces
+    """The stored line of a rendered record at ``seq`` after ``prev`` (a hex digest), and its
+    hash: byte for byte what ``seal`` gives for the same record (a property test compares them)."""
+    return _place(rendered.pieces, seq, prev)
+
+
+def _place(pieces: tuple[bytes, bytes, bytes, bytes], seq: int, prev: str) -> tuple[bytes, str]:
+    before, after_hash, after_prev, after_seq = pieces
     rest = b"".join((b'"prev":"', prev.encode(), b'"', after_prev, b'"seq":', str(seq).encode(), after_seq))
     digest = hashlib.sha256(before + after_hash[1:] + rest).hexdigest()  # without the hash item and its comma
     return b"".join((before, b'"hash":"', digest.encode(), b'"', after_hash, rest, b"\n")), digest

@@ -42,33 +42,16 @@ def batch_spans(data: bytes | memoryview | None) -> Iterator[tuple[int, int, int
 
 
 def count_records(data: bytes | memoryview | None) -> int:
-    """Number of records in ``data``: the batches' record counts (v2) or messages (v0/v1).
-    The same walk as ``batch_spans`` (a unit test compares them), without a generator: it runs
-    for every partition of every Produce request."""
-    if not data:
-        return 0
-    pos, n, total = 0, len(data), 0
-    while pos + 17 <= n:
-        (length,) = _I32.unpack_from(data, pos + 8)
-        end = pos + 12 + length
-        if length < 0 or end > n:
-            break
-        if data[pos + 16] >= 2:
-            if pos + 61 > n:
-                break
-            (count,) = _I32.unpack_from(data, pos + 57)
-            total += max(count, 0)
-        else:
-            total += 1
-        pos = end
-    return total
+    """Number of records in ``data``: the batches' record counts (v2) or messages (v0/v1)."""
+    span = records_span(data)
+    return 0 if span is None else span[2]
 
 
 def records_span(data: bytes | memoryview | None) -> tuple[int, int, int] | None:
     """(first offset, last offset, records) over the complete batches in ``data``, None when it
     holds none: what ``batch_spans`` gives summed up, in one loop without a generator and one
-    read per v2 batch header (it runs over every batch of every Fetch answer the audit trail
-    records; a unit test compares them)."""
+    read per v2 batch header (it runs over every partition of every Produce request and every
+    batch of every Fetch answer the audit trail records; a unit test compares them)."""
     if not data:
         return None
     pos, n, total = 0, len(data), 0

@@ -157,14 +157,8 @@ class ResponseSide:
                         self._audit_outcome(entry, {"from": "broker"})
                     elif self._stream_left:
                         self._streamed = (entry, [chunk])
-                    else:
-                        try:
-                            outcome = broker_outcome(entry.request, chunk[4:] if size < 65536 else memoryview(chunk)[4:],
-                                                     self.s.cluster.topic_name)
-                        except CodecError as e:
-                            self._upstream_broken(str(e))
-                            return
-                        self._audit_outcome(entry, outcome)
+                    elif not self._read_outcome(entry, chunk):
+                        return
                     self._write_client([chunk])
                     continue
                 raw = responses.next_frame()
@@ -183,9 +177,15 @@ class ResponseSide:
         assert self._streamed is not None
         entry, chunks = self._streamed
         self._streamed = None
-        frame = b"".join(chunks)
+        return self._read_outcome(entry, b"".join(chunks))
+
+    def _read_outcome(self, entry: Entry, frame: bytes) -> bool:
+        """Complete ``entry``'s request record with the outcome read from the broker's answer
+        ``frame`` (length prefix included); False (the connection is closing) when it does not
+        read. A small answer is walked as bytes, a large one through a view (no copy)."""
         try:
-            outcome = broker_outcome(entry.request, memoryview(frame)[4:], self.s.cluster.topic_name)
+            outcome = broker_outcome(entry.request, frame[4:] if len(frame) < 65536 else memoryview(frame)[4:],
+                                     self.s.cluster.topic_name)
         except CodecError as e:
             self._upstream_broken(str(e))
             return False

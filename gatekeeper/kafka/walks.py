@@ -192,7 +192,7 @@ def _usual_produce_response(body: bytes | memoryview, pos: int, by_id: bool) -> 
             if body[pos] != 0:  # the topic's tagged fields
                 return None
             pos += 1
-        if body[pos + 4] != 0 or pos + 5 > len(body):  # throttle time, then no tagged fields
+        if body[pos + 4] != 0:  # after the throttle time: no tagged fields
             return None
     except (IndexError, struct.error, ValueError):  # ValueError: a short topic id, a name not UTF-8
         return None
