@@ -117,7 +117,7 @@ def seal(record: Mapping[str, Any]) -> tuple[bytes, str]:
     if pieces is None:
         digest = record_hash(record)
         return serialize({**record, "hash": digest}), digest
-    return _place(pieces, int(seq), str(prev))  # checked above: an int and a hex string
+    return _place(pieces, record["seq"], record["prev"])  # checked above: an int and a hex string
 
 
 class Rendered(NamedTuple):
