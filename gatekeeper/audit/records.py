@@ -134,9 +134,8 @@ class Rendered(NamedTuple):
 # Markers (random per process) standing for seq, prev and hash while a record is written.
 _MARK = secrets.token_hex(16)
 _MARK_BYTES = _MARK.encode()
-_HASH_ITEM = f'"hash":"{_MARK}h"'.encode()
-_PREV_ITEM = f'"prev":"{_MARK}p"'.encode()
-_SEQ_ITEM = f'"seq":"{_MARK}s"'.encode()
+_HASH_MARK, _PREV_MARK, _SEQ_MARK = f"{_MARK}h", f"{_MARK}p", f"{_MARK}s"
+_HASH_OPEN, _PREV_OPEN, _SEQ_OPEN = b'"hash":"', b'"prev":"', b'"seq":"'
 
 
 def render(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, time: str) -> Rendered | None:
@@ -144,7 +143,11 @@ def render(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, t
     cannot be cut (orjson refuses a value, or the fields hold a marker: never in practice),
     and the writer seals it whole. Raises ValueError (our bug) when ``fields`` uses an envelope
     key."""
-    pieces = _cut(envelope(kind, fields, instance=instance, chain=chain, seq=0, prev="", time=time))
+    if not _ENVELOPE_KEYS.isdisjoint(fields):
+        envelope(kind, fields, instance=instance, chain=chain, seq=0, prev="", time=time)  # raises
+    # The envelope and the markers in one dict (this runs once per record on the reactor thread).
+    pieces = _cut_marked({"v": VERSION, "kind": kind, "instance": instance, "chain": chain, "time": time, **fields,
+                          "seq": _SEQ_MARK, "prev": _PREV_MARK, "hash": _HASH_MARK})
     if pieces is None:
         return None
     session = fields.get("session")
@@ -155,17 +158,27 @@ def _cut(record: Mapping[str, Any]) -> tuple[bytes, bytes, bytes, bytes] | None:
     """The canonical line of ``record`` (an envelope: "chain" sorts before "hash", "time"
     after "seq") written with markers for seq, prev and hash and cut around them; None when
     orjson refuses a value or the bytes hold a marker elsewhere."""
+    return _cut_marked({**record, "seq": _SEQ_MARK, "prev": _PREV_MARK, "hash": _HASH_MARK})
+
+
+def _cut_marked(record: Mapping[str, Any]) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """``_cut`` of a record whose seq, prev and hash are the markers already."""
     try:
-        line = orjson.dumps({**record, "seq": f"{_MARK}s", "prev": f"{_MARK}p", "hash": f"{_MARK}h"},
-                           option=orjson.OPT_SORT_KEYS)
+        line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
-    if line.count(_MARK_BYTES) != 3:
+    # One pass: exactly three markers, in the order the sorted keys put them ("hash" < "prev" <
+    # "seq"), each the whole value of its item, and the hash item not the first one.
+    parts = line.split(_MARK_BYTES)
+    if len(parts) != 4:
         return None
-    h, p, s = line.find(_HASH_ITEM), line.find(_PREV_ITEM), line.find(_SEQ_ITEM)
-    if not (0 < h < p < s) or line[h - 1:h] != b"," or line[h + len(_HASH_ITEM):h + len(_HASH_ITEM) + 1] != b",":
+    before, after_hash, after_prev, after_seq = parts
+    if not (before.endswith(_HASH_OPEN) and after_hash.startswith(b'h",') and after_hash.endswith(_PREV_OPEN)
+            and after_prev.startswith(b'p",') and after_prev.endswith(_SEQ_OPEN) and after_seq.startswith(b's"')
+            and before[-len(_HASH_OPEN) - 1:-len(_HASH_OPEN)] == b","):
         return None
-    return line[:h], line[h + len(_HASH_ITEM):p], line[p + len(_PREV_ITEM):s], line[s + len(_SEQ_ITEM):]
+    return (before[:-len(_HASH_OPEN)], after_hash[2:-len(_PREV_OPEN)], after_prev[2:-len(_SEQ_OPEN)],
+            after_seq[2:])
 
 
 def place(rendered: Rendered, seq: int, prev: str) -> tuple[bytes, str]:

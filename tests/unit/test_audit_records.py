@@ -126,8 +126,9 @@ def test_a_record_holding_the_render_marker_is_sealed_whole() -> None:
     """Fields that happen to hold the cut marker are not rendered (the writer seals them)."""
     from gatekeeper.audit import records
 
-    fields = {"note": f"{records._MARK}h", **REQUEST_FIELDS}
-    assert render("request", fields, instance="i", chain="c", time=T) is None
+    for note in (f"{records._MARK}h", f"a{records._MARK}", f"{records._MARK}s\"", records._MARK):
+        fields = {"note": note, **REQUEST_FIELDS}
+        assert render("request", fields, instance="i", chain="c", time=T) is None, note
     assert render("request", REQUEST_FIELDS, instance="i", chain="c", time=T) is not None
 
 
@@ -149,6 +150,8 @@ def test_records_link_to_the_previous_hash() -> None:
 def test_fields_may_not_set_envelope_keys() -> None:
     with pytest.raises(ValueError, match="envelope keys: seq"):
         make_record("request", {"seq": 3}, instance="gk1", chain="gk1", seq=0, prev=GENESIS, time=T)
+    with pytest.raises(ValueError, match="envelope keys: hash, time"):
+        render("request", {"time": 1, "hash": "x", "note": 2}, instance="gk1", chain="gk1", time=T)
 
 
 def test_checkpoint_signature_verifies_with_its_key_only() -> None:
