@@ -22,7 +22,6 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,6 +36,7 @@ from gatekeeper.metrics import gateway_metrics  # noqa: E402
 from gatekeeper.policy.cache import DecisionCache  # noqa: E402
 from gatekeeper.policy.engine import AllowAllBackend, PolicyEngine  # noqa: E402
 from gatekeeper.testing.audit import RecordingTrail  # noqa: E402
+from gatekeeper.testing.connection import RecordingIO  # noqa: E402
 from gatekeeper.testing.fakes import fake_config  # noqa: E402
 from gatekeeper.values import HostPort  # noqa: E402
 
@@ -81,65 +81,6 @@ def produce_response(correlation: int) -> bytes:
     return struct.pack(">i", len(payload)) + payload
 
 
-class IO:
-    def __init__(self, clock: task.Clock, engine: PolicyEngine) -> None:
-        self.clock = clock
-        self.engine = engine
-        self.core: Any = None
-        self.upstream: list[bytes] = []
-        self.keep = True
-        self.upstream_bytes = 0
-        self.client = 0
-        self.targets: list[Any] = []
-
-    def to_client(self, data: Any) -> None:
-        self.client += len(data)
-
-    def to_upstream(self, data: Any) -> None:
-        # Only counted after the first request: holding every forwarded frame would grow the
-        # heap by the whole run (fresh pages on every allocation), which a gateway never does.
-        if self.keep:
-            self.upstream.extend(bytes(c) for c in data)
-        self.upstream_bytes += sum(len(c) for c in data)
-
-    def connect_upstream(self, target: Any) -> None:
-        self.targets.append(target)
-
-    def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
-        self.engine.decide_many(inputs).addCallback(lambda decisions: self.core.decided(token, decisions))
-
-    def close(self, abort_upstream: bool = False) -> None:
-        raise SystemExit("the connection core closed the connection: the benchmark's frames are wrong")
-
-    def call_later(self, seconds: float, fn: Any) -> Any:
-        return self.clock.callLater(seconds, fn)
-
-    def pause_client(self) -> None:
-        pass
-
-    def resume_client(self) -> None:
-        pass
-
-    def peer_principal(self) -> Any:
-        return None
-
-    def hold(self, token: int, requests: list[dict[str, Any]], wait: float) -> None:
-        raise SystemExit("no approvals here")
-
-    def offload(self, work: Any, done: Any) -> None:
-        done(work())
-
-
-def _frames(chunks: list[bytes]) -> list[int]:
-    """The api keys of the frames in what was written upstream."""
-    data, keys, pos = b"".join(bytes(c) for c in chunks), [], 0
-    while pos < len(data):
-        size, key = struct.unpack_from(">ih", data, pos)
-        keys.append(key)
-        pos += 4 + size
-    return keys
-
-
 def run(requests: int, audit: bool, profile: bool) -> None:
     clock = task.Clock()
     clock.advance(time.time())
@@ -153,7 +94,8 @@ def run(requests: int, audit: bool, profile: bool) -> None:
         principal_for_client_id=lambda cid: ANONYMOUS, next_bootstrap=lambda: HostPort("127.0.0.1", 19092),
         inputs_decoded=lambda inputs: None, masking=Masking(cfg.masking), audit=RecordingTrail(keep=False) if audit else None,
     )
-    io = IO(clock, engine)
+    io = RecordingIO(clock, engine=engine, offload_inline=True, hold_raises="no approvals here",
+                     close_raises="the connection core closed the connection: the benchmark's frames are wrong")
     core = io.core = KafkaAdapter(services).connection(cfg.listeners[0], None, io)
     core.start("127.0.0.1", 50000)
     records = batch()
@@ -162,8 +104,11 @@ def run(requests: int, audit: bool, profile: bool) -> None:
     core.client_data(frames[0])
     core.upstream_connected()
     core.upstream_data(answers[0])
-    if _frames(io.upstream) != [0]:
-        raise SystemExit(f"the first request was not forwarded as it came: {_frames(io.upstream)}")
+    keys = [struct.unpack_from(">h", f)[0] for f in io.upstream_frames()]  # the api keys forwarded
+    if keys != [0]:
+        raise SystemExit(f"the first request was not forwarded as it came: {keys}")
+    # Only counted from here on: keeping every forwarded frame would grow the heap by the whole
+    # run (fresh pages on every allocation), which a gateway never does.
     io.keep = False
     profiler = cProfile.Profile(time.process_time) if profile else None
     started = time.process_time()

@@ -41,8 +41,8 @@ import yaml
 # Run as `python bench/pulsar_throughput.py`: the harness is a package at the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.gateway import TwistdGateway, free_port_range  # noqa: E402
-from harness.ports import LOOPBACK, free_port  # noqa: E402
+from harness.gateway import TwistdGateway  # noqa: E402
+from harness.ports import LOOPBACK, free_port, free_port_range  # noqa: E402
 from harness.pulsar import PulsarBroker  # noqa: E402
 
 DIRECT, GATEKEEPER = "direct", "gatekeeper"

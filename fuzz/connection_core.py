@@ -30,6 +30,7 @@ from gatekeeper.api import ANONYMOUS, AdapterServices, Decision
 from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.masking import Masking
 from gatekeeper.metrics import gateway_metrics
+from gatekeeper.testing.connection import RecordingIO
 from gatekeeper.testing.fakes import fake_config
 from gatekeeper.values import HostPort
 
@@ -54,53 +55,6 @@ def _observe(event: dict[str, Any]) -> None:
 globalLogPublisher.addObserver(_observe)
 
 
-class IO:
-    """The shell, recorded (as tests/unit/test_connection.py's RecordingIO)."""
-
-    def __init__(self, clock: task.Clock) -> None:
-        self.clock = clock
-        self.client = 0
-        self.upstream = 0
-        self.targets: list[Any] = []
-        self.asked: list[tuple[int, list[dict[str, Any]]]] = []
-        self.closed: list[bool] = []
-        self.offloaded: list[tuple[Any, Any]] = []
-        self.holds: list[Any] = []
-
-    def to_client(self, data: Any) -> None:
-        self.client += sum(len(d) for d in data)
-
-    def to_upstream(self, data: Any) -> None:
-        self.upstream += sum(len(d) for d in data)
-
-    def connect_upstream(self, target: Any) -> None:
-        self.targets.append(target)
-
-    def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
-        self.asked.append((token, inputs))
-
-    def close(self, abort_upstream: bool = False) -> None:
-        self.closed.append(abort_upstream)
-
-    def call_later(self, seconds: float, fn: Any) -> Any:
-        return self.clock.callLater(seconds, fn)
-
-    def pause_client(self) -> None:
-        pass
-
-    def resume_client(self) -> None:
-        pass
-
-    def peer_principal(self) -> Any:
-        return None
-
-    def hold(self, token: int, requests: list[dict[str, Any]], wait: float) -> None:
-        self.holds.append((token, requests, wait))
-
-    def offload(self, work: Any, done: Any) -> None:
-        self.offloaded.append((work, done))
-
-
 _CONFIGS: dict[int, Any] = {}
 _SHARED: dict[int, tuple[Any, Any]] = {}
 
@@ -118,7 +72,7 @@ def _config(setup: int) -> Any:
     return cfg
 
 
-def core_for(setup: int) -> tuple[Any, IO]:
+def core_for(setup: int) -> tuple[Any, RecordingIO]:
     from gatekeeper.identity.service import IdentityService
 
     clock = task.Clock()
@@ -140,7 +94,7 @@ def core_for(setup: int) -> tuple[Any, IO]:
         next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
         masking=Masking(cfg.masking),
     )
-    io = IO(clock)
+    io = RecordingIO(clock, keep=False)  # bytes counted, not kept
     core = KafkaAdapter(services).connection(cfg.listeners[0], None, io)
     core.start("127.0.0.1", 50000)
     return core, io
@@ -198,13 +152,7 @@ def one_input(data: bytes) -> None:
                 pick = arg[0] if arg else 0
                 core.decided(token, [DECISIONS[(pick >> (2 * (i % 4))) % 4] for i in range(len(inputs))])
         elif op == 3:
-            jobs, io.offloaded = io.offloaded, []
-            for work, done in jobs:
-                try:
-                    result = work()
-                except Exception as e:  # as the shell's deferToThread hands a failure over
-                    result = e
-                done(result)
+            io.run_offloaded()
         elif op == 4:
             io.clock.advance((arg[0] if arg else 0) / 4)
         elif op == 5:

@@ -7,9 +7,7 @@ gives the YAML both ways use (the in-process fixture builds a GatewayService fro
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,32 +17,10 @@ from typing import Any, Self
 import attrs
 import yaml
 
-from harness.ports import LOOPBACK, free_port, given, port_open
+from harness.ports import LOOPBACK, free_port, free_port_range, port_open
 from harness.processes import terminate
 
-__all__ = ["GatewayPorts", "TwistdGateway", "free_port_range", "write_config"]
-
-
-def free_port_range(count: int, attempts: int = 200) -> list[int]:
-    """``count`` consecutive free loopback ports (for a listener's broker_ports)."""
-    rng = random.Random()
-    for _ in range(attempts):
-        base = rng.randrange(20000, 60000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind((LOOPBACK, port))
-            if not given(list(range(base, base + count))):  # a port this process handed out already
-                continue
-            return list(range(base, base + count))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports found on {LOOPBACK}")
+__all__ = ["GatewayPorts", "TwistdGateway", "write_config"]
 
 
 @attrs.frozen

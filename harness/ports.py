@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 LOOPBACK = "127.0.0.1"
@@ -44,6 +45,28 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def free_port_range(count: int, attempts: int = 200) -> list[int]:
+    """``count`` consecutive free loopback ports (for a listener's broker_ports)."""
+    rng = random.Random()
+    for _ in range(attempts):
+        base = rng.randrange(20000, 60000 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((LOOPBACK, port))
+            if not given(list(range(base, base + count))):  # a port this process handed out already
+                continue
+            return list(range(base, base + count))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports found on {LOOPBACK}")
 
 
 def given(ports: list[int]) -> bool:

@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from harness import deps
-from harness.gateway import TwistdGateway, free_port_range
-from harness.ports import LOOPBACK, free_port
+from harness.gateway import TwistdGateway
+from harness.ports import LOOPBACK, free_port, free_port_range
 from harness.tokens import AUDIENCE, ISSUER, TestIdp
 
 pytest.importorskip("gatekeeper_pulsar.admin_adapter", reason="the gatekeeper-pulsar plugin distribution is not installed")

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.gateway import TwistdGateway, free_port_range
-from harness.ports import LOOPBACK, free_port
+from harness.gateway import TwistdGateway
+from harness.ports import LOOPBACK, free_port, free_port_range
 from harness.tokens import AUDIENCE, ISSUER, TestIdp
 
 pulsar = pytest.importorskip("pulsar")

@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from harness.certs import TestCa
-from harness.gateway import TwistdGateway, free_port_range
-from harness.ports import LOOPBACK, free_port
+from harness.gateway import TwistdGateway
+from harness.ports import LOOPBACK, free_port, free_port_range
 from harness.pulsar import PulsarBroker
 from harness.tokens import AUDIENCE, ISSUER, TestIdp
 

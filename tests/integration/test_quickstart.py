@@ -16,8 +16,7 @@ import yaml
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
-from harness.gateway import free_port_range
-from harness.ports import free_port, port_open
+from harness.ports import free_port, free_port_range, port_open
 from harness.quickstart import DEFAULT_CONFIG
 from harness.waiting import wait_for
 

@@ -18,77 +18,16 @@ from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.kafka.codec import API_TABLE
 from gatekeeper.masking import Masking
 from gatekeeper.metrics import gateway_metrics
+from gatekeeper.testing.connection import RecordingIO
 from gatekeeper.testing.fakes import fake_config
 from gatekeeper.values import HostPort
 from tests.unit.samples import TOPIC_ID, req
 from tests.unit.test_client_protocol import framed, response
-from tests.unit.test_client_protocol import split_frames as frames
 
 ALLOW = Decision("allow")
 DENY = Decision("deny", reason="not yours")
 P = API_TABLE[0].request
 BOOTSTRAP = HostPort("127.0.0.1", 19092)
-
-
-class RecordingIO:
-    def __init__(self, clock: task.Clock) -> None:
-        self.clock = clock
-        self.client: list[bytes] = []
-        self.upstream: list[bytes] = []
-        self.targets: list[Any] = []
-        self.asked: list[tuple[int, list[dict[str, Any]]]] = []
-        self.closed: list[bool] = []
-        self.paused = False
-        self.offloaded: list[tuple[Any, Any]] = []
-        self.holds: list[tuple[int, list[dict[str, Any]], float]] = []
-
-    def to_client(self, data: Any) -> None:
-        self.client.append(b"".join(data))
-
-    def to_upstream(self, data: Any) -> None:
-        self.upstream.append(b"".join(data))
-
-    def connect_upstream(self, target: Any) -> None:
-        self.targets.append(target)
-
-    def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
-        self.asked.append((token, inputs))
-
-    def close(self, abort_upstream: bool = False) -> None:
-        self.closed.append(abort_upstream)
-
-    def call_later(self, seconds: float, fn: Any) -> Any:
-        return self.clock.callLater(seconds, fn)
-
-    def pause_client(self) -> None:
-        self.paused = True
-
-    def resume_client(self) -> None:
-        self.paused = False
-
-    def peer_principal(self) -> Any:
-        return None
-
-    def hold(self, token: int, requests: list[dict[str, Any]], wait: float) -> None:
-        self.holds.append((token, requests, wait))
-
-    def offload(self, work: Any, done: Any) -> None:
-        self.offloaded.append((work, done))
-
-    def run_offloaded(self) -> None:
-        jobs, self.offloaded = self.offloaded, []
-        for work, done in jobs:
-            try:
-                result = work()
-            except Exception as e:
-                result = e
-            done(result)
-
-    def client_frames(self) -> list[bytes]:
-        return frames(b"".join(self.client))
-
-    def upstream_frames(self) -> list[bytes]:
-        return frames(b"".join(self.upstream))
 
 
 def decode_response(api_key: int, version: int, frame: bytes) -> Any:

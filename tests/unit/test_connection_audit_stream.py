@@ -14,11 +14,11 @@ from gatekeeper.kafka.adapter import KafkaAdapter
 from gatekeeper.masking import Masking
 from gatekeeper.metrics import gateway_metrics
 from gatekeeper.testing.audit import RecordingTrail
+from gatekeeper.testing.connection import RecordingIO
 from gatekeeper.testing.fakes import fake_config
 from tests.unit.test_connection import (
     ALLOW,
     BOOTSTRAP,
-    RecordingIO,
     answer,
     produce,
     produce_response,

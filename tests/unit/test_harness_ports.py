@@ -5,8 +5,7 @@ Pulsar tests ("broker_ports: port … is already used by listeners[0].bind")."""
 from __future__ import annotations
 
 from harness import ports
-from harness.gateway import free_port_range
-from harness.ports import free_port, free_ports, given
+from harness.ports import free_port, free_port_range, free_ports, given
 
 
 def test_no_port_is_handed_out_twice_by_singles_lists_or_ranges() -> None:
