@@ -141,8 +141,8 @@ class ResponseSide:
                 entry = self._sent[0]
                 # An answer read only for the audit trail's outcome is cut through too: read in
                 # place when whole here (a Produce answer always is), else its chunks are kept
-                # as they pass and read once the last has gone (a large Fetch answer), so the
-                # client gets it as it arrives either way.
+                # as they pass and read once the last has gone (a large Fetch answer). Either
+                # way it goes to the client first: the record waits, not the client.
                 read = entry.audited_response
                 if not entry.internal and not entry.rewritten and self._order and self._order[0] is entry and (
                     not self.s.codec.needs_response_processing(entry.request)  # type: ignore[arg-type]
@@ -153,13 +153,13 @@ class ResponseSide:
                     self._order.popleft()
                     chunk = responses.take(4 + size)
                     self._stream_left = 4 + size - len(chunk)
+                    if read and self._stream_left:
+                        self._streamed = (entry, [chunk])
+                    self._write_client([chunk])
                     if not read:
                         self._audit_outcome(entry, {"from": "broker"})
-                    elif self._stream_left:
-                        self._streamed = (entry, [chunk])
-                    elif not self._read_outcome(entry, chunk):
+                    elif not self._stream_left and not self._read_outcome(entry, chunk):
                         return
-                    self._write_client([chunk])
                     continue
                 raw = responses.next_frame()
                 if raw is None:
@@ -181,12 +181,14 @@ class ResponseSide:
 
     def _read_outcome(self, entry: Entry, frame: bytes) -> bool:
         """Complete ``entry``'s request record with the outcome read from the broker's answer
-        ``frame`` (length prefix included); False (the connection is closing) when it does not
-        read. A small answer is walked as bytes, a large one through a view (no copy)."""
+        ``frame`` (length prefix included, already passed on); False (the connection is
+        closing) when it does not read: the record then says so. A small answer is walked as
+        bytes, a large one through a view (no copy)."""
         try:
             outcome = broker_outcome(entry.request, frame[4:] if len(frame) < 65536 else memoryview(frame)[4:],
                                      self.s.cluster.topic_name)
         except CodecError as e:
+            self._audit_outcome(entry, {"from": "broker", "error": f"passed on, but {e}"})
             self._upstream_broken(str(e))
             return False
         self._audit_outcome(entry, outcome)
@@ -250,6 +252,7 @@ class ResponseSide:
             try:
                 outcome = broker_outcome(request, raw, self.s.cluster.topic_name)
             except CodecError as e:
+                self._audit_outcome(entry, {"from": "broker", "error": str(e)})
                 self._upstream_broken(str(e))
                 return
             self._audit_outcome(entry, outcome)

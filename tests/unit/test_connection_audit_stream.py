@@ -4,6 +4,7 @@ record's offsets once its last chunk has gone."""
 
 from __future__ import annotations
 
+import struct
 import time
 from typing import Any
 
@@ -89,3 +90,50 @@ def test_a_whole_produce_answer_is_read_in_place_and_passed_on_as_it_came() -> N
     assert b"".join(io.client) == raw
     (produced,) = trail.requests()
     assert [(p["topic"], p["base_offset"]) for p in produced["outcome"]["partitions"]] == [("orders", 7), ("billing", 7)]
+
+
+def test_a_produce_answer_reaches_the_client_before_its_record_is_made() -> None:
+    core, io, trail = audited()
+    core.client_data(produce(1, "orders"))
+    answer(core, io, ALLOW)
+    records_when_written: list[int] = []
+    to_client = io.to_client
+    io.to_client = lambda data: (records_when_written.append(len(trail.requests())), to_client(data))  # type: ignore[method-assign]
+    core.upstream_data(produce_response(1, "orders"))
+    assert records_when_written == [0]  # the answer went out first
+    assert len(trail.requests()) == 1
+
+
+def test_an_audited_answer_that_does_not_read_is_recorded_as_such_and_ends_the_connection() -> None:
+    core, io, trail = audited()
+    core.client_data(produce(1, "orders"))
+    answer(core, io, ALLOW)
+    good = produce_response(1, "orders")
+    # The partition's fields cut short, the frame's length made to match: a whole frame that
+    # does not read.
+    bad = struct.pack(">i", len(good) - 4 - 12) + good[4:-12]
+    core.upstream_data(bad)
+    assert b"".join(io.client) == bad  # passed on as it came (cut through)
+    assert io.closed == [True]
+    (produced,) = trail.requests()
+    assert produced["outcome"]["from"] == "broker"
+    assert "does not decode" in produced["outcome"]["error"]
+    core.client_lost()
+    kinds = [kind for kind, _ in trail.records]
+    assert kinds == ["session_start", "request", "session_end"]  # recorded once, in its place
+
+
+def test_a_chunked_audited_answer_that_does_not_read_is_recorded_as_such() -> None:
+    core, io, trail = audited()
+    core.client_data(fetch_request(1, "orders"))
+    answer(core, io, ALLOW)
+    good = fetch_response(1, {"orders": records(300)})
+    # The records cut short, the frame's length made to match: whole, but it does not read.
+    bad = struct.pack(">i", len(good) - 4 - 40) + good[4:-40]
+    for start in range(0, len(bad), 1000):
+        core.upstream_data(bad[start:start + 1000])
+    assert b"".join(io.client) == bad
+    assert io.closed == [True]
+    (fetch,) = trail.requests()
+    assert fetch["outcome"]["from"] == "broker"
+    assert "does not decode" in fetch["outcome"]["error"]
