@@ -9,6 +9,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 
 from gatekeeper.kafka.codec import API_TABLE
 from gatekeeper.proxy.gateway import Gateway
+from gatekeeper.testing.connection import split_frames
 from gatekeeper.testing.fakes import FakeUpstreams, ProducerStringTransport, fake_config, reactor
 from tests.unit.samples import TOPIC_ID, produce, req
 
@@ -24,15 +25,6 @@ def response(api_key: int, version: int, cid: int, **fields) -> bytes:
     body = bytes(spec.response[version](**fields).encode(version=version))
     head = struct.pack(">i", cid) + (b"\x00" if spec.response_header_version(version) == 1 else b"")
     return struct.pack(">i", len(head) + len(body)) + head + body
-
-
-def split_frames(data: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos < len(data):
-        (n,) = struct.unpack_from(">i", data, pos)
-        out.append(data[pos + 4 : pos + 4 + n])
-        pos += 4 + n
-    return out
 
 
 def connect(gateway: Gateway, slot=None, engine=None):

@@ -48,7 +48,8 @@ def produce_response(cid: int, *topics: str, version: int = 9) -> bytes:
         for t in topics])
 
 
-def make(credentials: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]:
+def make(credentials: Any = None, *, trail: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]:
+    """A connection core on a recording shell; ``trail``: the audit trail it records to."""
     clock = task.Clock()
     clock.advance(time.time())
     cfg = fake_config(**config)
@@ -56,7 +57,7 @@ def make(credentials: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]
         config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=None,
         upstream_credentials=lambda: credentials, principal_for_client_id=lambda cid: ANONYMOUS,
         next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
-        masking=Masking(cfg.masking),
+        masking=Masking(cfg.masking), audit=trail,
     )
     adapter = KafkaAdapter(services)
     io = RecordingIO(clock)
@@ -65,8 +66,8 @@ def make(credentials: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]
     return core, io, adapter
 
 
-def ready(credentials: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]:
-    core, io, adapter = make(credentials, **config)
+def ready(credentials: Any = None, *, trail: Any = None, **config: Any) -> tuple[Any, RecordingIO, Any]:
+    core, io, adapter = make(credentials, trail=trail, **config)
     assert io.targets == [BOOTSTRAP]
     core.upstream_connected()
     return core, io, adapter

@@ -5,43 +5,23 @@ record's offsets once its last chunk has gone."""
 from __future__ import annotations
 
 import struct
-import time
 from typing import Any
 
-from twisted.internet import task
-
-from gatekeeper.api import ANONYMOUS, AdapterServices
-from gatekeeper.kafka.adapter import KafkaAdapter
-from gatekeeper.masking import Masking
-from gatekeeper.metrics import gateway_metrics
 from gatekeeper.testing.audit import RecordingTrail
 from gatekeeper.testing.connection import RecordingIO
-from gatekeeper.testing.fakes import fake_config
 from tests.unit.test_connection import (
     ALLOW,
-    BOOTSTRAP,
     answer,
     produce,
     produce_response,
+    ready,
 )
 from tests.unit.test_connection_masking import fetch_request, fetch_response, records
 
 
 def audited() -> tuple[Any, RecordingIO, RecordingTrail]:
-    clock = task.Clock()
-    clock.advance(time.time())
-    cfg = fake_config()
     trail = RecordingTrail()
-    services = AdapterServices(
-        config=cfg, metrics=gateway_metrics(), clock=clock.seconds, identity=None,
-        upstream_credentials=lambda: None, principal_for_client_id=lambda cid: ANONYMOUS,
-        next_bootstrap=lambda: BOOTSTRAP, inputs_decoded=lambda inputs: None,
-        masking=Masking(cfg.masking), audit=trail,
-    )
-    io = RecordingIO(clock)
-    core = KafkaAdapter(services).connection(cfg.listeners[0], None, io)
-    core.start("127.0.0.1", 50000)
-    core.upstream_connected()
+    core, io, _ = ready(trail=trail)
     return core, io, trail
 
 
