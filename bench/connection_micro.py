@@ -154,10 +154,10 @@ def run(requests: int, audit: str | None, profile: bool) -> None:
         stopped = trail.stop()
         clock.run_until(lambda: stopped.called)
     scratch.cleanup()
-    sent = rounds * len(frames) - 1
-    if io.upstream_bytes != len(frames[0]) * (sent + 1):  # the first one before the count
-        raise SystemExit(f"{io.upstream_bytes} bytes forwarded for {len(frames[0]) * (sent + 1)} bytes of requests")
-    per_request = spent / sent * 1e6
+    expected = rounds * sum(len(f) for f in frames)  # the first frame went before the count
+    if io.upstream_bytes != expected:
+        raise SystemExit(f"{io.upstream_bytes} bytes forwarded for {expected} bytes of requests")
+    per_request = spent / (rounds * len(frames) - 1) * 1e6
     per_1k = per_request * 1000 / (PARTITIONS * RECORDS_PER_BATCH) / 1000
     what = {"fields": "with audit fields", "trail": "with the audit trail", None: "without audit"}[audit]
     print(f"{what}: {per_request:.1f} us of Python per Produce request "
