@@ -2,7 +2,10 @@
 tools run against a real broker through a recording TCP relay; the frames each side sent are
 cut into seeds for every harness (``fuzz/corpus/<harness>/``).
 
-    python -m fuzz.capture            # needs the test harness's Kafka (harness/deps.py)
+    python -m fuzz.capture [RAW] [--again]   # needs the test harness's Kafka (harness/deps.py)
+
+RAW (default /tmp/gatekeeper-fuzz-capture.json) keeps the captured frames; when it exists the
+seeds are cut from it again without a broker, unless ``--again`` asks for a new capture.
 
 The broker advertises the relay's ports, so every connection a client opens (bootstrap,
 partition leader, coordinator) goes through it, on the PLAINTEXT and the SASL_PLAINTEXT (PLAIN)
@@ -11,6 +14,7 @@ listener. Seeds are kept small: a few per API key and version, a few KB each.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import select
@@ -253,8 +257,13 @@ def seeds(conns: list[list[tuple[str, bytes]]]) -> dict[str, dict[str, bytes]]:
 
 
 def main() -> int:
-    raw = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/gatekeeper-fuzz-capture.json")
-    if raw.exists() and "--again" not in sys.argv:
+    parser = argparse.ArgumentParser(description="Seed the fuzz corpora from real clients' traffic.")
+    parser.add_argument("raw", nargs="?", type=Path, default=Path("/tmp/gatekeeper-fuzz-capture.json"),
+                        help="where the captured frames are kept (read again when it exists)")
+    parser.add_argument("--again", action="store_true", help="capture anew even when RAW exists")
+    args = parser.parse_args()
+    raw: Path = args.raw
+    if raw.exists() and not args.again:
         conns = [[(s, bytes.fromhex(h)) for s, h in c] for c in json.loads(raw.read_text())]
     else:
         conns = capture(raw)
