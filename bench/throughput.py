@@ -15,7 +15,10 @@ same path. A warm-up pass over both paths comes first and is not reported.
 
 Prints a table per round and a summary: records/s and MB/s for produce and consume, produce
 latency (avg, p99), and the ratio Gatekeeper/direct as the median over rounds of the per-round
-ratios (throughput: 1.0 = no cost, higher is better; latency: 1.0 = no cost, lower is better).
+ratios (throughput: 1.0 = no cost, higher is better; latency: 1.0 = no cost, lower is better),
+with the interval that holds the true median ratio with 95% confidence (``bench/stats.py``; from
+6 rounds on: single rounds scatter by ±15-25% on a shared 2-core machine, so judge a target by
+where that interval lies, not by the median alone).
 Also Gatekeeper's CPU time (utime+stime of the twistd process) per 1,000 records and how busy
 that process and the whole machine were while each tool ran: Gatekeeper near 100% of a core
 means its reactor is the limit; the machine near 100% means the proxy competes for CPU.
@@ -48,6 +51,7 @@ import attrs
 # Run as `python bench/throughput.py`: the harness is a package at the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stats import median_interval  # noqa: E402
 from harness.broker import KafkaBroker  # noqa: E402
 from harness.gateway import TwistdGateway  # noqa: E402
 from harness.javatools import (  # noqa: E402
@@ -543,6 +547,7 @@ def summarize(runs: Sequence[PathRun]) -> dict[str, Any]:
             "direct": statistics.median(get(d) for d, _ in pairs),
             "gatekeeper": statistics.median(get(g) for _, g in pairs),
             "ratio": statistics.median(ratios),
+            "ratio_95": median_interval(ratios),  # None below 6 rounds
             "ratios": ratios,
             "higher_is_better": higher_better,
         }
@@ -564,16 +569,18 @@ def print_summary(cfg: BenchConfig, summary: dict[str, Any]) -> None:
     for label, _, higher_better in METRICS:
         s = summary[label]
         ratios = " ".join(f"{r:.3f}" for r in s["ratios"])
+        ci = s["ratio_95"]
         rows.append([label, _num(s["direct"]), _num(s["gatekeeper"]), f"{s['ratio']:.3f}",
-                     "higher" if higher_better else "lower", ratios])
+                     "-" if ci is None else f"{ci[0]:.3f}-{ci[1]:.3f}", "higher" if higher_better else "lower", ratios])
     print(f"summary: {cfg.rounds} round(s) x {cfg.records:,} records of {RECORD_SIZE} B, "
           f"{PARTITIONS} partitions, producer {_props(cfg.producer_props)}, {_throttle(cfg)}")
-    print("  ratio = gatekeeper/direct, median of the per-round ratios (1.000 = no cost)")
+    print("  ratio = gatekeeper/direct, median of the per-round ratios (1.000 = no cost); 95% = the interval"
+          " that holds the true median ratio with 95% confidence (bench/stats.py; 6 rounds or more)")
     print(f"  Gatekeeper's policy: {'the default library on the embedded engine' if cfg.policy == 'default' else 'allow-all'}")
     if cfg.audit:
         print("  --audit: direct = Gatekeeper without an audit trail, gatekeeper = Gatekeeper with the"
               f" file-sink trail (one record per request, fsync {cfg.audit_fsync or 'as configured by default'})")
-    print(format_table(("", "direct", "gatekeeper", "ratio", "better", "per round"), rows))
+    print(format_table(("", "direct", "gatekeeper", "ratio", "95%", "better", "per round"), rows))
     print(f"\n  CPU, median over rounds ({os.cpu_count()} cores; Gatekeeper = twistd utime+stime):")
     for phase in PHASES:
         c = summary[f"cpu {phase}"]
