@@ -90,7 +90,8 @@ class AuditTrail:
 
     def __init__(self, sink: AuditSink, *, key: bytes, instance: str, reactor: Any, metrics: Any = None,
                  queue_records: int = 10_000, on_failure: str = DENY, checkpoint_interval: float = 60.0,
-                 sink_name: str = "file", retry_min: float = 0.2, retry_max: float = 5.0) -> None:
+                 sink_name: str = "file", retry_min: float = 0.2, retry_max: float = 5.0,
+                 group_commit: float | None = None) -> None:
         if on_failure not in (DENY, BLOCK):
             raise ValueError(f"on_failure must be {DENY} or {BLOCK}, not {on_failure!r}")  # our bug
         self.sink, self.reactor, self.metrics = sink, reactor, metrics
@@ -102,6 +103,8 @@ class AuditTrail:
         self._queue = WorkQueue()
         self._writer = Writer(sink, self._queue, _Reports(self), key=key, instance=instance, clock=reactor.seconds,
                               sink_name=sink_name, retry_min=retry_min, retry_max=retry_max)
+        if group_commit is not None:
+            self._writer.linger = max(0.0, group_commit)
         self.chain: str | None = None
         self._depth = 0  # accepted and not yet written, plus reserved slots
         self._reserved = 0  # slots neither filled nor released
@@ -141,7 +144,8 @@ class AuditTrail:
             raise ValueError("audit.hmac_key_file: the key was not read (load the config with load_config)")
         return cls(sink, key=config.hmac_key, instance=config.instance, reactor=reactor, metrics=metrics,
                    queue_records=config.queue_records, on_failure=config.on_failure,
-                   checkpoint_interval=config.checkpoint_interval, sink_name=config.sink)
+                   checkpoint_interval=config.checkpoint_interval, sink_name=config.sink,
+                   group_commit=config.group_commit)
 
     # -- life cycle ----------------------------------------------------------------------------
 

@@ -421,6 +421,7 @@ class AuditConfig:
     fsync: str = "always"
     fsync_interval: float = 1.0
     checkpoint_interval: float = 60.0
+    group_commit: float = 0.2
     topic: str = "gatekeeper-audit"
     timeout: float = 10.0
     queue_records: int = 10_000
@@ -442,6 +443,7 @@ class AuditConfig:
             fsync=_get(cls, raw, "fsync"),
             fsync_interval=_get(cls, raw, "fsync_interval", parse_duration),
             checkpoint_interval=_get(cls, raw, "checkpoint_interval", parse_duration),
+            group_commit=_get(cls, raw, "group_commit", parse_duration),
             topic=_get(cls, raw, "topic"),
             timeout=_get(cls, raw, "timeout", parse_duration),
             queue_records=_get(cls, raw, "queue_records"),

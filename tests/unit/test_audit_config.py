@@ -66,12 +66,12 @@ def test_every_key(tmp_path: Path, key: Path) -> None:
     path = tmp_path / "gk.yaml"
     doc = raw({"sink": "file", "instance": "gk-1", "hmac_key_file": "audit.key", "directory": "trail",
                "segment_bytes": 1048576, "segment_age": "15m", "fsync": "interval", "fsync_interval": "250ms",
-               "checkpoint_interval": "30s", "queue_records": 500, "on_failure": "block"})
+               "checkpoint_interval": "30s", "group_commit": "50ms", "queue_records": 500, "on_failure": "block"})
     path.write_text(yaml.safe_dump(doc))
     cfg = load_config(path).audit
     assert cfg == AuditConfig(hmac_key_file=key, sink="file", instance="gk-1", directory=tmp_path / "trail",
                               segment_bytes=1048576, segment_age=900.0, fsync="interval", fsync_interval=0.25,
-                              checkpoint_interval=30.0, queue_records=500, on_failure="block", base=tmp_path,
+                              checkpoint_interval=30.0, group_commit=0.05, queue_records=500, on_failure="block", base=tmp_path,
                               hmac_key=b"0123456789abcdef0123456789abcdef")
 
 

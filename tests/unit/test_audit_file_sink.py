@@ -73,19 +73,41 @@ def test_rotation_by_age(tmp_path: Path) -> None:
     assert verify(tmp_path, {key_id(KEY): KEY}).ok
 
 
-@pytest.mark.parametrize("policy, writes, expected", [
-    ("always", 3, 3 + 1),  # every write, and the new segment's directory entry
-    ("never", 3, 0),
+@pytest.mark.parametrize("policy, writes, expected, dsync", [
+    ("always", 3, 1, True),  # the new segment's directory entry; each write waits for the disk (O_DSYNC)
+    ("never", 3, 0, False),
 ])
 def test_fsync_policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str, writes: int,
-                        expected: int) -> None:
+                        expected: int, dsync: bool) -> None:
     calls: list[int] = []
+    opened: list[int] = []
+    real_open = os.open
+
+    def spy_open(path: Any, flags: int, *args: Any) -> int:
+        if str(path).endswith(".jsonl"):
+            opened.append(flags)
+        return real_open(path, flags, *args)
+
     monkeypatch.setattr(file_sink.os, "fsync", lambda fd: calls.append(fd))
+    monkeypatch.setattr(file_sink.os, "open", spy_open)
     s = sink(tmp_path, fsync=policy)
     s.open()
     for i in range(writes):
         s.write([line(i)])
     assert len(calls) == expected
+    assert len(opened) == 1 and bool(opened[0] & os.O_DSYNC) == dsync
+    s.close()
+    assert len(calls) == expected  # nothing left unsynced to sync at close
+
+
+def test_the_segment_size_kept_without_lseek_matches_the_file(tmp_path: Path) -> None:
+    """The size a failed write is cut back to is counted, not asked of the kernel."""
+    s = sink(tmp_path, fsync="never")
+    s.open()
+    for i in range(5):
+        s.write([line(i)])
+        assert s._path is not None
+        assert s._good_size == s._path.stat().st_size
     s.close()
 
 

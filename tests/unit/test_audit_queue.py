@@ -1,5 +1,6 @@
-"""The writer's work queue: the taker is woken by the first item and, while it lingers for a
-group commit, by a full batch — never lost, never left waiting out its timeout."""
+"""The writer's work queue: without a linger the taker is woken by the first item; while it
+lingers for a group commit, only by a full batch or an urgent item (each wake costs the reactor
+thread a wait for the interpreter's lock) — nothing lost, nobody who waits left waiting."""
 
 from __future__ import annotations
 
@@ -77,3 +78,28 @@ def test_an_urgent_item_ends_the_linger() -> None:
     started = time.monotonic()
     assert queue.take(1.0, limit=10, linger=0.2) == ["b"]  # the next take lingers again
     assert time.monotonic() - started >= 0.15
+
+
+def test_a_lingering_taker_is_not_woken_by_the_first_item() -> None:
+    """One wake per linger, however the items of a group trickle in."""
+    queue = WorkQueue()
+    putter = _put_later(queue, ["a"], 0.02)
+    started = time.monotonic()
+    assert queue.take(1.0, limit=10, linger=0.3) == ["a"]
+    assert time.monotonic() - started >= 0.25  # slept the linger out, then took what came
+    putter.join()
+
+
+def test_a_lingering_taker_sleeps_at_most_the_timeout() -> None:
+    queue = WorkQueue()
+    started = time.monotonic()
+    assert queue.take(0.05, limit=10, linger=30.0) == []
+    assert time.monotonic() - started < 10
+
+
+def test_no_timeout_no_wait_even_when_lingering() -> None:
+    queue = WorkQueue()
+    queue.put(1)
+    started = time.monotonic()
+    assert queue.take(0, limit=10, linger=30.0) == [1]
+    assert time.monotonic() - started < 1
