@@ -60,18 +60,28 @@ def mark_masked(operations: list[dict[str, Any]], operation: str, masked: dict[s
             item["enforced"] = enforced_fields("masked", masked_records=counts[0], masked_fields=counts[1])
 
 
-def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], resolve: Resolve) -> dict[str, Any]:
+def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], resolve: Resolve,
+                    by_id: bool = False) -> dict[str, Any]:
     """Each partition the broker answered (``walks.produce_response_partitions``): its error
     code and base offset and the number of records sent (from the request), so the records can
-    be read back by offset."""
+    be read back by offset. ``by_id``: the request names its topics by id (Produce v13+), so
+    neither side is asked for a name it does not carry (a kafka-python field outside the
+    decoded version costs a failed lookup first)."""
     sent: dict[tuple[str, int], int] = {}
+    names: dict[Any, str] = {}  # topic id -> name, resolved once per answer
     for t in request_body.topic_data or ():
-        name = t.name or topic_name(None, getattr(t, "topic_id", None), resolve)
+        if by_id:
+            name = names.get(t.topic_id) or names.setdefault(t.topic_id, topic_name(None, t.topic_id, resolve))
+        else:
+            name = t.name or ""
         for p in t.partition_data or ():
             sent[(name, p.index)] = count_records(p.records)
     parts = []
     for topic, index, error_code, base_offset in partitions:
-        name = topic if type(topic) is str else topic_name(None, topic, resolve)
+        if type(topic) is str:
+            name = topic
+        else:
+            name = names.get(topic) or names.setdefault(topic, topic_name(None, topic, resolve))
         parts.append(produced_partition(name, index, error_code, base_offset, sent.get((name, index), 0)))
     return {"from": "broker", "partitions": parts}
 
@@ -109,7 +119,8 @@ def broker_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) ->
     try:
         start = response_header_size(frame, request.spec, version)
         if request.header.api_key == 0:
-            return produce_outcome(request.body, produce_response_partitions(frame, start, version), resolve)
+            return produce_outcome(request.body, produce_response_partitions(frame, start, version), resolve,
+                                   by_id=version >= 13)
         return fetch_outcome(fetch_response_partitions(frame, start, version), resolve)
     except (CodecError, IndexError) as e:
         raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e

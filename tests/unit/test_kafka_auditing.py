@@ -3,10 +3,19 @@ a Fetch returned, from the values alone."""
 
 from __future__ import annotations
 
+import struct
+import uuid
+from typing import Any
+
+import pytest
+
 from gatekeeper.api import Decision, Operation, Resource
-from gatekeeper.kafka.auditing import mark_masked, operation_entries
+from gatekeeper.kafka.apis.base import UNKNOWN_TOPIC_ID_PREFIX
+from gatekeeper.kafka.auditing import mark_masked, operation_entries, produce_outcome
 from gatekeeper.kafka.batches import Record, build_batch
+from gatekeeper.kafka.codec import API_TABLE, decode_request
 from gatekeeper.kafka.records import records_span
+from gatekeeper.kafka.walks import ProducedPartition
 
 
 def _entries() -> list[dict]:
@@ -37,3 +46,43 @@ def test_fetch_offsets_span_the_complete_batches_only() -> None:
     assert records_span(data) == (10, 14, 5)
     assert records_span(data + batch(15, 4)[:-5]) == (10, 14, 5)  # a truncated trailing batch is not counted
     assert records_span(b"") is None
+
+
+def _produce_body(version: int, topics: dict[str, uuid.UUID], counts: dict[int, int]) -> Any:
+    """A Produce request body as the codec decodes it: each topic's partitions with ``counts`` records."""
+    spec = API_TABLE[0]
+    R = spec.request[version]
+    T = R.TopicProduceData
+    P = T.PartitionProduceData
+    data = [T(**({"topic_id": tid} if version >= 13 else {"name": name}), partition_data=[
+        P(index=i, records=build_batch([Record(key=None, value=b"v", offset_delta=j) for j in range(n)]))
+        for i, n in counts.items()]) for name, tid in topics.items()]
+    body = R(transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data)
+    header = struct.pack(">hhih", 0, version, 7, 0) + (b"\x00" if version >= 9 else b"")
+    _header, _spec, decoded, _trailing = decode_request(header + body.encode(version=version))
+    return decoded
+
+
+@pytest.mark.parametrize("version", [12, 13])
+def test_the_produce_outcome_names_each_partition_and_counts_what_was_sent(version: int) -> None:
+    ids = {"orders": uuid.uuid4(), "audit": uuid.uuid4()}
+    body = _produce_body(version, ids, {0: 3, 2: 5})
+    asked: list[uuid.UUID] = []
+
+    def resolve(topic_id: uuid.UUID) -> str | None:
+        asked.append(topic_id)
+        return {v: k for k, v in ids.items()}.get(topic_id)
+
+    answered = [ProducedPartition(ids[t] if version >= 13 else t, p, 0, 100 + p) for t in ids for p in (0, 2)]
+    answered.append(ProducedPartition(uuid.uuid4() if version >= 13 else "elsewhere", 1, 3, -1))  # not sent
+    outcome = produce_outcome(body, answered, resolve, by_id=version >= 13)
+    unknown = answered[-1].topic
+    assert outcome == {"from": "broker", "partitions": [
+        *({"topic": t, "partition": p, "error_code": 0, "base_offset": 100 + p, "record_count": {0: 3, 2: 5}[p]}
+          for t in ids for p in (0, 2)),
+        {"topic": f"{UNKNOWN_TOPIC_ID_PREFIX}{unknown}" if version >= 13 else "elsewhere", "partition": 1,
+         "error_code": 3, "base_offset": -1, "record_count": 0}]}
+    if version >= 13:
+        assert sorted(asked, key=str) == sorted([*ids.values(), unknown], key=str)  # each id resolved once
+    else:
+        assert asked == []

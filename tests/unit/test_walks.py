@@ -188,3 +188,18 @@ def test_the_records_span_is_the_batch_walk_summed_up(batches: list, cut: int, t
     expected = (spans[0][0], spans[-1][1], sum(c for _f, _l, c in spans)) if spans else None
     assert records_span(data) == expected
     assert records_span(memoryview(data)) == expected
+
+
+def test_topic_ids_are_built_once_and_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatekeeper.kafka import walks
+
+    monkeypatch.setattr(walks, "_IDS", {})
+    monkeypatch.setattr(walks, "_MAX_IDS", 3)
+    raw = [uuid.uuid4().bytes for _ in range(4)]
+    first = walks.topic_id(raw[0])
+    assert first == uuid.UUID(bytes=raw[0]) and walks.topic_id(bytes(raw[0])) is first
+    for r in raw[1:]:
+        assert walks.topic_id(r) == uuid.UUID(bytes=r)
+    assert len(walks._IDS) <= 3  # emptied once full, then filled again
+    with pytest.raises(ValueError):
+        walks.topic_id(b"short")
