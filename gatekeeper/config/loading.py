@@ -20,7 +20,14 @@ import attrs
 import jsonschema
 import yaml
 
-from gatekeeper.config.values import AuditConfig, Config, MaskingConfig, NotifierConfig
+from gatekeeper.config.values import (
+    MAX_GROUP_COMMIT,
+    AuditConfig,
+    Config,
+    MaskingConfig,
+    NotifierConfig,
+)
+from gatekeeper.values import parse_duration
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
@@ -216,6 +223,9 @@ def _audit_errors(raw: Mapping[str, Any]) -> list[str]:
                       "add it or use another sink")
     if sink == "file" and "directory" not in audit:
         errors.append("audit.directory: required with sink: file (the directory of the segments)")
+    if "group_commit" in audit and parse_duration(audit["group_commit"]) > MAX_GROUP_COMMIT:
+        errors.append(f"audit.group_commit: at most {int(MAX_GROUP_COMMIT * 1000)}ms (the writer wakes at least "
+                      f"that often for the sink's time-based work), got {audit['group_commit']}")
     for key in (*file_keys, *kafka_keys, "options"):
         if key in audit and not ((key in file_keys and sink == "file") or (key in kafka_keys and sink == "kafka")
                                  or (key == "options" and sink not in ("file", "kafka"))):

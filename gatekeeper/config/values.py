@@ -29,6 +29,7 @@ __all__ = [
     "LimitsConfig",
     "ListenerConfig",
     "LoggingConfig",
+    "MAX_GROUP_COMMIT",
     "MaskingConfig",
     "NotifierConfig",
     "PolicyConfig",
@@ -39,6 +40,9 @@ __all__ = [
     "UpstreamTlsConfig",
     "default_of",
 ]
+
+# audit.group_commit at most: the writer wakes at least this often for the sink's idle work.
+MAX_GROUP_COMMIT = 0.5
 
 
 def default_of(cls: type[Any], name: str) -> Any:
@@ -421,7 +425,7 @@ class AuditConfig:
     fsync: str = "always"
     fsync_interval: float = 1.0
     checkpoint_interval: float = 60.0
-    group_commit: float = 0.2
+    group_commit: float = 0.2  # at most MAX_GROUP_COMMIT (checked when the config is loaded)
     topic: str = "gatekeeper-audit"
     timeout: float = 10.0
     queue_records: int = 10_000

@@ -126,3 +126,10 @@ def test_a_readable_key_file_is_warned_about(key: Path, tmp_path: Path) -> None:
     assert exposed_secret_files(config) == []
     os.chmod(key, 0o644)
     assert exposed_secret_files(config) == [f"audit.hmac_key_file {key} (mode 0644)"]
+
+
+def test_group_commit_is_bounded(key: Path) -> None:
+    cfg = parse_config(raw({"hmac_key_file": str(key), "directory": "/tmp/trail", "group_commit": "500ms"})).audit
+    assert cfg is not None and cfg.group_commit == 0.5
+    with pytest.raises(ConfigError, match=r"audit.group_commit: at most 500ms"):
+        parse_config(raw({"hmac_key_file": str(key), "directory": "/tmp/trail", "group_commit": "2s"}))
