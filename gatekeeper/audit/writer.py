@@ -36,8 +36,9 @@ _IDLE = 0.5  # seconds: the sink's idle() at least this often when nothing comes
 # The data path never waits for the write; whoever waits for it (a barrier, a stop) ends the
 # linger at once. What it saves is the writer thread's wakes: each takes the interpreter's lock
 # from the reactor thread, which then waits for it back after its next send or receive (and on
-# a busy machine for the scheduler too). At 50 ms (20 groups a second) that cost Produce
-# throughput about 2% more than at 250 ms (bench/throughput.py --audit, 30 rounds each).
+# a busy machine for the scheduler too). A sampling profile of a produce run put the reactor
+# thread's extra time with a trail at +336 samples with a 50 ms linger woken by each group's first
+# record, +176 with this (docs/audit.md, "What it costs"); throughput moved within the noise.
 _LINGER = 0.2
 
 
