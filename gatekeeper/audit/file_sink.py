@@ -160,7 +160,8 @@ class FileSink:
             else:
                 self._dirty = True
             self._done_seq = group[-1].seq
-            if closes and self._fd is not None:
+            if closes:
+                assert self._fd is not None  # opened above for this group
                 os.close(self._fd)
                 self._fd, self._path, self._good_size = None, None, 0
             start = end + 1

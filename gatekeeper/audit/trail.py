@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from gatekeeper.api import AuditOpened, AuditSink, AuditSinkContext
 from gatekeeper.audit.records import KINDS, format_time, render
-from gatekeeper.audit.writer import Barrier, Checkpoint, Item, Stop, WorkQueue, Writer
+from gatekeeper.audit.writer import LINGER, Barrier, Checkpoint, Item, Stop, WorkQueue, Writer
 from gatekeeper.plugins import AUDIT_SINKS, load
 from gatekeeper.ratelimit import LogSampler
 
@@ -91,7 +91,7 @@ class AuditTrail:
     def __init__(self, sink: AuditSink, *, key: bytes, instance: str, reactor: Any, metrics: Any = None,
                  queue_records: int = 10_000, on_failure: str = DENY, checkpoint_interval: float = 60.0,
                  sink_name: str = "file", retry_min: float = 0.2, retry_max: float = 5.0,
-                 group_commit: float | None = None) -> None:
+                 group_commit: float = LINGER) -> None:
         if on_failure not in (DENY, BLOCK):
             raise ValueError(f"on_failure must be {DENY} or {BLOCK}, not {on_failure!r}")  # our bug
         self.sink, self.reactor, self.metrics = sink, reactor, metrics
@@ -102,9 +102,7 @@ class AuditTrail:
         self.checkpoint_interval = checkpoint_interval
         self._queue = WorkQueue()
         self._writer = Writer(sink, self._queue, _Reports(self), key=key, instance=instance, clock=reactor.seconds,
-                              sink_name=sink_name, retry_min=retry_min, retry_max=retry_max)
-        if group_commit is not None:
-            self._writer.linger = max(0.0, group_commit)
+                              sink_name=sink_name, retry_min=retry_min, retry_max=retry_max, linger=group_commit)
         self.chain: str | None = None
         self._depth = 0  # accepted and not yet written, plus reserved slots
         self._reserved = 0  # slots neither filled nor released

@@ -29,7 +29,7 @@ from gatekeeper.audit.records import (
     sign_checkpoint,
 )
 
-__all__ = ["Barrier", "Checkpoint", "Item", "Reports", "Stop", "WorkQueue", "Writer"]
+__all__ = ["LINGER", "Barrier", "Checkpoint", "Item", "Reports", "Stop", "WorkQueue", "Writer"]
 
 _IDLE = 0.5  # seconds: the sink's idle() at least this often when nothing comes
 # Seconds the writer gathers records before it writes (and syncs) them in one go (audit.group_commit).
@@ -39,7 +39,7 @@ _IDLE = 0.5  # seconds: the sink's idle() at least this often when nothing comes
 # a busy machine for the scheduler too). A sampling profile of a produce run put the reactor
 # thread's extra time with a trail at +336 samples with a 50 ms linger woken by each group's first
 # record, +176 with this (docs/audit.md, "What it costs"); throughput moved within the noise.
-_LINGER = 0.2
+LINGER = 0.2
 
 
 class Item(NamedTuple):
@@ -165,14 +165,15 @@ class Writer:
 
     def __init__(self, sink: AuditSink, queue: WorkQueue, reports: Reports, *, key: bytes, instance: str,
                  clock: Callable[[], float], sink_name: str = "file", retry_min: float = 0.2,
-                 retry_max: float = 5.0, sleep: Callable[[float], None] | None = None) -> None:
+                 retry_max: float = 5.0, sleep: Callable[[float], None] | None = None,
+                 linger: float = LINGER) -> None:
         self.sink, self.queue, self.reports = sink, queue, reports
         self._key, self.instance, self.clock, self.sink_name = key, instance, clock, sink_name
         self.retry_min, self.retry_max = retry_min, retry_max
-        # Records arriving one by one are written (and fsynced) in groups: the first waits this
-        # long for company. The data path never waits for the write, so this costs no latency
-        # there, and spares the disk (shared with the broker) an fsync per request.
-        self.linger = _LINGER
+        # Records arriving one by one are written (and synced) in groups: the writer sleeps this
+        # long between writes (see LINGER). The data path never waits for the write, so this
+        # costs no latency there, and spares the disk (shared with the broker) a sync per request.
+        self.linger = max(0.0, linger)
         self._stop_event = threading.Event()
         self._sleep = sleep or self._stop_event.wait
         self.chain = ""

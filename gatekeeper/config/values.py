@@ -41,7 +41,8 @@ __all__ = [
     "default_of",
 ]
 
-# audit.group_commit at most: the writer wakes at least this often for the sink's idle work.
+# audit.group_commit at most: the writer wakes at least this often for the sink's idle work
+# (``_IDLE`` in gatekeeper.audit.writer, which caps its sleep at that however long the linger).
 MAX_GROUP_COMMIT = 0.5
 
 
