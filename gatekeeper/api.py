@@ -489,7 +489,7 @@ class AuditLine:
 @attrs.frozen
 class SegmentPolicy:
     """Segments a sink wants the writer to close: past ``max_bytes`` or older than ``max_age``
-    seconds. The writer closes each with a signed rotate checkpoint."""
+    seconds. The trail closes each with a signed rotate checkpoint."""
 
     max_bytes: int
     max_age: float

@@ -2,8 +2,9 @@
 request and change, written off the reactor to pluggable sinks, read back, verified, searched
 and replayed (``docs/audit.md``).
 
-``records`` holds the pure record functions (canonical form, hashes, checkpoints), ``trail`` the
-service the gateway calls (``writer`` its thread), ``shapes`` builders of record fields, ``file_sink`` and ``kafka_sink`` the built-in
+``records`` holds the pure record functions (canonical form, hashes, checkpoints), ``chain`` the
+chain as it grows (places, checkpoints, segment ends), ``trail`` the service the gateway calls
+(``writer`` its thread, which stores what the trail chained), ``shapes`` builders of record fields, ``file_sink`` and ``kafka_sink`` the built-in
 sinks, ``reader`` and ``verify`` the way back, ``cli`` the ``gatekeeper audit`` commands.
 """
 

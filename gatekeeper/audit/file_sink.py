@@ -1,7 +1,7 @@
 """The ``file`` audit sink: JSON Lines segments in a directory, one chain per instance.
 
 A segment is named ``audit-<chain>-<seq>.jsonl`` after the sequence number of its first record
-(12 digits at least), so the names sort in chain order. The writer closes a segment with a
+(12 digits at least), so the names sort in chain order. The trail closes a segment with a
 signed rotate checkpoint past ``segment_bytes`` or ``segment_age``; a new writer run continues
 the chain in a new segment. ``fsync``: ``always`` (every write, before the writer reports it
 written: the segment is opened ``O_DSYNC``, so the write itself waits for the disk, as with

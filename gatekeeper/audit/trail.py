@@ -1,7 +1,9 @@
 """The audit trail service: the reactor side of the writer thread.
 
-``record(kind, fields)`` runs on the reactor thread in O(1): it checks the bound and hands the
-record to the writer thread (``gatekeeper.audit.writer``), which chains, signs and stores it.
+``record(kind, fields)`` runs on the reactor thread in O(1): it checks the bound, serialises the
+record and gives it its place in the chain (``gatekeeper.audit.chain``: seq, previous hash, the
+signed checkpoints), then hands the line to the writer thread (``gatekeeper.audit.writer``),
+which only stores it.
 The trail tells its callers whether it can take records (``available``, ``on_change``,
 ``when_available``); it never blocks the reactor and never drops a record it accepted: a
 failing sink is retried with the same lines until it heals. Records it cannot accept are
@@ -24,9 +26,10 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from gatekeeper.api import AuditOpened, AuditSink, AuditSinkContext
+from gatekeeper.api import AuditLine, AuditOpened, AuditSink, AuditSinkContext
+from gatekeeper.audit.chain import UNCOUNTED, Chain
 from gatekeeper.audit.records import KINDS, format_time, render
-from gatekeeper.audit.writer import LINGER, Barrier, Checkpoint, Item, Stop, WorkQueue, Writer
+from gatekeeper.audit.writer import LINGER, Barrier, Stop, WorkQueue, Writer
 from gatekeeper.plugins import AUDIT_SINKS, load
 from gatekeeper.ratelimit import LogSampler
 
@@ -36,6 +39,7 @@ log = Logger(namespace="gatekeeper.audit")
 DENY, BLOCK = "deny", "block"
 _HIGH, _LOW = 0.9, 0.75
 _TICK = 1.0  # seconds between gauge updates
+_CALLERS_KINDS = frozenset(KINDS) - UNCOUNTED
 
 
 class Slot:
@@ -94,16 +98,23 @@ class AuditTrail:
                  group_commit: float = LINGER) -> None:
         if on_failure not in (DENY, BLOCK):
             raise ValueError(f"on_failure must be {DENY} or {BLOCK}, not {on_failure!r}")  # our bug
-        self.sink, self.reactor, self.metrics = sink, reactor, metrics
+        self.sink, self.reactor, self.metrics, self._key = sink, reactor, metrics, key
         self.instance, self.sink_name, self.on_failure = instance, sink_name, on_failure
         self.bound = max(1, queue_records)
         self._high = max(1, int(self.bound * _HIGH))
         self._low = int(self.bound * _LOW)
         self.checkpoint_interval = checkpoint_interval
         self._queue = WorkQueue()
-        self._writer = Writer(sink, self._queue, _Reports(self), key=key, instance=instance, clock=reactor.seconds,
-                              sink_name=sink_name, retry_min=retry_min, retry_max=retry_max, linger=group_commit)
-        self.chain: str | None = None
+        self._writer = Writer(sink, self._queue, _Reports(self), sink_name=sink_name, retry_min=retry_min,
+                              retry_max=retry_max, linger=group_commit)
+        self.chain: str | None = None  # its name, once the sink opened it
+        self._chain: Chain | None = None
+        # Until the sink opened (and said which chain to continue): records accepted, barriers
+        # asked for, and whether stop() was asked for; all placed once it opened, in that order.
+        self._early: list[tuple[str, Mapping[str, Any], float]] = []
+        self._early_barriers: list[Barrier] = []
+        self._stop_asked = False
+        self._stop_queued = False  # the stop checkpoint and Stop are in the queue
         self._depth = 0  # accepted and not yet written, plus reserved slots
         self._reserved = 0  # slots neither filled nor released
         self._slots_done: defer.Deferred[None] | None = None  # stop() waits on it for open slots
@@ -159,8 +170,7 @@ class AuditTrail:
         self._thread = threading.Thread(target=self._writer.run, name="gatekeeper-audit-writer", daemon=True)
         self._thread.start()
         if self.checkpoint_interval > 0:
-            self._loop(lambda: self._queue.put(Checkpoint("interval", self.reactor.seconds())),
-                       self.checkpoint_interval)
+            self._loop(self._interval_checkpoint, self.checkpoint_interval)
         self._loop(self._gauges, _TICK)
         return self._started
 
@@ -183,7 +193,7 @@ class AuditTrail:
         call = self.reactor.callLater(timeout, self._writer.abandon)
         self._stopped_d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
         if not self._reserved:
-            self._queue.put(Stop(self.reactor.seconds()), urgent=True)
+            self._finish()
             return self._stopped_d
         log.info("audit trail stopping: waiting for {n} reserved record(s)", n=self._reserved)
         done = self._slots_done = defer.Deferred()
@@ -192,7 +202,7 @@ class AuditTrail:
         def go(_: Any) -> None:
             if grace.active():
                 grace.cancel()
-            self._queue.put(Stop(self.reactor.seconds()), urgent=True)
+            self._finish()
 
         done.addCallback(go)
         return self._stopped_d
@@ -257,7 +267,10 @@ class AuditTrail:
         token = self._next_barrier = self._next_barrier + 1
         d: defer.Deferred[None] = defer.Deferred()
         self._barriers[token] = d
-        self._queue.put(Barrier(token), urgent=True)
+        if self._chain is None:  # after the records waiting for the chain
+            self._early_barriers.append(Barrier(token))
+        else:
+            self._queue.put(Barrier(token), urgent=True)
         return d
 
     def status(self) -> dict[str, Any]:
@@ -288,16 +301,43 @@ class AuditTrail:
                       reason=reason, held=held, queued=self._depth, error=self._error or "writing")
         return False
 
-    def _put(self, kind: str, fields: Mapping[str, Any], counted: bool = True) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown audit record kind {kind!r}")  # our bug
+    def _put(self, kind: str, fields: Mapping[str, Any]) -> None:
+        if kind not in _CALLERS_KINDS:  # our bug
+            if kind in UNCOUNTED:
+                raise ValueError(f"the audit trail makes its {kind} records itself")
+            raise ValueError(f"unknown audit record kind {kind!r}")
         t = self.reactor.seconds()
-        # Serialised here, where the fields were just built, once the chain is known: the writer
-        # thread then only adds the record's place in the chain (see records.render).
-        rendered = None if self.chain is None else render(kind, fields, instance=self.instance, chain=self.chain,
-                                                          time=format_time(t))
-        self._queue.put(Item(kind, fields if rendered is None else rendered, t, counted))
+        if self._chain is None:
+            self._early.append((kind, fields, t))
+        else:
+            # Serialised here, where the fields were just built, and placed in the chain: the
+            # writer thread only stores the line (see records.render and gatekeeper.audit.chain).
+            rendered = render(kind, fields, instance=self.instance, chain=self._chain.name, time=format_time(t))
+            self._chain_record(self._chain, kind, fields if rendered is None else rendered, t)
         self._update()
+
+    def _chain_record(self, chain: Chain, kind: str, fields: Any, t: float) -> None:
+        put = self._queue.put
+        if chain.rotation_due(t):
+            put(chain.checkpoint({"reason": "rotate"}, t, last_in_segment=True))
+        put(chain.record(kind, fields, t))
+        if self._stop_queued:  # a record after the stop (a reserved slot filled late): signed too
+            put(chain.checkpoint({"reason": "stop"}, chain.last_time))
+
+    def _interval_checkpoint(self) -> None:
+        chain = self._chain
+        if chain is not None and chain.since_checkpoint:
+            self._queue.put(chain.checkpoint({"reason": "interval"}, self.reactor.seconds()))
+
+    def _finish(self) -> None:
+        """The stop checkpoint comes last, after every record accepted; then the writer stops."""
+        self._stop_asked = True
+        chain = self._chain
+        if chain is None or self._stop_queued:
+            return  # _opened finishes (or stop() gives up on the sink at its timeout)
+        self._queue.put(chain.checkpoint({"reason": "stop"}, max(self.reactor.seconds(), chain.last_time)))
+        self._stop_queued = True
+        self._queue.put(Stop(), urgent=True)
 
     def _fill(self, kind: str, fields: Mapping[str, Any]) -> None:
         self._slot_closed()
@@ -341,8 +381,10 @@ class AuditTrail:
                 reason = self._down_reason or "the queue was over 90% of audit.queue_records"
                 log.info("audit trail available again after {s:.1f}s; {n} record(s) refused meanwhile",
                          s=t - since, n=sum(refused.values()))
-                self._queue.put(Item("unavailable", {"since": format_time(since), "until": format_time(t),
-                                                     "refused": refused, "reason": reason}, t, counted=False))
+                fields = {"since": format_time(since), "until": format_time(t), "refused": refused,
+                          "reason": reason}
+                if self._chain is not None:  # it is: the sink writes again
+                    self._chain_record(self._chain, "unavailable", fields, t)
             self._starting = False
         for fn in list(self._listeners):
             try:
@@ -355,13 +397,23 @@ class AuditTrail:
                 d.callback(None)
 
     def _opened(self, opened: AuditOpened) -> None:
-        self.chain = opened.chain
+        chain = self._chain = Chain(opened, key=self._key, instance=self.instance, segments=self.sink.segments)
+        self.chain = chain.name
+        self._queue.put(chain.start(opened, self.reactor.seconds(), self.sink_name))
+        early, self._early = self._early, []
+        for kind, fields, t in early:
+            self._chain_record(chain, kind, fields, t)
+        barriers, self._early_barriers = self._early_barriers, []
+        for barrier in barriers:
+            self._queue.put(barrier, urgent=True)
         if opened.repaired:
             log.warn("audit sink {sink} repaired its trail before continuing it: {what}", sink=self.sink_name,
                      what=dict(opened.repaired))
         log.info("audit trail: sink {sink}, chain {chain}, {how}", sink=self.sink_name, chain=opened.chain,
                  how="new chain" if opened.head is None else f"continuing after seq {opened.head.seq}")
         self._healthy()
+        if self._stop_asked:
+            self._finish()
         if self._started is not None and not self._started.called:
             self._started.callback(None)
 
@@ -400,6 +452,12 @@ class AuditTrail:
             d.callback(None)
 
     def _stopped(self, lost: int) -> None:
+        # What the writer thread did not take before it ended: records accepted before the sink
+        # opened (it never did), or placed after its last look at the queue.
+        left = [item for item in self._queue.take(0, limit=10**9)
+                if type(item) is AuditLine and item.kind not in UNCOUNTED]
+        lost += len(self._early) + len(left)
+        self._early = []
         if lost:
             log.error("audit trail stopped with {n} accepted record(s) not written: the sink {sink} still fails "
                       "({error}); they are lost", n=lost, sink=self.sink_name, error=self._error)

@@ -1,38 +1,27 @@
-"""The trail's writer thread: it owns the chain (seq and previous hash), so records are chained
-in the order they were enqueued, and it is the only caller of the sink.
+"""The trail's writer thread: the only caller of the sink. It stores the lines the trail chained
+(``gatekeeper.audit.chain``, on the reactor thread) in the order they were queued.
 
-The reactor side (``gatekeeper.audit.trail``) puts items into a ``WorkQueue`` and hears back
-through ``Reports`` callbacks, which the trail routes to the reactor thread. Lines are chained
-once; a write that fails is retried with the very same lines (backoff doubling up to
-``retry_max``), so a failing sink never forks the chain and nothing accepted is dropped.
+The reactor side (``gatekeeper.audit.trail``) puts lines into a ``WorkQueue`` and hears back
+through ``Reports`` callbacks, which the trail routes to the reactor thread. A write that fails
+is retried with the very same lines (backoff doubling up to ``retry_max``), so a failing sink
+never forks the chain and nothing accepted is dropped.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import attrs
 
-from gatekeeper import __version__
 from gatekeeper.api import AuditLine, AuditOpened, AuditSink
-from gatekeeper.audit.records import (
-    GENESIS,
-    Rendered,
-    envelope,
-    format_time,
-    place,
-    seal,
-    serialize,
-    sign_checkpoint,
-)
+from gatekeeper.audit.chain import UNCOUNTED
 
-__all__ = ["LINGER", "Barrier", "Checkpoint", "Item", "Reports", "Stop", "WorkQueue", "Writer"]
+__all__ = ["LINGER", "Barrier", "Reports", "Stop", "WorkQueue", "Writer"]
 
 _IDLE = 0.5  # seconds: the sink's idle() at least this often when nothing comes
-# Seconds the writer gathers records before it writes (and syncs) them in one go (audit.group_commit).
+# Seconds the writer gathers lines before it writes (and syncs) them in one go (audit.group_commit).
 # The data path never waits for the write; whoever waits for it (a barrier, a stop) ends the
 # linger at once. What it saves is the writer thread's wakes: each takes the interpreter's lock
 # from the reactor thread, which then waits for it back after its next send or receive (and on
@@ -40,22 +29,6 @@ _IDLE = 0.5  # seconds: the sink's idle() at least this often when nothing comes
 # thread's extra time with a trail at +336 samples with a 50 ms linger woken by each group's first
 # record, +176 with this (docs/audit.md, "What it costs"); throughput moved within the noise.
 LINGER = 0.2
-
-
-class Item(NamedTuple):
-    """A record to chain: accepted by the trail at ``time`` (reactor clock). (A named tuple:
-    one is made per request on the reactor thread, several times faster than an attrs class.)"""
-
-    kind: str
-    fields: Mapping[str, Any] | Rendered  # Rendered: serialised by the trail (see records.render)
-    time: float
-    counted: bool = True  # counts against the queue bound (records the trail accepted)
-
-
-@attrs.frozen
-class Checkpoint:
-    reason: str  # interval (skipped when no record came since the last checkpoint)
-    time: float  # when it was asked for (reactor clock): chain times follow the queue's order
 
 
 @attrs.frozen
@@ -67,10 +40,8 @@ class Barrier:
 
 @attrs.frozen
 class Stop:
-    """Write everything (what comes after it too, while the writer runs), then a stop
-    checkpoint; close the sink and end."""
-
-    time: float
+    """Write everything (what comes after it too, while the writer runs), close the sink and
+    end. The trail queues its stop checkpoint before it."""
 
 
 class Reports(Protocol):
@@ -152,41 +123,23 @@ class WorkQueue:
         return len(self._items)
 
 
-@attrs.define
-class _Pending:
-    line: AuditLine
-    counted: bool
-
-
 class Writer:
-    """The loop of the writer thread (``run``). Not thread-safe: only that thread uses it.
-    ``clock`` gives the start checkpoint's time; every other record has the time its item
-    was put into the queue (so a chain's times follow its order)."""
+    """The loop of the writer thread (``run``). Not thread-safe: only that thread uses it. It
+    takes ``AuditLine`` s, ``Barrier`` s and a ``Stop`` from the queue."""
 
-    def __init__(self, sink: AuditSink, queue: WorkQueue, reports: Reports, *, key: bytes, instance: str,
-                 clock: Callable[[], float], sink_name: str = "file", retry_min: float = 0.2,
-                 retry_max: float = 5.0, sleep: Callable[[float], None] | None = None,
-                 linger: float = LINGER) -> None:
-        self.sink, self.queue, self.reports = sink, queue, reports
-        self._key, self.instance, self.clock, self.sink_name = key, instance, clock, sink_name
+    def __init__(self, sink: AuditSink, queue: WorkQueue, reports: Reports, *, sink_name: str = "file",
+                 retry_min: float = 0.2, retry_max: float = 5.0, sleep: Any = None, linger: float = LINGER) -> None:
+        self.sink, self.queue, self.reports, self.sink_name = sink, queue, reports, sink_name
         self.retry_min, self.retry_max = retry_min, retry_max
-        # Records arriving one by one are written (and synced) in groups: the writer sleeps this
+        # Lines arriving one by one are written (and synced) in groups: the writer sleeps this
         # long between writes (see LINGER). The data path never waits for the write, so this
         # costs no latency there, and spares the disk (shared with the broker) a sync per request.
         self.linger = max(0.0, linger)
         self._stop_event = threading.Event()
         self._sleep = sleep or self._stop_event.wait
-        self.chain = ""
-        self.seq = 0
-        self.prev = GENESIS
-        self._since_checkpoint = 0
-        self._segment_bytes = 0
-        self._segment_started: float | None = None
-        self._pending: list[_Pending] = []
+        self._pending: list[AuditLine] = []
         self._barriers: list[Any] = []
-        self._stopping: float | None = None  # when stop was asked for
-        self._stop_signed = False
-        self._last_time = 0.0  # of the last record chained
+        self._stopping = False
 
     def abandon(self) -> None:
         """Give up on lines not yet written (called from the reactor thread when stop() timed
@@ -206,12 +159,6 @@ class Writer:
                 items = self.queue.take(self._wait(), limit=1000, linger=self.linger)
                 for item in items:
                     self._take(item)
-                if self._stopping is not None and not len(self.queue) and (
-                        self._since_checkpoint or not self._stop_signed):
-                    # The stop checkpoint comes last: after the records that came with or after
-                    # the stop (a reserved slot filled late), signing them too.
-                    self._checkpoint({"reason": "stop"}, max(self._stopping, self._last_time))
-                    self._stop_signed = True
                 if self._pending:
                     if not self._write():
                         if self.queue.abandon:
@@ -224,7 +171,7 @@ class Writer:
                     barriers, self._barriers = self._barriers, []
                     for token in barriers:
                         self.reports.barrier(token)
-                if self._stop_signed and not self._pending and not len(self.queue) and not self._since_checkpoint:
+                if self._stopping and not self._pending and not len(self.queue):
                     self._close()
                     self.reports.stopped(0)
                     return
@@ -234,11 +181,11 @@ class Writer:
             raise
 
     def _lost(self) -> int:
-        return sum(1 for p in self._pending if p.counted) + sum(
-            1 for item in self.queue.take(0, limit=10**9) if isinstance(item, Item) and item.counted)
+        left = self._pending + [item for item in self.queue.take(0, limit=10**9) if isinstance(item, AuditLine)]
+        return sum(1 for line in left if line.kind not in UNCOUNTED)
 
     def _wait(self) -> float:
-        return 0.0 if self._pending or self._stopping is not None else _IDLE
+        return 0.0 if self._pending or self._stopping else _IDLE
 
     def _open(self) -> bool:
         delay = self.retry_min
@@ -252,23 +199,14 @@ class Writer:
                     return False
                 self._sleep(delay)
                 delay = min(delay * 2, self.retry_max)
-        self.chain = opened.chain
-        if opened.head is not None:
-            self.seq, self.prev = opened.head.seq + 1, opened.head.hash
         self.reports.opened(opened)
-        resumed = None if opened.head is None else {"seq": opened.head.seq, "hash": opened.head.hash}
-        fields: dict[str, Any] = {"reason": "start", "records": 0, "resumed": resumed,
-                                  "writer": {"version": __version__, "sink": self.sink_name}}
-        if opened.repaired is not None:
-            fields["repaired"] = dict(opened.repaired)
-        self._checkpoint(fields, self.clock())
         return True
 
     def _write(self) -> bool:
         delay = self.retry_min
         while True:
             try:
-                self.sink.write([p.line for p in self._pending])
+                self.sink.write(list(self._pending))
             except Exception as e:
                 self.reports.failed(f"audit sink {self.sink_name} cannot write: {_describe(e)}")
                 if self.queue.abandon:
@@ -281,10 +219,10 @@ class Writer:
                     self._take(item)
                 continue
             kinds: dict[str, int] = {}
-            for p in self._pending:
-                kinds[p.line.kind] = kinds.get(p.line.kind, 0) + 1
-            accepted = sum(1 for p in self._pending if p.counted)
-            self._pending.clear()
+            for line in self._pending:
+                kinds[line.kind] = kinds.get(line.kind, 0) + 1
+            accepted = len(self._pending) - sum(n for kind, n in kinds.items() if kind in UNCOUNTED)
+            self._pending = []
             self.reports.written(kinds, accepted)
             return True
 
@@ -300,63 +238,13 @@ class Writer:
         except Exception as e:
             self.reports.failed(f"audit sink {self.sink_name} did not close cleanly: {_describe(e)}")
 
-    # -- chaining ------------------------------------------------------------------------------
-
     def _take(self, item: Any) -> None:
-        if isinstance(item, Item):
-            self._rotate_if_due(item.time)
-            fields = item.fields
-            if isinstance(fields, Rendered):  # serialised on the reactor thread: only its place is added here
-                if fields.chain != self.chain:
-                    raise RuntimeError(f"a record rendered for chain {fields.chain} came to chain {self.chain}")
-                data, digest = place(fields, self.seq, self.prev)
-                session = fields.session
-            else:
-                data, digest = seal(envelope(item.kind, fields, instance=self.instance, chain=self.chain,
-                                             seq=self.seq, prev=self.prev, time=format_time(item.time)))
-                session = fields.get("session")
-            self._add(item.kind, data, digest, item.time, counted=item.counted, session=session)
-            self._since_checkpoint += 1
-            self._last_time = max(self._last_time, item.time)
-        elif isinstance(item, Checkpoint):
-            if self._since_checkpoint:
-                self._checkpoint({"reason": item.reason}, item.time)
+        if type(item) is AuditLine:
+            self._pending.append(item)
         elif isinstance(item, Barrier):
             self._barriers.append(item.token)
-        elif isinstance(item, Stop) and self._stopping is None:
-            self._stopping = item.time
-
-    def _rotate_if_due(self, now: float) -> None:
-        policy = self.sink.segments
-        if policy is None or self._segment_started is None:
-            return
-        if self._segment_bytes >= policy.max_bytes or now - self._segment_started >= policy.max_age:
-            self._checkpoint({"reason": "rotate"}, now, last_in_segment=True)
-
-    def _checkpoint(self, fields: dict[str, Any], now: float, last_in_segment: bool = False) -> None:
-        record = sign_checkpoint({"records": self._since_checkpoint, **fields}, self._key, instance=self.instance,
-                                 chain=self.chain, seq=self.seq, prev=self.prev, time=format_time(now))
-        self._append(record, now, counted=False, last_in_segment=last_in_segment)
-        self._since_checkpoint = 0
-
-    def _append(self, record: dict[str, Any], time: float, *, counted: bool, last_in_segment: bool = False) -> None:
-        self._add(record["kind"], serialize(record), record["hash"], time, counted=counted,
-                  last_in_segment=last_in_segment)
-
-    def _add(self, kind: str, data: bytes, digest: str, time: float, *, counted: bool, session: Any = None,
-             last_in_segment: bool = False) -> None:
-        key = (session if isinstance(session, str) and session else self.chain).encode()
-        line = AuditLine(chain=self.chain, seq=self.seq, kind=kind, time=time, key=key, data=data,
-                         last_in_segment=last_in_segment)
-        self._pending.append(_Pending(line, counted))
-        self.seq += 1
-        self.prev = digest
-        if last_in_segment:
-            self._segment_bytes, self._segment_started = 0, None
-        else:
-            self._segment_bytes += len(data)
-            if self._segment_started is None:
-                self._segment_started = time
+        elif isinstance(item, Stop):
+            self._stopping = True
 
 
 def _describe(e: BaseException) -> str:

@@ -135,25 +135,34 @@ def sample_fields(kind: str) -> dict[str, Any]:
 
 def write_trail(directory: str | Path, items: Iterable[tuple[str, Mapping[str, Any], float]], key: bytes, *,
                 instance: str = "gk-test", segment_bytes: int = 64 * 1024 * 1024, segment_age: float = 3600.0) -> None:
-    """Write ``(kind, fields, time)`` items as a file trail through the real writer and file
-    sink (start and stop checkpoints included), synchronously: no reactor, no thread."""
-    from gatekeeper.api import AuditSinkContext
+    """Write ``(kind, fields, time)`` items as a file trail through the real chain, writer and
+    file sink (start and stop checkpoints included), synchronously: no reactor, no thread."""
+    from gatekeeper.api import AuditOpened, AuditSinkContext
+    from gatekeeper.audit.chain import Chain
     from gatekeeper.audit.file_sink import FileSink
-    from gatekeeper.audit.writer import Item, Stop, WorkQueue, Writer
+    from gatekeeper.audit.writer import Stop, WorkQueue, Writer
 
-    class _Quiet:
-        def __getattr__(self, name: str) -> Callable[..., None]:
-            return lambda *args: None
-
-    items = list(items)
-    start = items[0][2] if items else time.time()
+    todo = list(items)
+    start = todo[0][2] if todo else time.time()
     sink = FileSink({"directory": str(directory), "segment_bytes": segment_bytes, "segment_age": segment_age,
                      "fsync": "never"}, AuditSinkContext("file", instance))
     work = WorkQueue()
-    for kind, fields, t in items:
-        work.put(Item(kind, fields, t))
-    work.put(Stop(items[-1][2] if items else start))
-    Writer(sink, work, _Quiet(), key=key, instance=instance, clock=lambda: start, sink_name="file").run()
+
+    class _Chaining:  # what the trail does on the reactor thread, once the sink opened
+        def opened(self, opened: AuditOpened) -> None:
+            chain = Chain(opened, key=key, instance=instance, segments=sink.segments)
+            work.put(chain.start(opened, start, "file"))
+            for kind, fields, t in todo:
+                if chain.rotation_due(t):
+                    work.put(chain.checkpoint({"reason": "rotate"}, t, last_in_segment=True))
+                work.put(chain.record(kind, fields, t))
+            work.put(chain.checkpoint({"reason": "stop"}, max(todo[-1][2] if todo else start, chain.last_time)))
+            work.put(Stop())
+
+        def __getattr__(self, name: str) -> Callable[..., None]:
+            return lambda *args: None
+
+    Writer(sink, work, _Chaining(), sink_name="file").run()
 
 
 class RecordingTrail:

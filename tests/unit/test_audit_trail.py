@@ -344,3 +344,57 @@ def test_stop_gives_an_unfilled_slot_half_its_timeout(h: Harness) -> None:
     slot.record("request", sample_fields("request"))  # too late: said so, counted
     assert h.metrics.get("gatekeeper_audit_lost_total") == 1
     assert verify(h.dir, KEYS, closed=True).ok
+
+
+def test_records_accepted_before_the_sink_opens_follow_its_start_and_a_flush_waits_for_them(tmp_path: Path) -> None:
+    h = Harness(tmp_path, on_failure="block")
+    h.sink.fail_open = True
+    d = h.trail.start()
+    h.until(lambda: d.called)
+    assert [h.trail.record("session_start", start_fields(i)) for i in range(3)] == [True] * 3  # block: held
+    flushed = h.trail.flushed()
+    h.clock.drain()
+    assert not flushed.called  # nothing can be written yet
+    h.sink.fail_open = False
+    h.until(lambda: flushed.called)
+    assert h.sessions() == ["s0", "s1", "s2"]  # written when the flush fired
+    h.stop()
+    records = h.records()
+    assert (records[0]["kind"], records[0]["reason"]) == ("checkpoint", "start")
+    assert verify(h.dir, KEYS, closed=True).ok
+
+
+def test_a_stop_asked_before_the_sink_opens_completes_once_it_opens(tmp_path: Path) -> None:
+    h = Harness(tmp_path, on_failure="block")
+    h.sink.fail_open = True
+    d = h.trail.start()
+    h.until(lambda: d.called)
+    assert h.trail.record("session_start", start_fields(0))
+    stopped = h.trail.stop(timeout=30)
+    h.clock.drain()
+    assert not stopped.called
+    h.sink.fail_open = False
+    h.until(lambda: stopped.called)
+    kinds = [(r["kind"], r.get("reason")) for r in h.records()]
+    assert kinds == [("checkpoint", "start"), ("session_start", None), ("checkpoint", "stop")]
+    assert verify(h.dir, KEYS, closed=True).ok
+    assert h.metrics.get("gatekeeper_audit_lost_total") == 0
+
+
+def test_records_held_for_a_sink_that_never_opens_are_lost_loudly_at_stop(tmp_path: Path) -> None:
+    h = Harness(tmp_path, on_failure="block")
+    h.sink.fail_open = True
+    d = h.trail.start()
+    h.until(lambda: d.called)
+    assert h.trail.record("session_start", start_fields(0)) and h.trail.record("session_start", start_fields(1))
+    stopped = h.trail.stop(timeout=30)
+    h.clock.advance(30)  # stop gives up on the sink
+    h.until(lambda: stopped.called)
+    assert h.metrics.get("gatekeeper_audit_lost_total") == 2
+
+
+def test_the_trail_makes_its_own_checkpoints_and_unavailable_records(h: Harness) -> None:
+    h.start()
+    for kind in ("checkpoint", "unavailable"):
+        with pytest.raises(ValueError, match="makes its"):
+            h.trail.record(kind, {})
