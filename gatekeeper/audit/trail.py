@@ -233,8 +233,7 @@ class AuditTrail:
         if not self._accepts(kind):
             return False
         self._depth += 1
-        self._put(kind, fields)
-        return True
+        return self._put(kind, fields)
 
     def reserve(self) -> Slot | None:
         """A queue place for a record to be written later (an operation's, once the broker
@@ -301,7 +300,7 @@ class AuditTrail:
                       reason=reason, held=held, queued=self._depth, error=self._error or "writing")
         return False
 
-    def _put(self, kind: str, fields: Mapping[str, Any]) -> None:
+    def _put(self, kind: str, fields: Mapping[str, Any]) -> bool:
         if kind not in _CALLERS_KINDS:  # our bug
             if kind in UNCOUNTED:
                 raise ValueError(f"the audit trail makes its {kind} records itself")
@@ -310,10 +309,24 @@ class AuditTrail:
         if self._chain is None:
             self._early.append((kind, fields, t))
         else:
-            # Serialised here, where the fields were just built, and placed in the chain: the
-            # writer thread only stores the line (see records.render and gatekeeper.audit.chain).
-            rendered = render(kind, fields, instance=self.instance, chain=self._chain.name, time=format_time(t))
-            self._chain_record(self._chain, kind, fields if rendered is None else rendered, t)
+            try:
+                # Serialised here, where the fields were just built, and placed in the chain: the
+                # writer thread only stores the line (see records.render and gatekeeper.audit.chain).
+                rendered = render(kind, fields, instance=self.instance, chain=self._chain.name, time=format_time(t))
+                self._chain_record(self._chain, kind, fields if rendered is None else rendered, t)
+            except Exception:
+                self._unrecordable(kind)
+                return False
+        self._update()
+        return True
+
+    def _unrecordable(self, kind: str) -> None:
+        """A record whose fields do not serialise (our bug): said so with the traceback, counted as
+        lost; the chain is as it was. ``record`` returns False for it (the caller fails closed)."""
+        log.failure("audit {kind} record cannot be serialised (a Gatekeeper bug): it is lost", kind=kind)
+        self._depth -= 1
+        if self.metrics is not None:
+            self.metrics.inc("gatekeeper_audit_lost_total")
         self._update()
 
     def _chain_record(self, chain: Chain, kind: str, fields: Any, t: float) -> None:
@@ -402,7 +415,10 @@ class AuditTrail:
         self._queue.put(chain.start(opened, self.reactor.seconds(), self.sink_name))
         early, self._early = self._early, []
         for kind, fields, t in early:
-            self._chain_record(chain, kind, fields, t)
+            try:
+                self._chain_record(chain, kind, fields, t)
+            except Exception:
+                self._unrecordable(kind)
         barriers, self._early_barriers = self._early_barriers, []
         for barrier in barriers:
             self._queue.put(barrier, urgent=True)

@@ -398,3 +398,18 @@ def test_the_trail_makes_its_own_checkpoints_and_unavailable_records(h: Harness)
     for kind in ("checkpoint", "unavailable"):
         with pytest.raises(ValueError, match="makes its"):
             h.trail.record(kind, {})
+
+
+def test_a_record_that_does_not_serialise_is_refused_loudly_and_the_chain_goes_on(h: Harness) -> None:
+    h.start()
+    bad = start_fields(0)
+    bad["oops"] = object()  # our bug: not JSON
+    assert not h.trail.record("session_start", bad)  # the caller fails closed
+    slot = h.trail.reserve()
+    assert slot is not None
+    slot.record("request", {**sample_fields("request"), "oops": {1, 2}})  # after the fact: lost, said so
+    assert h.trail.record("session_start", start_fields(1))
+    h.stop()
+    assert h.sessions() == ["s1"]
+    assert h.metrics.get("gatekeeper_audit_lost_total") == 2 and h.trail.status()["queued"] == 0
+    assert verify(h.dir, KEYS, closed=True).ok
