@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -125,10 +126,11 @@ class WorkQueue:
 
 class Writer:
     """The loop of the writer thread (``run``). Not thread-safe: only that thread uses it. It
-    takes ``AuditLine`` s, ``Barrier`` s and a ``Stop`` from the queue."""
+    takes lines (``AuditLine``), barriers and a ``Stop`` from the queue."""
 
     def __init__(self, sink: AuditSink, queue: WorkQueue, reports: Reports, *, sink_name: str = "file",
-                 retry_min: float = 0.2, retry_max: float = 5.0, sleep: Any = None, linger: float = LINGER) -> None:
+                 retry_min: float = 0.2, retry_max: float = 5.0, sleep: Callable[[float], Any] | None = None,
+                 linger: float = LINGER) -> None:
         self.sink, self.queue, self.reports, self.sink_name = sink, queue, reports, sink_name
         self.retry_min, self.retry_max = retry_min, retry_max
         # Lines arriving one by one are written (and synced) in groups: the writer sleeps this
