@@ -1,12 +1,16 @@
 """Python CPU per Produce request in the Kafka connection core, with no sockets and no threads.
 
-    ~/.cache/gatekeeper/venv/bin/python bench/connection_micro.py [--requests N] [--audit | --trail] [--profile]
+    ~/.cache/gatekeeper/venv/bin/python bench/connection_micro.py [--requests N] [--audit | --trail]
+        [--version 12|13] [--profile]
 
 Feeds the sans-I/O connection core (the one ``twistd gatekeeper`` runs per client connection)
-Produce v12 requests like Kafka's ProducerPerformance sends with its defaults (3 partitions,
+Produce requests like Kafka's ProducerPerformance sends with its defaults (3 partitions,
 15 records of 1 KiB per batch, uncompressed), answers their decisions from a real
 ``PolicyEngine`` (allow-all backend, warm decision cache) and their broker responses with
 Produce responses, and prints the microseconds of Python per request and per 1,000 records.
+``--version 13`` sends Produce v13, what Kafka 4's Java producer sends: topics by id, which the
+core resolves to names through its cluster view (told the benchmark topic's id up front, as a
+Metadata answer passing through would); the default is v12, topics by name.
 ``--audit`` adds the request record's fields as the audit trail builds them (the record is
 then dropped); ``--trail`` hands them to a real audit trail (file sink in a temporary
 directory, fsync never) and counts this thread's side of it (rendering, queueing), not the
@@ -23,6 +27,7 @@ import struct
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,7 @@ from gatekeeper.testing.fakes import fake_config  # noqa: E402
 from gatekeeper.values import HostPort  # noqa: E402
 
 VERSION = 12
+TOPIC_ID = uuid.UUID("6f1c2a4e-3b5d-4c7e-9a8b-1d2e3f405162")
 ROUND = 500  # requests built once and sent again in each round
 TOPIC = "bench"
 PARTITIONS = 3
@@ -59,28 +65,32 @@ def batch() -> bytes:
     return bytes(builder.buffer())
 
 
-def produce_request(correlation: int, records: bytes) -> bytes:
+def _topic(version: int) -> dict[str, Any]:
+    return {"topic_id": TOPIC_ID} if version >= 13 else {"name": TOPIC}
+
+
+def produce_request(correlation: int, records: bytes, version: int = VERSION) -> bytes:
     spec = API_TABLE[0]
-    R = spec.request[VERSION]
+    R = spec.request[version]
     T = R.TopicProduceData
     P = T.PartitionProduceData
-    body = R(transactional_id=None, acks=-1, timeout_ms=30000,
-             topic_data=[T(name=TOPIC, partition_data=[P(index=p, records=records) for p in range(PARTITIONS)])])
+    body = R(transactional_id=None, acks=-1, timeout_ms=30000, topic_data=[
+        T(**_topic(version), partition_data=[P(index=p, records=records) for p in range(PARTITIONS)])])
     client = b"perf-producer-client"
-    header = struct.pack(">hhih", 0, VERSION, correlation, len(client)) + client + b"\x00"
-    payload = header + bytes(body.encode(version=VERSION))
+    header = struct.pack(">hhih", 0, version, correlation, len(client)) + client + b"\x00"
+    payload = header + bytes(body.encode(version=version))
     return struct.pack(">i", len(payload)) + payload
 
 
-def produce_response(correlation: int) -> bytes:
+def produce_response(correlation: int, version: int = VERSION) -> bytes:
     spec = API_TABLE[0]
-    R = spec.response[VERSION]
+    R = spec.response[version]
     T = R.TopicProduceResponse
     P = T.PartitionProduceResponse
-    body = R(responses=[T(name=TOPIC, partition_responses=[
+    body = R(responses=[T(**_topic(version), partition_responses=[
         P(index=p, error_code=0, base_offset=correlation * RECORDS_PER_BATCH, log_append_time_ms=-1, log_start_offset=0,
           record_errors=[], error_message=None) for p in range(PARTITIONS)])], throttle_time_ms=0)
-    payload = struct.pack(">i", correlation) + b"\x00" + bytes(body.encode(version=VERSION))
+    payload = struct.pack(">i", correlation) + b"\x00" + bytes(body.encode(version=version))
     return struct.pack(">i", len(payload)) + payload
 
 
@@ -98,7 +108,7 @@ def real_trail(clock: ThreadedClock, directory: str) -> Any:
     return trail
 
 
-def run(requests: int, audit: str | None, profile: bool) -> None:
+def run(requests: int, audit: str | None, profile: bool, version: int = VERSION) -> None:
     clock = ThreadedClock(time.time())
     scratch = tempfile.TemporaryDirectory(prefix="gk-micro-")
     trail = (RecordingTrail(keep=False) if audit == "fields" else real_trail(clock, scratch.name) if audit == "trail"
@@ -117,11 +127,12 @@ def run(requests: int, audit: str | None, profile: bool) -> None:
                      close_raises="the connection core closed the connection: the benchmark's frames are wrong")
     core = io.core = KafkaAdapter(services).connection(cfg.listeners[0], None, io)
     core.start("127.0.0.1", 50000)
+    core.s.cluster.observe_topics([(TOPIC_ID, TOPIC)])  # as a Metadata answer passing through would
     records = batch()
     # One round of frames, sent again and again (correlation ids repeat only once their answers
     # came): a gateway's heap does not grow by the whole run, and neither does this one's.
-    frames = [produce_request(i, records) for i in range(ROUND)]
-    answers = [produce_response(i) for i in range(ROUND)]
+    frames = [produce_request(i, records, version) for i in range(ROUND)]
+    answers = [produce_response(i, version) for i in range(ROUND)]
     core.client_data(frames[0])
     core.upstream_connected()
     core.upstream_data(answers[0])
@@ -160,7 +171,7 @@ def run(requests: int, audit: str | None, profile: bool) -> None:
     per_request = spent / (rounds * len(frames) - 1) * 1e6
     per_1k = per_request * 1000 / (PARTITIONS * RECORDS_PER_BATCH) / 1000
     what = {"fields": "with audit fields", "trail": "with the audit trail", None: "without audit"}[audit]
-    print(f"{what}: {per_request:.1f} us of Python per Produce request "
+    print(f"{what}: {per_request:.1f} us of Python per Produce v{version} request "
           f"({PARTITIONS} partitions x {RECORDS_PER_BATCH} records of 1 KiB), {per_1k:.2f} ms per 1,000 records")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
@@ -172,9 +183,11 @@ def main() -> int:
     how = ap.add_mutually_exclusive_group()
     how.add_argument("--audit", action="store_const", const="fields", dest="audit")
     how.add_argument("--trail", action="store_const", const="trail", dest="audit")
+    ap.add_argument("--version", type=int, choices=(12, 13), default=VERSION,
+                    help="the Produce version sent (13: topics by id, as Kafka 4's Java producer sends)")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    run(args.requests, args.audit, args.profile)
+    run(args.requests, args.audit, args.profile, args.version)
     return 0
 
 
