@@ -67,7 +67,7 @@ def cpu_per_record(fsync: str, group: int, records: int) -> tuple[float, float, 
                            time=format_time(now + i * 1e-4)) or fields for i in range(records)]
         rendering = time.process_time() - started
         started = time.process_time()
-        lines = [chain.start(opened, now, "file")] + [chain.record("request", r, now + i * 1e-4)
+        lines = [chain.start(now, "file")] + [chain.record("request", r, now + i * 1e-4)
                                                       for i, r in enumerate(rendered)]
         placing = time.process_time() - started
         writer._take(lines[0])

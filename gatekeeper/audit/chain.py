@@ -40,6 +40,7 @@ class Chain:
     method returns the next line, in chain order; the caller stores the lines in that order."""
 
     def __init__(self, opened: AuditOpened, *, key: bytes, instance: str, segments: SegmentPolicy | None) -> None:
+        self.opened = opened
         self.name = opened.chain
         self._name_key = opened.chain.encode()
         self._key, self.instance, self.segments = key, instance, segments
@@ -49,9 +50,10 @@ class Chain:
         self._segment_bytes = 0
         self._segment_started: float | None = None
 
-    def start(self, opened: AuditOpened, time: float, sink_name: str) -> AuditLine:
+    def start(self, time: float, sink_name: str) -> AuditLine:
         """The start checkpoint: the chain's first record, or the first after the head the sink
         continues (``resumed``), with what the sink repaired to continue it."""
+        opened = self.opened
         resumed = None if opened.head is None else {"seq": opened.head.seq, "hash": opened.head.hash}
         fields: dict[str, Any] = {"reason": "start", "resumed": resumed,
                                   "writer": {"version": __version__, "sink": sink_name}}

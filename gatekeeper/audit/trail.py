@@ -26,7 +26,7 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from gatekeeper.api import AuditLine, AuditOpened, AuditSink, AuditSinkContext
+from gatekeeper.api import AuditOpened, AuditSink, AuditSinkContext
 from gatekeeper.audit.chain import UNCOUNTED, Chain
 from gatekeeper.audit.records import KINDS, format_time, render
 from gatekeeper.audit.writer import LINGER, Barrier, Stop, WorkQueue, Writer
@@ -412,7 +412,7 @@ class AuditTrail:
     def _opened(self, opened: AuditOpened) -> None:
         chain = self._chain = Chain(opened, key=self._key, instance=self.instance, segments=self.sink.segments)
         self.chain = chain.name
-        self._queue.put(chain.start(opened, self.reactor.seconds(), self.sink_name))
+        self._queue.put(chain.start(self.reactor.seconds(), self.sink_name))
         early, self._early = self._early, []
         for kind, fields, t in early:
             try:
@@ -470,9 +470,7 @@ class AuditTrail:
     def _stopped(self, lost: int) -> None:
         # What the writer thread did not take before it ended: records accepted before the sink
         # opened (it never did), or placed after its last look at the queue.
-        left = [item for item in self._queue.take(0, limit=10**9)
-                if type(item) is AuditLine and item.kind not in UNCOUNTED]
-        lost += len(self._early) + len(left)
+        lost += len(self._early) + self._queue.drain_counted()
         self._early = []
         if lost:
             log.error("audit trail stopped with {n} accepted record(s) not written: the sink {sink} still fails "

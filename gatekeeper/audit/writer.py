@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import attrs
@@ -120,6 +120,11 @@ class WorkQueue:
         with self._cond:
             self._cond.notify()
 
+    def drain_counted(self) -> int:
+        """Take everything left and say how many of its lines stand for accepted records (what
+        is lost when nobody will write them)."""
+        return counted(item for item in self.take(0, limit=10**9) if type(item) is AuditLine)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -183,8 +188,7 @@ class Writer:
             raise
 
     def _lost(self) -> int:
-        left = self._pending + [item for item in self.queue.take(0, limit=10**9) if isinstance(item, AuditLine)]
-        return sum(1 for line in left if line.kind not in UNCOUNTED)
+        return counted(self._pending) + self.queue.drain_counted()
 
     def _wait(self) -> float:
         return 0.0 if self._pending or self._stopping else _IDLE
@@ -247,6 +251,11 @@ class Writer:
             self._barriers.append(item.token)
         elif isinstance(item, Stop):
             self._stopping = True
+
+
+def counted(lines: Iterable[AuditLine]) -> int:
+    """How many of ``lines`` stand for records the trail accepted (not its own: ``UNCOUNTED``)."""
+    return sum(1 for line in lines if line.kind not in UNCOUNTED)
 
 
 def _describe(e: BaseException) -> str:

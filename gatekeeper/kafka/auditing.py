@@ -69,19 +69,17 @@ def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], 
     decoded version costs a failed lookup first)."""
     sent: dict[tuple[str, int], int] = {}
     names: dict[Any, str] = {}  # topic id -> name, resolved once per answer
+
+    def named(topic_id: Any) -> str:
+        return names.get(topic_id) or names.setdefault(topic_id, topic_name(None, topic_id, resolve))
+
     for t in request_body.topic_data or ():
-        if by_id:
-            name = names.get(t.topic_id) or names.setdefault(t.topic_id, topic_name(None, t.topic_id, resolve))
-        else:
-            name = t.name or ""
+        name = named(t.topic_id) if by_id else t.name or ""
         for p in t.partition_data or ():
             sent[(name, p.index)] = count_records(p.records)
     parts = []
     for topic, index, error_code, base_offset in partitions:
-        if type(topic) is str:
-            name = topic
-        else:
-            name = names.get(topic) or names.setdefault(topic, topic_name(None, topic, resolve))
+        name = topic if type(topic) is str else named(topic)
         parts.append(produced_partition(name, index, error_code, base_offset, sent.get((name, index), 0)))
     return {"from": "broker", "partitions": parts}
 

@@ -151,7 +151,7 @@ def write_trail(directory: str | Path, items: Iterable[tuple[str, Mapping[str, A
     class _Chaining:  # what the trail does on the reactor thread, once the sink opened
         def opened(self, opened: AuditOpened) -> None:
             chain = Chain(opened, key=key, instance=instance, segments=sink.segments)
-            work.put(chain.start(opened, start, "file"))
+            work.put(chain.start(start, "file"))
             for kind, fields, t in todo:
                 if chain.rotation_due(t):
                     work.put(chain.checkpoint({"reason": "rotate"}, t, last_in_segment=True))

@@ -33,7 +33,7 @@ def new_chain(segments: SegmentPolicy | None = None, **kw: Any) -> tuple[Chain, 
 
 def test_a_new_chain_starts_with_a_signed_checkpoint_at_genesis_and_links_every_record() -> None:
     chain, opened = new_chain()
-    lines = [chain.start(opened, T, "file")]
+    lines = [chain.start(T, "file")]
     for i in range(3):
         fields = sample_fields("session_start")
         fields["session"] = f"s{i}"
@@ -70,14 +70,14 @@ def test_a_continued_chain_starts_after_the_head_and_says_what_was_repaired() ->
     head = AuditHead(41, "ab" * 32)
     chain, opened = new_chain(head=head, repaired={"segment": "audit-gk1-000000000000.jsonl", "torn_bytes": 7,
                                                    "sha256": "cd" * 32})
-    start = parse(chain.start(opened, T, "kafka"))
+    start = parse(chain.start(T, "kafka"))
     assert (start["seq"], start["prev"], start["resumed"]) == (42, head.hash, {"seq": 41, "hash": head.hash})
     assert start["repaired"]["torn_bytes"] == 7 and start["writer"]["sink"] == "kafka"
 
 
 def test_checkpoints_count_the_records_since_the_last_one() -> None:
     chain, opened = new_chain()
-    chain.start(opened, T, "file")
+    chain.start(T, "file")
     for i in range(5):
         chain.record("session_start", sample_fields("session_start"), T + i)
     cp = parse(chain.checkpoint({"reason": "interval"}, T + 10))
@@ -93,7 +93,7 @@ def test_rotation_is_due_past_the_segment_size_or_age_and_the_rotate_checkpoint_
         policy: SegmentPolicy, step: float) -> None:
     chain, opened = new_chain(segments=policy)
     assert not chain.rotation_due(T)  # no segment yet
-    size, first, t = len(chain.start(opened, T, "file").data), T, T
+    size, first, t = len(chain.start(T, "file").data), T, T
     for _ in range(50):
         t += step
         due = size >= policy.max_bytes or t - first >= policy.max_age
@@ -114,7 +114,7 @@ def test_the_lines_stored_by_the_file_sink_verify_across_segments(tmp_path: Path
                     AuditSinkContext("file", "gk1"))
     opened = sink.open()
     chain = Chain(opened, key=KEY, instance="gk1", segments=sink.segments)
-    lines = [chain.start(opened, T, "file")]
+    lines = [chain.start(T, "file")]
     for i in range(20):
         if chain.rotation_due(T + i):
             lines.append(chain.checkpoint({"reason": "rotate"}, T + i, last_in_segment=True))

@@ -346,11 +346,17 @@ def test_stop_gives_an_unfilled_slot_half_its_timeout(h: Harness) -> None:
     assert verify(h.dir, KEYS, closed=True).ok
 
 
-def test_records_accepted_before_the_sink_opens_follow_its_start_and_a_flush_waits_for_them(tmp_path: Path) -> None:
+def unopened(tmp_path: Path) -> Harness:
+    """A started trail under ``on_failure: block`` whose sink cannot open (until the test lets it)."""
     h = Harness(tmp_path, on_failure="block")
     h.sink.fail_open = True
     d = h.trail.start()
     h.until(lambda: d.called)
+    return h
+
+
+def test_records_accepted_before_the_sink_opens_follow_its_start_and_a_flush_waits_for_them(tmp_path: Path) -> None:
+    h = unopened(tmp_path)
     assert [h.trail.record("session_start", start_fields(i)) for i in range(3)] == [True] * 3  # block: held
     flushed = h.trail.flushed()
     h.clock.drain()
@@ -365,10 +371,7 @@ def test_records_accepted_before_the_sink_opens_follow_its_start_and_a_flush_wai
 
 
 def test_a_stop_asked_before_the_sink_opens_completes_once_it_opens(tmp_path: Path) -> None:
-    h = Harness(tmp_path, on_failure="block")
-    h.sink.fail_open = True
-    d = h.trail.start()
-    h.until(lambda: d.called)
+    h = unopened(tmp_path)
     assert h.trail.record("session_start", start_fields(0))
     stopped = h.trail.stop(timeout=30)
     h.clock.drain()
@@ -382,10 +385,7 @@ def test_a_stop_asked_before_the_sink_opens_completes_once_it_opens(tmp_path: Pa
 
 
 def test_records_held_for_a_sink_that_never_opens_are_lost_loudly_at_stop(tmp_path: Path) -> None:
-    h = Harness(tmp_path, on_failure="block")
-    h.sink.fail_open = True
-    d = h.trail.start()
-    h.until(lambda: d.called)
+    h = unopened(tmp_path)
     assert h.trail.record("session_start", start_fields(0)) and h.trail.record("session_start", start_fields(1))
     stopped = h.trail.stop(timeout=30)
     h.clock.advance(30)  # stop gives up on the sink
