@@ -35,6 +35,7 @@ __all__ = ["ResponseSide"]
 
 log = Logger(namespace="gatekeeper.proxy.client")
 _CID = struct.Struct(">i")
+_LARGE_ANSWERS = frozenset((1, 78))  # Fetch, ShareFetch: the answers that run to megabytes
 _UNKNOWN_ID_SECONDS = 10.0  # a topic id the broker did not know is not asked about again for this long
 
 
@@ -47,6 +48,7 @@ class ResponseSide:
     responses: FrameDecoder
     _stream_left: int
     _streamed: tuple[Entry, list[bytes]] | None
+    _bytes_out: int
     _order: deque[Entry]
     _sent: deque[Entry]
     _waiting_for_ids: list[Any]
@@ -168,6 +170,41 @@ class ResponseSide:
         except FrameError as e:
             self._upstream_broken(f"broker sent an unframeable response: {e}")
             return
+        if not self._stream_left:
+            self._flush()
+
+    def passthrough_left(self) -> int:
+        """How many of the broker's next bytes go to the client as they are, read by no one
+        here: the rest of a cut-through answer that neither the trail nor masking reads (0 when
+        there is none). The shell may move them itself and say so (``passed_through``)."""
+        if self._streamed is not None or self.closing:
+            return 0
+        return self._stream_left
+
+    def passthrough_next(self) -> bool:
+        """True when the broker's next answer will be passed through unread, whatever its size:
+        nothing of it has arrived yet, and it answers a Fetch or ShareFetch that is next in line
+        for the client, with nothing to rewrite and nothing read for the trail. The shell may
+        then hand over only its first 8 bytes (length and correlation id, which this side reads
+        to match it to its request) and move the rest itself."""
+        if (self.closing or self._stream_left or not self._upstream_ready or self.responses.buffered
+                or not self._sent or not self._order):
+            return False
+        entry = self._sent[0]
+        request = entry.request
+        return (self._order[0] is entry and entry.internal is None and request is not None
+                and request.header.api_key in _LARGE_ANSWERS and not entry.processed
+                and not self.s.codec.needs_response_processing(request))
+
+    def passed_through(self, n: int) -> None:
+        """``n`` of the bytes ``passthrough_left`` announced reached the client (or its
+        transport's queue) without passing through ``upstream_data``."""
+        if not 0 < n <= self.passthrough_left():
+            raise ValueError(f"{n} bytes passed through, {self.passthrough_left()} were announced")
+        self.s.metrics.inc("gatekeeper_bytes_total", n, direction="from_broker")
+        self.s.metrics.inc("gatekeeper_spliced_bytes_total", n)
+        self._bytes_out += n
+        self._stream_left -= n
         if not self._stream_left:
             self._flush()
 

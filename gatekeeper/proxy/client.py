@@ -15,6 +15,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from gatekeeper.proxy.context import ProxyContext
+from gatekeeper.proxy.splicing import SpliceRelay, splice_relay
 from gatekeeper.proxy.tls import certificate_principal
 from gatekeeper.proxy.upstream import UpstreamProtocol, no_delay
 from gatekeeper.proxy.writes import write_through
@@ -76,6 +77,7 @@ class ClientProtocol(Protocol):
         self.gate: _ReadGate | None = None
         self.core = context.adapters[listener.protocol].connection(listener, slot, self)
         self._holds: set[Any] = set()  # approval waits of held requests, abandoned on disconnect
+        self._relay: SpliceRelay | None = None  # answers passed through unread, moved in the kernel
 
     # -- Twisted -----------------------------------------------------------------------------
 
@@ -99,6 +101,8 @@ class ClientProtocol(Protocol):
         for hold in list(self._holds):
             hold.cancel()  # abandons the wait; the approval request stays open
         self.context.closed(self)
+        if self._relay is not None:
+            self._relay.close()
         if self.upstream is not None and not self.upstream.closed:
             self.upstream.transport.loseConnection()  # type: ignore[union-attr]
 
@@ -140,6 +144,9 @@ class ClientProtocol(Protocol):
         assert self.gate is not None
         self.transport.registerProducer(_Backpressure(self.gate, "client_not_reading", upstream.transport), True)  # type: ignore[union-attr]
         upstream.transport.registerProducer(_Backpressure(self.gate, "broker_not_reading", None), True)  # type: ignore[union-attr]
+        if self._relay is not None:
+            self._relay.close()
+        self._relay = splice_relay(self.core, upstream.transport, self.transport)
         self.core.upstream_connected()
         self.gate.release("connecting")
 

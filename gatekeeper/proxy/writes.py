@@ -18,7 +18,7 @@ from typing import Any
 
 from twisted.internet import tcp
 
-__all__ = ["write_through"]
+__all__ = ["nothing_queued", "write_through"]
 
 _RETRY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR)
 _MAX_CHUNKS = 512  # stay well below the kernel's IOV_MAX (1024)
@@ -28,9 +28,7 @@ def write_through(transport: Any, chunks: Sequence[bytes]) -> None:
     # Only a TCP connection itself: a TLS wrapper protocol (listener TLS) forwards attribute
     # reads to the TCP transport beneath it, so its ``socket`` would be the raw one.
     sock = transport.socket if isinstance(transport, tcp.Connection) else None
-    if (sock is None or transport.TLS or not transport.connected
-            or transport.disconnecting or transport._writeDisconnected
-            or transport._tempDataBuffer or len(transport.dataBuffer) != transport.offset
+    if (sock is None or transport.TLS or not nothing_queued(transport)
             or not chunks or len(chunks) > _MAX_CHUNKS):
         transport.writeSequence(chunks)
         return
@@ -50,3 +48,10 @@ def write_through(transport: Any, chunks: Sequence[bytes]) -> None:
         sent = 0
     if rest:
         transport.writeSequence(rest)
+
+
+def nothing_queued(transport: tcp.Connection) -> bool:
+    """True when bytes written to this connection's socket now are next on the wire: it is
+    open for writing and Twisted holds nothing queued for it."""
+    return bool(transport.connected and not transport.disconnecting and not transport._writeDisconnected
+                and not transport._tempDataBuffer and len(transport.dataBuffer) == transport.offset)

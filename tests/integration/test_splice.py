@@ -1,0 +1,174 @@
+"""Fetch answers passed through unread are moved broker socket -> pipe -> client socket with
+splice(2) (``gatekeeper/proxy/splicing.py``). The bytes must reach every client family exactly as
+the broker sent them, a slow reader must get them all in order behind what was queued for it, and
+a client leaving in the middle of an answer must cost only its own connection.
+
+Each test reads ``gatekeeper_spliced_bytes_total`` so it fails if the path was not taken."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from gatekeeper.kafka.codec import API_TABLE
+from harness.javatools import console_consume
+from tests.integration.rawkafka import RawKafka
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 6000  # of about 1 KiB: 2 MB per partition, answers far above the splice threshold
+FETCH = 1
+
+
+def _value(i: int) -> str:
+    return f"{i:06d}-" + hashlib.sha256(str(i).encode()).hexdigest() * 16  # 1,031 printable bytes
+
+
+@pytest.fixture(scope="module")
+def topic(kafka_broker: Any) -> str:
+    from confluent_kafka import Producer
+
+    name = "splice-large"
+    kafka_broker.create_topic(name, partitions=3)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap, "acks": "all", "linger.ms": 20})
+    for i in range(RECORDS):
+        producer.produce(name, key=f"k{i}".encode(), value=_value(i).encode(), partition=i % 3)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    return name
+
+
+def _expected() -> dict[str, str]:
+    return {f"k{i}": _value(i) for i in range(RECORDS)}
+
+
+def _spliced(gw: Any) -> float:
+    return gw.metric("gatekeeper_spliced_bytes_total")
+
+
+def test_librdkafka_reads_spliced_answers_exactly(twistd_gateway: Any, topic: str) -> None:
+    from confluent_kafka import Consumer
+
+    before = _spliced(twistd_gateway)
+    consumer = Consumer({"bootstrap.servers": twistd_gateway.bootstrap, "group.id": "splice-ck",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    got: dict[str, str] = {}
+    order: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    deadline = time.monotonic() + 90
+    while len(got) < RECORDS and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        assert not msg.error(), msg.error()
+        got[msg.key().decode()] = msg.value().decode()
+        order[msg.partition()].append(int(msg.key()[1:]))
+    consumer.close()
+    assert got == _expected()
+    assert all(seq == sorted(seq) for seq in order.values()), "records out of order within a partition"
+    assert _spliced(twistd_gateway) - before > 0.9 * RECORDS * 1031
+
+
+def test_kafka_python_reads_spliced_answers_exactly(twistd_gateway: Any, topic: str) -> None:
+    from kafka import KafkaConsumer
+
+    before = _spliced(twistd_gateway)
+    consumer = KafkaConsumer(topic, bootstrap_servers=twistd_gateway.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=15000, group_id=None)
+    got = {}
+    for msg in consumer:
+        got[msg.key.decode()] = msg.value.decode()
+        if len(got) >= RECORDS:
+            break
+    consumer.close()
+    assert got == _expected()
+    assert _spliced(twistd_gateway) - before > 0.9 * RECORDS * 1031
+
+
+def test_the_java_console_consumer_reads_spliced_answers_exactly(twistd_gateway: Any, topic: str) -> None:
+    before = _spliced(twistd_gateway)
+    records = console_consume(twistd_gateway.bootstrap, topic, max_messages=RECORDS, print_key=True,
+                              group="splice-java", timeout_ms=20_000)
+    assert {r.key: r.value for r in records} == _expected()
+    assert len(records) == RECORDS
+    assert _spliced(twistd_gateway) - before > 0.9 * RECORDS * 1031
+
+
+def _fetch_frame(raw: RawKafka, topic: str, partitions: list[int]) -> tuple[int, bytes]:
+    T = API_TABLE[FETCH].request[12].FetchTopic
+    P = T.FetchPartition
+    parts = [P(partition=p, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1, log_start_offset=-1,
+               partition_max_bytes=8 << 20) for p in partitions]
+    return raw.encode(FETCH, 12, replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=32 << 20, isolation_level=0,
+                      session_id=0, session_epoch=-1, topics=[T(topic=topic, partitions=parts)],
+                      forgotten_topics_data=[], rack_id="")
+
+
+def test_a_slow_reader_gets_the_brokers_bytes_in_order(twistd_gateway: Any, kafka_broker: Any, topic: str) -> None:
+    """A client that reads little and late: most of the answer cannot go into its socket, so it
+    is queued behind what was spliced; a second request pipelined behind the first is answered
+    after it, whole."""
+    with RawKafka(kafka_broker.bootstrap) as direct:
+        whole = _fetch_frame(direct, topic, [0, 1, 2])[1]
+        direct.send_frame(whole)
+        want_whole = direct.read_frame()
+        small = _fetch_frame(direct, topic, [1])[1]
+        direct.send_frame(small)
+        want_small = direct.read_frame()
+    assert len(want_whole) > 6_000_000
+    before = _spliced(twistd_gateway)
+    raw = RawKafka(twistd_gateway.bootstrap, timeout=60)
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        # The same correlation ids as the direct requests: the answers must be byte-identical.
+        raw.send_frame(whole)
+        raw.send_frame(small)
+        time.sleep(1.0)  # Gatekeeper meets a full socket: the rest waits in its queue
+        got_whole = _read_slowly(raw, len(want_whole))
+        got_small = raw.read_frame()
+    finally:
+        raw.close()
+    assert got_whole == want_whole
+    assert got_small == want_small
+    assert _spliced(twistd_gateway) - before > 0
+
+
+def _read_slowly(raw: RawKafka, size: int) -> bytes:
+    assert int.from_bytes(raw._read(4), "big") == size
+    out = bytearray()
+    while len(out) < size:
+        out += raw.sock.recv(min(65536, size - len(out)))
+        if len(out) < 1_000_000:
+            time.sleep(0.002)
+    return bytes(out)
+
+
+def test_a_client_leaving_mid_answer_costs_only_its_connection(twistd_gateway: Any, topic: str) -> None:
+    before = _spliced(twistd_gateway)
+    log_from = twistd_gateway.log_path.stat().st_size
+    for _ in range(5):
+        raw = RawKafka(twistd_gateway.bootstrap)
+        raw.send_frame(_fetch_frame(raw, topic, [0, 1, 2])[1])
+        raw._read(100_000)  # well into the answer, then gone
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        raw.close()  # a reset, not a clean close
+    assert _spliced(twistd_gateway) - before > 0
+    with RawKafka(twistd_gateway.bootstrap) as raw:
+        cid, frame = _fetch_frame(raw, topic, [2])
+        raw.send_frame(frame)
+        answer = raw.read_frame()
+        assert int.from_bytes(answer[:4], "big") == cid
+        body = raw.decode(FETCH, 12, answer)
+        assert body.error_code == 0
+        assert body.responses[0].partitions[0].error_code == 0
+        assert len(body.responses[0].partitions[0].records) > 1_000_000
+    deadline = time.monotonic() + 10
+    while twistd_gateway.metric("gatekeeper_connections_active") > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert twistd_gateway.metric("gatekeeper_connections_active") == 0
+    log = twistd_gateway.log_path.read_bytes()[log_from:].decode(errors="replace")
+    assert "Traceback" not in log and "Unhandled" not in log

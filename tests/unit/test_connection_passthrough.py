@@ -1,0 +1,113 @@
+"""What the connection core tells the shell about answers it may move itself (splice): only the
+rest of a Fetch answer that nobody reads, only once its length and correlation id were read
+here, and only while it is next in line for the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gatekeeper.testing.audit import RecordingTrail
+from tests.unit.test_connection import ALLOW, DENY, answer, produce, produce_response, ready
+from tests.unit.test_connection_masking import MASK, fetch_request, fetch_response, records
+
+
+def _fetch_answered(core: Any, io: Any, cid: int = 1, decision: Any = ALLOW) -> bytes:
+    core.client_data(fetch_request(cid, "orders"))
+    answer(core, io, decision)
+    return fetch_response(cid, {"orders": records(300)})
+
+
+def test_the_rest_of_an_unread_fetch_answer_is_announced_once_its_head_is_read() -> None:
+    core, io, adapter = ready()
+    frame = _fetch_answered(core, io)
+    assert core.passthrough_next() and core.passthrough_left() == 0
+    core.upstream_data(frame[:8])  # its length and correlation id, as the shell hands them over
+    assert not core.passthrough_next()
+    assert core.passthrough_left() == len(frame) - 8
+    assert b"".join(io.client) == frame[:8]
+    # The shell moves the rest in two steps; a request answered meanwhile waits behind it.
+    core.client_data(produce(2, "orders"))
+    answer(core, io, ALLOW)
+    core.passed_through(1000)
+    assert core.passthrough_left() == len(frame) - 1008
+    core.passed_through(len(frame) - 1008)
+    assert core.passthrough_left() == 0
+    following = produce_response(2, "orders")
+    core.upstream_data(following)
+    assert b"".join(io.client) == frame[:8] + following  # the moved bytes never passed here
+    metrics = adapter.settings.metrics
+    assert metrics.get("gatekeeper_spliced_bytes_total") == len(frame) - 8
+    assert metrics.get("gatekeeper_bytes_total", direction="from_broker") == len(frame) + len(following)
+
+
+def test_a_local_answer_waits_until_the_moved_bytes_have_all_passed() -> None:
+    core, io, _ = ready()
+    frame = _fetch_answered(core, io)
+    core.upstream_data(frame[:8])
+    core.client_data(produce(2, "orders"))
+    answer(core, io, DENY)  # answered by Gatekeeper itself, at once
+    assert b"".join(io.client) == frame[:8]
+    core.passed_through(len(frame) - 9)
+    assert b"".join(io.client) == frame[:8]
+    core.passed_through(1)
+    denial = b"".join(io.client)[8:]
+    assert int.from_bytes(denial[4:8], "big") == 2  # the denial's correlation id, after the answer
+
+
+def test_more_bytes_than_announced_is_refused() -> None:
+    core, io, _ = ready()
+    frame = _fetch_answered(core, io)
+    with pytest.raises(ValueError, match="announced"):
+        core.passed_through(1)  # nothing announced yet
+    core.upstream_data(frame[:8])
+    with pytest.raises(ValueError, match="announced"):
+        core.passed_through(len(frame))
+    core.passed_through(len(frame) - 8)
+    assert core.passthrough_left() == 0
+
+
+def test_the_bytes_not_moved_can_still_come_the_ordinary_way() -> None:
+    core, io, _ = ready()
+    frame = _fetch_answered(core, io)
+    core.upstream_data(frame[:8])
+    core.passed_through(5000)
+    core.upstream_data(frame[5008:])  # the client's socket filled: the shell reads the rest
+    assert core.passthrough_left() == 0
+    assert b"".join(io.client) == frame[:8] + frame[5008:]
+
+
+def test_no_other_answer_is_offered() -> None:
+    # A Produce answer (small, and read for nothing, but not a Fetch).
+    core, io, _ = ready()
+    core.client_data(produce(1, "orders"))
+    answer(core, io, ALLOW)
+    assert not core.passthrough_next()
+    # A Fetch answer read for the audit trail's offsets.
+    core, io, _ = ready(trail=RecordingTrail())
+    frame = _fetch_answered(core, io)
+    assert not core.passthrough_next()
+    core.upstream_data(frame[:8])
+    assert core.passthrough_left() == 0
+    # A Fetch answer masked before the client reads it.
+    core, io, _ = ready()
+    _fetch_answered(core, io, decision=MASK)
+    assert not core.passthrough_next()
+    # A Fetch not yet decided, and one whose answer's first bytes are already here.
+    core, io, _ = ready()
+    core.client_data(fetch_request(1, "orders"))
+    assert not core.passthrough_next()
+    answer(core, io, ALLOW)
+    assert core.passthrough_next()
+    core.upstream_data(fetch_response(1, {"orders": records(3)})[:3])
+    assert not core.passthrough_next() and core.passthrough_left() == 0
+
+
+def test_nothing_is_offered_once_the_connection_is_closing() -> None:
+    core, io, _ = ready()
+    frame = _fetch_answered(core, io)
+    core.upstream_data(frame[:8])
+    assert core.passthrough_left() > 0
+    core.client_lost()
+    assert core.passthrough_left() == 0 and not core.passthrough_next()
