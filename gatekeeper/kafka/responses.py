@@ -176,7 +176,8 @@ class ResponseSide:
     def passthrough_left(self) -> int:
         """How many of the broker's next bytes go to the client as they are, read by no one
         here: the rest of a cut-through answer that neither the trail nor masking reads (0 when
-        there is none). The shell may move them itself and say so (``passed_through``)."""
+        there is none; any such answer, though only Fetch answers run long). The shell may move
+        them itself and say so (``passed_through``)."""
         if self._streamed is not None or self.closing:
             return 0
         return self._stream_left
@@ -196,13 +197,18 @@ class ResponseSide:
                 and request.header.api_key in _LARGE_ANSWERS and not entry.processed
                 and not self.s.codec.needs_response_processing(request))
 
-    def passed_through(self, n: int) -> None:
-        """``n`` of the bytes ``passthrough_left`` announced reached the client (or its
-        transport's queue) without passing through ``upstream_data``."""
-        if not 0 < n <= self.passthrough_left():
-            raise ValueError(f"{n} bytes passed through, {self.passthrough_left()} were announced")
-        self.s.metrics.inc("gatekeeper_bytes_total", n, direction="from_broker")
-        self.s.metrics.inc("gatekeeper_spliced_bytes_total", n)
+    def passed_through(self, n: int, queued: int = 0) -> None:
+        """``n`` of the bytes ``passthrough_left`` announced reached the client without passing
+        through ``upstream_data``: ``n - queued`` into its socket, ``queued`` into its
+        transport's queue (a slow client)."""
+        if not 0 < n <= self.passthrough_left() or not 0 <= queued <= n:
+            raise ValueError(f"{n} bytes passed through ({queued} queued), {self.passthrough_left()} were announced")
+        metrics = self.s.metrics
+        metrics.inc("gatekeeper_bytes_total", n, direction="from_broker")
+        if n > queued:
+            metrics.inc("gatekeeper_spliced_bytes_total", n - queued, to="socket")
+        if queued:
+            metrics.inc("gatekeeper_spliced_bytes_total", queued, to="queue")
         self._bytes_out += n
         self._stream_left -= n
         if not self._stream_left:

@@ -97,12 +97,12 @@ class ClientProtocol(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self.gate is None:
             return
+        if self._relay is not None:
+            self._relay.close()
         self.core.client_lost()
         for hold in list(self._holds):
             hold.cancel()  # abandons the wait; the approval request stays open
         self.context.closed(self)
-        if self._relay is not None:
-            self._relay.close()
         if self.upstream is not None and not self.upstream.closed:
             self.upstream.transport.loseConnection()  # type: ignore[union-attr]
 

@@ -1,7 +1,7 @@
 """Relaying the rest of an answer nobody reads with splice(2): broker socket, pipe, client socket.
 
 A Fetch answer that is cut through (nothing in it to rewrite, not read for the audit trail or
-masking) passes Gatekeeper unchanged, yet Twisted's read copies each chunk out of the kernel
+masking; in practice any answer cut through, but only Fetch and ShareFetch answers are large) passes Gatekeeper unchanged, yet Twisted's read copies each chunk out of the kernel
 into Python, and the write copies it back in. When both sockets are plain TCP, a
 :class:`SpliceRelay` takes over the broker connection's read: while the connection core says the
 broker's next bytes go to the client as they are (``passthrough_left``), they are spliced from
@@ -15,38 +15,48 @@ passed. Whatever the client's socket does not take is read back out of the pipe 
 transport, so the pipe is empty between events; the transport's queue then pauses the broker's
 reads when it grows, as it always did, and the next bytes go Twisted's way behind the queue.
 
-Errors: a broker read that fails or meets the end of the stream before anything moved is left to
-Twisted's read, which meets it again and closes as usual; a client write that fails queues the
-rest on the transport, which meets the error on its own write and closes.
+One pipe serves the whole process (the reactor thread uses it for one answer's bytes at a time):
+it is checked empty before each use and replaced after any failure, so no byte of one
+connection's answer can reach another client.
+
+Errors: a broker read that fails ends the connection as Twisted's own read would
+(``CONNECTION_LOST``); the end of the stream is left to Twisted's read, which meets it and closes
+as usual; a client write that fails queues the rest on the transport, which meets the error on
+its own write and closes.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
 import sys
+import termios
 from typing import Any
 
-from twisted.internet import tcp
+from twisted.internet import main, tcp
 
 from gatekeeper.proxy.writes import nothing_queued
 
 __all__ = ["SpliceRelay", "splice_relay"]
 
 _MIN_BYTES = 16 * 1024  # less than this left of the answer: an ordinary read costs no more
-_PIPE_BYTES = 1024 * 1024  # the pipe size asked for (the kernel may refuse; then its default)
+_PIPE_BYTES = 1024 * 1024  # the pipe size asked for
+_MIN_PIPE_BYTES = 64 * 1024  # a smaller pipe (the user's pipe allowance spent) is not worth it
 _MAX_PER_EVENT = 4 * 1024 * 1024  # bytes moved in one readable event before the reactor's turn
 _HEAD = 8  # an answer's length and correlation id
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+_RETRY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 
 
 def splice_relay(core: Any, upstream: Any, client: Any) -> SpliceRelay | None:
     """A relay installed on the broker connection's read, or None where it cannot work: no
     ``os.splice`` (not Linux), either side not a plain TCP connection (TLS, a wrapper protocol),
     or a core that cannot pass bytes through."""
-    if (not hasattr(os, "splice") or not sys.platform.startswith("linux")
-            or not hasattr(core, "passthrough_left") or not hasattr(core, "passed_through")):
+    if not hasattr(os, "splice") or not sys.platform.startswith("linux"):
+        return None
+    if not all(hasattr(core, a) for a in ("passthrough_next", "passthrough_left", "passed_through", "closing")):
         return None
     for t in (upstream, client):
         if not isinstance(t, tcp.Connection) or t.TLS:
@@ -54,54 +64,104 @@ def splice_relay(core: Any, upstream: Any, client: Any) -> SpliceRelay | None:
     return SpliceRelay(core, upstream, client)
 
 
+class _Pipe:
+    """The process's one splicing pipe: (read end, write end, size), empty whenever it is handed
+    out; None when no usable pipe can be had (then Twisted's read is used)."""
+
+    fds: tuple[int, int] | None = None
+    size = 0
+
+    @classmethod
+    def get(cls) -> tuple[int, int, int] | None:
+        fds = cls.fds
+        if fds is not None:
+            try:
+                left = int.from_bytes(fcntl.ioctl(fds[0], termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+            except OSError:
+                left = -1
+            if left == 0:
+                return fds[0], fds[1], cls.size
+            cls.discard()  # never: every use empties it; but a stale byte must not reach a client
+        try:
+            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+            except OSError:
+                pass  # over the user's pipe allowance: the size the kernel gives
+            size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
+        except OSError:
+            size = 0
+        if size < _MIN_PIPE_BYTES:
+            os.close(r)
+            os.close(w)
+            return None
+        cls.fds, cls.size = (r, w), size
+        return r, w, size
+
+    @classmethod
+    def discard(cls) -> None:
+        if cls.fds is not None:
+            for fd in cls.fds:
+                os.close(fd)
+            cls.fds = None
+
+
 class SpliceRelay:
     def __init__(self, core: Any, upstream: tcp.Connection, client: tcp.Connection) -> None:
         self.core, self.upstream, self.client = core, upstream, client
         self._read = upstream.doRead  # Twisted's own read, for everything the relay does not move
-        self._pipe: tuple[int, int] | None = None
-        self._pipe_bytes = 0
-        self._failed = False  # the pipe could not be made: Twisted's read from then on
+        self._closed = False
         upstream.doRead = self.doRead  # type: ignore[method-assign]
 
     def close(self) -> None:
-        if self._pipe is not None:
-            for fd in self._pipe:
-                os.close(fd)
-            self._pipe = None
+        """The client connection ended: Twisted's read from now on."""
+        self._closed = True
 
     def doRead(self) -> Any:
         core = self.core
-        if self._failed or not nothing_queued(self.client):
+        if self._closed or not nothing_queued(self.client):
             return self._read()
         left = core.passthrough_left()
         if left < _MIN_BYTES:
             if left or not core.passthrough_next():
                 return self._read()
-            head = self._large_answer_head()
+            try:
+                head = self._large_answer_head()
+            except OSError as e:
+                return None if e.errno in _RETRY else main.CONNECTION_LOST
             if head is None:
                 return self._read()
             self.upstream.protocol.dataReceived(head)  # the core reads it and starts the answer
             left = core.passthrough_left()
             if left < _MIN_BYTES or not nothing_queued(self.client):
                 return None  # the socket is still readable: the next event goes on with it
-        pipe = self._pipe or self._open()
+        pipe = _Pipe.get()
         if pipe is None:
             return self._read()
+        try:
+            return self._move(pipe, left)
+        except BaseException:
+            _Pipe.discard()  # whatever it holds goes to no one
+            raise
+
+    def _move(self, pipe: tuple[int, int, int], left: int) -> Any:
+        core = self.core
         source, sink = self.upstream.fileno(), self.client.fileno()
         moved = 0
         while left and moved < _MAX_PER_EVENT:
             try:
-                n = os.splice(source, pipe[1], min(left, self._pipe_bytes), flags=_FLAGS)
-            except BlockingIOError:
-                break
-            except OSError:
-                n = 0
-            if n == 0:  # the end of the stream, or an error: Twisted's read meets it and closes
+                n = os.splice(source, pipe[1], min(left, pipe[2]), flags=_FLAGS)
+            except OSError as e:
+                return None if e.errno in _RETRY else main.CONNECTION_LOST
+            if n == 0:  # the end of the stream: Twisted's read meets it and closes
                 return None if moved else self._read()
-            taken = self._to_client(pipe, sink, n)
+            queued = self._to_client(pipe[0], sink, n)
             moved += n
-            core.passed_through(n)
-            if taken < n or core.closing:
+            core.passed_through(n, queued)
+            if queued or core.closing:
                 break  # the client's socket is full: the rest of the answer goes Twisted's way
             left = core.passthrough_left()
         return None
@@ -110,46 +170,33 @@ class SpliceRelay:
         """The next answer's first 8 bytes, taken from the broker's socket, if at least that
         many have arrived and the answer runs to ``_MIN_BYTES`` or more; else None, nothing taken."""
         sock = self.upstream.socket
-        try:
-            head = sock.recv(_HEAD, socket.MSG_PEEK)
-        except OSError:
-            return None
+        head = sock.recv(_HEAD, socket.MSG_PEEK)
         if len(head) < _HEAD or int.from_bytes(head[:4], "big", signed=True) + 4 - _HEAD < _MIN_BYTES:
             return None
         return sock.recv(_HEAD)  # the same 8 bytes: they are there
 
-    def _to_client(self, pipe: tuple[int, int], sink: int, n: int) -> int:
+    def _to_client(self, source: int, sink: int, n: int) -> int:
         """Moves the ``n`` bytes in the pipe to the client's socket; what it does not take is
-        queued on the client's transport. Returns how many the socket took."""
+        read back out of the pipe and queued on the client's transport. Returns how many were
+        queued."""
         taken = 0
         while taken < n:
             try:
-                k = os.splice(pipe[0], sink, n - taken, flags=_FLAGS)
+                k = os.splice(source, sink, n - taken, flags=_FLAGS)
             except OSError:  # full (EAGAIN), or broken: the transport's own write meets the error
                 break
             if k == 0:
                 break
             taken += k
-        if taken < n:
-            rest = []
-            want = n - taken
-            while want:
-                chunk = os.read(pipe[0], want)
-                rest.append(chunk)
-                want -= len(chunk)
-            self.client.writeSequence(rest)
-        return taken
-
-    def _open(self) -> tuple[int, int] | None:
-        try:
-            pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            self._failed = True
-            return None
-        try:
-            fcntl.fcntl(pipe[1], fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        except OSError:
-            pass  # over the user's pipe allowance: the default size still works
-        self._pipe_bytes = fcntl.fcntl(pipe[1], fcntl.F_GETPIPE_SZ)
-        self._pipe = pipe
-        return pipe
+        if taken == n:
+            return 0
+        rest = []
+        want = n - taken
+        while want:
+            chunk = os.read(source, want)
+            if not chunk:
+                raise OSError(f"the splicing pipe gave back {n - taken - want} of {n - taken} bytes")
+            rest.append(chunk)
+            want -= len(chunk)
+        self.client.writeSequence(rest)
+        return n - taken

@@ -27,9 +27,15 @@ class RawKafka:
     """One TCP connection; ``request(key, version, **fields)`` -> decoded response body."""
 
     def __init__(self, address: str, *, user: str | None = None, password: str | None = None,
-                 client_id: str = "raw-test", timeout: float = 15.0) -> None:
+                 client_id: str = "raw-test", timeout: float = 15.0, recv_buffer: int | None = None) -> None:
         host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        if recv_buffer is None:
+            self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        else:  # set before connecting, so the window the peer is offered is small from the start
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv_buffer)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, int(port)))
         self.client_id = client_id
         self._cid = 0
         if user is not None:

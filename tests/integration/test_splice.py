@@ -8,6 +8,7 @@ Each test reads ``gatekeeper_spliced_bytes_total`` so it fails if the path was n
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import time
 from typing import Any
@@ -46,8 +47,12 @@ def _expected() -> dict[str, str]:
     return {f"k{i}": _value(i) for i in range(RECORDS)}
 
 
-def _spliced(gw: Any) -> float:
-    return gw.metric("gatekeeper_spliced_bytes_total")
+def _spliced(gw: Any, to: str = "socket") -> float:
+    return gw.metric(f'gatekeeper_spliced_bytes_total{{to="{to}"')
+
+
+def _fds(gw: Any) -> int:
+    return len(os.listdir(f"/proc/{gw.proc.pid}/fd"))
 
 
 def test_librdkafka_reads_spliced_answers_exactly(twistd_gateway: Any, topic: str) -> None:
@@ -120,9 +125,8 @@ def test_a_slow_reader_gets_the_brokers_bytes_in_order(twistd_gateway: Any, kafk
         direct.send_frame(small)
         want_small = direct.read_frame()
     assert len(want_whole) > 6_000_000
-    before = _spliced(twistd_gateway)
-    raw = RawKafka(twistd_gateway.bootstrap, timeout=60)
-    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    before, queued = _spliced(twistd_gateway), _spliced(twistd_gateway, "queue")
+    raw = RawKafka(twistd_gateway.bootstrap, timeout=60, recv_buffer=65536)
     try:
         # The same correlation ids as the direct requests: the answers must be byte-identical.
         raw.send_frame(whole)
@@ -135,13 +139,17 @@ def test_a_slow_reader_gets_the_brokers_bytes_in_order(twistd_gateway: Any, kafk
     assert got_whole == want_whole
     assert got_small == want_small
     assert _spliced(twistd_gateway) - before > 0
+    assert _spliced(twistd_gateway, "queue") - queued > 0, "the client's socket never filled: the queue path was not taken"
 
 
 def _read_slowly(raw: RawKafka, size: int) -> bytes:
     assert int.from_bytes(raw._read(4), "big") == size
     out = bytearray()
     while len(out) < size:
-        out += raw.sock.recv(min(65536, size - len(out)))
+        chunk = raw.sock.recv(min(65536, size - len(out)))
+        if not chunk:
+            raise AssertionError(f"the connection closed after {len(out)} of {size} bytes")
+        out += chunk
         if len(out) < 1_000_000:
             time.sleep(0.002)
     return bytes(out)
@@ -150,6 +158,7 @@ def _read_slowly(raw: RawKafka, size: int) -> bytes:
 def test_a_client_leaving_mid_answer_costs_only_its_connection(twistd_gateway: Any, topic: str) -> None:
     before = _spliced(twistd_gateway)
     log_from = twistd_gateway.log_path.stat().st_size
+    fds = _fds(twistd_gateway)
     for _ in range(5):
         raw = RawKafka(twistd_gateway.bootstrap)
         raw.send_frame(_fetch_frame(raw, topic, [0, 1, 2])[1])
@@ -170,5 +179,6 @@ def test_a_client_leaving_mid_answer_costs_only_its_connection(twistd_gateway: A
     while twistd_gateway.metric("gatekeeper_connections_active") > 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert twistd_gateway.metric("gatekeeper_connections_active") == 0
+    assert _fds(twistd_gateway) <= fds + 2, "file descriptors left open (the splicing pipe is one pair per process)"
     log = twistd_gateway.log_path.read_bytes()[log_from:].decode(errors="replace")
     assert "Traceback" not in log and "Unhandled" not in log

@@ -114,3 +114,31 @@ def test_upstream_tls_verifies_the_broker_certificate(chained):
     m = c.gateway.metrics  # the TLS handshake fails after TCP connects: the upstream is lost
     assert m.get("gatekeeper_upstream_errors_total", kind="connect") + m.get("gatekeeper_upstream_errors_total", kind="lost") >= 1
     assert m.get("gatekeeper_requests_total", api="Produce") == 0
+
+
+def _large_roundtrip(bootstrap: str) -> int:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=8000, linger_ms=20)
+    for i in range(400):
+        p.send("chained-large", bytes([i % 256]) * 1024)
+    p.flush(15)
+    p.close()
+    c = KafkaConsumer("chained-large", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=8000)
+    n = sum(1 for m in c if m.value == bytes([m.value[0]]) * 1024)
+    c.close()
+    return n
+
+
+@pytest_twisted.inlineCallbacks
+def test_tls_connections_are_never_spliced(chained, kafka_broker):
+    """A's broker connection and B's client connection are TLS: large Fetch answers go through
+    both the ordinary way (splicing moves bytes beneath TLS only on plain TCP)."""
+    a, b, _ = chained
+    kafka_broker.create_topic("chained-large")
+    assert (yield in_thread(_large_roundtrip, a.bootstrap)) == 400
+    for gw in (a, b):
+        m = gw.gateway.metrics
+        assert m.get("gatekeeper_bytes_total", direction="from_broker") > 400 * 1024
+        assert m.get("gatekeeper_spliced_bytes_total", to="socket") == 0
+        assert m.get("gatekeeper_spliced_bytes_total", to="queue") == 0

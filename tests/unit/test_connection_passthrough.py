@@ -27,18 +27,20 @@ def test_the_rest_of_an_unread_fetch_answer_is_announced_once_its_head_is_read()
     assert not core.passthrough_next()
     assert core.passthrough_left() == len(frame) - 8
     assert b"".join(io.client) == frame[:8]
-    # The shell moves the rest in two steps; a request answered meanwhile waits behind it.
+    # The shell moves the rest in two steps, the second partly queued (a slow client); the
+    # answer to a request forwarded meanwhile reaches the client after it.
     core.client_data(produce(2, "orders"))
     answer(core, io, ALLOW)
     core.passed_through(1000)
     assert core.passthrough_left() == len(frame) - 1008
-    core.passed_through(len(frame) - 1008)
+    core.passed_through(len(frame) - 1008, queued=300)
     assert core.passthrough_left() == 0
     following = produce_response(2, "orders")
     core.upstream_data(following)
     assert b"".join(io.client) == frame[:8] + following  # the moved bytes never passed here
     metrics = adapter.settings.metrics
-    assert metrics.get("gatekeeper_spliced_bytes_total") == len(frame) - 8
+    assert metrics.get("gatekeeper_spliced_bytes_total", to="socket") == len(frame) - 8 - 300
+    assert metrics.get("gatekeeper_spliced_bytes_total", to="queue") == 300
     assert metrics.get("gatekeeper_bytes_total", direction="from_broker") == len(frame) + len(following)
 
 
@@ -64,6 +66,8 @@ def test_more_bytes_than_announced_is_refused() -> None:
     core.upstream_data(frame[:8])
     with pytest.raises(ValueError, match="announced"):
         core.passed_through(len(frame))
+    with pytest.raises(ValueError, match="announced"):
+        core.passed_through(10, queued=11)
     core.passed_through(len(frame) - 8)
     assert core.passthrough_left() == 0
 
