@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 rates: dict[str, float] = {}
                 for path in (("direct", "gatekeeper") if r % 2 == 0 else ("gatekeeper", "direct")):
                     bootstrap = broker.bootstrap if path == "direct" else gw.bootstrap
-                    spliced0 = gw.metric("gatekeeper_spliced_bytes_total")
+                    spliced0 = gw.metric('gatekeeper_spliced_bytes_total{to="socket"')
                     moved0 = gw.metric('gatekeeper_bytes_total{direction="from_broker"')
                     u0, s0 = _times(gw.proc.pid)
                     result = consumer_perf(bootstrap, TOPIC, num_records=args.records, group=f"{path}-{r}-{time.time_ns()}")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                     rates[path] = result.records_per_sec
                     if path == "gatekeeper":
                         moved = gw.metric('gatekeeper_bytes_total{direction="from_broker"') - moved0
-                        share = (gw.metric("gatekeeper_spliced_bytes_total") - spliced0) / moved if moved else 0.0
+                        share = (gw.metric('gatekeeper_spliced_bytes_total{to="socket"') - spliced0) / moved if moved else 0.0
                         per_1k = 1000 / args.records * 1000  # seconds -> ms per 1,000 records
                         user, kernel = (u1 - u0) * per_1k, (s1 - s0) * per_1k
                 ratio = rates["gatekeeper"] / rates["direct"]
