@@ -208,7 +208,13 @@ def approval_decision(outcome: dict[str, Any]) -> Decision:
 
 class Connection(Protocol):
     """A sans-I/O connection core: one per client connection, made by the adapter. It takes
-    bytes and results in, and gives bytes and requests out through its :class:`ConnectionIO`."""
+    bytes and results in, and gives bytes and requests out through its :class:`ConnectionIO`.
+
+    A core may also offer ``passthrough_next() -> bool``, ``passthrough_left() -> int`` and
+    ``passed_through(n, queued)``: which of the broker's next bytes go to the client unread, so
+    the shell may move them itself (the Kafka core does, ``gatekeeper/kafka/responses.py``; the
+    shell splices them, ``gatekeeper/proxy/splicing.py``). A core without them is relayed as it
+    reads."""
 
     closing: bool
 
