@@ -4,7 +4,6 @@ login deadline and KIP-368 expiry. Mixed into ``KafkaConnection``."""
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import attrs
@@ -22,7 +21,6 @@ from gatekeeper.logsafe import printable
 __all__ = ["LoginSide"]
 
 log = Logger(namespace="gatekeeper.proxy.client")
-_CID = struct.Struct(">i")
 
 
 class LoginSide:
@@ -38,6 +36,9 @@ class LoginSide:
     sasl: SaslSession | None
     _expiry: Any
     _login_deadline: Any
+    _order: Any  # deque[Entry]: answers owed to the client, in arrival order
+    _flush: Any  # ResponseSide._flush: writes the answers now due, in order (an annotation, not a stub:
+    # a method here would come before ResponseSide's in KafkaConnection's method order)
 
     def _close(self, why: str, *, rejected: str | None = None, abort_upstream: bool = False) -> None:
         raise NotImplementedError
@@ -96,8 +97,11 @@ class LoginSide:
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
         self._expiry = self.io.call_later(max(0.0, token.expires_at - now), self._expired)
-        if entry is None:  # SaslHandshake v0: the answer is a bare frame
-            self._write_client([_CID.pack(0)])
+        if entry is None:  # SaslHandshake v0: the answer is a bare (empty) frame, in its turn
+            bare = Entry(None)
+            bare.decided, bare.response = True, b""
+            self._order.append(bare)  # behind the answers still owed, as every answer waits
+            self._flush()
             return
         assert entry.request is not None
         entry.response = self.s.codec.response_header(entry.request) + encode_body(outcome.response, version)

@@ -378,3 +378,23 @@ def test_a_broker_frame_too_short_for_a_correlation_id_breaks_the_upstream_not_t
     core.upstream_data(struct.pack(">i", size) + b"\x00" * 8)
     assert io.closed == [True] and io.client == []
     assert adapter.settings.metrics.get("gatekeeper_upstream_errors_total", kind="protocol") == 1
+
+
+def test_a_reauthentication_by_a_bare_token_is_answered_in_its_turn(idp) -> None:
+    """After SaslHandshake v0 the token comes as a bare frame and is answered by one (empty):
+    that answer waits behind the answers still owed, like any other."""
+    issuer, config = idp
+    core, io, _ = _sasl_core(config)
+    core.client_data(framed(req(17, 1, mechanism="PLAIN"), 1, 1))
+    core.client_data(framed(req(36, 2, auth_bytes=_plain(issuer.token(sub="svc-a"))), 2, 2))
+    core.client_data(produce(3, "orders"))
+    answer(core, io, ALLOW)
+    io.client.clear()
+    token = _plain(issuer.token(sub="svc-a"))
+    core.client_data(framed(req(17, 0, mechanism="PLAIN"), 0, 4) + struct.pack(">i", len(token)) + token)
+    assert io.client == []  # the Produce's answer is owed first
+    core.upstream_data(produce_response(3, "orders"))
+    frames = io.client_frames()
+    assert [struct.unpack_from(">i", f)[0] for f in frames[:2]] == [3, 4]
+    assert decode_response(17, 0, frames[1]).error_code == 0
+    assert frames[2:] == [b""]  # the bare answer to the bare token, last
