@@ -188,13 +188,15 @@ class ResponseSide:
         for the client, with nothing to rewrite and nothing read for the trail. The shell may
         then hand over only its first 8 bytes (length and correlation id, which this side reads
         to match it to its request) and move the rest itself."""
-        if (self.closing or self._stream_left or not self._upstream_ready or self.responses.buffered
-                or not self._sent or not self._order):
+        sent = self._sent
+        if not sent or self.closing or self._stream_left:
             return False
-        entry = self._sent[0]
+        entry = sent[0]
         request = entry.request
-        return (self._order[0] is entry and entry.internal is None and request is not None
-                and request.header.api_key in _LARGE_ANSWERS and not entry.processed
+        if request is None or request.header.api_key not in _LARGE_ANSWERS:  # most answers stop here
+            return False
+        return (self._upstream_ready and not self.responses.buffered and bool(self._order)
+                and self._order[0] is entry and entry.internal is None and not entry.processed
                 and not self.s.codec.needs_response_processing(request))
 
     def passed_through(self, n: int, queued: int = 0) -> None:

@@ -27,6 +27,7 @@ its own write and closes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -86,11 +87,9 @@ class _Pipe:
             r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None
+        with contextlib.suppress(OSError):  # over the user's pipe allowance: the size the kernel gives
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         try:
-            try:
-                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-            except OSError:
-                pass  # over the user's pipe allowance: the size the kernel gives
             size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
         except OSError:
             size = 0
@@ -122,12 +121,14 @@ class SpliceRelay:
 
     def doRead(self) -> Any:
         core = self.core
-        if self._closed or not nothing_queued(self.client):
+        if self._closed:
             return self._read()
         left = core.passthrough_left()
-        if left < _MIN_BYTES:
-            if left or not core.passthrough_next():
-                return self._read()
+        # Most reads (every Produce answer) stop at the core's cheap answer, before the client's
+        # transport is looked at.
+        if (left < _MIN_BYTES and (left or not core.passthrough_next())) or not nothing_queued(self.client):
+            return self._read()
+        if left < _MIN_BYTES:  # a large unread answer is next: take its head, move the rest
             try:
                 head = self._large_answer_head()
             except OSError as e:
