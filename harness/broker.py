@@ -16,6 +16,15 @@ in a temporary directory, on loopback ports picked at run time. Listeners:
   on that port (``harness.relay``) is told to come back through the relay, so all its traffic
   crosses it, while the other listeners stay direct.
 
+A second node for a two-node cluster joins a started one, broker only (no CONTROLLER listener):
+
+    with KafkaBroker() as first, KafkaBroker(join=first) as second:   # node ids 1 and 2
+
+It takes the first node's cluster id, controller quorum and users (the SCRAM credentials live in
+the cluster's metadata, the PLAIN ones in each node's JAAS config, so both nodes accept both).
+Stop it before the first (the ``with`` above does): a broker whose controller is gone waits for
+it until SIGKILLed.
+
 :meth:`KafkaBroker.kill` (SIGKILL) and :meth:`KafkaBroker.restart` keep the data directory and
 every port, as a crashed and restarted broker would.
 """
@@ -48,7 +57,8 @@ class BrokerError(RuntimeError):
 
 
 class KafkaBroker:
-    """A single-node KRaft Kafka broker in a temporary directory; a context manager."""
+    """A KRaft Kafka node in a temporary directory (broker and controller, or with ``join`` a
+    broker only, in that node's cluster); a context manager."""
 
     def __init__(
         self,
@@ -61,6 +71,8 @@ class KafkaBroker:
         extra_users: Mapping[str, str] | None = None,
         keep_workdir: bool = False,
         relay_port: int | None = None,
+        join: KafkaBroker | None = None,
+        node_id: int | None = None,
     ) -> None:
         self.heap = heap
         self.startup_timeout = startup_timeout
@@ -72,6 +84,13 @@ class KafkaBroker:
         self.plain_password = secrets.token_urlsafe(16)
         self.extra_users = dict(extra_users or {})  # more PLAIN and SCRAM users: name -> password
         self.cluster_id = _cluster_id()
+        self.join = join  # the node whose controller this broker-only node joins (see the module doc)
+        self.node_id: int = node_id if node_id is not None else (1 if join is None else join.node_id + 1)
+        if join is not None:  # the same cluster and the same users as the node joined
+            self.cluster_id = join.cluster_id
+            self.scram_user, self.scram_password = join.scram_user, join.scram_password
+            self.plain_user, self.plain_password = join.plain_user, join.plain_password
+            self.extra_users = {**join.extra_users, **self.extra_users}
         self.port = 0
         self.sasl_port = 0
         self.controller_port = 0
@@ -116,6 +135,12 @@ class KafkaBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id, None when it is not running."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def credentials(self, mechanism: str) -> tuple[str, str]:
         """(user, password) of the built-in user for ``mechanism``."""
         if mechanism == "PLAIN":
@@ -157,6 +182,8 @@ class KafkaBroker:
         """
         if self.running:
             raise BrokerError("broker already running")
+        if self.join is not None and not self.join.running:
+            raise BrokerError("the node to join is not running: start it first")
         self.workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-kafka-"))
         try:
             self.port, self.sasl_port, self.controller_port, self.relay_listener_port = free_ports(4)
@@ -332,15 +359,15 @@ class KafkaBroker:
     def _server_properties(self) -> dict[str, str]:
         plain = {self.plain_user: self.plain_password, **self.extra_users}
         plain_users = " ".join(f'user_{user}="{password}"' for user, password in plain.items())
+        voter = self if self.join is None else self.join
+        listeners = f"PLAINTEXT://{LOOPBACK}:{self.port},SASL_PLAINTEXT://{LOOPBACK}:{self.sasl_port}"
+        if self.join is None:
+            listeners += f",CONTROLLER://{LOOPBACK}:{self.controller_port}"
         props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{LOOPBACK}:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://{LOOPBACK}:{self.port},"
-                f"SASL_PLAINTEXT://{LOOPBACK}:{self.sasl_port},"
-                f"CONTROLLER://{LOOPBACK}:{self.controller_port}"
-            ),
+            "process.roles": "broker,controller" if self.join is None else "broker",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": f"{voter.node_id}@{LOOPBACK}:{voter.controller_port}",
+            "listeners": listeners,
             "advertised.listeners": (
                 f"PLAINTEXT://{LOOPBACK}:{self.port},SASL_PLAINTEXT://{LOOPBACK}:{self.sasl_port}"
             ),
@@ -388,7 +415,8 @@ class KafkaBroker:
             "format", "--cluster-id", self.cluster_id, "--config", str(props),
             "--ignore-formatted",
         ]
-        users = {self.scram_user: self.scram_password, **self.extra_users}
+        # SCRAM credentials are cluster metadata: the controller's format writes them, once.
+        users = {self.scram_user: self.scram_password, **self.extra_users} if self.join is None else {}
         for mechanism in SCRAM_MECHANISMS:
             for user, password in users.items():
                 args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
@@ -414,6 +442,7 @@ class KafkaBroker:
             time.sleep(0.1)
 
     def _answers_metadata(self) -> bool:
+        """True once the broker answers with itself among the cluster's brokers (registered)."""
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
 
@@ -425,7 +454,8 @@ class KafkaBroker:
         except KafkaError:
             return False
         try:
-            return bool(admin.describe_cluster().get("brokers"))
+            brokers = admin.describe_cluster().get("brokers") or []
+            return any(b.get("broker_id") == self.node_id and not b.get("is_fenced") for b in brokers)
         except KafkaError:
             return False
         finally:

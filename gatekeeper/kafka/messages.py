@@ -41,7 +41,8 @@ def _inspectable() -> dict[int, tuple[int, int]]:
 
 
 INSPECTABLE: dict[int, tuple[int, int]] = _inspectable()
-_RESPONSE_PROCESSED = frozenset(k for k, u in UNITS.items() if u.rewrite is not None) | {ApiKey.API_VERSIONS}
+# The APIs whose answers are processed, each from the version its rewrite starts at.
+_RESPONSE_PROCESSED = {k: u.rewrite_since for k, u in UNITS.items() if u.rewrite is not None} | {ApiKey.API_VERSIONS: 0}
 
 
 class KafkaCodec:
@@ -93,7 +94,9 @@ class KafkaCodec:
 
     @staticmethod
     def needs_response_processing(request: DecodedRequest) -> bool:
-        return request.header.api_key in _RESPONSE_PROCESSED
+        header = request.header
+        since = _RESPONSE_PROCESSED.get(header.api_key)
+        return since is not None and header.api_version >= since
 
     @staticmethod
     def decode_response(request: DecodedRequest, frame: bytes) -> tuple[bytes, Any]:
@@ -126,7 +129,15 @@ class KafkaCodec:
         if not self.needs_response_processing(request):
             return frame
         key, version = request.header.api_key, request.header.api_version
-        memo = UNITS[key].memo if ctx.scope is not None and len(frame) <= MEMO_MAX_BODY else None
+        unit = UNITS[key]
+        if unit.rewrite_needed is not None:
+            try:
+                needed = unit.rewrite_needed(version, frame, codec.response_header_size(frame, request.spec, version))
+            except CodecError as e:
+                raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e
+            if not needed:
+                return frame
+        memo = unit.memo if ctx.scope is not None and len(frame) <= MEMO_MAX_BODY else None
         if memo is not None:
             start = codec.response_header_size(frame, request.spec, version)
             memo_key = (key, version, ctx.scope, bytes(frame[start:]))

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from gatekeeper.kafka.codec import CodecError
 
 __all__ = ["FetchedPartition", "ProducedPartition", "fetch_response_partitions", "produce_response_partitions",
-           "topic_id"]
+           "produce_response_tagged", "topic_id"]
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -149,8 +149,58 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
         usual = _usual_produce_response(body, pos, version >= 13)
         if usual is not None:
             return usual
-    r = _Reader(body, pos, version >= 9)
     out: list[ProducedPartition] = []
+    _walk_produce_response(body, pos, version, out)
+    return out
+
+
+def produce_response_tagged(body: bytes | memoryview, pos: int, version: int) -> bool:
+    """Whether the Produce response body at ``buf[pos:]`` ends in tagged fields: from v10 on,
+    where a broker puts KIP-951's ``node_endpoints`` (the real address of a partition's new
+    leader). Raises CodecError when the body is truncated or malformed."""
+    if version < 10:
+        return False
+    if _usual_produce_response_is_untagged(body, pos, version >= 13):
+        return False
+    return _walk_produce_response(body, pos, version, None)
+
+
+def _usual_produce_response_is_untagged(body: bytes | memoryview, pos: int, by_id: bool) -> bool:
+    """True for a flexible Produce response in the shape ``_usual_produce_response`` reads,
+    which has no tagged fields anywhere; False for anything else. Builds nothing."""
+    try:
+        topics = body[pos] - 1
+        pos += 1
+        if not 0 <= topics < 0x7F:
+            return False
+        for _ in range(topics):
+            if by_id:
+                pos += 16
+            else:
+                size = body[pos] - 1
+                if not 0 <= size < 0x7F:
+                    return False
+                pos += 1 + size
+            partitions = body[pos] - 1
+            pos += 1
+            if not 0 <= partitions < 0x7F:
+                return False
+            for _ in range(partitions):
+                pos += _PRODUCED_FLEXIBLE.size
+                if body[pos - 3:pos] != _NO_ERRORS:
+                    return False
+            if body[pos] != 0:  # the topic's tagged fields
+                return False
+            pos += 1
+        return body[pos + 4] == 0 and len(body) == pos + 5  # no tagged fields after the throttle time
+    except IndexError:
+        return False
+
+
+def _walk_produce_response(body: bytes | memoryview, pos: int, version: int, out: list[ProducedPartition] | None) -> bool:
+    """The general walk: each partition into ``out`` (when given); True when the body ends in
+    tagged fields."""
+    r = _Reader(body, pos, version >= 9)
     try:
         for _ in range(r.count()):
             topic = r.topic(by_id=version >= 13)
@@ -164,13 +214,15 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
                         r.skip_tags()
                     r.skip_string()  # error message
                 r.skip_tags()
-                out.append(ProducedPartition(topic, index, error_code, base_offset))
+                if out is not None:
+                    out.append(ProducedPartition(topic, index, error_code, base_offset))
             r.skip_tags()
         r.need(4)  # throttle time (v1+)
+        tags = r.pos
         r.skip_tags()
     except struct.error as e:
         raise CodecError(f"produce response truncated: {e}") from e
-    return out
+    return r.flexible and body[tags] != 0
 
 
 def _usual_produce_response(body: bytes | memoryview, pos: int, by_id: bool) -> list[ProducedPartition] | None:

@@ -51,7 +51,7 @@ def samples() -> list[tuple[str, Any, int]]:
         out.append((f"produce-v{v}", produce(v), v))
     out.append(("produce-v13-topic-id", produce(13), 13))
     out.append(("produce-acks0", produce(9, acks=0), 9))
-    for v in (4, 12, 13, 17):
+    for v in (4, 12, 13, 15):
         topic = {"topic": "orders"} if v < 13 else {"topic_id": TOPIC_ID}
         out.append((f"fetch-v{v}", req(1, v, replica_id=-1, max_wait_ms=500, min_bytes=1, max_bytes=1 << 20,
                                         isolation_level=0, session_id=0, session_epoch=-1,

@@ -154,7 +154,7 @@ def test_denied_listing_still_returns_brokers_with_no_topics() -> None:
 
 def test_fetch_sessions_are_turned_off_in_place() -> None:
     F = API_TABLE[1].request
-    for v in (7, 12, 15, 17):
+    for v in (7, 12, 13, 15):
         topic = {"topic": "orders"} if v < 13 else {"topic_id": TOPIC_ID}
         m = req(1, v, replica_id=-1, max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, isolation_level=1,
                 session_id=1234, session_epoch=7, topics=[F.FetchTopic(**topic, partitions=[])], forgotten_topics_data=[], rack_id="r")

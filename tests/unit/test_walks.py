@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from gatekeeper.kafka.walks import (
     ProducedPartition,
     fetch_response_partitions,
     produce_response_partitions,
+    produce_response_tagged,
 )
 
 SPEC = API_TABLE[0]
@@ -33,7 +35,8 @@ _partition = st.fixed_dictionaries({
 _topic = st.tuples(_names, st.uuids(), st.lists(_partition, max_size=3))
 
 
-def _frame(version: int, topics: list[tuple[str, uuid.UUID, list[dict]]], throttle: int = 0) -> bytes:
+def _frame(version: int, topics: list[tuple[str, uuid.UUID, list[dict]]], throttle: int = 0,
+           endpoints: Sequence[tuple[int, str, int, str | None]] = ()) -> bytes:
     R = SPEC.response[version]
     T = R.TopicProduceResponse
     P = T.PartitionProduceResponse
@@ -48,7 +51,8 @@ def _frame(version: int, topics: list[tuple[str, uuid.UUID, list[dict]]], thrott
                 fields["current_leader"] = P.LeaderIdAndEpoch(leader_id=p["leader"][0], leader_epoch=p["leader"][1])
             parts.append(P(**fields))
         out.append(T(topic_id=topic_id, partition_responses=parts) if version >= 13 else T(name=name, partition_responses=parts))
-    body = bytes(R(responses=out, throttle_time_ms=throttle).encode(version=version))
+    nodes = {"node_endpoints": [R.NodeEndpoint(node_id=n, host=h, port=p, rack=r) for n, h, p, r in endpoints]} if version >= 10 else {}
+    body = bytes(R(responses=out, throttle_time_ms=throttle, **nodes).encode(version=version))
     header = struct.pack(">i", 7) + (b"\x00" if SPEC.response_header_version(version) else b"")
     return header + body
 
@@ -77,6 +81,30 @@ def test_a_body_cut_short_is_a_codec_error_never_a_wrong_answer(version: int, to
     for end in range(start, len(frame)):
         with pytest.raises(CodecError):
             produce_response_partitions(frame[:end], start, version)
+
+
+_endpoint = st.tuples(st.integers(0, 2**31 - 1), _names, st.integers(0, 65535), st.one_of(st.none(), _names))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(VERSIONS), st.lists(_topic, max_size=3), st.lists(_endpoint, max_size=2))
+def test_the_tag_walk_finds_node_endpoints_exactly_where_the_decoder_does(version: int, topics: list, endpoints: list) -> None:
+    frame = _frame(version, topics, endpoints=endpoints)
+    head, body = decode_response_body(frame, SPEC, version)
+    expected = bool(getattr(body, "node_endpoints", None))
+    assert expected == (version >= 10 and bool(endpoints))
+    assert produce_response_tagged(frame, len(head), version) is expected
+    assert produce_response_tagged(memoryview(frame), len(head), version) is expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(range(10, 14)), st.lists(_topic, max_size=2), st.lists(_endpoint, min_size=1, max_size=2))
+def test_an_answer_with_node_endpoints_cut_short_is_a_codec_error(version: int, topics: list, endpoints: list) -> None:
+    frame = _frame(version, topics, endpoints=endpoints)
+    start = len(decode_response_body(frame, SPEC, version)[0])
+    for end in range(start, len(frame)):
+        with pytest.raises(CodecError):
+            produce_response_tagged(frame[:end], start, version)
 
 
 def test_versions_it_does_not_walk_are_refused() -> None:
@@ -203,3 +231,4 @@ def test_topic_ids_are_built_once_and_the_cache_stays_bounded(monkeypatch: pytes
     assert len(walks._IDS) <= 3  # emptied once full, then filled again
     with pytest.raises(ValueError):
         walks.topic_id(b"short")
+

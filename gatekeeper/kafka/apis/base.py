@@ -319,6 +319,12 @@ class ApiUnit:
     # about Gatekeeper's own identity (version, body, ResponseContext).
     observe: Callable[[int, Any, Any], None] | None = None
     rewrite: Callable[[int, Any, ResponseContext], None] | None = None
+    # The first version whose answers ``rewrite`` may change; older ones pass as they came.
+    rewrite_since: int = 0
+    # Whether the broker's answer holds anything ``rewrite`` changes, read from its bytes
+    # (version, frame, body start) before it is decoded; an answer it clears passes as it came.
+    # None: every answer is decoded and rewritten.
+    rewrite_needed: Callable[[int, bytes, int], bool] | None = None
     # Responses that come back byte for byte the same (every client's Metadata of the same
     # topics) are decoded, observed and rewritten once: ``memo(version, body)``, given the decoded
     # body before it is observed, returns what observing that body again does to the cluster

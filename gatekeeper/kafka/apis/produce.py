@@ -1,10 +1,15 @@
-"""Produce: one ``produce`` per topic (and ``transactional_write`` for a transactional id)."""
+"""Produce: one ``produce`` per topic (and ``transactional_write`` for a transactional id).
+
+From v10 on, an answer about a partition whose leader moved names the new leader's address
+(KIP-951 ``node_endpoints``, a tagged field at its end): mapped to Gatekeeper's like every
+broker address. Only such an answer is decoded; the walk over its bytes tells them apart."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gatekeeper.api import Operation
+from gatekeeper.kafka.apis.addresses import map_node_endpoints
 from gatekeeper.kafka.apis.base import (
     ApiKey,
     ApiUnit,
@@ -17,6 +22,7 @@ from gatekeeper.kafka.apis.base import (
     txn,
 )
 from gatekeeper.kafka.records import count_records
+from gatekeeper.kafka.walks import produce_response_tagged
 
 
 def _operations(b: Any, c: OpContext) -> list[Operation]:
@@ -49,4 +55,6 @@ def _error_response(R: Any, v: int, b: Any, deny: Denials, resolve: Resolve) -> 
 _ENTITIES = Entities("topic_data", "responses",
                      lambda e, r: topic_resource(getattr(e, "name", None), getattr(e, "topic_id", None), r))
 
-UNITS = [ApiUnit(ApiKey.PRODUCE, _operations, _error_response, entities=lambda v: _ENTITIES)]
+UNITS = [ApiUnit(ApiKey.PRODUCE, _operations, _error_response, entities=lambda v: _ENTITIES,
+                 rewrite=lambda version, body, ctx: map_node_endpoints(ctx.mapper, body), rewrite_since=10,
+                 rewrite_needed=lambda version, frame, start: produce_response_tagged(frame, start, version))]

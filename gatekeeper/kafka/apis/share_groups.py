@@ -14,6 +14,8 @@ is checked before the topics, and a refused group refuses the whole request:
   with no topic left, so the broker keeps the share session's epoch in step). A share session
   keeps fetching topics earlier requests named, so the topics of every ShareFetch response are
   decided again: refused ones lose their records and acquired records, masked ones are masked.
+- ShareFetch and ShareAcknowledge answers about a partition whose leader moved name the new
+  leader (``node_endpoints``): its address is mapped to Gatekeeper's, as in every answer.
 - ShareGroupDescribe: ``describe_group``; members' subscriptions and assignments keep only the
   topics the principal may describe; authorized operations are never asked for.
 - DescribeShareGroupOffsets / AlterShareGroupOffsets / DeleteShareGroupOffsets: ``fetch_offset``
@@ -29,6 +31,7 @@ from typing import Any
 import attrs
 
 from gatekeeper.api import Operation, Resource
+from gatekeeper.kafka.apis.addresses import map_node_endpoints
 from gatekeeper.kafka.apis.base import (
     ApiKey,
     ApiUnit,
@@ -377,6 +380,10 @@ def _delete_offsets_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolv
     return R[v](throttle_time_ms=0, error_code=0, error_message=None, responses=out)
 
 
+def _node_endpoints(version: int, body: Any, ctx: Any) -> None:
+    map_node_endpoints(ctx.mapper, body)
+
+
 _NAMED_TOPICS = Entities("topics", "responses", lambda e, r: Resource("topic", e.topic_name))
 
 UNITS = [
@@ -388,9 +395,9 @@ UNITS = [
             # The broker would report Gatekeeper's own rights, not the client's: never asked for.
             normalize=lambda version, body: force(body, "include_authorized_operations", False)),
     ApiUnit(ApiKey.SHARE_FETCH, _share_topics({}), _fetch_error, entities=lambda v: _TOPIC_ENTITIES,
-            listing=_fetch_listing, forward_when_all_denied=True),
+            listing=_fetch_listing, forward_when_all_denied=True, rewrite=_node_endpoints),
     ApiUnit(ApiKey.SHARE_ACKNOWLEDGE, _share_topics({"acknowledge": True}), _acknowledge_error,
-            entities=lambda v: _TOPIC_ENTITIES, forward_when_all_denied=True),
+            entities=lambda v: _TOPIC_ENTITIES, forward_when_all_denied=True, rewrite=_node_endpoints),
     ApiUnit(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, _describe_offsets, _describe_offsets_error,
             listing=_describe_offsets_listing),
     ApiUnit(ApiKey.ALTER_SHARE_GROUP_OFFSETS, _alter_offsets, _alter_offsets_error, entities=lambda v: _NAMED_TOPICS),
