@@ -117,7 +117,7 @@ def broker_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) ->
     try:
         start = response_header_size(frame, request.spec, version)
         if request.header.api_key == 0:
-            return produce_outcome(request.body, produce_response_partitions(frame, start, version), resolve,
+            return produce_outcome(request.fields, produce_response_partitions(frame, start, version), resolve,
                                    by_id=version >= 13)
         return fetch_outcome(fetch_response_partitions(frame, start, version), resolve)
     except (CodecError, IndexError) as e:

@@ -16,11 +16,13 @@ from gatekeeper.kafka.apis.base import ApiKey, ResponseContext
 from gatekeeper.kafka.apis.negotiation import intersect_api_versions
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.codec import API_TABLE, CodecError, RequestHeader, UnsupportedApi
-from gatekeeper.kafka.request import DecodedRequest
+from gatekeeper.kafka.request import UNDECODED, DecodedRequest
+from gatekeeper.kafka.walks import produce_request
 
 __all__ = ["INSPECTABLE", "DecodedRequest", "KafkaCodec"]
 
 UNSUPPORTED_VERSION = 35
+_PRODUCE = ApiKey.PRODUCE.to_bytes(2, "big")
 # Rewritten responses kept for byte-identical ones (ApiUnit.memo): a few distinct Metadata
 # answers (one per topic set asked for) cover a cluster's clients. Bounded in count and in bytes
 # (each entry holds the broker's body and the rewritten one); a larger answer is not kept.
@@ -58,7 +60,10 @@ class KafkaCodec:
         self._memo_bytes = 0
 
     def decode(self, frame: bytes) -> DecodedRequest:
-        """Decode one request frame; CodecError/UnsupportedApi if it cannot be inspected."""
+        """Decode one request frame; CodecError/UnsupportedApi if it cannot be inspected. A
+        Produce request is walked, not decoded (its body is decoded only if asked for)."""
+        if frame[:2] == _PRODUCE:
+            return self._walk_produce(frame)
         try:
             header, spec, body, trailing = codec.decode_request(frame)
         except UnsupportedApi:
@@ -73,6 +78,18 @@ class KafkaCodec:
         normalize = UNITS[spec.key].normalize
         normalized = normalize is not None and normalize(header.api_version, body)
         return DecodedRequest(header, spec, body, frame, expects, trailing=trailing, normalized=normalized)
+
+    @staticmethod
+    def _walk_produce(frame: bytes) -> DecodedRequest:
+        header, spec = codec.parse_request_header(frame)
+        lo, hi = INSPECTABLE[ApiKey.PRODUCE]
+        if not lo <= header.api_version <= hi:
+            raise UnsupportedApi(f"{spec.name} v{header.api_version} is outside the versions Gatekeeper inspects (v{lo}-v{hi})")
+        try:
+            view, end = produce_request(frame, header.size, header.api_version)
+        except CodecError as e:
+            raise CodecError(f"{spec.name} v{header.api_version} body does not decode: {e}") from e
+        return DecodedRequest(header, spec, UNDECODED, frame, view.acks != 0, trailing=len(frame) - end, view=view)
 
     def _api_versions_too_new(self, frame: bytes, correlation_id: int) -> DecodedRequest:
         # KIP-511: answer an unknown ApiVersions version with a v0 response carrying
@@ -89,7 +106,7 @@ class KafkaCodec:
     def operations(self, request: DecodedRequest, *, strict: bool = True, state: Any = None) -> list[Operation]:
         """One operation per (operation, resource); UnresolvedTopicIds if ids are unknown."""
         h = request.header
-        return operations.operations_for(h.api_key, h.api_version, request.body, self.cluster.topic_name, strict=strict,
+        return operations.operations_for(h.api_key, h.api_version, request.fields, self.cluster.topic_name, strict=strict,
                                          state=state)
 
     @staticmethod

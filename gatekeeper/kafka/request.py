@@ -6,21 +6,41 @@ from typing import Any
 
 import attrs
 
-from gatekeeper.kafka.codec import ApiSpec, RequestHeader, encode_body
+from gatekeeper.kafka.codec import ApiSpec, RequestHeader, decode_request, encode_body
 
-__all__ = ["DecodedRequest"]
+__all__ = ["UNDECODED", "DecodedRequest"]
+
+# The body of a request that was walked, not decoded: decoded the first time it is asked for.
+UNDECODED: Any = object()
 
 
 @attrs.frozen
 class DecodedRequest:
     header: RequestHeader
     spec: ApiSpec
-    body: Any
+    _body: Any
     frame: bytes
     expects_response: bool
     local_response: bytes | None = None  # answered by Gatekeeper, never forwarded
     trailing: int = 0  # bytes after the body, ignored by the broker as by us
     normalized: bool = False  # the body was changed from the client's: re-encode before forwarding
+    # A hot API's body as a read-only walk found it (``walks.ProduceRequestView``), with the
+    # fields its operations read; the body itself (kafka-python's object, which the paths that
+    # change or re-encode a request use) is then decoded only if one of them asks for it.
+    view: Any = None
+
+    @property
+    def body(self) -> Any:
+        body = self._body
+        if body is UNDECODED:
+            body = decode_request(self.frame)[2]
+            object.__setattr__(self, "_body", body)
+        return body
+
+    @property
+    def fields(self) -> Any:
+        """What to read the request's fields from: the walk's view when there is one."""
+        return self.body if self.view is None else self.view
 
     @property
     def outgoing(self) -> bytes:

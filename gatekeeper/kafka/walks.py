@@ -1,9 +1,11 @@
-"""Read-only walks over hot Kafka response bodies: the few fields Gatekeeper needs, read in
-place, without building kafka-python's message objects.
+"""Read-only walks over hot Kafka bodies: the few fields Gatekeeper needs, read in place,
+without building kafka-python's message objects. Responses: the outcome of a Produce or Fetch
+for the audit trail, and whether a Produce answer carries addresses to rewrite. Requests: a
+Produce request's topics, partitions and record sets, which is all its operations read.
 
-The full decoder (``codec.decode_response_body``) stays the reference: property tests check a
-walk against it for every version it covers, and a body a walk cannot read raises
-``CodecError`` as the decoder would.
+The full decoder (``codec.decode_request`` / ``codec.decode_response_body``) stays the
+reference: property tests check a walk against it for every version it covers, and a body a
+walk cannot read raises ``CodecError`` as the decoder would.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import NamedTuple
 
 from gatekeeper.kafka.codec import CodecError
 
-__all__ = ["FetchedPartition", "ProducedPartition", "fetch_response_partitions", "produce_response_partitions",
-           "produce_response_tagged", "topic_id"]
+__all__ = ["FetchedPartition", "ProduceData", "ProducePartitionData", "ProduceRequestView", "ProducedPartition",
+           "fetch_response_partitions", "produce_request", "produce_response_partitions", "produce_response_tagged",
+           "topic_id"]
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
-_PARTITION_HEAD = struct.Struct(">ihq")  # partition, error code, base offset (Produce) / high watermark (Fetch)
+_PARTITION_HEAD = struct.Struct(">ihq")
+_ACKS_TIMEOUT = struct.Struct(">hi")  # partition, error code, base offset (Produce) / high watermark (Fetch)
 # A Produce v9+ partition without record errors, error message or tagged fields: partition,
 # error code, base offset, log append time, log start offset, then the empty array (1), the
 # null string (0) and no tags (0).
@@ -64,6 +68,36 @@ class FetchedPartition(NamedTuple):
     records: memoryview | None
 
 
+class ProducePartitionData:
+    """One partition of a Produce request: its index and a view of its record set (no copy)."""
+
+    __slots__ = ("index", "records")
+
+    def __init__(self, index: int, records: memoryview | None) -> None:
+        self.index, self.records = index, records
+
+    def __repr__(self) -> str:
+        return f"ProducePartitionData(index={self.index}, records={None if self.records is None else len(self.records)} bytes)"
+
+
+class ProduceData(NamedTuple):
+    """One topic of a Produce request: by ``name`` before v13, by ``topic_id`` from v13 on (the
+    other is None)."""
+
+    name: str | None
+    topic_id: uuid.UUID | None
+    partition_data: list[ProducePartitionData]
+
+
+class ProduceRequestView(NamedTuple):
+    """What a Produce request's operations read, under the decoded body's own field names."""
+
+    transactional_id: str | None
+    acks: int
+    timeout_ms: int
+    topic_data: list[ProduceData]
+
+
 class _Reader:
     __slots__ = ("buf", "flexible", "pos")
 
@@ -73,7 +107,7 @@ class _Reader:
     def need(self, n: int) -> int:
         at = self.pos
         if n < 0 or at + n > len(self.buf):
-            raise CodecError("response truncated")
+            raise CodecError("body truncated")
         self.pos = at + n
         return at
 
@@ -81,7 +115,7 @@ class _Reader:
         buf, pos, value, shift = self.buf, self.pos, 0, 0
         while True:
             if pos >= len(buf) or shift > 28:
-                raise CodecError("response: bad varint")
+                raise CodecError("bad varint")
             b = buf[pos]
             pos += 1
             value |= (b & 0x7F) << shift
@@ -97,7 +131,7 @@ class _Reader:
         else:
             (n,) = _I32.unpack_from(self.buf, self.need(4))
         if n > len(self.buf):
-            raise CodecError("response: array longer than the frame")
+            raise CodecError("array longer than the frame")
         return max(n, 0)
 
     def string(self) -> str | None:
@@ -108,7 +142,7 @@ class _Reader:
         try:
             return bytes(self.buf[at:at + n]).decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CodecError(f"response: string is not UTF-8: {e}") from e
+            raise CodecError(f"string is not UTF-8: {e}") from e
 
     def skip_string(self) -> None:
         n = self.uvarint() - 1 if self.flexible else _I16.unpack_from(self.buf, self.need(2))[0]
@@ -138,6 +172,139 @@ class _Reader:
             for _ in range(self.uvarint()):
                 self.uvarint()
                 self.need(self.uvarint())
+
+    def array(self, what: str) -> int:
+        """A count of entries that may not be null: a null one is refused, as by the broker."""
+        if self.flexible:
+            n = self.uvarint() - 1
+        else:
+            (n,) = _I32.unpack_from(self.buf, self.need(4))
+        if n < 0:
+            raise CodecError(f"request has a null {what}, a field that is never null")
+        if n > len(self.buf):
+            raise CodecError(f"request: {what} longer than the frame")
+        return n
+
+
+def produce_request(frame: bytes, pos: int, version: int) -> tuple[ProduceRequestView, int]:
+    """The Produce request body at ``frame[pos:]`` (versions 3-13) and where it ends; record sets
+    are views into ``frame``. Refuses what the decoder refuses (CodecError): a truncated body, a
+    null topic name or list, a name that is not UTF-8."""
+    if not 3 <= version <= 13:
+        raise CodecError(f"produce request v{version} is not walked")
+    if version >= 9:
+        usual = _usual_produce_request(frame, pos, version >= 13)
+        if usual is not None:
+            return usual
+    return _walk_produce_request(frame, pos, version)
+
+
+def _usual_produce_request(frame: bytes, pos: int, by_id: bool) -> tuple[ProduceRequestView, int] | None:
+    """A flexible (v9+) Produce request in the shape producers send: every count, name length
+    and the transactional id's length in one byte, each record set's length in at most three,
+    no tagged fields, no null where none may be; None for anything else (the general walk reads
+    it, or says what is wrong). Straight-line reads, no reader calls: this is every produced
+    batch's path."""
+    end = len(frame)
+    try:
+        n = frame[pos] - 1
+        pos += 1
+        if n < 0:
+            transactional_id = None
+        elif n < 0x7F and pos + n <= end:
+            transactional_id = frame[pos:pos + n].decode("utf-8")
+            pos += n
+        else:
+            return None
+        acks, timeout_ms = _ACKS_TIMEOUT.unpack_from(frame, pos)
+        pos += 6
+        topic_count = frame[pos] - 1
+        pos += 1
+        if not 0 <= topic_count < 0x7F:
+            return None
+        view = memoryview(frame)
+        topics: list[ProduceData] = []
+        for _ in range(topic_count):
+            if by_id:
+                if pos + 16 > end:
+                    return None
+                name, tid = None, topic_id(frame[pos:pos + 16])
+                pos += 16
+            else:
+                n = frame[pos] - 1
+                pos += 1
+                if not 0 <= n < 0x7F or pos + n > end:
+                    return None
+                name, tid = frame[pos:pos + n].decode("utf-8"), None
+                pos += n
+            partition_count = frame[pos] - 1
+            pos += 1
+            if not 0 <= partition_count < 0x7F:
+                return None
+            partitions = []
+            for _ in range(partition_count):
+                (index,) = _I32.unpack_from(frame, pos)
+                b = frame[pos + 4]
+                size, pos = b & 0x7F, pos + 5
+                if b & 0x80:
+                    b = frame[pos]
+                    size, pos = size | (b & 0x7F) << 7, pos + 1
+                    if b & 0x80:
+                        b = frame[pos]
+                        size, pos = size | (b & 0x7F) << 14, pos + 1
+                        if b & 0x80:
+                            return None
+                size -= 1
+                if size < 0:
+                    records = None
+                elif pos + size <= end:
+                    records = view[pos:pos + size]
+                    pos += size
+                else:
+                    return None
+                if frame[pos]:  # the partition's tagged fields
+                    return None
+                pos += 1
+                partitions.append(ProducePartitionData(index, records))
+            if frame[pos]:  # the topic's tagged fields
+                return None
+            pos += 1
+            topics.append(ProduceData(name, tid, partitions))
+        if frame[pos]:  # the request's tagged fields
+            return None
+        pos += 1
+    except (IndexError, struct.error, UnicodeDecodeError):
+        return None
+    return ProduceRequestView(transactional_id, acks, timeout_ms, topics), pos
+
+
+def _walk_produce_request(frame: bytes, pos: int, version: int) -> tuple[ProduceRequestView, int]:
+    """The general walk, for every version and shape; CodecError for what it cannot read."""
+    r = _Reader(frame, pos, version >= 9)
+    by_id = version >= 13
+    topics: list[ProduceData] = []
+    try:
+        transactional_id = r.string()
+        acks, timeout_ms = _ACKS_TIMEOUT.unpack_from(frame, r.need(6))
+        for _ in range(r.array("topic list")):
+            if by_id:
+                at = r.need(16)
+                name, tid = None, topic_id(frame[at:at + 16])
+            else:
+                name, tid = r.string(), None
+                if name is None:
+                    raise CodecError("request has a null topic name, a field that is never null")
+            partitions = []
+            for _ in range(r.array("partition list")):
+                (index,) = _I32.unpack_from(frame, r.need(4))
+                partitions.append(ProducePartitionData(index, r.bytes_view()))
+                r.skip_tags()
+            r.skip_tags()
+            topics.append(ProduceData(name, tid, partitions))
+        r.skip_tags()
+    except struct.error as e:
+        raise CodecError(f"produce request truncated: {e}") from e
+    return ProduceRequestView(transactional_id, acks, timeout_ms, topics), r.pos
 
 
 def produce_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[ProducedPartition]:

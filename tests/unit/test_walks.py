@@ -6,17 +6,26 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatekeeper.kafka.codec import API_TABLE, CodecError, decode_response_body
+from gatekeeper.kafka.codec import (
+    API_TABLE,
+    CodecError,
+    decode_request,
+    decode_response_body,
+    parse_request_header,
+)
 from gatekeeper.kafka.records import batch_spans, count_records, records_span
 from gatekeeper.kafka.walks import (
     FetchedPartition,
     ProducedPartition,
+    _walk_produce_request,  # the general walk, beside the fast one
     fetch_response_partitions,
+    produce_request,
     produce_response_partitions,
     produce_response_tagged,
 )
@@ -232,3 +241,93 @@ def test_topic_ids_are_built_once_and_the_cache_stays_bounded(monkeypatch: pytes
     with pytest.raises(ValueError):
         walks.topic_id(b"short")
 
+
+# -- Produce requests ------------------------------------------------------------------------------
+
+PRODUCE_REQUEST = API_TABLE[0].request
+_produced = st.tuples(st.integers(-(2**31), 2**31 - 1), st.one_of(st.none(), st.binary(max_size=40)))
+_produce_topic = st.tuples(_names, st.uuids(), st.lists(_produced, max_size=3))
+
+
+def _produce_request_frame(version: int, txn: str | None, acks: int, topics: list) -> bytes:
+    P = PRODUCE_REQUEST
+    T = P.TopicProduceData
+    data = [T(**({"topic_id": i} if version >= 13 else {"name": n}),
+              partition_data=[T.PartitionProduceData(index=x, records=r) for x, r in parts]) for n, i, parts in topics]
+    message = P[version](transactional_id=txn, acks=acks, timeout_ms=1500, topic_data=data)
+    message.with_header(correlation_id=3, client_id="walk")
+    return bytes(message.encode(version=version, header=True))
+
+
+def _decoded_fields(frame: bytes) -> Any:
+    """The request as the decoder reads it, in the walk's shape; None when it refuses it."""
+    try:
+        header, _spec, body, trailing = decode_request(frame)
+    except CodecError:
+        return None
+    by_id = header.api_version >= 13
+    return (body.transactional_id, body.acks, body.timeout_ms,
+            [(None if by_id else t.name, t.topic_id if by_id else None,
+              [(p.index, None if p.records is None else bytes(p.records)) for p in t.partition_data]) for t in body.topic_data],
+            len(frame) - trailing)
+
+
+def _walked_fields(frame: bytes, walk: Any = produce_request) -> Any:
+    try:
+        header, _spec = parse_request_header(frame)
+        view, end = walk(frame, header.size, header.api_version)
+    except CodecError:
+        return None
+    return (view.transactional_id, view.acks, view.timeout_ms,
+            [(t.name, t.topic_id, [(p.index, None if p.records is None else bytes(p.records)) for p in t.partition_data])
+             for t in view.topic_data], end)
+
+
+_produce_request_case = st.tuples(st.sampled_from(VERSIONS), st.one_of(st.none(), _names), st.sampled_from([-1, 0, 1]),
+                                  st.lists(_produce_topic, max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_produce_request_case)
+def test_the_produce_request_walk_reads_what_the_decoder_reads(case: tuple) -> None:
+    frame = _produce_request_frame(*case)
+    expected = _decoded_fields(frame)
+    assert expected is not None
+    assert _walked_fields(frame) == expected
+    assert _walked_fields(frame, _walk_produce_request) == expected  # the general walk too, whatever the shape
+
+
+@settings(max_examples=600, deadline=None)
+@given(_produce_request_case, st.lists(st.tuples(st.integers(8, 400), st.sampled_from([0, 1, 0x7F, 0x80, 0xFF]) | st.integers(0, 255)),
+                                       min_size=1, max_size=3), st.integers(0, 400))
+def test_a_produce_request_the_walk_accepts_is_read_so_by_the_decoder(case: tuple, changes: list, cut: int) -> None:
+    """Damaged bytes: the walk may refuse more than the decoder (a negative count other than -1,
+    which the broker refuses too, or tagged fields that run past the frame), never less, and
+    never reads them differently."""
+    frame = bytearray(_produce_request_frame(*case))
+    for at, value in changes:
+        if at < len(frame):
+            frame[at] = value
+    damaged = bytes(frame[:max(8, len(frame) - cut)] if cut % 3 == 0 else frame)
+    for walk in (produce_request, _walk_produce_request):
+        walked = _walked_fields(damaged, walk)
+        if walked is not None:
+            assert walked == _decoded_fields(damaged)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_produce_request_case)
+def test_a_produce_request_cut_short_is_a_codec_error(case: tuple) -> None:
+    frame = _produce_request_frame(*case)
+    size = parse_request_header(frame)[0].size
+    for end in range(size, len(frame)):
+        with pytest.raises(CodecError):
+            produce_request(frame[:end], size, case[0])
+
+
+def test_a_null_topic_list_is_refused_as_the_broker_refuses_it() -> None:
+    frame = _produce_request_frame(9, None, -1, [])
+    size = parse_request_header(frame)[0].size
+    nulled = frame[:size + 1 + 6] + b"\x00" + frame[size + 1 + 6 + 1:]  # compact array length 0: null
+    with pytest.raises(CodecError, match="null topic list"):
+        produce_request(nulled, size, 9)
