@@ -51,8 +51,17 @@ class ApiSpec:
     response: Any
     min_version: int
     max_version: int
+    # The versions with flexible encodings (tagged fields, compact lengths), asked of the schema
+    # once: every request header and response header reads it.
+    flexible_versions: frozenset[int] = attrs.field(init=False)
+
+    @flexible_versions.default
+    def _flexible_versions(self) -> frozenset[int]:
+        return frozenset(v for v in range(self.min_version, self.max_version + 1) if self.request.flexible_version_q(v))
 
     def flexible(self, version: int) -> bool:
+        if self.min_version <= version <= self.max_version:
+            return version in self.flexible_versions
         return bool(self.request.flexible_version_q(version))
 
     def request_header_version(self, version: int) -> int:
