@@ -358,7 +358,11 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
     def decided(self, token: int, decisions: list[Decision]) -> None:
         then = self._decisions.pop(token, None)
         if then is not None and not self.closing:
-            then(decisions)
+            try:
+                then(decisions)
+            except CodecError as e:  # a walked request's body, decoded only now, did not decode
+                log.error("bug: a request that was read could not be decoded: {e}", e=e)
+                self._close(f"malformed request: {e}", rejected="malformed")
 
     def decision_failed(self, token: int, reason: str) -> None:
         self._decisions.pop(token, None)

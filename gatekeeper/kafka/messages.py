@@ -16,7 +16,7 @@ from gatekeeper.kafka.apis.base import ApiKey, ResponseContext
 from gatekeeper.kafka.apis.negotiation import intersect_api_versions
 from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.codec import API_TABLE, CodecError, RequestHeader, UnsupportedApi
-from gatekeeper.kafka.request import UNDECODED, DecodedRequest
+from gatekeeper.kafka.request import DecodedRequest, Undecoded
 from gatekeeper.kafka.walks import produce_request
 
 __all__ = ["INSPECTABLE", "DecodedRequest", "KafkaCodec"]
@@ -81,6 +81,7 @@ class KafkaCodec:
 
     @staticmethod
     def _walk_produce(frame: bytes) -> DecodedRequest:
+        # Walked, so nothing normalizes the body: Produce has no unit.normalize (a test holds it).
         header, spec = codec.parse_request_header(frame)
         lo, hi = INSPECTABLE[ApiKey.PRODUCE]
         if not lo <= header.api_version <= hi:
@@ -89,7 +90,7 @@ class KafkaCodec:
             view, end = produce_request(frame, header.size, header.api_version)
         except CodecError as e:
             raise CodecError(f"{spec.name} v{header.api_version} body does not decode: {e}") from e
-        return DecodedRequest(header, spec, UNDECODED, frame, view.acks != 0, trailing=len(frame) - end, view=view)
+        return DecodedRequest(header, spec, Undecoded(), frame, view.acks != 0, trailing=len(frame) - end, view=view)
 
     def _api_versions_too_new(self, frame: bytes, correlation_id: int) -> DecodedRequest:
         # KIP-511: answer an unknown ApiVersions version with a v0 response carrying

@@ -148,3 +148,27 @@ def test_fetch_is_offered_up_to_v15_and_newer_versions_are_refused() -> None:
         frame = framed(m, v, 1)[4:]
         with pytest.raises(UnsupportedApi, match=r"Fetch v1[678] is outside"):
             KafkaCodec(None).decode(frame)  # type: ignore[arg-type]
+
+
+def _describe_quorum_answer(cid: int, version: int) -> bytes:
+    Q = API_TABLE[55].response
+    N = Q.Node
+    nodes = {"nodes": [N(node_id=1, listeners=[N.Listener(name="CONTROLLER", host=REAL[0], port=9093)])]} if version >= 2 else {}
+    return response(55, version, cid, error_code=0, error_message=None, topics=[], **nodes)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_describe_quorum_never_names_a_controllers_address(version: int) -> None:
+    core, io, _ = _core_knowing_two_brokers()
+    core.client_data(framed(req(55, version, topics=[]), version, 1))
+    answer(core, io, ALLOW)
+    raw = _describe_quorum_answer(1, version)
+    core.upstream_data(raw)
+    (out,) = io.client_frames()
+    if version < 2:  # no addresses in it: passed as it came
+        assert b"".join(io.client) == raw
+        return
+    assert REAL[0].encode() not in out
+    (node,) = decode_response(55, version, out).nodes
+    (listener,) = node.listeners
+    assert (node.node_id, listener.name, listener.host, listener.port) == (1, "CONTROLLER", "unmapped.invalid", 1)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["AddressMapper", "map_address", "map_node_endpoints"]
+__all__ = ["UNMAPPED", "AddressMapper", "hide_controller_listeners", "map_address", "map_node_endpoints"]
 
+# Where a node Gatekeeper has no port for is said to be: nowhere a client could reach.
+UNMAPPED = ("unmapped.invalid", 1)
 # (node_id, real host, real port) -> (advertised host, gateway port), or None if unmappable.
 AddressMapper = Callable[[int, str, int], "tuple[str, int] | None"]
 
@@ -14,7 +16,7 @@ AddressMapper = Callable[[int, str, int], "tuple[str, int] | None"]
 def map_address(mapper: AddressMapper, node_id: int, host: str, port: int) -> tuple[str, int]:
     mapped = mapper(node_id, host, port)
     # A node with no free slot must not leak its real address: point it nowhere useful.
-    return mapped if mapped is not None else ("unmapped.invalid", 1)
+    return mapped if mapped is not None else UNMAPPED
 
 
 def map_node_endpoints(mapper: AddressMapper, body: Any) -> None:
@@ -23,3 +25,12 @@ def map_node_endpoints(mapper: AddressMapper, body: Any) -> None:
     broker address: a client that followed the real one would reach the broker directly."""
     for e in body.node_endpoints or ():
         e.host, e.port = map_address(mapper, e.node_id, e.host, e.port)
+
+
+def hide_controller_listeners(version: int, body: Any, ctx: Any) -> None:
+    """DescribeQuorum v2+ lists each voter's listeners, real host:port included. Gatekeeper does
+    not relay controllers (a client that reached one would be outside every policy), so their
+    addresses are never passed on: each is said to be ``unmapped.invalid:1``."""
+    for node in body.nodes or ():
+        for listener in node.listeners or ():
+            listener.host, listener.port = UNMAPPED

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gatekeeper.api import CLUSTER, Operation
+from gatekeeper.kafka.apis.addresses import hide_controller_listeners
 from gatekeeper.kafka.apis.base import (
     ApiKey,
     ApiUnit,
@@ -185,7 +186,8 @@ UNITS = [
                                                     lambda b: {"topics": sorted({t.name for d in b.dirs for t in d.topics})}),
             _log_dirs_error),
     ApiUnit(ApiKey.DESCRIBE_LOG_DIRS, _cluster("describe_log_dirs", _topics("topics", "topic")), _describe_log_dirs_error),
-    ApiUnit(ApiKey.DESCRIBE_QUORUM, _cluster("describe_quorum", _topics("topics", "topic_name"))),
+    ApiUnit(ApiKey.DESCRIBE_QUORUM, _cluster("describe_quorum", _topics("topics", "topic_name")),
+            rewrite=hide_controller_listeners, rewrite_since=2),
     ApiUnit(ApiKey.UPDATE_FEATURES, _cluster("update_features",
                                              lambda b: {"features": sorted(f.feature for f in b.feature_updates)})),
     ApiUnit(ApiKey.LIST_CONFIG_RESOURCES, _cluster("list_config_resources")),
