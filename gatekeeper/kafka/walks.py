@@ -312,11 +312,10 @@ def produce_response_partitions(body: bytes | memoryview, pos: int, version: int
     Raises CodecError when the body is truncated or malformed."""
     if not 3 <= version <= 13:
         raise CodecError(f"produce response v{version} is not walked")
-    if version >= 9:
-        usual = _usual_produce_response(body, pos, version >= 13)
-        if usual is not None:
-            return usual
     out: list[ProducedPartition] = []
+    if version >= 9 and _usual_produce_response(body, pos, version >= 13, out) is not None:
+        return out
+    out.clear()
     _walk_produce_response(body, pos, version, out)
     return out
 
@@ -327,41 +326,9 @@ def produce_response_tagged(body: bytes | memoryview, pos: int, version: int) ->
     leader). Raises CodecError when the body is truncated or malformed."""
     if version < 10:
         return False
-    if _usual_produce_response_is_untagged(body, pos, version >= 13):
+    if _usual_produce_response(body, pos, version >= 13, None) == len(body):  # its shape has no tags
         return False
     return _walk_produce_response(body, pos, version, None)
-
-
-def _usual_produce_response_is_untagged(body: bytes | memoryview, pos: int, by_id: bool) -> bool:
-    """True for a flexible Produce response in the shape ``_usual_produce_response`` reads,
-    which has no tagged fields anywhere; False for anything else. Builds nothing."""
-    try:
-        topics = body[pos] - 1
-        pos += 1
-        if not 0 <= topics < 0x7F:
-            return False
-        for _ in range(topics):
-            if by_id:
-                pos += 16
-            else:
-                size = body[pos] - 1
-                if not 0 <= size < 0x7F:
-                    return False
-                pos += 1 + size
-            partitions = body[pos] - 1
-            pos += 1
-            if not 0 <= partitions < 0x7F:
-                return False
-            for _ in range(partitions):
-                pos += _PRODUCED_FLEXIBLE.size
-                if body[pos - 3:pos] != _NO_ERRORS:
-                    return False
-            if body[pos] != 0:  # the topic's tagged fields
-                return False
-            pos += 1
-        return body[pos + 4] == 0 and len(body) == pos + 5  # no tagged fields after the throttle time
-    except IndexError:
-        return False
 
 
 def _walk_produce_response(body: bytes | memoryview, pos: int, version: int, out: list[ProducedPartition] | None) -> bool:
@@ -392,26 +359,29 @@ def _walk_produce_response(body: bytes | memoryview, pos: int, version: int, out
     return r.flexible and body[tags] != 0
 
 
-def _usual_produce_response(body: bytes | memoryview, pos: int, by_id: bool) -> list[ProducedPartition] | None:
-    """The partitions of a flexible (v9+) Produce response in the shape a broker answers a
-    successful request with: every count and length in one byte, no record errors, no error
-    message, no tagged fields; None for anything else (the general walk reads it, or says
-    what is wrong). One ``struct`` read per partition instead of a reader's calls."""
-    out: list[ProducedPartition] = []
+def _usual_produce_response(body: bytes | memoryview, pos: int, by_id: bool, out: list[ProducedPartition] | None) -> int | None:
+    """Where a flexible (v9+) Produce response in the shape a broker answers a successful
+    request with ends (every count and length in one byte, no record errors, no error message,
+    no tagged fields), its partitions put in ``out`` when given; None for anything else (the
+    general walk reads it, or says what is wrong). One ``struct`` read per partition instead of
+    a reader's calls, and nothing built when there is no ``out``."""
     try:
         topics = body[pos] - 1
         pos += 1
         if not 0 <= topics < 0x7F:
             return None
+        topic: str | uuid.UUID = ""
         for _ in range(topics):
             if by_id:
-                topic: str | uuid.UUID = topic_id(bytes(body[pos:pos + 16]))
+                if out is not None:
+                    topic = topic_id(bytes(body[pos:pos + 16]))
                 pos += 16
             else:
                 size = body[pos] - 1
                 if not 0 <= size < 0x7F:
                     return None
-                topic = bytes(body[pos + 1:pos + 1 + size]).decode("utf-8")
+                if out is not None:
+                    topic = bytes(body[pos + 1:pos + 1 + size]).decode("utf-8")
                 pos += 1 + size
             partitions = body[pos] - 1
             pos += 1
@@ -421,8 +391,9 @@ def _usual_produce_response(body: bytes | memoryview, pos: int, by_id: bool) -> 
                 end = pos + _PRODUCED_FLEXIBLE.size
                 if body[end - 3:end] != _NO_ERRORS:
                     return None
-                index, error_code, base_offset = _PRODUCED_FLEXIBLE.unpack_from(body, pos)[:3]
-                out.append(ProducedPartition(topic, index, error_code, base_offset))
+                if out is not None:
+                    index, error_code, base_offset = _PRODUCED_FLEXIBLE.unpack_from(body, pos)[:3]
+                    out.append(ProducedPartition(topic, index, error_code, base_offset))
                 pos = end
             if body[pos] != 0:  # the topic's tagged fields
                 return None
@@ -431,7 +402,7 @@ def _usual_produce_response(body: bytes | memoryview, pos: int, by_id: bool) -> 
             return None
     except (IndexError, struct.error, ValueError):  # ValueError: a short topic id, a name not UTF-8
         return None
-    return out
+    return pos + 5
 
 
 def fetch_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[FetchedPartition]:
