@@ -16,7 +16,9 @@ from typing import Any
 
 import attrs
 import kafka.protocol as _kp
+import kafka.protocol.schemas.fields.struct as _kp_struct
 from kafka.protocol.api_message import ApiMessage
+from kafka.protocol.schemas.fields.codegen import CodegenContext
 
 __all__ = [
     "API_TABLE",
@@ -30,6 +32,24 @@ __all__ = [
     "parse_request_header",
     "response_header_size",
 ]
+
+class _JavaNulls(CodegenContext):  # type: ignore[misc]
+    """kafka-python's generated decoders read an array whose count is -1 as null and any other
+    negative count as empty, and a nullable struct as null only when its marker byte is 0xff.
+    Kafka's own readers take any negative count, and any negative marker, as null (or refuse
+    it where the field may not be null). Read as empty, a Metadata v1-8 request of count -2
+    would be "no topics" to the policy and "every topic" to the broker: so the decoders are
+    generated with Kafka's reading."""
+
+    def emit(self, indent: str, line: str) -> None:
+        if line.startswith("if _n") and line.endswith(" == -1:"):  # an array's count
+            line = line[:-len(" == -1:")] + " < 0:"
+        elif line == "if data[pos] == 0xff:":  # a nullable struct's marker
+            line = "if data[pos] >= 0x80:"
+        super().emit(indent, line)
+
+
+_kp_struct.CodegenContext = _JavaNulls
 
 # APIs that only brokers and controllers send to each other; never accepted from clients.
 _INTER_BROKER = frozenset({4, 5, 6, 7, 27, 52, 53, 54, 56, 58, 59, 62, 63, 64, 67, 70, 73})
@@ -108,6 +128,19 @@ def _build_table() -> dict[int, ApiSpec]:
 
 
 API_TABLE: dict[int, ApiSpec] = _build_table()
+
+
+def _check_java_nulls() -> None:
+    """Refuse to run if the decoders do not read negative counts as Kafka does (a kafka-python
+    whose code generation changed): every request would be at risk of being read otherwise."""
+    spec = API_TABLE[3]
+    body, _end = spec.request._struct.compiled_decode_from(4, data_class=spec.request[None])(
+        memoryview(b"\xff\xff\xff\xfe\x00"), 0)  # topics: count -2; allow_auto_topic_creation
+    if body.topics is not None:
+        raise ImportError("kafka-python's decoders read a negative array count as empty: Gatekeeper cannot run on this version")
+
+
+_check_java_nulls()
 
 
 @attrs.frozen

@@ -201,6 +201,25 @@ def test_empty_topic_lists_that_mean_all_topics_are_filtered_listings(strict_gat
         assert [t.error_code for t in named.topics] == [29]
 
 
+def test_a_negative_count_is_all_topics_to_the_policy_as_to_the_broker(strict_gateway, kafka_broker) -> None:
+    """Kafka reads an array count below -1 as null: a Metadata v4 request of count -2 is every
+    topic. The decoder read it as an empty list ("no topics"), so it went to the broker unfiltered
+    and every topic came back to a principal with no rights."""
+    import struct
+
+    with RawKafka(kafka_broker.bootstrap) as direct:
+        cid, frame = direct.encode(3, 4, topics=[], allow_auto_topic_creation=False)
+        wire = frame[:-5] + struct.pack(">i", -2) + frame[-1:]  # the count, before allow_auto_topic_creation
+        direct.send_frame(wire)
+        everything = {t.name for t in RawKafka.decode(3, 4, direct.read_frame()).topics}
+    assert "hidden.t" in everything  # the broker itself answers with every topic
+    with RawKafka(strict_gateway.bootstrap) as conn:
+        cid, frame = conn.encode(3, 4, topics=[], allow_auto_topic_creation=False)
+        conn.send_frame(frame[:-5] + struct.pack(">i", -2) + frame[-1:])
+        names = {t.name for t in RawKafka.decode(3, 4, conn.read_frame()).topics}
+    assert "allowed.t" in names and not any(n.startswith("hidden") for n in names), names
+
+
 def test_a_topic_named_and_identified_as_another_is_refused(strict_gateway, kafka_broker) -> None:
     """Row 2: Metadata naming an allowed topic and carrying a hidden topic's id: the policy
     decided on the name, the broker answered for the id."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
 import pytest
 
 from gatekeeper.kafka import codec
+from gatekeeper.kafka.codec import API_TABLE, CodecError, decode_request, parse_request_header
 from gatekeeper.kafka.framing import FrameDecoder, frame
-from tests.unit.samples import samples
+from tests.unit.samples import req, samples
 
 SAMPLES = samples()
 
@@ -131,3 +135,40 @@ def test_a_field_nullable_at_the_version_may_be_null_after_any_other_decoding() 
     m.with_header(correlation_id=1, client_id="unit")
     body = decode_request(bytes(m.encode(version=10, header=True)))[2]
     assert [t.name for t in body.topics] == [None, None]
+
+
+def _with_count(message: Any, version: int, count: int, at: int = 0) -> bytes:
+    """``message`` encoded, the 4-byte array count ``at`` bytes into its body set to ``count``."""
+    message.with_header(correlation_id=1, client_id="unit")
+    frame = bytearray(message.encode(version=version, header=True))
+    header, _spec = parse_request_header(bytes(frame))
+    struct.pack_into(">i", frame, header.size + at, count)
+    return bytes(frame)
+
+
+@pytest.mark.parametrize("count", [-2, -5, -(2**31)])
+def test_a_negative_count_is_read_as_kafka_reads_it_null_or_refused(count: int) -> None:
+    # Metadata v1-8: a nullable list of topics, null meaning every topic. kafka-python alone
+    # read -2 as an empty list ("no topics"), the broker as null ("every topic").
+    for version in (1, 4, 8):
+        frame = _with_count(req(3, version, topics=[], allow_auto_topic_creation=False), version, count)
+        assert decode_request(frame)[2].topics is None
+    # OffsetFetch v2-5: null topics is every topic the group has offsets for.
+    frame = _with_count(req(9, 2, group_id="g", topics=[]), 2, count, at=2 + 1)  # after the group id "g"
+    assert decode_request(frame)[2].topics is None
+    # A list that may not be null: refused, as the broker refuses it.
+    frame = _with_count(req(24, 2, v3_and_below_transactional_id="t", v3_and_below_producer_id=1,
+                            v3_and_below_producer_epoch=0, v3_and_below_topics=[]), 2, count, at=2 + 1 + 8 + 2)
+    with pytest.raises(CodecError, match="null"):
+        decode_request(frame)
+
+
+def test_a_nullable_structs_marker_is_null_when_negative_as_kafka_reads_it() -> None:
+    R = API_TABLE[75].request
+    message = req(75, 0, topics=[R.TopicRequest(name="orders")], response_partition_limit=10, cursor=None)
+    message.with_header(correlation_id=1, client_id="unit")
+    frame = bytearray(message.encode(version=0, header=True))
+    assert frame[-2:] == b"\xff\x00"  # the null cursor's marker, then the body's tags
+    for marker in (0x80, 0xC1, 0xFE):  # a struct would follow a marker of 0 or more: none does
+        frame[-2] = marker
+        assert decode_request(bytes(frame))[2].cursor is None

@@ -398,3 +398,22 @@ def test_a_reauthentication_by_a_bare_token_is_answered_in_its_turn(idp) -> None
     assert [struct.unpack_from(">i", f)[0] for f in frames[:2]] == [3, 4]
     assert decode_response(17, 0, frames[1]).error_code == 0
     assert frames[2:] == [b""]  # the bare answer to the bare token, last
+
+
+def test_a_metadata_request_with_a_negative_topic_count_is_the_all_topics_listing() -> None:
+    # Kafka reads a count of -2 as null (every topic): so must the policy, or the answer would
+    # list every topic to a principal that was asked about none.
+    core, io, _ = ready()
+    wire = bytearray(framed(req(3, 4, topics=[], allow_auto_topic_creation=False), 4, 7))
+    wire[-5:-1] = struct.pack(">i", -2)  # the topics count, before allow_auto_topic_creation
+    core.client_data(bytes(wire))
+    token, inputs = io.asked.pop(0)
+    assert [i["operation"] for i in inputs] == ["list_topics"]
+    core.decided(token, [ALLOW])
+    R = API_TABLE[3].response
+    core.upstream_data(response(3, 4, 7, throttle_time_ms=0, brokers=[], cluster_id="c", controller_id=1, topics=[
+        R.MetadataResponseTopic(error_code=0, name=n, is_internal=False, partitions=[]) for n in ("orders", "secret")]))
+    token, inputs = io.asked.pop(0)
+    assert [i["resource"]["name"] for i in inputs] == ["orders", "secret"]
+    core.decided(token, [ALLOW, DENY])
+    assert [t.name for t in decode_response(3, 4, io.client_frames()[0]).topics] == ["orders"]
