@@ -142,6 +142,10 @@ def _check_java_nulls() -> None:
 
 _check_java_nulls()
 
+if not __debug__:  # pragma: no cover - the interpreter was started with -O
+    raise ImportError("Gatekeeper does not run under python -O: kafka-python refuses some malformed requests (unknown tags "
+                      "inside a tagged struct) only by assertion, and -O removes assertions")
+
 
 @attrs.frozen
 class RequestHeader:

@@ -172,3 +172,12 @@ def test_a_nullable_structs_marker_is_null_when_negative_as_kafka_reads_it() -> 
     for marker in (0x80, 0xC1, 0xFE):  # a struct would follow a marker of 0 or more: none does
         frame[-2] = marker
         assert decode_request(bytes(frame))[2].cursor is None
+
+
+def test_gatekeeper_refuses_to_run_without_assertions() -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-O", "-c", "import gatekeeper.kafka.codec"], capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "does not run under python -O" in run.stderr
+    assert subprocess.run([sys.executable, "-c", "import gatekeeper.kafka.codec"], timeout=60).returncode == 0
