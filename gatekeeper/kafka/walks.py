@@ -23,8 +23,8 @@ __all__ = ["FetchedPartition", "ProduceData", "ProducePartitionData", "ProduceRe
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
-_PARTITION_HEAD = struct.Struct(">ihq")
-_ACKS_TIMEOUT = struct.Struct(">hi")  # partition, error code, base offset (Produce) / high watermark (Fetch)
+_PARTITION_HEAD = struct.Struct(">ihq")  # partition, error code, base offset (Produce) / high watermark (Fetch)
+_ACKS_TIMEOUT = struct.Struct(">hi")  # a Produce request's acks and timeout
 # A Produce v9+ partition without record errors, error message or tagged fields: partition,
 # error code, base offset, log append time, log start offset, then the empty array (1), the
 # null string (0) and no tags (0).
@@ -124,15 +124,19 @@ class _Reader:
                 return value
             shift += 7
 
-    def count(self) -> int:
-        """An array's length (a null array counts as none)."""
+    def _length(self) -> int:
+        """An array's length as written: negative for null."""
         if self.flexible:
             n = self.uvarint() - 1
         else:
             (n,) = _I32.unpack_from(self.buf, self.need(4))
         if n > len(self.buf):
             raise CodecError("array longer than the frame")
-        return max(n, 0)
+        return n
+
+    def count(self) -> int:
+        """An array's length (a null array counts as none)."""
+        return max(self._length(), 0)
 
     def string(self) -> str | None:
         n = self.uvarint() - 1 if self.flexible else _I16.unpack_from(self.buf, self.need(2))[0]
@@ -175,14 +179,9 @@ class _Reader:
 
     def array(self, what: str) -> int:
         """A count of entries that may not be null: a null one is refused, as by the broker."""
-        if self.flexible:
-            n = self.uvarint() - 1
-        else:
-            (n,) = _I32.unpack_from(self.buf, self.need(4))
+        n = self._length()
         if n < 0:
             raise CodecError(f"request has a null {what}, a field that is never null")
-        if n > len(self.buf):
-            raise CodecError(f"request: {what} longer than the frame")
         return n
 
 

@@ -19,12 +19,13 @@ def map_address(mapper: AddressMapper, node_id: int, host: str, port: int) -> tu
     return mapped if mapped is not None else UNMAPPED
 
 
-def map_node_endpoints(mapper: AddressMapper, body: Any) -> None:
-    """KIP-951's ``node_endpoints`` (the new leader's address, in Produce, ShareFetch and
-    ShareAcknowledge answers about a partition whose leader moved), mapped like every other
-    broker address: a client that followed the real one would reach the broker directly."""
+def map_node_endpoints(version: int, body: Any, ctx: Any) -> None:
+    """A unit's ``rewrite``: KIP-951's ``node_endpoints`` (the new leader's address, in Produce,
+    ShareFetch and ShareAcknowledge answers about a partition whose leader moved), mapped like
+    every other broker address: a client that followed the real one would reach the broker
+    directly."""
     for e in body.node_endpoints or ():
-        e.host, e.port = map_address(mapper, e.node_id, e.host, e.port)
+        e.host, e.port = map_address(ctx.mapper, e.node_id, e.host, e.port)
 
 
 def hide_controller_listeners(version: int, body: Any, ctx: Any) -> None:

@@ -56,5 +56,5 @@ _ENTITIES = Entities("topic_data", "responses",
                      lambda e, r: topic_resource(getattr(e, "name", None), getattr(e, "topic_id", None), r))
 
 UNITS = [ApiUnit(ApiKey.PRODUCE, _operations, _error_response, entities=lambda v: _ENTITIES,
-                 rewrite=lambda version, body, ctx: map_node_endpoints(ctx.mapper, body), rewrite_since=10,
+                 rewrite=map_node_endpoints, rewrite_since=10,
                  rewrite_needed=lambda version, frame, start: produce_response_tagged(frame, start, version))]

@@ -380,10 +380,6 @@ def _delete_offsets_error(R: Any, v: int, b: Any, deny: Denials, resolve: Resolv
     return R[v](throttle_time_ms=0, error_code=0, error_message=None, responses=out)
 
 
-def _node_endpoints(version: int, body: Any, ctx: Any) -> None:
-    map_node_endpoints(ctx.mapper, body)
-
-
 _NAMED_TOPICS = Entities("topics", "responses", lambda e, r: Resource("topic", e.topic_name))
 
 UNITS = [
@@ -395,9 +391,9 @@ UNITS = [
             # The broker would report Gatekeeper's own rights, not the client's: never asked for.
             normalize=lambda version, body: force(body, "include_authorized_operations", False)),
     ApiUnit(ApiKey.SHARE_FETCH, _share_topics({}), _fetch_error, entities=lambda v: _TOPIC_ENTITIES,
-            listing=_fetch_listing, forward_when_all_denied=True, rewrite=_node_endpoints),
+            listing=_fetch_listing, forward_when_all_denied=True, rewrite=map_node_endpoints),
     ApiUnit(ApiKey.SHARE_ACKNOWLEDGE, _share_topics({"acknowledge": True}), _acknowledge_error,
-            entities=lambda v: _TOPIC_ENTITIES, forward_when_all_denied=True, rewrite=_node_endpoints),
+            entities=lambda v: _TOPIC_ENTITIES, forward_when_all_denied=True, rewrite=map_node_endpoints),
     ApiUnit(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, _describe_offsets, _describe_offsets_error,
             listing=_describe_offsets_listing),
     ApiUnit(ApiKey.ALTER_SHARE_GROUP_OFFSETS, _alter_offsets, _alter_offsets_error, entities=lambda v: _NAMED_TOPICS),
