@@ -295,9 +295,14 @@ def _kp_consume(topics: list[str], group: str | None, assign: bool = False) -> C
         first: Exception | None = None
         errors = records = 0
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             try:
-                batch = c.poll(timeout_ms=200)
+                # Poll for the whole window left, not a short slice: kafka-python 3.0.12 loses a
+                # group join whose SyncGroup answer arrives after poll()'s timer ran out (the next
+                # poll sees no rejoin needed and never applies the assignment), so a consumer that
+                # rejoined once, as it does when it joins before it has the topic's metadata, can
+                # sit with no partitions for the rest of the window and never fetch.
+                batch = c.poll(timeout_ms=max(1, int(left * 1000)))
                 records += sum(len(v) for v in batch.values())
             except KafkaError as e:
                 errors += 1
