@@ -24,13 +24,17 @@ def frame(payload: bytes | bytearray) -> bytes:
 
 
 class FrameDecoder:
-    """Accumulates bytes and yields whole frames (without their length prefix)."""
+    """Accumulates bytes and yields whole frames (without their length prefix).
+
+    While nothing is pending, bytes that arrive are kept as they came (no copy): a request that
+    arrives in one read, as most do, is copied once, into the frame returned. Only a frame split
+    across reads is gathered in a ``bytearray``."""
 
     __slots__ = ("_buf", "_pos", "max_frame_bytes")
 
     def __init__(self, max_frame_bytes: int) -> None:
         self.max_frame_bytes = max_frame_bytes
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._pos = 0
 
     @property
@@ -39,10 +43,15 @@ class FrameDecoder:
         return len(self._buf) - self._pos
 
     def receive_data(self, data: bytes) -> None:
-        if self._pos and self._pos == len(self._buf):
-            self._buf.clear()
-            self._pos = 0
-        self._buf += data
+        buf, pos = self._buf, self._pos
+        if pos == len(buf):  # nothing pending: keep the bytes as they came (a copy of any mutable buffer)
+            self._buf, self._pos = (data if type(data) is bytes else bytearray(data)), 0
+        elif type(buf) is bytearray:
+            buf += data
+        else:  # the rest of a kept read, and more: gather from here on
+            gathered = bytearray(memoryview(buf)[pos:])
+            gathered += data
+            self._buf, self._pos = gathered, 0
 
     def next_frame(self) -> bytes | None:
         """The next whole frame, ``None`` if more bytes are needed; FrameError if the length is bad."""
@@ -72,12 +81,15 @@ class FrameDecoder:
 
     def take(self, n: int) -> bytes:
         """Remove and return up to ``n`` buffered bytes (length prefix included, as on the wire)."""
-        end = min(self._pos + n, len(self._buf))
-        out = bytes(memoryview(self._buf)[self._pos : end])
+        buf, pos = self._buf, self._pos
+        end = min(pos + n, len(buf))
+        out = buf if pos == 0 and end == len(buf) and type(buf) is bytes else bytes(memoryview(buf)[pos:end])
         self._pos = end
         return out
 
     def _compact(self) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
+        """Drop what was returned; a kept read stays as it is until more bytes arrive."""
+        buf = self._buf
+        if self._pos and type(buf) is bytearray:
+            del buf[: self._pos]
             self._pos = 0

@@ -1,6 +1,8 @@
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatekeeper.kafka.framing import FrameDecoder, FrameError, frame
 
@@ -50,3 +52,77 @@ def test_truncated_frame_waits_for_more() -> None:
     assert d.next_frame() is None
     d.receive_data(b"67890")
     assert d.next_frame() == b"1234567890"
+
+
+class _Model:
+    """The decoder's contract over one plain bytes buffer: what the decoder must return."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def frame(self) -> bytes | None:
+        if len(self.buf) < 4:
+            return None
+        size = struct.unpack_from(">i", self.buf)[0]
+        if len(self.buf) < 4 + size:
+            return None
+        out, self.buf = self.buf[4 : 4 + size], self.buf[4 + size :]
+        return out
+
+    def take(self, n: int) -> bytes:
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+@given(payloads=st.lists(st.binary(max_size=300), max_size=8), cuts=st.lists(st.integers(0, 3000), max_size=12),
+       kinds=st.lists(st.sampled_from(["bytes", "bytearray", "memoryview"]), min_size=1, max_size=4),
+       actions=st.lists(st.sampled_from(["frame", "frames", "take", "peek"]), min_size=1, max_size=6),
+       takes=st.lists(st.integers(0, 400), min_size=1, max_size=4))
+def test_any_split_of_reads_gives_what_one_buffer_gives(payloads: list[bytes], cuts: list[int], kinds: list[str],
+                                                       actions: list[str], takes: list[int]) -> None:
+    """Reads cut anywhere, of any buffer type, with frames, takes and peeks in any order between
+    them: the decoder returns what a single buffer of everything would, and a caller's mutable
+    buffer changed after ``receive_data`` changes nothing already received."""
+    wire = b"".join(frame(p) for p in payloads)
+    points = sorted({0, len(wire), *(c for c in cuts if c <= len(wire))})
+    decoder, model = FrameDecoder(1 << 20), _Model()
+    for i, (a, b) in enumerate(zip(points, points[1:], strict=False)):
+        kind = kinds[i % len(kinds)]
+        chunk: bytes | bytearray | memoryview = wire[a:b]
+        if kind == "bytearray":
+            chunk = bytearray(chunk)
+        elif kind == "memoryview":
+            chunk = memoryview(bytearray(chunk))
+        decoder.receive_data(chunk)  # type: ignore[arg-type]
+        model.buf += wire[a:b]
+        if isinstance(chunk, (bytearray, memoryview)) and len(chunk):
+            chunk[0] ^= 0xFF  # the caller reuses its buffer
+        action = actions[i % len(actions)]
+        if action == "frame":
+            assert decoder.next_frame() == model.frame()
+        elif action == "frames":
+            while (f := model.frame()) is not None:
+                assert decoder.next_frame() == f
+            assert decoder.next_frame() is None
+        elif action == "take":
+            n = takes[i % len(takes)]
+            assert decoder.take(n) == model.take(n)
+        else:
+            want = struct.unpack_from(">ii", model.buf) if len(model.buf) >= 8 else None
+            assert decoder.peek_ids() == want
+        assert decoder.buffered == len(model.buf)
+    while (f := model.frame()) is not None:
+        assert decoder.next_frame() == f
+    assert decoder.next_frame() is None
+    assert decoder.take(len(model.buf)) == model.buf
+
+
+def test_a_read_holding_whole_frames_is_not_gathered() -> None:
+    """The common case, kept as it came: a take of all of it is the same object (no copy)."""
+    d = FrameDecoder(1 << 20)
+    read = frame(b"x" * 1000) + frame(b"y")
+    d.receive_data(read)
+    assert d.peek_ids() == (1000, struct.unpack(">i", b"xxxx")[0])
+    assert d.take(len(read)) is read
+    d.receive_data(read)
+    assert frames_of(d) == [b"x" * 1000, b"y"]
