@@ -69,7 +69,7 @@ class FrameDecoder:
             self._compact()
             return None
         out = bytes(memoryview(buf)[pos + 4 : end])
-        self._pos = end
+        self._consumed(end)
         return out
 
     def peek_ids(self) -> tuple[int, int] | None:
@@ -84,12 +84,23 @@ class FrameDecoder:
         buf, pos = self._buf, self._pos
         end = min(pos + n, len(buf))
         out = buf if pos == 0 and end == len(buf) and type(buf) is bytes else bytes(memoryview(buf)[pos:end])
-        self._pos = end
+        self._consumed(end)
         return out
 
+    def _consumed(self, end: int) -> None:
+        if end == len(self._buf):  # all of it handed out: hold no memory for it
+            self._buf, self._pos = b"", 0
+        else:
+            self._pos = end
+
     def _compact(self) -> None:
-        """Drop what was returned; a kept read stays as it is until more bytes arrive."""
-        buf = self._buf
-        if self._pos and type(buf) is bytearray:
-            del buf[: self._pos]
-            self._pos = 0
+        """Drop what was returned. What is pending of a kept read is copied out, so the read
+        itself is not held while the rest of its last frame arrives."""
+        buf, pos = self._buf, self._pos
+        if not pos:
+            return
+        if type(buf) is bytearray:
+            del buf[:pos]
+        else:
+            self._buf = bytearray(memoryview(buf)[pos:])
+        self._pos = 0

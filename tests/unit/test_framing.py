@@ -77,9 +77,9 @@ class _Model:
 @given(payloads=st.lists(st.binary(max_size=300), max_size=8), cuts=st.lists(st.integers(0, 3000), max_size=12),
        kinds=st.lists(st.sampled_from(["bytes", "bytearray", "memoryview"]), min_size=1, max_size=4),
        actions=st.lists(st.sampled_from(["frame", "frames", "take", "peek"]), min_size=1, max_size=6),
-       takes=st.lists(st.integers(0, 400), min_size=1, max_size=4))
+       splits=st.lists(st.integers(0, 400), min_size=1, max_size=4))
 def test_any_split_of_reads_gives_what_one_buffer_gives(payloads: list[bytes], cuts: list[int], kinds: list[str],
-                                                       actions: list[str], takes: list[int]) -> None:
+                                                       actions: list[str], splits: list[int]) -> None:
     """Reads cut anywhere, of any buffer type, with frames, takes and peeks in any order between
     them: the decoder returns what a single buffer of everything would, and a caller's mutable
     buffer changed after ``receive_data`` changes nothing already received."""
@@ -104,9 +104,12 @@ def test_any_split_of_reads_gives_what_one_buffer_gives(payloads: list[bytes], c
             while (f := model.frame()) is not None:
                 assert decoder.next_frame() == f
             assert decoder.next_frame() is None
-        elif action == "take":
-            n = takes[i % len(takes)]
-            assert decoder.take(n) == model.take(n)
+        elif action == "take":  # as the response side takes: a whole answer, at once or in two parts
+            whole = 4 + struct.unpack_from(">i", model.buf)[0] if len(model.buf) >= 4 else 0
+            if whole and len(model.buf) >= whole:
+                first = min(splits[i % len(splits)], whole)
+                assert decoder.take(first) == model.take(first)
+                assert decoder.take(whole - first) == model.take(whole - first)
         else:
             want = struct.unpack_from(">ii", model.buf) if len(model.buf) >= 8 else None
             assert decoder.peek_ids() == want
@@ -126,3 +129,30 @@ def test_a_read_holding_whole_frames_is_not_gathered() -> None:
     assert d.take(len(read)) is read
     d.receive_data(read)
     assert frames_of(d) == [b"x" * 1000, b"y"]
+
+
+def test_a_read_handed_out_is_not_held() -> None:
+    """Once a read's frames are handed out, the decoder keeps no reference to it; of a read that
+    ends in part of a frame it keeps only that part (an idle connection holds no read)."""
+    import sys
+
+    d = FrameDecoder(1 << 20)
+    read = frame(b"x" * 46000)
+    held = sys.getrefcount(read)
+    d.receive_data(read)
+    assert frames_of(d) == [b"x" * 46000]
+    assert sys.getrefcount(read) == held and d.buffered == 0
+
+    tailed = frame(b"y" * 65000) + b"\x00\x00"
+    held = sys.getrefcount(tailed)
+    d.receive_data(tailed)
+    assert frames_of(d) == [b"y" * 65000]
+    assert sys.getrefcount(tailed) == held and d.buffered == 2
+    d.receive_data(b"\x00\x03abc")
+    assert frames_of(d) == [b"abc"]
+
+    whole = frame(b"z")
+    held = sys.getrefcount(whole)
+    d.receive_data(whole)
+    assert d.take(len(whole)) is whole
+    assert sys.getrefcount(whole) == held and d.buffered == 0
