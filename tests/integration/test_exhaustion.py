@@ -218,7 +218,13 @@ def test_rotating_client_ids_cannot_starve_the_engine_for_others(listing_gateway
         for t in floods:
             t.join(10)
     assert sent[0] > 20, "the flood ran"
-    assert [code for code, _ in outcomes] == [0] * 70, outcomes
+    # Starved, the steady principal is denied from its first expired decision on: a denial (an
+    # engine timeout) is not cached, so every request after it asks the engine again and times out
+    # again. One isolated timeout is what a 2-core machine running the broker, the flood and the
+    # gateway can give the embedded engine's 250 ms now and then (seen once in CI, the request
+    # after it allowed); a second one fails the test.
+    denied = [i for i, (code, _) in enumerate(outcomes) if code != 0]
+    assert len(denied) <= 1 and all(outcomes[i][0] == 29 for i in denied), outcomes
     # Starvation showed as denials (the engine timing out), checked above. The latency bound only
     # catches a gross regression: on an idle machine the median is 0.4 s (max 0.9 s; the old code:
     # median about 1.5 s), but with other jobs on the 2 cores it varies too much to bound tightly.
