@@ -7,10 +7,13 @@ request of Kafka's Java producer with its defaults, about 45 records of 1 KiB) w
 flight (the producer's ``max.in.flight.requests.per.connection``); a server process answers each
 with a 100-byte frame. Between them runs a relay process, one of:
 
-- ``twisted``: Gatekeeper's shell without the connection core: Twisted's epoll reactor, its TCP
-  transports, ``gatekeeper.kafka.framing.FrameDecoder`` cutting the client's bytes into frames
-  and ``gatekeeper.proxy.writes.write_through`` sending them (as ``twistd gatekeeper`` does);
-- ``twisted-bytes``: the same reactor and transports passing bytes on as they arrive, unframed;
+- ``twisted``: Gatekeeper's shell without the connection core: Twisted's epoll reactor with
+  ``gatekeeper.proxy.dispatch``'s direct event dispatch, its TCP transports,
+  ``gatekeeper.kafka.framing.FrameDecoder`` cutting the client's bytes into frames and
+  ``gatekeeper.proxy.writes.write_through`` sending them (as ``twistd gatekeeper`` does);
+- ``twisted-logged``: the same with Twisted's own dispatch (a legacy log context per event);
+- ``twisted-bytes``: Twisted's own reactor and transports passing bytes on as they arrive,
+  unframed;
 - ``epoll``: a plain ``select.epoll`` loop in Python, ``recv_into`` a preallocated buffer and
   ``send``: the least Python a relay can run per request.
 
@@ -43,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 LOOPBACK = "127.0.0.1"
 IN_FLIGHT = 5
 ANSWER = 100
-VARIANTS = ("epoll", "twisted-bytes", "twisted")
+VARIANTS = ("epoll", "twisted-bytes", "twisted-logged", "twisted")
 
 
 def _cpu(pid: int) -> tuple[float, float]:
@@ -134,11 +137,16 @@ def relay_epoll(listen_port_file: str, target: int) -> None:
                     select.select([], [out], [])
 
 
-def relay_twisted(listen_port_file: str, target: int, framed: bool) -> None:
+def relay_twisted(listen_port_file: str, target: int, framed: bool, direct: bool) -> None:
     from twisted.internet import epollreactor
 
     epollreactor.install()
     from twisted.internet import protocol, reactor
+
+    from gatekeeper.proxy.dispatch import dispatch_directly
+
+    if direct and not dispatch_directly(reactor):
+        raise SystemExit("the direct dispatch did not install")
 
     from gatekeeper.kafka.framing import FrameDecoder
     from gatekeeper.proxy.upstream import no_delay
@@ -241,7 +249,7 @@ def main() -> int:
         if variant == "epoll":
             relay_epoll(port_file, int(target))
         else:
-            relay_twisted(port_file, int(target), framed=variant == "twisted")
+            relay_twisted(port_file, int(target), framed=variant != "twisted-bytes", direct=variant == "twisted")
         return 0
     import tempfile
 

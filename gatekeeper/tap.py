@@ -14,6 +14,7 @@ from twisted.python.components import Componentized
 
 from gatekeeper.config import ConfigError, load_config
 from gatekeeper.logs import log_observer, open_log
+from gatekeeper.proxy.dispatch import dispatch_directly
 from gatekeeper.proxy.gateway import GatewayService
 
 __all__ = ["Options", "makeService"]
@@ -38,6 +39,11 @@ class _TwistdGatewayService(GatewayService):
 
     def startService(self) -> None:
         super().startService()
+        # The process is Gatekeeper's, so is its reactor: events go to the connections without
+        # Twisted's per-event legacy log context (gatekeeper/proxy/dispatch.py).
+        direct = dispatch_directly(self.gateway.reactor)
+        log.info("reactor {reactor}: {how}", reactor=type(self.gateway.reactor).__name__,
+                 how="events dispatched directly" if direct else "Twisted's own event dispatch")
         if threading.current_thread() is threading.main_thread():
             self.gateway.reactor.callWhenRunning(self._install_sigterm)
 

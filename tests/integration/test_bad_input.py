@@ -44,6 +44,8 @@ def _wait_for_log(gw, pattern: str, timeout: float = 10.0) -> list[str]:
 
 
 def test_each_bad_input_closes_only_its_connection(twistd_gateway, kafka_broker) -> None:
+    # What follows runs on the direct event dispatch (gatekeeper/proxy/dispatch.py).
+    assert _wait_for_log(twistd_gateway, r"reactor EPollReactor: events dispatched directly")
     kafka_broker.create_topic("bad-input-bystander", partitions=1)
     host, port = twistd_gateway.bootstrap.split(":")
     producer = KafkaProducer(bootstrap_servers=twistd_gateway.bootstrap, acks="all")
