@@ -40,7 +40,10 @@ class Member(threading.Thread):
                 metadata_max_age_ms=2000,
             )
             while not self.stop.is_set():
-                batch = consumer.poll(timeout_ms=200)
+                # Long polls: kafka-python 3.0.12 can lose a group join whose answer arrives after
+                # a poll's timer ran out (tests/integration/denial_cells.py says how), so the
+                # member spends its time inside poll(), awaiting the join, not between polls.
+                batch = consumer.poll(timeout_ms=1000)
                 for records in batch.values():
                     self.consumed += [(r.partition, r.offset) for r in records]
                 if batch:
