@@ -208,7 +208,13 @@ def _ck_idempotent(bootstrap: str, cell: str, seconds: float) -> dict[str, Any]:
         # binding wraps it in a SystemError when a callback runs while it is pending.
         fatal = e if isinstance(e, KafkaException) else e.__cause__ or e.__context__
         if isinstance(fatal, KafkaException):
-            return _result(cell, *_ck_error(fatal.args[0]), detail="fatal")
+            result = _result(cell, *_ck_error(fatal.args[0]), detail="fatal")
+            # Something in the binding keeps this frame alive after the fatal error (seen with
+            # gc: the frame outlives the call, referred to from outside Python); so that it does not
+            # keep the producer too, with its threads reconnecting to the stopped gateway and
+            # logging on stderr for the rest of the run.
+            del p
+            return result
         raise
     first = next((e for e in reports + errors if e is not None), None)
     return _result(cell, *(_ck_error(first) if first else (None, None)), detail=f"{len(errors)} client errors")
