@@ -1,0 +1,224 @@
+"""The latency Gatekeeper adds to one Produce request, measured one request at a time.
+
+    ~/.cache/gatekeeper/venv/bin/python bench/latency.py [--requests N] [--blocks B] [--rate R]
+        [--records K] [--policy allow-all|default]
+
+Starts a real single-node Kafka broker and a real ``twistd -n gatekeeper`` in front of it (as
+``bench/throughput.py`` does: allow-all, or ``--policy default`` for the default library on the
+embedded engine), then times Produce requests (v12, acks=all, one partition, ``--records``
+records of 1 KiB in one batch) from a plain socket client: send one, read its answer, send the
+next. No client library, batching or linger sits between the clock and the wire, so the
+difference between the paths is what Gatekeeper adds: its two extra loopback hops, its wake-ups
+and its Python. A third path goes through ``bench/relay_floor.py``'s plain epoll loop (a
+Python process that only copies bytes): what any user-space proxy on this machine adds before
+doing anything. The paths take turns in ``--blocks`` blocks of ``--requests`` requests each
+(after an unreported warm-up block per path), so a drift of the machine falls on all three.
+
+``--rate R`` paces the requests at R a second (the gateway sleeps in ``epoll_wait`` between them,
+as under a light producer); 0 sends each as soon as the last answer came.
+
+Prints, per path, the mean, median, p90, p99 and p99.9 of the round trips, what Gatekeeper adds
+(the difference of each figure), each figure's spread over the blocks, and Gatekeeper's CPU time
+per request (utime+stime of the twistd process over its blocks). A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kafka.record.memory_records import MemoryRecordsBuilder  # noqa: E402
+
+from bench.throughput import policy_extra, start_broker, start_gateway  # noqa: E402
+from gatekeeper.kafka.codec import API_TABLE  # noqa: E402
+from harness.broker import KafkaBroker  # noqa: E402
+
+TOPIC = "bench-latency"
+VERSION = 12
+VALUE = b"x" * 1024
+PATHS = ("direct", "relay", "gatekeeper")
+FIGURES = ("mean", "p50", "p90", "p99", "p99.9")
+
+
+def _cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def records(count: int) -> bytes:
+    builder = MemoryRecordsBuilder(2, 0, 1 << 22, offset=0)
+    for _ in range(count):
+        builder.append(timestamp=int(time.time() * 1000), key=None, value=VALUE, headers=[])
+    builder.close()
+    return bytes(builder.buffer())
+
+
+def produce_request(correlation: int, batch: bytes) -> bytes:
+    R = API_TABLE[0].request[VERSION]
+    T = R.TopicProduceData
+    body = R(transactional_id=None, acks=-1, timeout_ms=30000, topic_data=[
+        T(name=TOPIC, partition_data=[T.PartitionProduceData(index=0, records=batch)])])
+    client = b"latency-bench"
+    header = struct.pack(">hhih", 0, VERSION, correlation, len(client)) + client + b"\x00"
+    payload = header + bytes(body.encode(version=VERSION))
+    return struct.pack(">i", len(payload)) + payload
+
+
+class Client:
+    """One connection sending Produce requests one at a time."""
+
+    def __init__(self, address: str, batch: bytes) -> None:
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.batch = batch
+        self.correlation = 0
+
+    def _read(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise RuntimeError("the connection closed")
+            buf += chunk
+        return bytes(buf)
+
+    def produce(self) -> float:
+        """One round trip, in seconds; raises unless the partition took the records."""
+        self.correlation += 1
+        frame = produce_request(self.correlation, self.batch)
+        started = time.perf_counter()
+        self.sock.sendall(frame)
+        (size,) = struct.unpack(">i", self._read(4))
+        answer = self._read(size)
+        elapsed = time.perf_counter() - started
+        (correlation,) = struct.unpack_from(">i", answer)
+        if correlation != self.correlation:
+            raise RuntimeError(f"answer {correlation} to request {self.correlation}")
+        body = API_TABLE[0].response[VERSION].decode(answer[5:])  # after the correlation id and tagged fields
+        errors = [p.error_code for t in body.responses for p in t.partition_responses]
+        if errors != [0]:
+            raise RuntimeError(f"produce failed: error codes {errors}")
+        return elapsed
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def run_block(client: Client, requests: int, rate: float) -> list[float]:
+    times: list[float] = []
+    interval = 1.0 / rate if rate > 0 else 0.0
+    next_at = time.perf_counter()
+    for _ in range(requests):
+        if interval:
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            next_at += interval
+        times.append(client.produce())
+    return times
+
+
+def figures(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"mean": statistics.fmean(ordered), "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99),
+            "p99.9": pct(0.999)}
+
+
+def start_relay(workdir: Path, broker: KafkaBroker) -> tuple[subprocess.Popen[bytes], str]:
+    """``bench/relay_floor.py``'s plain epoll loop between one client and the broker."""
+    port_file = workdir / "relay.port"
+    target = broker.bootstrap.rsplit(":", 1)[1]
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("relay_floor.py")), "--relay", "epoll",
+                             str(port_file), target])
+    deadline = time.monotonic() + 20
+    while not (port_file.exists() and port_file.read_text()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the epoll relay did not listen")
+        time.sleep(0.02)
+    return proc, f"127.0.0.1:{port_file.read_text()}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=1000, help="requests per block (default 1,000)")
+    ap.add_argument("--blocks", type=int, default=10, help="blocks per path, alternating (default 10)")
+    ap.add_argument("--rate", type=float, default=1000.0, help="requests per second, 0: back to back (default 1,000)")
+    ap.add_argument("--records", type=int, default=1, help="records of 1 KiB per request (default 1)")
+    ap.add_argument("--policy", choices=["allow-all", "default"], default="default")
+    args = ap.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="gk-latency-"))
+    broker = KafkaBroker()
+    gateway = relay = None
+    try:
+        start_broker(broker)
+        broker.create_topic(TOPIC, partitions=1)
+        gateway = start_gateway(workdir, broker, policy_extra(workdir, args.policy))
+        relay, relay_address = start_relay(workdir, broker)
+        batch = records(args.records)
+        clients = {"direct": Client(broker.bootstrap, batch), "relay": Client(relay_address, batch),
+                   "gatekeeper": Client(gateway.bootstrap, batch)}
+        for path in PATHS:  # warm-up: connections, the decision cache, the JIT of the broker
+            run_block(clients[path], min(args.requests, 500), args.rate)
+        times: dict[str, list[float]] = {p: [] for p in PATHS}
+        per_block: dict[str, list[dict[str, float]]] = {p: [] for p in PATHS}
+        user = system = 0.0
+        for block in range(args.blocks):
+            order = PATHS[block % 3:] + PATHS[:block % 3]
+            for path in order:
+                before = _cpu(gateway.proc.pid)
+                got = run_block(clients[path], args.requests, args.rate)
+                if path == "gatekeeper":
+                    after = _cpu(gateway.proc.pid)
+                    user += after[0] - before[0]
+                    system += after[1] - before[1]
+                times[path] += got
+                per_block[path].append(figures(got))
+        for c in clients.values():
+            c.close()
+    finally:
+        if relay is not None:
+            relay.kill()
+            relay.wait()
+        if gateway is not None:
+            gateway.stop()
+        broker.stop()
+
+    total = {p: figures(times[p]) for p in PATHS}
+    n = args.requests * args.blocks
+    rate = f"{args.rate:,.0f} requests/s" if args.rate > 0 else "back to back"
+    print(f"\nProduce v{VERSION}, acks=all, {args.records} record(s) of 1 KiB per request, one in flight, {rate};"
+          f" {args.blocks} blocks of {args.requests:,} per path, alternating; policy: {args.policy}")
+    print("| figure (ms) | direct | epoll relay | gatekeeper | the relay adds | Gatekeeper adds |"
+          " Gatekeeper adds, per block: min – max |")
+    print("|---|---|---|---|---|---|---|")
+    for f in FIGURES:
+        d, r, g = (total[p][f] * 1e3 for p in PATHS)
+        added = [(gk[f] - dd[f]) * 1e3 for dd, gk in zip(per_block["direct"], per_block["gatekeeper"], strict=True)]
+        print(f"| {f} | {d:.3f} | {r:.3f} | {g:.3f} | {r - d:+.3f} | {g - d:+.3f} | {min(added):+.3f} – {max(added):+.3f} |")
+    tick = 1e3 / os.sysconf("SC_CLK_TCK")
+    print(f"\nGatekeeper's CPU: {(user + system) / n * 1e6:.0f} µs per request, {user / n * 1e6:.0f} user and"
+          f" {system / n * 1e6:.0f} kernel (twistd over its blocks; {n:,} requests, counted in clock ticks of {tick:g} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
