@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kafka.record.memory_records import MemoryRecordsBuilder  # noqa: E402
 
+from bench.relay_floor import process_cpu, read_exact, spawn, wait_for_port  # noqa: E402
 from bench.throughput import policy_extra, start_broker, start_gateway  # noqa: E402
 from gatekeeper.kafka.codec import API_TABLE  # noqa: E402
 from harness.broker import KafkaBroker  # noqa: E402
@@ -48,13 +49,6 @@ VERSION = 12
 VALUE = b"x" * 1024
 PATHS = ("direct", "relay", "gatekeeper")
 FIGURES = ("mean", "p50", "p90", "p99", "p99.9")
-
-
-def _cpu(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def records(count: int) -> bytes:
@@ -86,23 +80,14 @@ class Client:
         self.batch = batch
         self.correlation = 0
 
-    def _read(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise RuntimeError("the connection closed")
-            buf += chunk
-        return bytes(buf)
-
     def produce(self) -> float:
         """One round trip, in seconds; raises unless the partition took the records."""
         self.correlation += 1
         frame = produce_request(self.correlation, self.batch)
         started = time.perf_counter()
         self.sock.sendall(frame)
-        (size,) = struct.unpack(">i", self._read(4))
-        answer = self._read(size)
+        (size,) = struct.unpack(">i", read_exact(self.sock, 4))
+        answer = read_exact(self.sock, size)
         elapsed = time.perf_counter() - started
         (correlation,) = struct.unpack_from(">i", answer)
         if correlation != self.correlation:
@@ -144,16 +129,14 @@ def figures(times: list[float]) -> dict[str, float]:
 def start_relay(workdir: Path, broker: KafkaBroker) -> tuple[subprocess.Popen[bytes], str]:
     """``bench/relay_floor.py``'s plain epoll loop between one client and the broker."""
     port_file = workdir / "relay.port"
-    target = broker.bootstrap.rsplit(":", 1)[1]
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("relay_floor.py")), "--relay", "epoll",
-                             str(port_file), target])
-    deadline = time.monotonic() + 20
-    while not (port_file.exists() and port_file.read_text()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the epoll relay did not listen")
-        time.sleep(0.02)
-    return proc, f"127.0.0.1:{port_file.read_text()}"
+    proc = spawn("--relay", "epoll", str(port_file), broker.bootstrap.rsplit(":", 1)[1])
+    try:
+        port = wait_for_port(port_file, proc)
+    except Exception:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, f"127.0.0.1:{port}"
 
 
 def main() -> int:
@@ -184,10 +167,10 @@ def main() -> int:
         for block in range(args.blocks):
             order = PATHS[block % 3:] + PATHS[:block % 3]
             for path in order:
-                before = _cpu(gateway.proc.pid)
+                before = process_cpu(gateway.proc.pid)
                 got = run_block(clients[path], args.requests, args.rate)
                 if path == "gatekeeper":
-                    after = _cpu(gateway.proc.pid)
+                    after = process_cpu(gateway.proc.pid)
                     user += after[0] - before[0]
                     system += after[1] - before[1]
                 times[path] += got

@@ -49,14 +49,14 @@ ANSWER = 100
 VARIANTS = ("epoll", "twisted-bytes", "twisted-logged", "twisted")
 
 
-def _cpu(pid: int) -> tuple[float, float]:
+def process_cpu(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def _read_exact(sock: socket.socket, n: int) -> bytes:
+def read_exact(sock: socket.socket, n: int) -> bytes:
     parts, left = [], n
     while left:
         chunk = sock.recv(left)
@@ -79,8 +79,8 @@ def serve(port_file: str) -> None:
     answer = struct.pack(">i", ANSWER - 4) + b"a" * (ANSWER - 4)
     try:
         while True:
-            size = struct.unpack(">i", _read_exact(conn, 4))[0]
-            _read_exact(conn, size)
+            size = struct.unpack(">i", read_exact(conn, 4))[0]
+            read_exact(conn, size)
             conn.sendall(answer)
     except (ConnectionError, OSError):
         pass
@@ -98,7 +98,7 @@ def drive(port: int, requests: int, size: int) -> float:
         while sent < requests and sent - answered < IN_FLIGHT:
             sock.sendall(frame)
             sent += 1
-        _read_exact(sock, ANSWER)
+        read_exact(sock, ANSWER)
         answered += 1
     elapsed = time.perf_counter() - start
     sock.close()
@@ -196,11 +196,13 @@ def relay_twisted(listen_port_file: str, target: int, framed: bool, direct: bool
 
 # -- one measured run ----------------------------------------------------------------------------
 
-def _spawn(*args: str) -> subprocess.Popen[bytes]:
+def spawn(*args: str) -> subprocess.Popen[bytes]:
+    """This script in a process of its own (``--serve`` or ``--relay``)."""
     return subprocess.Popen([sys.executable, __file__, *args])
 
 
-def _port(path: Path, proc: subprocess.Popen[bytes]) -> int:
+def wait_for_port(path: Path, proc: subprocess.Popen[bytes]) -> int:
+    """The port ``proc`` wrote to ``path`` once it listened."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if path.exists() and path.read_text():
@@ -215,16 +217,16 @@ def measure(variant: str, requests: int, size: int, tmp: Path) -> tuple[float, f
     """(relay user and system CPU µs per request, client's requests per second) for one run."""
     for f in ("server.port", "relay.port"):
         (tmp / f).unlink(missing_ok=True)
-    server = _spawn("--serve", str(tmp / "server.port"))
+    server = spawn("--serve", str(tmp / "server.port"))
     relay = None
     try:
-        target = _port(tmp / "server.port", server)
-        relay = _spawn("--relay", variant, str(tmp / "relay.port"), str(target))
-        port = _port(tmp / "relay.port", relay)
+        target = wait_for_port(tmp / "server.port", server)
+        relay = spawn("--relay", variant, str(tmp / "relay.port"), str(target))
+        port = wait_for_port(tmp / "relay.port", relay)
         time.sleep(0.2)  # the interpreter's start-up is not the relay's per-request cost
-        user, system = _cpu(relay.pid)
+        user, system = process_cpu(relay.pid)
         elapsed = drive(port, requests, size)
-        user_after, system_after = _cpu(relay.pid)
+        user_after, system_after = process_cpu(relay.pid)
         return 1e6 * (user_after - user) / requests, 1e6 * (system_after - system) / requests, requests / elapsed
     finally:
         for p in (relay, server):
