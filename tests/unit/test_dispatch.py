@@ -16,16 +16,23 @@ from twisted.logger import capturedLogs
 from gatekeeper.proxy.dispatch import dispatch_directly
 
 
-@pytest.fixture
-def reactor() -> Iterator[Any]:
-    r = epollreactor.EPollReactor()
-    yield r
+def _close(r: Any) -> None:
+    """Close what a reactor built for a test opened: its connections, its waker, its poller."""
     r.disconnectAll()
     waker = getattr(r, "waker", None)
     if waker is not None:
         r.removeReader(waker)
         waker.connectionLost(None)
-    r._poller.close()
+    poller = getattr(r, "_poller", None)
+    if poller is not None:
+        poller.close()
+
+
+@pytest.fixture
+def reactor() -> Iterator[Any]:
+    r = epollreactor.EPollReactor()
+    yield r
+    _close(r)
 
 
 def _spin(r: Any, until: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -72,9 +79,12 @@ def _read(r: Any, s: socket.socket, n: int) -> bytes:
 
 def test_only_twisteds_own_epoll_reactor_is_changed() -> None:
     other = SelectReactor()
-    before = other.doIteration
-    assert dispatch_directly(other) is False
-    assert other.doIteration == before
+    try:
+        before = other.doIteration
+        assert dispatch_directly(other) is False
+        assert other.doIteration == before
+    finally:
+        _close(other)
 
     class Derived(epollreactor.EPollReactor):
         pass
@@ -84,7 +94,7 @@ def test_only_twisteds_own_epoll_reactor_is_changed() -> None:
         assert dispatch_directly(derived) is False
         assert derived.doIteration == Derived.doIteration.__get__(derived)
     finally:
-        derived._poller.close()
+        _close(derived)
 
 
 def test_installed_once(reactor: Any) -> None:
