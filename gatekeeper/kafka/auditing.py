@@ -16,16 +16,17 @@ from gatekeeper.api import Decision, Operation
 from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_partition
 from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_name, withdrawn
 from gatekeeper.kafka.codec import CodecError, response_header_size
-from gatekeeper.kafka.records import count_records, records_span
+from gatekeeper.kafka.records import records_span
 from gatekeeper.kafka.walks import (
     FetchedPartition,
     ProducedPartition,
     fetch_response_partitions,
-    produce_response_partitions,
+    partition_records,
+    produce_response_read,
 )
 
 __all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "fetched_partitions", "mark_masked", "operation_entries",
-           "produce_outcome"]
+           "produce_outcome", "read_outcome"]
 
 AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are read for the outcome
 
@@ -76,7 +77,7 @@ def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], 
     for t in request_body.topic_data or ():
         name = named(t.topic_id) if by_id else t.name or ""
         for p in t.partition_data or ():
-            sent[(name, p.index)] = count_records(p.records)
+            sent[(name, p.index)] = partition_records(p)
     parts = []
     for topic, index, error_code, base_offset in partitions:
         name = topic if type(topic) is str else named(topic)
@@ -113,12 +114,18 @@ def fetched_partitions(response: Any, version: int) -> list[FetchedPartition]:
 def broker_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) -> dict[str, Any]:
     """The outcome of a Produce or Fetch ``request`` from the broker's response ``frame``,
     walked in place (CodecError when the broker's bytes do not read)."""
+    return read_outcome(request, frame, resolve)[0]
+
+
+def read_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) -> tuple[dict[str, Any], bool]:
+    """``broker_outcome``, and whether the walk saw that the answer has nothing to rewrite (a
+    Produce answer that ends without tagged fields); False when it cannot tell."""
     version = request.header.api_version
     try:
         start = response_header_size(frame, request.spec, version)
         if request.header.api_key == 0:
-            return produce_outcome(request.fields, produce_response_partitions(frame, start, version), resolve,
-                                   by_id=version >= 13)
-        return fetch_outcome(fetch_response_partitions(frame, start, version), resolve)
+            partitions, untagged = produce_response_read(frame, start, version)
+            return produce_outcome(request.fields, partitions, resolve, by_id=version >= 13), untagged
+        return fetch_outcome(fetch_response_partitions(frame, start, version), resolve), False
     except (CodecError, IndexError) as e:
         raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e

@@ -23,6 +23,7 @@ from gatekeeper.kafka.auditing import (
     fetch_outcome,
     fetched_partitions,
     mark_masked,
+    read_outcome,
 )
 from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.entry import Entry
@@ -295,13 +296,16 @@ class ResponseSide:
             # Read for the audit trail's outcome (offsets, error codes), then passed on as it came
             # unless something else rewrites it.
             try:
-                outcome = broker_outcome(request, raw, self.s.cluster.topic_name)
+                outcome, untagged = read_outcome(request, raw, self.s.cluster.topic_name)
             except CodecError as e:
                 self._audit_outcome(entry, {"from": "broker", "error": str(e)})
                 self._upstream_broken(str(e))
                 return
             self._audit_outcome(entry, outcome)
-            if entry.merge is None and entry.filter_listing is None and not codec.needs_response_processing(request):
+            # A Produce answer the walk saw end without tagged fields names no new leader's
+            # address, so processing it would pass it on unchanged: it is not walked again.
+            if entry.merge is None and entry.filter_listing is None and (
+                    untagged or not codec.needs_response_processing(request)):
                 entry.response = raw
                 return
         # Any other answer the broker gave: its request record is complete now (a processed

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gatekeeper.kafka.codec import CodecError
+from gatekeeper.kafka.records import count_records
 
 __all__ = ["FetchedPartition", "ProduceData", "ProducePartitionData", "ProduceRequestView", "ProducedPartition",
-           "fetch_response_partitions", "produce_request", "produce_response_partitions", "produce_response_tagged",
+           "fetch_response_partitions", "partition_records", "produce_request", "produce_response_partitions", "produce_response_read", "produce_response_tagged",
            "topic_id"]
 
 _I16 = struct.Struct(">h")
@@ -69,15 +70,26 @@ class FetchedPartition(NamedTuple):
 
 
 class ProducePartitionData:
-    """One partition of a Produce request: its index and a view of its record set (no copy)."""
+    """One partition of a Produce request: its index, a view of its record set (no copy) and the
+    number of records in it, counted once here for the policy input and the audit trail's
+    outcome alike."""
 
-    __slots__ = ("index", "records")
+    __slots__ = ("count", "index", "records")
 
     def __init__(self, index: int, records: memoryview | None) -> None:
         self.index, self.records = index, records
+        self.count = count_records(records)
 
     def __repr__(self) -> str:
         return f"ProducePartitionData(index={self.index}, records={None if self.records is None else len(self.records)} bytes)"
+
+
+def partition_records(partition: Any) -> int:
+    """The number of records in one partition of a Produce request: walked (counted by the
+    walk) or decoded (a kafka-python object, counted now)."""
+    if type(partition) is ProducePartitionData:
+        return partition.count
+    return count_records(partition.records)
 
 
 class ProduceData(NamedTuple):
@@ -309,14 +321,23 @@ def _walk_produce_request(frame: bytes, pos: int, version: int) -> tuple[Produce
 def produce_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[ProducedPartition]:
     """Each partition of the Produce response body at ``buf[pos:]`` (versions 3-13), in order.
     Raises CodecError when the body is truncated or malformed."""
+    return produce_response_read(body, pos, version)[0]
+
+
+def produce_response_read(body: bytes | memoryview, pos: int, version: int) -> tuple[list[ProducedPartition], bool]:
+    """``produce_response_partitions``, and whether the walk saw the body end without tagged
+    fields (True: the answer has no ``node_endpoints``, so ``produce_response_tagged`` would say
+    False; False: not known, ask it). One walk where the audit trail needs both."""
     if not 3 <= version <= 13:
         raise CodecError(f"produce response v{version} is not walked")
     out: list[ProducedPartition] = []
-    if version >= 9 and _usual_produce_response(body, pos, version >= 13, out) is not None:
-        return out
+    if version >= 9:
+        end = _usual_produce_response(body, pos, version >= 13, out)
+        if end is not None:
+            return out, end == len(body)
     out.clear()
     _walk_produce_response(body, pos, version, out)
-    return out
+    return out, False
 
 
 def produce_response_tagged(body: bytes | memoryview, pos: int, version: int) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from gatekeeper.kafka.apis.negotiation import intersect_api_versions
 from gatekeeper.kafka.codec import API_TABLE, UnsupportedApi
 from gatekeeper.kafka.messages import INSPECTABLE, KafkaCodec
+from gatekeeper.testing.audit import RecordingTrail
 from tests.unit.samples import TOPIC_ID, req
 from tests.unit.test_client_protocol import framed, response
 from tests.unit.test_connection import ALLOW, answer, decode_response, produce, ready
@@ -40,8 +41,8 @@ def _produce_request(cid: int, version: int) -> bytes:
     return framed(req(0, version, transactional_id=None, acks=-1, timeout_ms=1000, topic_data=data), version, cid)
 
 
-def _core_knowing_two_brokers() -> tuple[Any, Any, Any]:
-    core, io, adapter = ready()
+def _core_knowing_two_brokers(trail: Any = None) -> tuple[Any, Any, Any]:
+    core, io, adapter = ready(trail=trail)
     cluster = adapter.settings.cluster
     cluster.observe_topics([(TOPIC_ID, "orders")])
     cluster.observe_broker(1, "10.9.8.6", 9092)
@@ -54,9 +55,12 @@ def _gateway_port(adapter: Any, node_id: int) -> int:
     return 9193 + slot
 
 
+@pytest.mark.parametrize("audited", [False, True])
 @pytest.mark.parametrize("version", [10, 11, 12, 13])
-def test_a_produce_answer_naming_the_new_leader_gets_gatekeepers_address(version: int) -> None:
-    core, io, adapter = _core_knowing_two_brokers()
+def test_a_produce_answer_naming_the_new_leader_gets_gatekeepers_address(version: int, audited: bool) -> None:
+    """Also when the audit trail reads the answer for its outcome (one walk serves both)."""
+    trail = RecordingTrail() if audited else None
+    core, io, adapter = _core_knowing_two_brokers(trail)
     core.client_data(_produce_request(1, version))
     answer(core, io, ALLOW)
     raw = _produce_answer(1, version, endpoints=True)
@@ -71,16 +75,24 @@ def test_a_produce_answer_naming_the_new_leader_gets_gatekeepers_address(version
     assert (node.node_id, node.host, node.port) == (2, ADVERTISED, _gateway_port(adapter, 2))
     p = body.responses[0].partition_responses[0]
     assert (p.error_code, p.current_leader.leader_id, p.current_leader.leader_epoch) == (6, 2, 5)
+    if trail is not None:
+        (record,) = trail.requests()
+        assert [(q["partition"], q["error_code"]) for q in record["outcome"]["partitions"]] == [(0, 6)]
 
 
+@pytest.mark.parametrize("audited", [False, True])
 @pytest.mark.parametrize("version", [9, 10, 13])
-def test_any_other_produce_answer_passes_byte_for_byte(version: int) -> None:
-    core, io, _ = _core_knowing_two_brokers()
+def test_any_other_produce_answer_passes_byte_for_byte(version: int, audited: bool) -> None:
+    trail = RecordingTrail() if audited else None
+    core, io, _ = _core_knowing_two_brokers(trail)
     core.client_data(_produce_request(1, version))
     answer(core, io, ALLOW)
     raw = _produce_answer(1, version, endpoints=False, error=0)
     core.upstream_data(raw)
     assert b"".join(io.client) == raw
+    if trail is not None:
+        (record,) = trail.requests()
+        assert [(q["partition"], q["error_code"]) for q in record["outcome"]["partitions"]] == [(0, 0)]
 
 
 def test_a_node_with_no_gateway_port_is_pointed_nowhere() -> None:

@@ -25,8 +25,10 @@ from gatekeeper.kafka.walks import (
     ProducedPartition,
     _walk_produce_request,  # the general walk, beside the fast one
     fetch_response_partitions,
+    partition_records,
     produce_request,
     produce_response_partitions,
+    produce_response_read,
     produce_response_tagged,
 )
 
@@ -104,6 +106,23 @@ def test_the_tag_walk_finds_node_endpoints_exactly_where_the_decoder_does(versio
     assert expected == (version >= 10 and bool(endpoints))
     assert produce_response_tagged(frame, len(head), version) is expected
     assert produce_response_tagged(memoryview(frame), len(head), version) is expected
+    # The audit trail's one walk: the same partitions, and "untagged" only where there are no tags.
+    partitions, untagged = produce_response_read(frame, len(head), version)
+    assert partitions == _reference(frame, version)[1]
+    assert not (untagged and expected)
+
+
+def test_the_usual_answer_is_read_untagged_in_one_walk() -> None:
+    plain = {"index": 1, "error_code": 0, "base_offset": 7, "log_append_time_ms": -1, "log_start_offset": 0,
+             "record_errors": [], "error_message": None, "leader": None}
+    topics = [("orders", uuid.uuid4(), [plain])]
+    for version in (10, 12, 13):
+        frame = _frame(version, topics)
+        start = len(decode_response_body(frame, SPEC, version)[0])
+        assert produce_response_read(frame, start, version) == (_reference(frame, version)[1], True)
+        tagged = _frame(version, topics, endpoints=[(1, "broker-1", 9092, None)])
+        start = len(decode_response_body(tagged, SPEC, version)[0])
+        assert produce_response_read(tagged, start, version) == (_reference(tagged, version)[1], False)
 
 
 @settings(max_examples=60, deadline=None)
@@ -245,7 +264,10 @@ def test_topic_ids_are_built_once_and_the_cache_stays_bounded(monkeypatch: pytes
 # -- Produce requests ------------------------------------------------------------------------------
 
 PRODUCE_REQUEST = API_TABLE[0].request
-_produced = st.tuples(st.integers(-(2**31), 2**31 - 1), st.one_of(st.none(), st.binary(max_size=40)))
+# Record sets: any bytes, or shaped like batches (so the walk's record counts are not all 0).
+_produced = st.tuples(st.integers(-(2**31), 2**31 - 1),
+                      st.one_of(st.none(), st.binary(max_size=40),
+                                st.builds(_record_data, st.lists(_batch, max_size=2), st.integers(0, 200), st.binary(max_size=2))))
 _produce_topic = st.tuples(_names, st.uuids(), st.lists(_produced, max_size=3))
 
 
@@ -268,7 +290,8 @@ def _decoded_fields(frame: bytes) -> Any:
     by_id = header.api_version >= 13
     return (body.transactional_id, body.acks, body.timeout_ms,
             [(None if by_id else t.name, t.topic_id if by_id else None,
-              [(p.index, None if p.records is None else bytes(p.records)) for p in t.partition_data]) for t in body.topic_data],
+              [(p.index, None if p.records is None else bytes(p.records), count_records(p.records), partition_records(p))
+               for p in t.partition_data]) for t in body.topic_data],
             len(frame) - trailing)
 
 
@@ -279,7 +302,8 @@ def _walked_fields(frame: bytes, walk: Any = produce_request) -> Any:
     except CodecError:
         return None
     return (view.transactional_id, view.acks, view.timeout_ms,
-            [(t.name, t.topic_id, [(p.index, None if p.records is None else bytes(p.records)) for p in t.partition_data])
+            [(t.name, t.topic_id, [(p.index, None if p.records is None else bytes(p.records), p.count, partition_records(p))
+                                   for p in t.partition_data])
              for t in view.topic_data], end)
 
 

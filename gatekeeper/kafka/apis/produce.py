@@ -21,16 +21,18 @@ from gatekeeper.kafka.apis.base import (
     topic_resource,
     txn,
 )
-from gatekeeper.kafka.records import count_records
-from gatekeeper.kafka.walks import produce_response_tagged
+from gatekeeper.kafka.walks import partition_records, produce_response_tagged
 
 
 def _operations(b: Any, c: OpContext) -> list[Operation]:
     ops = []
     for t in b.topic_data:
-        parts = [p.index for p in t.partition_data]
-        count = sum(count_records(p.records) for p in t.partition_data)
-        size = sum(len(p.records) if p.records is not None else 0 for p in t.partition_data)
+        parts, count, size = [], 0, 0
+        for p in t.partition_data:
+            parts.append(p.index)
+            count += partition_records(p)
+            if p.records is not None:
+                size += len(p.records)
         req = {"acks": b.acks, "partitions": parts, "record_count": count, "bytes": size}
         if b.transactional_id:
             req["transactional_id"] = b.transactional_id
