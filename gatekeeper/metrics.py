@@ -17,7 +17,7 @@ from typing import Any
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "Metrics", "gateway_metrics"]
+__all__ = ["CONTENT_TYPE", "Children", "Metrics", "gateway_metrics"]
 
 # generate_latest writes the classic text format; say so (newer clients' default names 1.0.0).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -61,6 +61,14 @@ class Metrics:
         self._children[key] = child
         return child
 
+    def counters(self, name: str, *labels: str) -> Children:
+        """The counter ``name``'s children by the values of ``labels``, bound on first use: for
+        a call site that counts per request, ``counters(...)[value].inc(n)`` (a tuple of values
+        for several labels) costs a dict lookup where ``inc`` builds its labels each time."""
+        if not labels:
+            raise ValueError(f"metric {name}: counters() binds children by label values; name at least one label")
+        return Children(self, name, labels)
+
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         key = (name, *labels.items()) if labels else name
         try:
@@ -101,6 +109,24 @@ class Metrics:
     def render(self) -> str:
         """The Prometheus text exposition format (0.0.4)."""
         return generate_latest(self.registry).decode()
+
+
+class Children(dict[Any, Any]):
+    """One counter's children by label values (``Metrics.counters``)."""
+
+    def __init__(self, metrics: Metrics, name: str, labels: tuple[str, ...]) -> None:
+        super().__init__()
+        self._metrics, self._name, self._labels = metrics, name, labels
+
+    def __missing__(self, values: Any) -> Any:
+        names = self._labels
+        labels = dict(zip(names, values if len(names) > 1 else (values,), strict=True))
+        key = (self._name, *labels.items()) if labels else self._name
+        child = self._metrics._children.get(key)
+        if child is None:
+            child = self._metrics._child(key, self._name, "counter", labels)
+        self[values] = child
+        return child
 
 
 def gateway_metrics() -> Metrics:

@@ -85,6 +85,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         limits = settings.config.limits
         self.decoder = FrameDecoder(limits.max_frame_bytes)
         self.responses = FrameDecoder(limits.max_response_frame_bytes)
+        self._from_client = settings.hot.bytes["from_client"]
+        self._from_broker = settings.hot.bytes["from_broker"]
         self.closing = False
         self.peer = "?"
         self.session: SessionInfo | None = None
@@ -274,7 +276,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
     def client_data(self, data: bytes) -> None:
         if self.closing:
             return
-        self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_client")
+        self._from_client.inc(len(data))
         self._bytes_in += len(data)
         self.decoder.receive_data(data)
         try:
@@ -299,11 +301,10 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         except CodecError as e:
             self._close(f"malformed request: {e}", rejected="malformed")
             return
-        metrics = self.s.metrics
-        metrics.inc("gatekeeper_requests_total", api=request.api_name)
+        self.s.hot.requests[request.api_name].inc()
         self._requests_seen += 1
         if request.trailing:
-            metrics.inc("gatekeeper_trailing_bytes_total", request.trailing, api=request.api_name)
+            self.s.metrics.inc("gatekeeper_trailing_bytes_total", request.trailing, api=request.api_name)
         key = request.header.api_key
         if self.sasl is not None and key in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
             self.s.inputs_decoded(self._inputs(request, self.s.codec.operations(request)))
@@ -433,8 +434,9 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
     def _decided(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision]) -> None:
         request = entry.request
         assert request is not None
+        counted = self.s.hot.decisions
         for decision, policy_input in zip(decisions, inputs, strict=True):
-            self.s.metrics.inc("gatekeeper_decisions_total", action=decision.action, operation=policy_input["operation"])
+            counted[decision.action, policy_input["operation"]].inc()
         # A topic a regex subscription resolves to is never held for approval: it is left out.
         decisions = [Decision("deny", reason=f"not resolved while it asks for approval: {d.reason}", ttl=d.ttl)
                      if d.action == "approve" and op.request.get("resolving") else d for op, d in zip(ops, decisions, strict=True)]

@@ -50,6 +50,7 @@ class ResponseSide:
     _stream_left: int
     _streamed: tuple[Entry, list[bytes]] | None
     _bytes_out: int
+    _from_broker: Any  # the bytes counter from the broker (settings.hot)
     _order: deque[Entry]
     _sent: deque[Entry]
     _waiting_for_ids: list[Any]
@@ -105,7 +106,7 @@ class ResponseSide:
         if not self._upstream_ready:
             self._authenticating_upstream(data)
             return
-        self.s.metrics.inc("gatekeeper_bytes_total", len(data), direction="from_broker")
+        self._from_broker.inc(len(data))
         left = self._stream_left
         if left:
             streamed = self._streamed
@@ -207,7 +208,7 @@ class ResponseSide:
         if not 0 < n <= self.passthrough_left() or not 0 <= queued <= n:
             raise ValueError(f"{n} bytes passed through ({queued} queued), {self.passthrough_left()} were announced")
         metrics = self.s.metrics
-        metrics.inc("gatekeeper_bytes_total", n, direction="from_broker")
+        self._from_broker.inc(n)
         if n > queued:
             metrics.inc("gatekeeper_spliced_bytes_total", n - queued, to="socket")
         if queued:

@@ -12,7 +12,24 @@ from gatekeeper.kafka.cluster import ClusterView
 from gatekeeper.kafka.messages import KafkaCodec
 from gatekeeper.ratelimit import LogSampler
 
-__all__ = ["KafkaSettings"]
+__all__ = ["HotCounters", "KafkaSettings"]
+
+
+@attrs.frozen
+class HotCounters:
+    """The counters the data path adds to on every request, bound once per adapter
+    (``Metrics.counters``): bytes each way, requests by API and decisions by (action,
+    operation)."""
+
+    bytes: Any  # by direction: from_client, from_broker
+    requests: Any  # by API name
+    decisions: Any  # by (action, operation)
+
+    @classmethod
+    def of(cls, metrics: Any) -> HotCounters:
+        return cls(bytes=metrics.counters("gatekeeper_bytes_total", "direction"),
+                   requests=metrics.counters("gatekeeper_requests_total", "api"),
+                   decisions=metrics.counters("gatekeeper_decisions_total", "action", "operation"))
 
 
 @attrs.frozen
@@ -33,3 +50,4 @@ class KafkaSettings:
     grants_for: Callable[[Any, float], list[dict[str, Any]]] = lambda principal, now: []  # live approval grants
     audit: Any = None  # gatekeeper.audit.AuditTrail, or None: no audit trail
     policy_revision: Callable[[], str | None] = lambda: None  # the digest of the policies and data in force
+    hot: HotCounters = attrs.field(default=attrs.Factory(lambda self: HotCounters.of(self.metrics), takes_self=True))

@@ -151,7 +151,10 @@ class ClientProtocol(Protocol):
         self.gate.release("connecting")
 
     def decide(self, token: int, inputs: list[dict[str, Any]]) -> None:
-        d = self.context.engine.decide_many(inputs)
+        d = self.context.engine.decide_now(inputs)
+        if type(d) is list:  # every decision cached: answered now
+            self.core.decided(token, d)
+            return
         d.addCallbacks(lambda decisions: self.core.decided(token, decisions),
                        lambda f: self.core.decision_failed(token, f.getErrorMessage()))
 

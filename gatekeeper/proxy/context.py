@@ -13,7 +13,7 @@ __all__ = ["ProxyContext"]
 @attrs.frozen
 class ProxyContext:
     adapters: Mapping[str, Any]  # protocol name -> loaded adapter (``listeners[].protocol``)
-    engine: Any  # the policy engine: decide_many(inputs) -> Deferred[list[Decision]]
+    engine: Any  # the policy engine (PolicyEngine): decide_now(inputs) -> decisions, or a Deferred of them
     clock: Any  # IReactorTime: callLater for the connection core's timers
     connect: Callable[[Any, Any], Any]  # (target, protocol) -> Deferred[protocol], connected
     opened: Callable[[Any], str | None]  # a client connection was accepted: a reason to refuse it, or None

@@ -213,12 +213,15 @@ class _DenyAll:
 
     name = "deny-all"
 
+    def decide_now(self, inputs):
+        from gatekeeper.api import Decision
+
+        return [Decision("deny", reason=f"no {i['operation']} for you") for i in inputs]
+
     def decide_many(self, inputs):
         from twisted.internet import defer
 
-        from gatekeeper.api import Decision
-
-        return defer.succeed([Decision("deny", reason=f"no {i['operation']} for you") for i in inputs])
+        return defer.succeed(self.decide_now(inputs))
 
 
 def _fetch(cid: int, topic: str = "orders"):

@@ -75,6 +75,22 @@ def test_cache_ignores_volatile_fields_and_honours_ttl() -> None:
     assert cache_key(_input("orders")) != cache_key(_input("payments"))
 
 
+def test_decisions_all_in_the_cache_are_answered_at_once_and_any_miss_waits_for_the_backend() -> None:
+    engine, backend, _ = make(lambda i: {"action": "allow" if i["resource"]["name"] == "a" else "deny", "reason": "r"})
+    first = engine.decide_now([_input("a"), _input("b")])
+    assert isinstance(first, defer.Deferred)  # nothing cached yet: asked of the backend
+    assert [d.action for d in result(first)] == ["allow", "deny"]
+    hit = engine.decide_now([_input("b", count=7), _input("a")])
+    assert isinstance(hit, list) and [d.action for d in hit] == ["deny", "allow"]  # the decisions themselves
+    assert len(backend.calls) == 1
+    assert engine.metrics.get("gatekeeper_decision_cache_total", result="hit") == 2
+    mixed = engine.decide_now([_input("a"), _input("c")])  # one miss: the whole batch waits for it
+    assert isinstance(mixed, defer.Deferred) and [d.action for d in result(mixed)] == ["allow", "deny"]
+    assert backend.calls[-1] == [_input("c")]
+    assert engine.metrics.get("gatekeeper_decision_cache_total", result="miss") == 3
+    assert [d.action for d in result(engine.decide_many([_input("a")]))] == ["allow"]  # still a Deferred
+
+
 def test_misses_are_batched_in_one_backend_call() -> None:
     engine, backend, _ = make(lambda i: {"action": "allow" if i["resource"]["name"] == "a" else "deny", "reason": "r"})
     decisions = result(engine.decide_many([_input("a"), _input("b"), _input("a2")]))

@@ -70,3 +70,24 @@ def test_two_gateways_keep_their_own_counts() -> None:
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="kind"):
         Metrics().describe("x", "summary-ish", "")
+
+
+def test_bound_children_count_into_the_same_series_as_inc() -> None:
+    m = Metrics()
+    m.inc("gatekeeper_decisions_total", action="allow", operation="produce")
+    decisions = m.counters("gatekeeper_decisions_total", "action", "operation")
+    decisions["allow", "produce"].inc()
+    decisions["deny", "produce"].inc(2)
+    by_api = m.counters("gatekeeper_requests_total", "api")
+    by_api["Produce"].inc()
+    m.inc("gatekeeper_requests_total", api="Produce")
+    assert decisions["allow", "produce"] is decisions["allow", "produce"]  # bound once
+    assert m.get("gatekeeper_decisions_total", action="allow", operation="produce") == 2
+    assert m.get("gatekeeper_decisions_total", action="deny", operation="produce") == 2
+    assert m.get("gatekeeper_requests_total", api="Produce") == 2
+    text = m.render()
+    assert 'gatekeeper_decisions_total{action="allow",operation="produce"} 2.0' in text
+    with pytest.raises(ValueError, match="at least one label"):
+        m.counters("gatekeeper_bytes_total")
+    with pytest.raises(ValueError):  # one value for two labels
+        decisions["allow"].inc()
