@@ -121,7 +121,7 @@ class Children(dict[Any, Any]):
     def __missing__(self, values: Any) -> Any:
         names = self._labels
         labels = dict(zip(names, values if len(names) > 1 else (values,), strict=True))
-        key = (self._name, *labels.items()) if labels else self._name
+        key = (self._name, *labels.items())  # as ``inc`` keys it (labels in this order)
         child = self._metrics._children.get(key)
         if child is None:
             child = self._metrics._child(key, self._name, "counter", labels)

@@ -18,8 +18,8 @@ from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.records import count_records
 
 __all__ = ["FetchedPartition", "ProduceData", "ProducePartitionData", "ProduceRequestView", "ProducedPartition",
-           "fetch_response_partitions", "partition_records", "produce_request", "produce_response_partitions", "produce_response_read", "produce_response_tagged",
-           "topic_id"]
+           "fetch_response_partitions", "partition_records", "produce_request", "produce_response_partitions",
+           "produce_response_read", "produce_response_tagged", "topic_id"]
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
