@@ -20,7 +20,7 @@ from gatekeeper.kafka.codec import API_TABLE, CodecError, RequestHeader
 from gatekeeper.kafka.masking import mask_fetch, mask_share_fetch
 from gatekeeper.kafka.messages import INSPECTABLE, KafkaCodec
 from gatekeeper.kafka.request import DecodedRequest
-from gatekeeper.kafka.walks import fetch_response_partitions, produce_response_partitions
+from gatekeeper.kafka.walks import fetch_response_partitions, produce_response_read
 
 EXPECTED = (CodecError,)
 _KEYS = sorted(INSPECTABLE)
@@ -69,7 +69,7 @@ def one_input(data: bytes) -> None:
     request = _request(key, version, _request_body(key, version))
     if key == 0 and 3 <= version <= 13:
         try:
-            produce_response_partitions(frame, kcodec.response_header_size(frame, spec, version), version)
+            produce_response_read(frame, kcodec.response_header_size(frame, spec, version), version)
         except IndexError:  # what broker_outcome turns into a CodecError
             pass
     if key == 1 and 4 <= version <= 18:

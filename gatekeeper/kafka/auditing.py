@@ -63,7 +63,7 @@ def mark_masked(operations: list[dict[str, Any]], operation: str, masked: dict[s
 
 def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], resolve: Resolve,
                     by_id: bool = False) -> dict[str, Any]:
-    """Each partition the broker answered (``walks.produce_response_partitions``): its error
+    """Each partition the broker answered (``walks.produce_response_read``): its error
     code and base offset and the number of records sent (from the request), so the records can
     be read back by offset. ``by_id``: the request names its topics by id (Produce v13+), so
     neither side is asked for a name it does not carry (a kafka-python field outside the

@@ -18,7 +18,7 @@ from gatekeeper.kafka.codec import CodecError
 from gatekeeper.kafka.records import count_records
 
 __all__ = ["FetchedPartition", "ProduceData", "ProducePartitionData", "ProduceRequestView", "ProducedPartition",
-           "fetch_response_partitions", "partition_records", "produce_request", "produce_response_partitions",
+           "fetch_response_partitions", "partition_records", "produce_request",
            "produce_response_read", "produce_response_tagged", "topic_id"]
 
 _I16 = struct.Struct(">h")
@@ -318,16 +318,12 @@ def _walk_produce_request(frame: bytes, pos: int, version: int) -> tuple[Produce
     return ProduceRequestView(transactional_id, acks, timeout_ms, topics), r.pos
 
 
-def produce_response_partitions(body: bytes | memoryview, pos: int, version: int) -> list[ProducedPartition]:
-    """Each partition of the Produce response body at ``buf[pos:]`` (versions 3-13), in order.
-    Raises CodecError when the body is truncated or malformed."""
-    return produce_response_read(body, pos, version)[0]
-
-
 def produce_response_read(body: bytes | memoryview, pos: int, version: int) -> tuple[list[ProducedPartition], bool]:
-    """``produce_response_partitions``, and whether the walk saw the body end without tagged
-    fields (True: the answer has no ``node_endpoints``, so ``produce_response_tagged`` would say
-    False; False: not known, ask it). One walk where the audit trail needs both."""
+    """Each partition of the Produce response body at ``buf[pos:]`` (versions 3-13), in order,
+    and whether the walk saw the body end without tagged fields (True: the answer has no
+    ``node_endpoints``, so ``produce_response_tagged`` would say False; False: not known, ask
+    it). One walk where the audit trail needs both. Raises CodecError when the body is
+    truncated or malformed."""
     if not 3 <= version <= 13:
         raise CodecError(f"produce response v{version} is not walked")
     out: list[ProducedPartition] = []

@@ -217,10 +217,10 @@ class PolicyEngine:
             else:
                 results[i] = hit
         if keeps is None:
-            self.metrics.inc("gatekeeper_decision_cache_total", len(inputs), result="off")
+            self._cache_results["off"].inc(len(inputs))
         else:
             if missing:
-                self.metrics.inc("gatekeeper_decision_cache_total", len(missing), result="miss")
+                self._cache_results["miss"].inc(len(missing))
             if len(missing) < len(inputs):
                 self._cache_results["hit"].inc(len(inputs) - len(missing))
         if not missing:
@@ -240,7 +240,7 @@ class PolicyEngine:
                     self._inflight[flight] = []
                 own.append((i, flight))
         if shared:
-            self.metrics.inc("gatekeeper_decision_cache_total", len(shared), result="shared")
+            self._cache_results["shared"].inc(len(shared))
         missing = own
         if not missing:
             return self._with_shared(results, shared)

@@ -44,8 +44,8 @@ class RecordingIO(ConnectionIO):
     ``core.decided``). Timers run on ``clock``.
 
     Options: ``keep=False`` counts the bytes written without keeping them (settable later, e.g.
-    after a first request was checked); ``engine`` answers every decision through its
-    ``decide_many`` (to ``core``, which must then be set) instead of keeping it in ``asked``;
+    after a first request was checked); ``engine`` (a ``PolicyEngine``) answers every decision
+    through its ``decide_now`` (to ``core``, which must then be set) instead of keeping it in ``asked``;
     ``offload_inline`` runs offloaded work at once; ``close_raises`` and ``hold_raises``, when
     given, make that call raise ``SystemExit`` with the message (a ``BaseException``: the core
     does not catch it as its own error) instead of being recorded; ``principal`` is what
@@ -94,7 +94,7 @@ class RecordingIO(ConnectionIO):
             self.asked.append((token, inputs))
             return
         core = self.core
-        d = self.engine.decide_now(inputs) if hasattr(self.engine, "decide_now") else self.engine.decide_many(inputs)
+        d = self.engine.decide_now(inputs)
         if type(d) is list:  # as the gateway's shell: cached decisions answered now
             core.decided(token, d)
             return

@@ -218,11 +218,6 @@ class _DenyAll:
 
         return [Decision("deny", reason=f"no {i['operation']} for you") for i in inputs]
 
-    def decide_many(self, inputs):
-        from twisted.internet import defer
-
-        return defer.succeed(self.decide_now(inputs))
-
 
 def _fetch(cid: int, topic: str = "orders"):
     F = API_TABLE[1].request
