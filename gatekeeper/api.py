@@ -210,11 +210,12 @@ class Connection(Protocol):
     """A sans-I/O connection core: one per client connection, made by the adapter. It takes
     bytes and results in, and gives bytes and requests out through its :class:`ConnectionIO`.
 
-    A core may also offer ``passthrough_next() -> bool``, ``passthrough_left() -> int`` and
-    ``passed_through(n, queued)``: which of the broker's next bytes go to the client unread, so
-    the shell may move them itself (the Kafka core does, ``gatekeeper/kafka/responses.py``; the
-    shell splices them, ``gatekeeper/proxy/splicing.py``). A core without them is relayed as it
-    reads."""
+    A core may also offer ``passthrough_next(read) -> bool``, ``passthrough_left(read) -> int``,
+    ``passthrough_view() -> memoryview | None`` and ``passed_through(n, queued, read)``: which of
+    the broker's next bytes go to the client unchanged, so the shell may move them itself, and
+    where it copies those the core reads (the Kafka core does, ``gatekeeper/kafka/responses.py``;
+    the shell splices them, ``gatekeeper/proxy/splicing.py``). A core without them is relayed as
+    it reads."""
 
     closing: bool
 

@@ -150,7 +150,7 @@ def gateway_metrics() -> Metrics:
     m.describe("gatekeeper_decisions_total", "counter", "Policy decisions, by action and operation.")
     m.describe("gatekeeper_held_requests_total", "counter", "Requests held for approval, by outcome.")
     m.describe("gatekeeper_bytes_total", "counter", "Bytes relayed, by direction.")
-    m.describe("gatekeeper_spliced_bytes_total", "counter", "Bytes of broker answers passed to the client without being read by Gatekeeper (also counted in gatekeeper_bytes_total), by where they went: to=socket moved inside the kernel (splice), to=queue read back and queued because the client's socket was full.")
+    m.describe("gatekeeper_spliced_bytes_total", "counter", "Bytes of broker answers passed to the client without passing through Gatekeeper's reads and writes (also counted in gatekeeper_bytes_total; an answer the audit trail reads is copied for it first), by where they went: to=socket moved inside the kernel (splice), to=queue read back and queued because the client's socket was full.")
     m.describe("gatekeeper_decision_cache_total", "counter", "Decision cache lookups, by result (hit/miss; off when the policies in force read the time and do not declare ttl_covers_time).")
     m.describe("gatekeeper_engine_errors_total", "counter", "Policy engine failures, by engine and kind.")
     m.describe("gatekeeper_engine_latency_seconds", "histogram", "Policy engine round trip, by engine.", LATENCY_BUCKETS)

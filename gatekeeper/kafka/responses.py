@@ -48,7 +48,7 @@ class ResponseSide:
     closing: bool
     responses: FrameDecoder
     _stream_left: int
-    _streamed: tuple[Entry, list[bytes]] | None
+    _streamed: tuple[Entry, bytearray] | None
     _bytes_out: int
     _from_broker: Any  # the bytes counter from the broker (settings.hot)
     _order: deque[Entry]
@@ -113,7 +113,9 @@ class ResponseSide:
             if len(data) <= left:
                 self._stream_left = left - len(data)
                 if streamed is not None:
-                    streamed[1].append(data)
+                    buf = streamed[1]
+                    at = len(buf) - left
+                    buf[at:at + len(data)] = data
                 self._write_client([data])
                 if not self._stream_left:
                     if streamed is not None and not self._streamed_outcome():
@@ -122,7 +124,7 @@ class ResponseSide:
                 return
             head = data[:left]
             if streamed is not None:
-                streamed[1].append(head)
+                streamed[1][-left:] = head
             self._write_client([head])
             self._stream_left = 0
             data = data[left:]
@@ -144,8 +146,8 @@ class ResponseSide:
                     return
                 entry = self._sent[0]
                 # An answer read only for the audit trail's outcome is cut through too: read in
-                # place when whole here (a Produce answer always is), else its chunks are kept
-                # as they pass and read once the last has gone (a large Fetch answer). Either
+                # place when whole here (a Produce answer always is), else copied into one buffer
+                # as it passes and read once the last byte has gone (a large Fetch answer). Either
                 # way it goes to the client first: the record waits, not the client.
                 read = entry.audited_response
                 if not entry.internal and not entry.rewritten and self._order and self._order[0] is entry and (
@@ -157,8 +159,10 @@ class ResponseSide:
                     self._order.popleft()
                     chunk = responses.take(4 + size)
                     self._stream_left = 4 + size - len(chunk)
-                    if read and self._stream_left:
-                        self._streamed = (entry, [chunk])
+                    if read and self._stream_left:  # the whole answer gathered here as it passes
+                        buf = bytearray(4 + size)
+                        buf[:len(chunk)] = chunk
+                        self._streamed = (entry, buf)
                     self._write_client([chunk])
                     if not read:
                         self._audit_outcome(entry, {"from": "broker"})
@@ -175,21 +179,31 @@ class ResponseSide:
         if not self._stream_left:
             self._flush()
 
-    def passthrough_left(self) -> int:
-        """How many of the broker's next bytes go to the client as they are, read by no one
-        here: the rest of a cut-through answer that neither the trail nor masking reads (0 when
-        there is none; any such answer, though only Fetch answers run long). The shell may move
-        them itself and say so (``passed_through``)."""
-        if self._streamed is not None or self.closing:
+    def passthrough_left(self, read: bool = False) -> int:
+        """How many of the broker's next bytes go to the client as they are: the rest of a
+        cut-through answer (0 when there is none; any such answer, though only Fetch answers run
+        long). The shell may move them itself and say so (``passed_through``). The rest of an
+        answer the audit trail reads is offered only to a shell that copies what it moves
+        (``read``): it puts each byte in ``passthrough_view()`` before it says it passed."""
+        if self.closing or (self._streamed is not None and not read):
             return 0
         return self._stream_left
 
-    def passthrough_next(self) -> bool:
-        """True when the broker's next answer will be passed through unread, whatever its size:
-        nothing of it has arrived yet, and it answers a Fetch or ShareFetch that is next in line
-        for the client, with nothing to rewrite and nothing read for the trail. The shell may
-        then hand over only its first 8 bytes (length and correlation id, which this side reads
-        to match it to its request) and move the rest itself."""
+    def passthrough_view(self) -> memoryview | None:
+        """Where the bytes ``passthrough_left(read=True)`` announced go, in order, before
+        ``passed_through`` says they passed; None when nothing here reads them."""
+        streamed = self._streamed
+        if streamed is None or not self._stream_left:
+            return None
+        buf = streamed[1]
+        return memoryview(buf)[len(buf) - self._stream_left:]
+
+    def passthrough_next(self, read: bool = False) -> bool:
+        """True when the broker's next answer will be passed through as it is, whatever its
+        size: nothing of it has arrived yet, and it answers a Fetch or ShareFetch that is next in
+        line for the client, with nothing to rewrite (and, unless ``read``, nothing read for the
+        trail). The shell may then hand over only its first 8 bytes (length and correlation id,
+        which this side reads to match it to its request) and move the rest itself."""
         sent = self._sent
         if not sent or self.closing or self._stream_left:
             return False
@@ -198,15 +212,16 @@ class ResponseSide:
         if request is None or request.header.api_key not in _LARGE_ANSWERS:  # most answers stop here
             return False
         return (self._upstream_ready and not self.responses.buffered and bool(self._order)
-                and self._order[0] is entry and entry.internal is None and not entry.processed
-                and not self.s.codec.needs_response_processing(request))
+                and self._order[0] is entry and entry.internal is None and not entry.rewritten
+                and (read or not entry.audited_response) and not self.s.codec.needs_response_processing(request))
 
-    def passed_through(self, n: int, queued: int = 0) -> None:
-        """``n`` of the bytes ``passthrough_left`` announced reached the client without passing
-        through ``upstream_data``: ``n - queued`` into its socket, ``queued`` into its
-        transport's queue (a slow client)."""
-        if not 0 < n <= self.passthrough_left() or not 0 <= queued <= n:
-            raise ValueError(f"{n} bytes passed through ({queued} queued), {self.passthrough_left()} were announced")
+    def passed_through(self, n: int, queued: int = 0, read: bool = False) -> None:
+        """``n`` of the bytes ``passthrough_left(read)`` announced reached the client without
+        passing through ``upstream_data``: ``n - queued`` into its socket, ``queued`` into its
+        transport's queue (a slow client); with ``read``, copied into ``passthrough_view()``
+        first. The answer's audit outcome is read once its last byte has passed."""
+        if not 0 < n <= self.passthrough_left(read) or not 0 <= queued <= n:
+            raise ValueError(f"{n} bytes passed through ({queued} queued), {self.passthrough_left(read)} were announced")
         metrics = self.s.metrics
         self._from_broker.inc(n)
         if n > queued:
@@ -216,24 +231,27 @@ class ResponseSide:
         self._bytes_out += n
         self._stream_left -= n
         if not self._stream_left:
+            if self._streamed is not None and not self._streamed_outcome():
+                return
             self._flush()
 
     def _streamed_outcome(self) -> bool:
-        """The audit outcome of the answer just passed on in chunks, read from them now; False
-        (the connection is closing) when the broker's bytes do not read."""
+        """The audit outcome of the answer just passed on as it arrived, read from the copy
+        gathered meanwhile; False (the connection is closing) when the broker's bytes do not
+        read."""
         assert self._streamed is not None
-        entry, chunks = self._streamed
+        entry, buf = self._streamed
         self._streamed = None
-        return self._read_outcome(entry, b"".join(chunks))
+        return self._read_outcome(entry, buf)
 
-    def _read_outcome(self, entry: Entry, frame: bytes) -> bool:
+    def _read_outcome(self, entry: Entry, frame: bytes | bytearray) -> bool:
         """Complete ``entry``'s request record with the outcome read from the broker's answer
         ``frame`` (length prefix included, already passed on); False (the connection is
         closing) when it does not read: the record then says so. A small answer is walked as
-        bytes, a large one through a view (no copy)."""
+        bytes, a large one (or one gathered as it passed) through a view (no copy)."""
         try:
-            outcome = broker_outcome(entry.request, frame[4:] if len(frame) < 65536 else memoryview(frame)[4:],
-                                     self.s.cluster.topic_name)
+            body = frame[4:] if type(frame) is bytes and len(frame) < 65536 else memoryview(frame)[4:]
+            outcome = broker_outcome(entry.request, body, self.s.cluster.topic_name)
         except CodecError as e:
             self._audit_outcome(entry, {"from": "broker", "error": f"passed on, but {e}"})
             self._upstream_broken(str(e))

@@ -1,13 +1,20 @@
-"""Relaying the rest of an answer nobody reads with splice(2): broker socket, pipe, client socket.
+"""Relaying the rest of an unchanged answer with splice(2): broker socket, pipe, client socket.
 
-A Fetch answer that is cut through (nothing in it to rewrite, not read for the audit trail or
-masking; in practice any answer cut through, but only Fetch and ShareFetch answers are large) passes Gatekeeper unchanged, yet Twisted's read copies each chunk out of the kernel
-into Python, and the write copies it back in. When both sockets are plain TCP, a
+A Fetch answer that is cut through (nothing in it to rewrite or mask; in practice any answer cut
+through, but only Fetch and ShareFetch answers are large) passes Gatekeeper unchanged, yet
+Twisted's read copies each chunk out of the kernel into Python, and the write copies it back in.
+When both sockets are plain TCP, a
 :class:`SpliceRelay` takes over the broker connection's read: while the connection core says the
 broker's next bytes go to the client as they are (``passthrough_left``), they are spliced from
 the broker's socket into a pipe and from the pipe into the client's socket, and the core is told
 how many passed (``passed_through``). The answer's first bytes (its frame header, which the core
 reads to match it to its request) and everything else take Twisted's ordinary read.
+
+An answer the audit trail reads (a Fetch answer's offsets) is moved the same way when the core
+offers it (``passthrough_view``): each step first copies the bytes from the broker's socket into
+the core's buffer without taking them (``MSG_PEEK``), then splices them. That is one copy out of
+the kernel, in steps as large as the pipe, where Twisted's read would make it in 64 KiB steps and
+the write would copy every byte back in.
 
 Order: the client's socket is written only while its transport has nothing queued (as
 ``write_through`` does), and the core writes nothing else to the client until the answer has
@@ -57,7 +64,8 @@ def splice_relay(core: Any, upstream: Any, client: Any) -> SpliceRelay | None:
     or a core that cannot pass bytes through."""
     if not hasattr(os, "splice") or not sys.platform.startswith("linux"):
         return None
-    if not all(hasattr(core, a) for a in ("passthrough_next", "passthrough_left", "passed_through", "closing")):
+    if not all(hasattr(core, a) for a in ("passthrough_next", "passthrough_left", "passthrough_view", "passed_through",
+                                          "closing")):
         return None
     for t in (upstream, client):
         if not isinstance(t, tcp.Connection) or t.TLS:
@@ -123,10 +131,10 @@ class SpliceRelay:
         core = self.core
         if self._closed:
             return self._read()
-        left = core.passthrough_left()
+        left = core.passthrough_left(read=True)
         # Most reads (every Produce answer) stop at the core's cheap answer, before the client's
         # transport is looked at.
-        if (left < _MIN_BYTES and (left or not core.passthrough_next())) or not nothing_queued(self.client):
+        if (left < _MIN_BYTES and (left or not core.passthrough_next(read=True))) or not nothing_queued(self.client):
             return self._read()
         if left < _MIN_BYTES:  # a large unread answer is next: take its head, move the rest
             try:
@@ -136,7 +144,7 @@ class SpliceRelay:
             if head is None:
                 return self._read()
             self.upstream.protocol.dataReceived(head)  # the core reads it and starts the answer
-            left = core.passthrough_left()
+            left = core.passthrough_left(read=True)
             if left < _MIN_BYTES or not nothing_queued(self.client):
                 return None  # the socket is still readable: the next event goes on with it
         pipe = _Pipe.get()
@@ -150,21 +158,31 @@ class SpliceRelay:
 
     def _move(self, pipe: tuple[int, int, int], left: int) -> Any:
         core = self.core
+        sock = self.upstream.socket
         source, sink = self.upstream.fileno(), self.client.fileno()
         moved = 0
         while left and moved < _MAX_PER_EVENT:
+            want = min(left, pipe[2])
+            # An answer the core reads: its next bytes are copied into the core's buffer without
+            # being taken (a peek), then the same bytes are spliced. Splice may take fewer than
+            # were peeked; only those count, and the next peek copies the rest again.
+            view = core.passthrough_view()
             try:
-                n = os.splice(source, pipe[1], min(left, pipe[2]), flags=_FLAGS)
+                if view is not None:
+                    want = sock.recv_into(view, want, socket.MSG_PEEK)
+                    if want == 0:  # the end of the stream: Twisted's read meets it and closes
+                        return None if moved else self._read()
+                n = os.splice(source, pipe[1], want, flags=_FLAGS)
             except OSError as e:
                 return None if e.errno in _RETRY else main.CONNECTION_LOST
             if n == 0:  # the end of the stream: Twisted's read meets it and closes
                 return None if moved else self._read()
             queued = self._to_client(pipe[0], sink, n)
             moved += n
-            core.passed_through(n, queued)
+            core.passed_through(n, queued, read=True)
             if queued or core.closing:
                 break  # the client's socket is full: the rest of the answer goes Twisted's way
-            left = core.passthrough_left()
+            left = core.passthrough_left(read=True)
         return None
 
     def _large_answer_head(self) -> bytes | None:

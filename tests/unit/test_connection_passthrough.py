@@ -82,18 +82,65 @@ def test_the_bytes_not_moved_can_still_come_the_ordinary_way() -> None:
     assert b"".join(io.client) == frame[:8] + frame[5008:]
 
 
+def _fetched(trail: RecordingTrail) -> list[dict[str, Any]]:
+    (request,) = trail.requests()
+    return request["outcome"]["partitions"]  # type: ignore[no-any-return]
+
+
+def test_an_audited_answer_is_offered_to_a_shell_that_copies_and_read_from_the_copy() -> None:
+    trail = RecordingTrail()
+    core, io, _ = ready(trail=trail)
+    frame = _fetch_answered(core, io)
+    assert core.passthrough_next(read=True) and not core.passthrough_next()
+    assert core.passthrough_view() is None  # nothing announced yet
+    core.upstream_data(frame[:8])
+    left = len(frame) - 8
+    assert core.passthrough_left(read=True) == left and core.passthrough_left() == 0
+    # The shell copies what it moves: 5,000 bytes, then 20 the ordinary way (its client's
+    # socket filled), then the rest partly queued.
+    view = core.passthrough_view()
+    assert view is not None and len(view) == left
+    view[:5000] = frame[8:5008]
+    core.passed_through(5000, read=True)
+    core.upstream_data(frame[5008:5028])
+    view = core.passthrough_view()
+    assert view is not None and len(view) == left - 5020
+    view[:] = frame[5028:]
+    assert not trail.requests()  # the record waits for the answer's last byte
+    core.passed_through(left - 5020, queued=100, read=True)
+    assert core.passthrough_left(read=True) == 0 and core.passthrough_view() is None
+    assert b"".join(io.client) == frame[:8] + frame[5008:5028]  # the moved bytes never passed here
+    assert _fetched(trail) == [{"topic": "orders", "partition": 0, "error_code": 0,
+                                "first_offset": 0, "last_offset": 299, "record_count": 300}]
+
+
+def test_an_audited_answer_whose_copy_does_not_read_ends_the_connection_and_says_so() -> None:
+    trail = RecordingTrail()
+    core, io, _ = ready(trail=trail)
+    frame = _fetch_answered(core, io)
+    core.upstream_data(frame[:8])
+    view = core.passthrough_view()
+    assert view is not None
+    view[:] = b"\xff" * len(view)  # the copy is not the answer: counts that do not read
+    core.passed_through(len(view), read=True)
+    assert core.closing
+    assert "passed on, but" in trail.requests()[0]["outcome"]["error"]
+
+
 def test_no_other_answer_is_offered() -> None:
     # A Produce answer (small, and read for nothing, but not a Fetch).
     core, io, _ = ready()
     core.client_data(produce(1, "orders"))
     answer(core, io, ALLOW)
     assert not core.passthrough_next()
-    # A Fetch answer read for the audit trail's offsets.
+    # A Fetch answer read for the audit trail's offsets, to a shell that does not copy.
     core, io, _ = ready(trail=RecordingTrail())
     frame = _fetch_answered(core, io)
     assert not core.passthrough_next()
     core.upstream_data(frame[:8])
     assert core.passthrough_left() == 0
+    with pytest.raises(ValueError, match="announced"):
+        core.passed_through(1000)
     # A Fetch answer masked before the client reads it.
     core, io, _ = ready()
     _fetch_answered(core, io, decision=MASK)
