@@ -1,10 +1,11 @@
 """Consume only: Kafka's ConsumerPerformance direct and through one ``twistd gatekeeper``.
 
-    ~/.cache/gatekeeper/venv/bin/python bench/consume.py [--records N] [--rounds R]
+    ~/.cache/gatekeeper/venv/bin/python bench/consume.py [--records N] [--rounds R] [--audit]
 
 Starts a real single-node broker, writes ``--records`` records of 1 KiB to a 3-partition topic
 once (directly), then each round reads them all from the beginning with a new consumer group,
-direct and through Gatekeeper (allow-all), alternating which goes first. Prints per round and as
+direct and through Gatekeeper (allow-all; with ``--audit``, with a file-sink audit trail, which
+reads every Fetch answer's offsets), alternating which goes first. Prints per round and as
 medians: records/s, the ratio Gatekeeper/direct (with its 95% interval from 6 rounds on,
 ``bench/stats.py``), Gatekeeper's CPU per 1,000 records split into user and kernel time, and the
 share of the broker's bytes Gatekeeper moved in the kernel (``gatekeeper_spliced_bytes_total``).
@@ -29,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stats import median_interval  # noqa: E402
+from bench.throughput import audit_extra  # noqa: E402
 from harness.broker import KafkaBroker  # noqa: E402
 from harness.gateway import TwistdGateway  # noqa: E402
 from harness.javatools import consumer_perf, producer_perf  # noqa: E402
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=300_000)
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--audit", action="store_true", help="Gatekeeper with a file-sink audit trail")
     args = ap.parse_args(argv)
     broker = KafkaBroker()
     broker.start()
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         broker.create_topic(TOPIC, partitions=3)
         producer_perf(broker.bootstrap, TOPIC, num_records=args.records, record_size=1024,
                       properties={"acks": "all"})
-        with TwistdGateway(Path(tempfile.mkdtemp(prefix="gk-consume-")), broker.bootstrap) as gw:
+        work = Path(tempfile.mkdtemp(prefix="gk-consume-"))
+        with TwistdGateway(work, broker.bootstrap, extra=audit_extra(work) if args.audit else None) as gw:
             assert gw.proc is not None
             consumer_perf(gw.bootstrap, TOPIC, num_records=args.records, group="warm-up")
             rows = []
