@@ -34,13 +34,16 @@ def test_the_pipe_is_handed_out_empty_and_one_holding_stale_bytes_is_replaced() 
 class _Core:
     closing = False
 
-    def passthrough_next(self) -> bool:
+    def passthrough_next(self, read: bool = False) -> bool:
         return False
 
-    def passthrough_left(self) -> int:
+    def passthrough_left(self, read: bool = False) -> int:
         return 0
 
-    def passed_through(self, n: int, queued: int = 0) -> None:
+    def passthrough_view(self) -> memoryview | None:
+        return None
+
+    def passed_through(self, n: int, queued: int = 0, read: bool = False) -> None:
         pass
 
 
