@@ -136,7 +136,7 @@ class SpliceRelay:
         # transport is looked at.
         if (left < _MIN_BYTES and (left or not core.passthrough_next(read=True))) or not nothing_queued(self.client):
             return self._read()
-        if left < _MIN_BYTES:  # a large unread answer is next: take its head, move the rest
+        if left < _MIN_BYTES:  # a large answer passed as it is comes next: take its head, move the rest
             try:
                 head = self._large_answer_head()
             except OSError as e:
