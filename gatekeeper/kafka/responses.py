@@ -109,28 +109,19 @@ class ResponseSide:
         self._from_broker.inc(len(data))
         left = self._stream_left
         if left:
+            piece = data if len(data) <= left else data[:left]
             streamed = self._streamed
-            if len(data) <= left:
-                self._stream_left = left - len(data)
-                if streamed is not None:
-                    buf = streamed[1]
-                    at = len(buf) - left
-                    buf[at:at + len(data)] = data
-                self._write_client([data])
-                if not self._stream_left:
-                    if streamed is not None and not self._streamed_outcome():
-                        return
-                    self._flush()
-                return
-            head = data[:left]
             if streamed is not None:
-                streamed[1][-left:] = head
-            self._write_client([head])
-            self._stream_left = 0
-            data = data[left:]
-            if streamed is not None and not self._streamed_outcome():
+                buf = streamed[1]
+                at = len(buf) - left
+                buf[at:at + len(piece)] = piece
+            self._write_client([piece])
+            self._stream_left = left - len(piece)
+            if self._stream_left or not self._answer_passed():
                 return
-            self._flush()
+            data = data[len(piece):]
+            if not data:
+                return
         responses = self.responses
         responses.receive_data(data)
         try:
@@ -193,7 +184,7 @@ class ResponseSide:
         """Where the bytes ``passthrough_left(read=True)`` announced go, in order, before
         ``passed_through`` says they passed; None when nothing here reads them."""
         streamed = self._streamed
-        if streamed is None or not self._stream_left:
+        if streamed is None:  # (cleared as soon as the answer's last byte has gone)
             return None
         buf = streamed[1]
         return memoryview(buf)[len(buf) - self._stream_left:]
@@ -231,18 +222,19 @@ class ResponseSide:
         self._bytes_out += n
         self._stream_left -= n
         if not self._stream_left:
-            if self._streamed is not None and not self._streamed_outcome():
-                return
-            self._flush()
+            self._answer_passed()
 
-    def _streamed_outcome(self) -> bool:
-        """The audit outcome of the answer just passed on as it arrived, read from the copy
-        gathered meanwhile; False (the connection is closing) when the broker's bytes do not
-        read."""
-        assert self._streamed is not None
-        entry, buf = self._streamed
-        self._streamed = None
-        return self._read_outcome(entry, buf)
+    def _answer_passed(self) -> bool:
+        """The last byte of the answer passed on as it arrived has gone: its audit outcome read
+        from the copy gathered meanwhile (when the trail reads it), and what waited behind it
+        flushed. False (the connection is closing) when the broker's bytes do not read."""
+        streamed = self._streamed
+        if streamed is not None:
+            self._streamed = None
+            if not self._read_outcome(streamed[0], streamed[1]):
+                return False
+        self._flush()
+        return True
 
     def _read_outcome(self, entry: Entry, frame: bytes | bytearray) -> bool:
         """Complete ``entry``'s request record with the outcome read from the broker's answer

@@ -3,11 +3,10 @@
 A Fetch answer that is cut through (nothing in it to rewrite or mask; in practice any answer cut
 through, but only Fetch and ShareFetch answers are large) passes Gatekeeper unchanged, yet
 Twisted's read copies each chunk out of the kernel into Python, and the write copies it back in.
-When both sockets are plain TCP, a
-:class:`SpliceRelay` takes over the broker connection's read: while the connection core says the
-broker's next bytes go to the client as they are (``passthrough_left``), they are spliced from
-the broker's socket into a pipe and from the pipe into the client's socket, and the core is told
-how many passed (``passed_through``). The answer's first bytes (its frame header, which the core
+When both sockets are plain TCP, a :class:`SpliceRelay` takes over the broker connection's read:
+while the connection core says the broker's next bytes go to the client as they are
+(``passthrough_left``), they are spliced from the broker's socket into a pipe and from the pipe
+into the client's socket, and the core is told how many passed (``passed_through``). The answer's first bytes (its frame header, which the core
 reads to match it to its request) and everything else take Twisted's ordinary read.
 
 An answer the audit trail reads (a Fetch answer's offsets) is moved the same way when the core
@@ -169,9 +168,7 @@ class SpliceRelay:
             view = core.passthrough_view()
             try:
                 if view is not None:
-                    want = sock.recv_into(view, want, socket.MSG_PEEK)
-                    if want == 0:  # the end of the stream: Twisted's read meets it and closes
-                        return None if moved else self._read()
+                    want = sock.recv_into(view, want, socket.MSG_PEEK)  # 0 at the end: the splice gives 0 too
                 n = os.splice(source, pipe[1], want, flags=_FLAGS)
             except OSError as e:
                 return None if e.errno in _RETRY else main.CONNECTION_LOST
