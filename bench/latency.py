@@ -19,7 +19,9 @@ as under a light producer); 0 sends each as soon as the last answer came.
 
 Prints, per path, the mean, median, p90, p99 and p99.9 of the round trips, what Gatekeeper adds
 (the difference of each figure), each figure's spread over the blocks, and Gatekeeper's CPU time
-per request (utime+stime of the twistd process over its blocks). A benchmark, not a test.
+per request (utime+stime of the twistd process over its blocks), and how busy the whole machine
+was while each path's blocks ran (all cores, from ``/proc/stat``: the share of the machine the
+broker, the client and the path between them took). A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kafka.record.memory_records import MemoryRecordsBuilder  # noqa: E402
 
 from bench.relay_floor import process_cpu, read_exact, spawn, wait_for_port  # noqa: E402
-from bench.throughput import policy_extra, start_broker, start_gateway  # noqa: E402
+from bench.throughput import host_ticks, policy_extra, start_broker, start_gateway  # noqa: E402
 from gatekeeper.kafka.codec import API_TABLE  # noqa: E402
 from harness.broker import KafkaBroker  # noqa: E402
 
@@ -164,11 +166,16 @@ def main() -> int:
         times: dict[str, list[float]] = {p: [] for p in PATHS}
         per_block: dict[str, list[dict[str, float]]] = {p: [] for p in PATHS}
         user = system = 0.0
+        busy = {p: [0, 0] for p in PATHS}  # the machine's busy and total CPU ticks over each path's blocks
         for block in range(args.blocks):
             order = PATHS[block % 3:] + PATHS[:block % 3]
             for path in order:
                 before = process_cpu(gateway.proc.pid)
+                host_before = host_ticks()
                 got = run_block(clients[path], args.requests, args.rate)
+                host_after = host_ticks()
+                busy[path][0] += host_after[0] - host_before[0]
+                busy[path][1] += host_after[1] - host_before[1]
                 if path == "gatekeeper":
                     after = process_cpu(gateway.proc.pid)
                     user += after[0] - before[0]
@@ -187,7 +194,8 @@ def main() -> int:
 
     total = {p: figures(times[p]) for p in PATHS}
     n = args.requests * args.blocks
-    rate = f"{args.rate:,.0f} requests/s" if args.rate > 0 else "back to back"
+    rate = (f"{args.rate:,.0f} requests/s ({args.rate * args.records:,.0f} records/s)" if args.rate > 0
+            else "back to back")
     print(f"\nProduce v{VERSION}, acks=all, {args.records} record(s) of 1 KiB per request, one in flight, {rate};"
           f" {args.blocks} blocks of {args.requests:,} per path, alternating; policy: {args.policy}")
     print("| figure (ms) | direct | epoll relay | gatekeeper | the relay adds | Gatekeeper adds |"
@@ -200,6 +208,8 @@ def main() -> int:
     tick = 1e3 / os.sysconf("SC_CLK_TCK")
     print(f"\nGatekeeper's CPU: {(user + system) / n * 1e6:.0f} µs per request, {user / n * 1e6:.0f} user and"
           f" {system / n * 1e6:.0f} kernel (twistd over its blocks; {n:,} requests, counted in clock ticks of {tick:g} ms)")
+    shares = ", ".join(f"{p} {100 * b / t:.0f}%" if t else f"{p} -" for p, (b, t) in busy.items())
+    print(f"The machine busy while each path ran ({os.cpu_count()} cores): {shares}")
     return 0
 
 

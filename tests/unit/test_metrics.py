@@ -91,3 +91,46 @@ def test_bound_children_count_into_the_same_series_as_inc() -> None:
         m.counters("gatekeeper_bytes_total")
     with pytest.raises(ValueError):  # one value for two labels
         decisions["allow"].inc()
+
+
+def test_a_counter_bound_first_is_kept_in_tallies_and_exposed_as_a_counter_would_be() -> None:
+    from gatekeeper.metrics import Tally
+
+    tallied, plain = gateway_metrics(), gateway_metrics()
+    decisions = tallied.counters("gatekeeper_decisions_total", "operation", "action")  # not sorted: exposed sorted
+    by_api = tallied.counters("gatekeeper_requests_total", "api")
+    assert type(decisions["produce", "allow"]) is Tally and type(by_api["Produce"]) is Tally
+    for counted in (
+        lambda m: m.inc("gatekeeper_requests_total", api="Produce"),
+        lambda m: m.inc("gatekeeper_decisions_total", 2, operation="produce", action="deny"),
+        lambda m: m.inc("gatekeeper_decisions_total", operation='we"ird', action="allow"),
+        lambda m: m.inc("gatekeeper_decisions_total", 0, operation="produce", action="allow"),
+    ):
+        counted(plain)
+    by_api["Produce"].inc()
+    decisions["produce", "deny"].inc(2)
+    decisions['we"ird', "allow"].inc()
+    for m in (tallied, plain):  # inc() on a tallied counter counts into the same cell
+        m.inc("gatekeeper_requests_total", api="Fetch")
+    # HELP, TYPE, the _total series, escaping, label order (the families in the order first used)
+    assert sorted(tallied.render().splitlines()) == sorted(plain.render().splitlines())
+    assert tallied.get("gatekeeper_decisions_total", action="deny", operation="produce") == 2
+    assert tallied.get("gatekeeper_requests_total", api="Fetch") == 1
+    families = _families(tallied.render())
+    assert families["gatekeeper_requests"].type == "counter"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="only goes up"):
+        by_api["Produce"].inc(-1)
+    with pytest.raises(ValueError, match="labels"):
+        tallied.inc("gatekeeper_requests_total", endpoint="x")
+    assert tallied.get("gatekeeper_requests_total", api="Produce") == 1
+
+
+def test_a_counter_used_before_it_is_bound_keeps_prometheus_client_values() -> None:
+    from gatekeeper.metrics import Tally
+
+    m = gateway_metrics()
+    m.inc("gatekeeper_bytes_total", 5, direction="to_client")  # from any thread: a locked value
+    child = m.counters("gatekeeper_bytes_total", "direction")["to_client"]
+    assert type(child) is not Tally
+    child.inc(3)
+    assert m.get("gatekeeper_bytes_total", direction="to_client") == 8
