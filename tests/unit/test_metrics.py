@@ -1,7 +1,7 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gatekeeper.metrics import Metrics, gateway_metrics
+from gatekeeper.metrics import Metrics, Tally, gateway_metrics
 
 
 def _families(text: str) -> dict[str, object]:
@@ -94,8 +94,6 @@ def test_bound_children_count_into_the_same_series_as_inc() -> None:
 
 
 def test_a_counter_bound_first_is_kept_in_tallies_and_exposed_as_a_counter_would_be() -> None:
-    from gatekeeper.metrics import Tally
-
     tallied, plain = gateway_metrics(), gateway_metrics()
     decisions = tallied.counters("gatekeeper_decisions_total", "operation", "action")  # not sorted: exposed sorted
     by_api = tallied.counters("gatekeeper_requests_total", "api")
@@ -126,8 +124,6 @@ def test_a_counter_bound_first_is_kept_in_tallies_and_exposed_as_a_counter_would
 
 
 def test_a_counter_used_before_it_is_bound_keeps_prometheus_client_values() -> None:
-    from gatekeeper.metrics import Tally
-
     m = gateway_metrics()
     m.inc("gatekeeper_bytes_total", 5, direction="to_client")  # from any thread: a locked value
     child = m.counters("gatekeeper_bytes_total", "direction")["to_client"]
