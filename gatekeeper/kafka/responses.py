@@ -110,11 +110,9 @@ class ResponseSide:
         left = self._stream_left
         if left:
             piece = data if len(data) <= left else data[:left]
-            streamed = self._streamed
-            if streamed is not None:
-                buf = streamed[1]
-                at = len(buf) - left
-                buf[at:at + len(piece)] = piece
+            view = self.passthrough_view()
+            if view is not None:
+                view[:len(piece)] = piece
             self._write_client([piece])
             self._stream_left = left - len(piece)
             if self._stream_left or not self._answer_passed():

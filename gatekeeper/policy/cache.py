@@ -24,8 +24,8 @@ __all__ = ["VOLATILE_FIELDS", "DecisionCache", "cache_key"]
 # client id, which anyone can set to anything, and the address) is one: a client rotating its id
 # would otherwise make every lookup a miss and flood the engine for everyone.
 VOLATILE_FIELDS = ("time", "session", "client", "request.bytes", "request.record_count")
-_TOP_LEVEL = ("time", "session", "client")
-_REQUEST = (("bytes", "request.bytes"), ("record_count", "request.record_count"))
+_TOP_LEVEL = tuple(f for f in VOLATILE_FIELDS if "." not in f)
+_REQUEST = tuple((f.removeprefix("request."), f) for f in VOLATILE_FIELDS if f.startswith("request."))  # (item, path)
 
 
 def cache_key(policy_input: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> bytes:

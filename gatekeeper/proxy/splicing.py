@@ -6,8 +6,9 @@ Twisted's read copies each chunk out of the kernel into Python, and the write co
 When both sockets are plain TCP, a :class:`SpliceRelay` takes over the broker connection's read:
 while the connection core says the broker's next bytes go to the client as they are
 (``passthrough_left``), they are spliced from the broker's socket into a pipe and from the pipe
-into the client's socket, and the core is told how many passed (``passed_through``). The answer's first bytes (its frame header, which the core
-reads to match it to its request) and everything else take Twisted's ordinary read.
+into the client's socket, and the core is told how many passed (``passed_through``). The
+answer's first bytes (its frame header, which the core reads to match it to its request) and
+everything else take Twisted's ordinary read.
 
 An answer the audit trail reads (a Fetch answer's offsets) is moved the same way when the core
 offers it (``passthrough_view``): each step first copies the bytes from the broker's socket into

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer
@@ -415,10 +417,6 @@ def test_engine_failures_are_logged_once_per_batch_and_reason_within_an_interval
 def _key_as_it_was(policy_input: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> bytes:
     """The cache key as it was first written (comprehensions, orjson's non-string-key option on
     every key): the oracle the faster form must match byte for byte."""
-    import json
-
-    import orjson
-
     stable = {k: v for k, v in policy_input.items() if k not in ("time", "session", "client") or k in keep}
     request = policy_input.get("request")
     if request:
