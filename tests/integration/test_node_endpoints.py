@@ -54,6 +54,7 @@ NOT_LEADER_OR_FOLLOWER = 6
 FENCED_LEADER_EPOCH = 74
 PRODUCE, FETCH, METADATA, API_VERSIONS, FIND_COORDINATOR = 0, 1, 3, 18, 10
 SHARE_GROUP_HEARTBEAT, SHARE_FETCH, SHARE_ACKNOWLEDGE = 76, 78, 79
+SHARE_SESSION_NOT_FOUND = 122
 
 Cluster = tuple[KafkaBroker, KafkaBroker]
 
@@ -217,13 +218,13 @@ def test_share_fetch_to_the_old_leader_names_only_gatekeepers_addresses(
 def test_share_acknowledge_to_the_old_leader_names_only_gatekeepers_addresses(
     moved: Moved, cluster: Cluster, share_member: tuple[str, str], version: int
 ) -> None:
-    direct, _frame = _share_acknowledge(cluster[0].bootstrap, version, moved, share_member)
+    direct, _frame = _share_acknowledge_in_a_session(cluster[0].bootstrap, version, moved, share_member)
     if not _endpoints(direct):
         error = _share_partition(direct).error_code
         pytest.skip(f"the broker sends no node_endpoints in a ShareAcknowledge answer from a non-leader (its "
                     f"partition error: {error}; Kafka 4.3.1 answers 3, UNKNOWN_TOPIC_OR_PARTITION, the share "
                     "partition not being hosted there): nothing to check through Gatekeeper")
-    answer, frame = _share_acknowledge(moved.via_gatekeeper(1), version, moved, share_member)
+    answer, frame = _share_acknowledge_in_a_session(moved.via_gatekeeper(1), version, moved, share_member)
     assert _endpoints(answer) == [(2, LOOPBACK, moved.gateway_ports[2])], answer
     assert _real_addresses_in(frame, moved) == []
 
@@ -467,6 +468,24 @@ def _share_acknowledge(address: str, version: int, moved: Moved, member: tuple[s
                                   topics=[T(topic_id=moved.topic_id, partitions=[
                                       P(partition_index=0, acknowledgement_batches=[batch])])])
     return RawKafka.decode(SHARE_ACKNOWLEDGE, version, frame), frame
+
+
+def _share_acknowledge_in_a_session(
+    address: str, version: int, moved: Moved, member: tuple[str, str]
+) -> tuple[Any, bytes]:
+    """``_share_acknowledge``, again while the broker answers SHARE_SESSION_NOT_FOUND (an answer
+    with no partitions, so nothing to check). Once in about fifty CI runs the broker answered that
+    to the direct exchange: the session the ShareFetch had opened just before was gone. The session
+    is the member's, shared with the earlier tests' connections; the close of one of those
+    removing it is the likely cause, not confirmed. Any other answer is returned as it came."""
+
+    def in_a_session() -> tuple[Any, bytes] | None:
+        answer, frame = _share_acknowledge(address, version, moved, member)
+        return None if answer.error_code == SHARE_SESSION_NOT_FOUND else (answer, frame)
+
+    found: tuple[Any, bytes] = wait_for(in_a_session, 30, f"a ShareAcknowledge answered in a share session "
+                                        f"at {address}", interval=0.5)
+    return found
 
 
 def _partition(answer: Any) -> Any:
