@@ -87,8 +87,6 @@ def replay(name: str, files: list[Path] | None = None) -> int:
 def _fuzz_main(name: str, argv: list[str]) -> None:
     import atheris
 
-    if "gatekeeper" not in sys.modules:  # Gatekeeper's sources, not their compiled extensions
-        os.environ.setdefault("GATEKEEPER_PURE_PYTHON", "1")
     include = ["gatekeeper", "kafka", "fuzz", *_EXTRA_INSTRUMENTED.get(name, ())]
     # Not instrumented: compression.decompress, whose instrumented bytecode crashes the
     # interpreter (SIGSEGV) on the zlib.error path under atheris 2.3.0 and CPython 3.11, where
@@ -118,10 +116,7 @@ def fuzz_once(name: str, *, runs: int, seconds: int, seed: int = 1, timeout: int
     (scratch / "new").mkdir()
     if nice:
         cmd = ["nice", "-n", "19", *cmd]
-    # The sources, not their compiled extensions: atheris instruments Python bytecode only, and
-    # compiled modules would leave coverage nothing to guide by (gatekeeper/compiled.py).
-    env = dict(os.environ, PYTHONPATH=str(ROOT.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               GATEKEEPER_PURE_PYTHON="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     before = set(artifacts.glob(f"{name}-*"))
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT.parent)

@@ -12,7 +12,6 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 
-from gatekeeper import compiled
 from gatekeeper.config import ConfigError, load_config
 from gatekeeper.logs import log_observer, open_log
 from gatekeeper.proxy.dispatch import dispatch_directly
@@ -45,7 +44,6 @@ class _TwistdGatewayService(GatewayService):
         direct = dispatch_directly(self.gateway.reactor)
         log.info("reactor {reactor}: {how}", reactor=type(self.gateway.reactor).__name__,
                  how="events dispatched directly" if direct else "Twisted's own event dispatch")
-        log.info("{how}", how=compiled.summary(compiled.status()))
         if threading.current_thread() is threading.main_thread():
             self.gateway.reactor.callWhenRunning(self._install_sigterm)
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Gatekeeper and its tests need, idempotently, into a cache outside the work tree:
-# a Python 3.11 virtualenv with the package (editable) and test extras, its hot-path modules
-# compiled in place (setup.py), the Kafka jars
+# a Python 3.11 virtualenv with the package (editable) and test extras, the Kafka jars
 # (Maven, from harness/kafka/pom.xml) and the OPA binary (go install, pinned).
 # Sourced by scripts/test.sh and scripts/quickstart.sh; exports GK_PY (the venv's python).
 set -euo pipefail
@@ -26,13 +25,6 @@ if [ ! -f "$stamp" ]; then
   fi
   rm -f "$VENV"/.gatekeeper-*
   touch "$stamp"
-fi
-# The hot-path modules compiled in place (setup.py: Cython, then the C compiler), each time:
-# only those whose source changed since the last build are compiled again.
-if ! (cd "$GK_ROOT" && "$VENV/bin/python" setup.py -q build_ext --inplace -j 2) >"$GATEKEEPER_CACHE/build-ext.log" 2>&1; then
-  cat "$GATEKEEPER_CACHE/build-ext.log" >&2
-  echo "setup: compiling the hot-path modules failed (log above; GATEKEEPER_BUILD_PURE=1 skips them)" >&2
-  exit 1
 fi
 # The example third-party plugin distributions under plugins/: installed (not editable) as any
 # third party's would be, so the tests use their entry points from outside the package.
