@@ -1,7 +1,7 @@
 """Python CPU per Produce request in the Kafka connection core, with no sockets and no threads.
 
     ~/.cache/gatekeeper/venv/bin/python bench/connection_micro.py [--requests N] [--audit | --trail]
-        [--version 12|13] [--profile]
+        [--version 12|13] [--cold MIB] [--profile]
 
 Feeds the sans-I/O connection core (the one ``twistd gatekeeper`` runs per client connection)
 Produce requests like Kafka's ProducerPerformance sends with its defaults (3 partitions,
@@ -16,6 +16,10 @@ then dropped); ``--trail`` hands them to a real audit trail (file sink in a temp
 directory, fsync never) and counts this thread's side of it (rendering, queueing), not the
 writer thread's. ``--profile`` prints cProfile's top functions. What this leaves out is what the kernel and Twisted's reactor cost per request:
 compare with ``bench/throughput.py``'s Gatekeeper CPU per 1,000 records for that.
+``--cold MIB`` writes MIB MiB of memory before each request, outside the count, so that each
+request runs with the CPU caches evicted, as in a gateway whose cores run the broker's and the
+clients' processes between its requests; the loop alone runs them warm, which flatters code that
+is short on instructions but large (see docs/performance.md, "Compiled with Cython").
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ def real_trail(clock: ThreadedClock, directory: str) -> Any:
     return trail
 
 
-def run(requests: int, audit: str | None, profile: bool, version: int = VERSION) -> None:
+def run(requests: int, audit: str | None, profile: bool, version: int = VERSION, cold: int = 0) -> None:
     clock = ThreadedClock(time.time())
     scratch = tempfile.TemporaryDirectory(prefix="gk-micro-")
     trail = (RecordingTrail(keep=False) if audit == "fields" else real_trail(clock, scratch.name) if audit == "trail"
@@ -146,12 +150,17 @@ def run(requests: int, audit: str | None, profile: bool, version: int = VERSION)
     # records of each round to be written (outside the count) so the queue never fills.
     profiler = cProfile.Profile(time.thread_time) if profile else None
     spent = 0.0
+    evicted, filler = bytearray(cold << 20), bytes(cold << 20)
     rounds = max(1, (requests - 1) // ROUND)
     for r in range(rounds):
         started = time.thread_time()
         if profiler:
             profiler.enable()
         for frame, answer in zip(frames[1:] if r == 0 else frames, answers[1:] if r == 0 else answers, strict=True):
+            if cold:
+                spent += time.thread_time() - started
+                evicted[:] = filler  # every cache line of it written: the caches hold it, not the core
+                started = time.thread_time()
             core.client_data(frame)
             clock.advance(0.0001)
             core.upstream_data(answer)
@@ -171,6 +180,8 @@ def run(requests: int, audit: str | None, profile: bool, version: int = VERSION)
     per_request = spent / (rounds * len(frames) - 1) * 1e6
     per_1k = per_request * 1000 / (PARTITIONS * RECORDS_PER_BATCH) / 1000
     what = {"fields": "with audit fields", "trail": "with the audit trail", None: "without audit"}[audit]
+    if cold:
+        what += f", caches evicted before each request ({cold} MiB written)"
     print(f"{what}: {per_request:.1f} us of Python per Produce v{version} request "
           f"({PARTITIONS} partitions x {RECORDS_PER_BATCH} records of 1 KiB), {per_1k:.2f} ms per 1,000 records")
     if profiler:
@@ -185,9 +196,13 @@ def main() -> int:
     how.add_argument("--trail", action="store_const", const="trail", dest="audit")
     ap.add_argument("--version", type=int, choices=(12, 13), default=VERSION,
                     help="the Produce version sent (13: topics by id, as Kafka 4's Java producer sends)")
+    ap.add_argument("--cold", type=int, default=0, metavar="MIB",
+                    help="write MIB MiB of memory before each request, outside the count (the caches evicted)")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    run(args.requests, args.audit, args.profile, args.version)
+    if args.cold < 0:
+        ap.error("--cold must not be negative")
+    run(args.requests, args.audit, args.profile, args.version, args.cold)
     return 0
 
 
