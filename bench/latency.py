@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kafka.record.memory_records import MemoryRecordsBuilder  # noqa: E402
 
 from bench.relay_floor import process_cpu, read_exact, spawn, wait_for_port  # noqa: E402
-from bench.throughput import host_ticks, policy_extra, start_broker, start_gateway  # noqa: E402
+from bench.throughput import _parse_prop, host_ticks, policy_extra, start_broker, start_gateway  # noqa: E402
 from gatekeeper.kafka.codec import API_TABLE  # noqa: E402
 from harness.broker import KafkaBroker  # noqa: E402
 
@@ -148,6 +148,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1000.0, help="requests per second, 0: back to back (default 1,000)")
     ap.add_argument("--records", type=int, default=1, help="records of 1 KiB per request (default 1)")
     ap.add_argument("--policy", choices=["allow-all", "default"], default="default")
+    ap.add_argument("--gateway-env", type=_parse_prop, action="append", default=[], metavar="KEY=VALUE",
+                    help="set in Gatekeeper's environment (repeatable), e.g. a malloc setting: docs/performance.md")
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="gk-latency-"))
@@ -156,7 +158,7 @@ def main() -> int:
     try:
         start_broker(broker)
         broker.create_topic(TOPIC, partitions=1)
-        gateway = start_gateway(workdir, broker, policy_extra(workdir, args.policy))
+        gateway = start_gateway(workdir, broker, policy_extra(workdir, args.policy), env=dict(args.gateway_env))
         relay, relay_address = start_relay(workdir, broker)
         batch = records(args.records)
         clients = {"direct": Client(broker.bootstrap, batch), "relay": Client(relay_address, batch),
@@ -184,6 +186,7 @@ def main() -> int:
                 per_block[path].append(figures(got))
         for c in clients.values():
             c.close()
+        memory = process_memory(gateway.proc.pid)
     finally:
         if relay is not None:
             relay.kill()
@@ -210,7 +213,18 @@ def main() -> int:
           f" {system / n * 1e6:.0f} kernel (twistd over its blocks; {n:,} requests, counted in clock ticks of {tick:g} ms)")
     shares = ", ".join(f"{p} {100 * b / t:.0f}%" if t else f"{p} -" for p, (b, t) in busy.items())
     print(f"The machine busy while each path ran ({os.cpu_count()} cores): {shares}")
+    print(f"Gatekeeper's memory at the end: {memory}")
     return 0
+
+
+def process_memory(pid: int) -> str:
+    """The resident set of a process, now and at its peak, and how much of it is in transparent
+    huge pages, from ``/proc``."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    huge = sum(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+               if line.startswith("AnonHugePages:"))
+    return (f"resident {status['VmRSS'].strip()} (peak {status['VmHWM'].strip()}),"
+            f" of which {huge:,} kB in transparent huge pages")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     ~/.cache/gatekeeper/venv/bin/python bench/throughput.py [--records N] [--rounds R]
         [--producer-prop KEY=VALUE ...] [--throughput N] [--policy allow-all|default] [--audit]
+        [--gateway-env KEY=VALUE ...]
         [--json FILE] [--keep-logs] [--quick]
 
 Starts a real single-node Kafka broker and Gatekeeper in front of it (a real ``twistd -n
@@ -100,6 +101,7 @@ class BenchConfig:
     keep_logs: bool
     audit: bool = False
     audit_fsync: str | None = None
+    gateway_env: dict[str, str] = attrs.field(factory=dict)
     policy: str = "allow-all"
 
 
@@ -134,6 +136,9 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
                          " Gatekeeper without one, instead of Gatekeeper against direct")
     ap.add_argument("--audit-fsync", choices=["always", "interval", "never"],
                     help="with --audit: the file sink's fsync policy (default: the config default)")
+    ap.add_argument("--gateway-env", type=_parse_prop, action="append", default=[], metavar="KEY=VALUE",
+                    help="set in Gatekeeper's environment (repeatable; every Gatekeeper of the run),"
+                         " e.g. a malloc setting: docs/performance.md")
     ap.add_argument("--policy", choices=["allow-all", "default"], default="allow-all",
                     help="Gatekeeper's policy: the allow-all engine (default), or the default policy"
                          " library (policies/) on the embedded engine with a grant for the bench's"
@@ -152,7 +157,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         records=args.records, rounds=args.rounds, warmup_records=args.warmup_records,
         producer_props={**DEFAULT_PRODUCER_PROPS, **dict(args.producer_prop)},
         throughput=args.throughput, json_path=args.json, keep_logs=args.keep_logs, audit=args.audit,
-        audit_fsync=args.audit_fsync, policy=args.policy,
+        audit_fsync=args.audit_fsync, policy=args.policy, gateway_env=dict(args.gateway_env),
     )
 
 
@@ -400,9 +405,11 @@ def policy_extra(workdir: Path, policy: str) -> dict[str, Any]:
     return {"policy": {"engine": "embedded", "policies": str(root), "data": str(path)}}
 
 
-def start_gateway(workdir: Path, broker: KafkaBroker, extra: dict[str, Any] | None = None) -> TwistdGateway:
+def start_gateway(workdir: Path, broker: KafkaBroker, extra: dict[str, Any] | None = None,
+                  env: dict[str, str] | None = None) -> TwistdGateway:
+    """A ``twistd -n gatekeeper`` (``env``: set in its environment only)."""
     try:
-        gateway = TwistdGateway(workdir, broker.bootstrap, level="info", extra=extra)
+        gateway = TwistdGateway(workdir, broker.bootstrap, level="info", extra=extra, env=env)
     except Exception as exc:
         raise BenchError(f"could not configure Gatekeeper: {exc!r}") from exc
     try:
@@ -425,11 +432,11 @@ def run_benchmark(cfg: BenchConfig, workdir: Path) -> Outcome:
         if cfg.audit:
             # "direct" is Gatekeeper without audit here, "gatekeeper" the same with the trail.
             policy = policy_extra(workdir, cfg.policy)
-            baseline = start_gateway(workdir / "no-audit", broker, policy)
+            baseline = start_gateway(workdir / "no-audit", broker, policy, env=cfg.gateway_env)
             gateway = start_gateway(workdir / "audit", broker,
-                                    {**policy, **audit_extra(workdir / "audit", cfg.audit_fsync)})
+                                    {**policy, **audit_extra(workdir / "audit", cfg.audit_fsync)}, env=cfg.gateway_env)
         else:
-            gateway = start_gateway(workdir, broker, policy_extra(workdir, cfg.policy))
+            gateway = start_gateway(workdir, broker, policy_extra(workdir, cfg.policy), env=cfg.gateway_env)
         pid = gateway.proc.pid if gateway.proc else "?"
         _step(f"Gatekeeper at {gateway.bootstrap} (twistd pid {pid})")
         runs = measure_all(cfg, broker, gateway, baseline)
@@ -577,6 +584,8 @@ def print_summary(cfg: BenchConfig, summary: dict[str, Any]) -> None:
     print("  ratio = gatekeeper/direct, median of the per-round ratios (1.000 = no cost); 95% = the interval"
           " that holds the true median ratio with 95% confidence (bench/stats.py; 6 rounds or more)")
     print(f"  Gatekeeper's policy: {'the default library on the embedded engine' if cfg.policy == 'default' else 'allow-all'}")
+    if cfg.gateway_env:
+        print("  Gatekeeper's environment: " + " ".join(f"{k}={v}" for k, v in sorted(cfg.gateway_env.items())))
     if cfg.audit:
         print("  --audit: direct = Gatekeeper without an audit trail, gatekeeper = Gatekeeper with the"
               f" file-sink trail (one record per request, fsync {cfg.audit_fsync or 'as configured by default'})")

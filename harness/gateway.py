@@ -74,7 +74,8 @@ class TwistdGateway:
     """``twistd -n gatekeeper --config FILE`` as a child process, logs to a file."""
 
     def __init__(self, workdir: Path, upstream: str, *, level: str = "info", extra: dict[str, Any] | None = None,
-                 auth: dict[str, Any] | None = None) -> None:
+                 auth: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
+        self.env = dict(env or {})  # set in twistd's environment, over this process's
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "gatekeeper.yaml"
@@ -95,7 +96,7 @@ class TwistdGateway:
         # stderr to a file, not a pipe: a pipe nobody reads would block twistd once it filled.
         self.stderr_path = self.workdir / "twistd.stderr"
         with self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ})
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
