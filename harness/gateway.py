@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Self
 
 import attrs
@@ -73,9 +75,13 @@ def _extra_ports(extra: dict[str, Any]) -> list[int]:
 class TwistdGateway:
     """``twistd -n gatekeeper --config FILE`` as a child process, logs to a file."""
 
+    # Set in twistd's environment, over this process's. A class default too: the Pulsar and
+    # mixed-protocol tests' subclasses write their own config and do not call this __init__.
+    env: Mapping[str, str] = MappingProxyType({})
+
     def __init__(self, workdir: Path, upstream: str, *, level: str = "info", extra: dict[str, Any] | None = None,
                  auth: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
-        self.env = dict(env or {})  # set in twistd's environment, over this process's
+        self.env = dict(env or {})
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "gatekeeper.yaml"
