@@ -1,7 +1,7 @@
 """The latency Gatekeeper adds to one Produce request, measured one request at a time.
 
     ~/.cache/gatekeeper/venv/bin/python bench/latency.py [--requests N] [--blocks B] [--rate R]
-        [--records K] [--policy allow-all|default]
+        [--records K] [--policy allow-all|default] [--gateway-env KEY=VALUE] [--pin]
 
 Starts a real single-node Kafka broker and a real ``twistd -n gatekeeper`` in front of it (as
 ``bench/throughput.py`` does: allow-all, or ``--policy default`` for the default library on the
@@ -19,9 +19,11 @@ as under a light producer); 0 sends each as soon as the last answer came.
 
 Prints, per path, the mean, median, p90, p99 and p99.9 of the round trips, what Gatekeeper adds
 (the difference of each figure), each figure's spread over the blocks, and Gatekeeper's CPU time
-per request (utime+stime of the twistd process over its blocks), and how busy the whole machine
+per request (utime+stime of the twistd process over its blocks; the epoll relay's likewise), and how busy the whole machine
 was while each path's blocks ran (all cores, from ``/proc/stat``: the share of the machine the
-broker, the client and the path between them took). A benchmark, not a test.
+broker, the client and the path between them took). ``--pin`` puts the broker and the client on
+the first CPU and the two proxies on the second, to see what sharing a core with the JVMs costs
+a proxy. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kafka.record.memory_records import MemoryRecordsBuilder  # noqa: E402
 
 from bench.relay_floor import process_cpu, read_exact, spawn, wait_for_port  # noqa: E402
-from bench.throughput import _parse_prop, host_ticks, policy_extra, start_broker, start_gateway  # noqa: E402
+from bench.throughput import host_ticks, parse_assignment, policy_extra, start_broker, start_gateway  # noqa: E402
 from gatekeeper.kafka.codec import API_TABLE  # noqa: E402
 from harness.broker import KafkaBroker  # noqa: E402
 
@@ -148,9 +150,17 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1000.0, help="requests per second, 0: back to back (default 1,000)")
     ap.add_argument("--records", type=int, default=1, help="records of 1 KiB per request (default 1)")
     ap.add_argument("--policy", choices=["allow-all", "default"], default="default")
-    ap.add_argument("--gateway-env", type=_parse_prop, action="append", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--gateway-env", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
                     help="set in Gatekeeper's environment (repeatable), e.g. a malloc setting: docs/performance.md")
+    ap.add_argument("--pin", action="store_true",
+                    help="the broker and this client on the first CPU, the two proxies (Gatekeeper and the"
+                         " epoll relay) on the second: do they cost less with a core of their own?")
     args = ap.parse_args()
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            ap.error("--pin needs two CPUs")
+        os.sched_setaffinity(0, {cpus[0]})  # the broker's JVM is started after this: it inherits it
 
     workdir = Path(tempfile.mkdtemp(prefix="gk-latency-"))
     broker = KafkaBroker()
@@ -160,6 +170,9 @@ def main() -> int:
         broker.create_topic(TOPIC, partitions=1)
         gateway = start_gateway(workdir, broker, policy_extra(workdir, args.policy), env=dict(args.gateway_env))
         relay, relay_address = start_relay(workdir, broker)
+        if args.pin:
+            for proc in (gateway.proc, relay):
+                pin_process(proc.pid, cpus[1])
         batch = records(args.records)
         clients = {"direct": Client(broker.bootstrap, batch), "relay": Client(relay_address, batch),
                    "gatekeeper": Client(gateway.bootstrap, batch)}
@@ -168,11 +181,13 @@ def main() -> int:
         times: dict[str, list[float]] = {p: [] for p in PATHS}
         per_block: dict[str, list[dict[str, float]]] = {p: [] for p in PATHS}
         user = system = 0.0
+        relay_cpu = 0.0
         busy = {p: [0, 0] for p in PATHS}  # the machine's busy and total CPU ticks over each path's blocks
         for block in range(args.blocks):
             order = PATHS[block % 3:] + PATHS[:block % 3]
             for path in order:
                 before = process_cpu(gateway.proc.pid)
+                relay_before = process_cpu(relay.pid)
                 host_before = host_ticks()
                 got = run_block(clients[path], args.requests, args.rate)
                 host_after = host_ticks()
@@ -182,6 +197,8 @@ def main() -> int:
                     after = process_cpu(gateway.proc.pid)
                     user += after[0] - before[0]
                     system += after[1] - before[1]
+                elif path == "relay":
+                    relay_cpu += sum(process_cpu(relay.pid)) - sum(relay_before)
                 times[path] += got
                 per_block[path].append(figures(got))
         for c in clients.values():
@@ -211,10 +228,19 @@ def main() -> int:
     tick = 1e3 / os.sysconf("SC_CLK_TCK")
     print(f"\nGatekeeper's CPU: {(user + system) / n * 1e6:.0f} µs per request, {user / n * 1e6:.0f} user and"
           f" {system / n * 1e6:.0f} kernel (twistd over its blocks; {n:,} requests, counted in clock ticks of {tick:g} ms)")
+    print(f"The epoll relay's CPU: {relay_cpu / n * 1e6:.0f} µs per request (over its blocks)")
+    if args.pin:
+        print(f"Pinned: the broker and the client on CPU {cpus[0]}, Gatekeeper and the relay on CPU {cpus[1]}")
     shares = ", ".join(f"{p} {100 * b / t:.0f}%" if t else f"{p} -" for p, (b, t) in busy.items())
     print(f"The machine busy while each path ran ({os.cpu_count()} cores): {shares}")
     print(f"Gatekeeper's memory at the end: {memory}")
     return 0
+
+
+def pin_process(pid: int, cpu: int) -> None:
+    """Every thread of process ``pid`` on ``cpu`` alone (threads started later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
 
 
 def process_memory(pid: int) -> str:

@@ -105,7 +105,8 @@ class BenchConfig:
     policy: str = "allow-all"
 
 
-def _parse_prop(text: str) -> tuple[str, str]:
+def parse_assignment(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (a command-line option's argument) as a pair; argparse's error otherwise."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -123,7 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
     ap.add_argument("--warmup-records", type=int, default=DEFAULT_WARMUP,
                     help=f"records of the unreported warm-up per path (default {DEFAULT_WARMUP:,};"
                          " 0 = none)")
-    ap.add_argument("--producer-prop", type=_parse_prop, action="append", default=[],
+    ap.add_argument("--producer-prop", type=parse_assignment, action="append", default=[],
                     metavar="KEY=VALUE",
                     help="producer property (repeatable), over the default acks=all")
     ap.add_argument("--throughput", type=int, default=-1, metavar="RECORDS_PER_S",
@@ -136,7 +137,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
                          " Gatekeeper without one, instead of Gatekeeper against direct")
     ap.add_argument("--audit-fsync", choices=["always", "interval", "never"],
                     help="with --audit: the file sink's fsync policy (default: the config default)")
-    ap.add_argument("--gateway-env", type=_parse_prop, action="append", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--gateway-env", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
                     help="set in Gatekeeper's environment (repeatable; every Gatekeeper of the run),"
                          " e.g. a malloc setting: docs/performance.md")
     ap.add_argument("--policy", choices=["allow-all", "default"], default="allow-all",
