@@ -9,20 +9,22 @@ embedded engine), then times Produce requests (v12, acks=all, one partition, ``-
 records of 1 KiB in one batch) from a plain socket client: send one, read its answer, send the
 next. No client library, batching or linger sits between the clock and the wire, so the
 difference between the paths is what Gatekeeper adds: its two extra loopback hops, its wake-ups
-and its Python. A third path goes through ``bench/relay_floor.py``'s plain epoll loop (a
-Python process that only copies bytes): what any user-space proxy on this machine adds before
-doing anything. The paths take turns in ``--blocks`` blocks of ``--requests`` requests each
-(after an unreported warm-up block per path), so a drift of the machine falls on all three.
+and its Python. Two more paths go through ``bench/relay_floor.py``'s relays: its plain epoll
+loop (a Python process that only copies bytes: what any user-space proxy on this machine adds
+before doing anything) and its ``twisted`` relay (Gatekeeper's shell, its reactor, dispatch,
+transports, framing and writes, without the connection core: no decoding, policy or audit). The
+paths take turns in ``--blocks`` blocks of ``--requests`` requests each (after an unreported
+warm-up block per path), so a drift of the machine falls on all of them.
 
 ``--rate R`` paces the requests at R a second (the gateway sleeps in ``epoll_wait`` between them,
 as under a light producer); 0 sends each as soon as the last answer came.
 
 Prints, per path, the mean, median, p90, p99 and p99.9 of the round trips, what Gatekeeper adds
 (the difference of each figure), each figure's spread over the blocks, and Gatekeeper's CPU time
-per request (utime+stime of the twistd process over its blocks; the epoll relay's likewise), and how busy the whole machine
-was while each path's blocks ran (all cores, from ``/proc/stat``: the share of the machine the
+per request (utime+stime of the twistd process over its blocks; each relay's likewise), and how
+busy the whole machine was while each path's blocks ran (all cores, from ``/proc/stat``: the share of the machine the
 broker, the client and the path between them took). ``--pin`` puts the broker and the client on
-the first CPU and the two proxies on the second, to see what sharing a core with the JVMs costs
+the first CPU and the proxies on the second, to see what sharing a core with the JVMs costs
 a proxy. A benchmark, not a test.
 """
 
@@ -51,7 +53,11 @@ from harness.broker import KafkaBroker  # noqa: E402
 TOPIC = "bench-latency"
 VERSION = 12
 VALUE = b"x" * 1024
-PATHS = ("direct", "relay", "gatekeeper")
+# The relays of bench/relay_floor.py run as paths of their own: the bare floor and Gatekeeper's
+# shell without the connection core.
+RELAYS = {"relay": "epoll", "shell": "twisted"}
+PATHS = ("direct", *RELAYS, "gatekeeper")
+LABELS = {"direct": "direct", "relay": "epoll relay", "shell": "Gatekeeper's shell", "gatekeeper": "Gatekeeper"}
 FIGURES = ("mean", "p50", "p90", "p99", "p99.9")
 
 
@@ -130,10 +136,10 @@ def figures(times: list[float]) -> dict[str, float]:
             "p99.9": pct(0.999)}
 
 
-def start_relay(workdir: Path, broker: KafkaBroker) -> tuple[subprocess.Popen[bytes], str]:
-    """``bench/relay_floor.py``'s plain epoll loop between one client and the broker."""
-    port_file = workdir / "relay.port"
-    proc = spawn("--relay", "epoll", str(port_file), broker.bootstrap.rsplit(":", 1)[1])
+def start_relay(workdir: Path, broker: KafkaBroker, variant: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``bench/relay_floor.py`` relay (``variant``: epoll, twisted) between one client and the broker."""
+    port_file = workdir / f"relay-{variant}.port"
+    proc = spawn("--relay", variant, str(port_file), broker.bootstrap.rsplit(":", 1)[1])
     try:
         port = wait_for_port(port_file, proc)
     except Exception:
@@ -153,8 +159,8 @@ def main() -> int:
     ap.add_argument("--gateway-env", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
                     help="set in Gatekeeper's environment (repeatable), e.g. a malloc setting: docs/performance.md")
     ap.add_argument("--pin", action="store_true",
-                    help="the broker and this client on the first CPU, the two proxies (Gatekeeper and the"
-                         " epoll relay) on the second: do they cost less with a core of their own?")
+                    help="the broker and this client on the first CPU, the proxies (Gatekeeper and the"
+                         " relays) on the second: do they cost less with a core of their own?")
     args = ap.parse_args()
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
@@ -164,48 +170,48 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="gk-latency-"))
     broker = KafkaBroker()
-    gateway = relay = None
+    gateway = None
+    relays: dict[str, subprocess.Popen[bytes]] = {}
     try:
         start_broker(broker)
         broker.create_topic(TOPIC, partitions=1)
         gateway = start_gateway(workdir, broker, policy_extra(workdir, args.policy), env=dict(args.gateway_env))
-        relay, relay_address = start_relay(workdir, broker)
+        addresses = {"direct": broker.bootstrap, "gatekeeper": gateway.bootstrap}
+        for path, variant in RELAYS.items():
+            relays[path], addresses[path] = start_relay(workdir, broker, variant)
+        proxies = {**relays, "gatekeeper": gateway.proc}
         if args.pin:
-            for proc in (gateway.proc, relay):
+            for proc in proxies.values():
                 pin_process(proc.pid, cpus[1])
         batch = records(args.records)
-        clients = {"direct": Client(broker.bootstrap, batch), "relay": Client(relay_address, batch),
-                   "gatekeeper": Client(gateway.bootstrap, batch)}
+        clients = {p: Client(addresses[p], batch) for p in PATHS}
         for path in PATHS:  # warm-up: connections, the decision cache, the JIT of the broker
             run_block(clients[path], min(args.requests, 500), args.rate)
         times: dict[str, list[float]] = {p: [] for p in PATHS}
         per_block: dict[str, list[dict[str, float]]] = {p: [] for p in PATHS}
-        user = system = 0.0
-        relay_cpu = 0.0
+        cpu = {p: [0.0, 0.0] for p in proxies}  # each proxy's user and kernel CPU over its own blocks
         busy = {p: [0, 0] for p in PATHS}  # the machine's busy and total CPU ticks over each path's blocks
         for block in range(args.blocks):
-            order = PATHS[block % 3:] + PATHS[:block % 3]
+            order = PATHS[block % len(PATHS):] + PATHS[:block % len(PATHS)]
             for path in order:
-                before = process_cpu(gateway.proc.pid)
-                relay_before = process_cpu(relay.pid)
+                proxy = proxies.get(path)
+                before = process_cpu(proxy.pid) if proxy is not None else (0.0, 0.0)
                 host_before = host_ticks()
                 got = run_block(clients[path], args.requests, args.rate)
                 host_after = host_ticks()
                 busy[path][0] += host_after[0] - host_before[0]
                 busy[path][1] += host_after[1] - host_before[1]
-                if path == "gatekeeper":
-                    after = process_cpu(gateway.proc.pid)
-                    user += after[0] - before[0]
-                    system += after[1] - before[1]
-                elif path == "relay":
-                    relay_cpu += sum(process_cpu(relay.pid)) - sum(relay_before)
+                if proxy is not None:
+                    after = process_cpu(proxy.pid)
+                    cpu[path][0] += after[0] - before[0]
+                    cpu[path][1] += after[1] - before[1]
                 times[path] += got
                 per_block[path].append(figures(got))
         for c in clients.values():
             c.close()
         memory = process_memory(gateway.proc.pid)
     finally:
-        if relay is not None:
+        for relay in relays.values():
             relay.kill()
             relay.wait()
         if gateway is not None:
@@ -218,19 +224,24 @@ def main() -> int:
             else "back to back")
     print(f"\nProduce v{VERSION}, acks=all, {args.records} record(s) of 1 KiB per request, one in flight, {rate};"
           f" {args.blocks} blocks of {args.requests:,} per path, alternating; policy: {args.policy}")
-    print("| figure (ms) | direct | epoll relay | gatekeeper | the relay adds | Gatekeeper adds |"
-          " Gatekeeper adds, per block: min – max |")
-    print("|---|---|---|---|---|---|---|")
+    added_paths = PATHS[1:]
+    print("| figure (ms) | " + " | ".join(LABELS[p] for p in PATHS) + " | "
+          + " | ".join(f"{LABELS[p]} adds" for p in added_paths) + " | Gatekeeper adds, per block: min – max |")
+    print("|---" * (len(PATHS) + len(added_paths) + 2) + "|")
     for f in FIGURES:
-        d, r, g = (total[p][f] * 1e3 for p in PATHS)
+        ms = {p: total[p][f] * 1e3 for p in PATHS}
         added = [(gk[f] - dd[f]) * 1e3 for dd, gk in zip(per_block["direct"], per_block["gatekeeper"], strict=True)]
-        print(f"| {f} | {d:.3f} | {r:.3f} | {g:.3f} | {r - d:+.3f} | {g - d:+.3f} | {min(added):+.3f} – {max(added):+.3f} |")
+        print(f"| {f} | " + " | ".join(f"{ms[p]:.3f}" for p in PATHS) + " | "
+              + " | ".join(f"{ms[p] - ms['direct']:+.3f}" for p in added_paths)
+              + f" | {min(added):+.3f} – {max(added):+.3f} |")
     tick = 1e3 / os.sysconf("SC_CLK_TCK")
-    print(f"\nGatekeeper's CPU: {(user + system) / n * 1e6:.0f} µs per request, {user / n * 1e6:.0f} user and"
-          f" {system / n * 1e6:.0f} kernel (twistd over its blocks; {n:,} requests, counted in clock ticks of {tick:g} ms)")
-    print(f"The epoll relay's CPU: {relay_cpu / n * 1e6:.0f} µs per request (over its blocks)")
+    print(f"\nCPU per request over each path's own blocks ({n:,} requests each; utime+stime from /proc,"
+          f" counted in clock ticks of {tick:g} ms):")
+    for path, (user, system) in cpu.items():
+        print(f"- {LABELS[path]}: {(user + system) / n * 1e6:.0f} µs, {user / n * 1e6:.0f} user and"
+              f" {system / n * 1e6:.0f} kernel")
     if args.pin:
-        print(f"Pinned: the broker and the client on CPU {cpus[0]}, Gatekeeper and the relay on CPU {cpus[1]}")
+        print(f"Pinned: the broker and the client on CPU {cpus[0]}, the proxies on CPU {cpus[1]}")
     shares = ", ".join(f"{p} {100 * b / t:.0f}%" if t else f"{p} -" for p, (b, t) in busy.items())
     print(f"The machine busy while each path ran ({os.cpu_count()} cores): {shares}")
     print(f"Gatekeeper's memory at the end: {memory}")
