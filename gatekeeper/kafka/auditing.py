@@ -9,7 +9,8 @@ other APIs record that the broker answered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from gatekeeper.api import Decision, Operation
@@ -25,10 +26,13 @@ from gatekeeper.kafka.walks import (
     produce_response_read,
 )
 
-__all__ = ["AUDITED_RESPONSES", "broker_outcome", "enforced", "fetch_outcome", "fetched_partitions", "mark_masked", "operation_entries",
-           "produce_outcome", "read_outcome"]
+__all__ = ["AUDITED_RESPONSES", "Outcome", "RequestDraft", "broker_outcome", "enforced", "fetch_outcome", "fetched_partitions",
+           "mark_masked", "operation_entries", "produce_outcome", "read_outcome"]
 
 AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are read for the outcome
+
+# An outcome as recorded, or how to build it from what was read of the answer (``read_outcome``).
+Outcome = dict[str, Any] | Callable[[], dict[str, Any]]
 
 
 def enforced(op: Operation, decision: Decision, forwarded: bool) -> dict[str, Any]:
@@ -59,6 +63,39 @@ def mark_masked(operations: list[dict[str, Any]], operation: str, masked: dict[s
         counts = masked.get(item["input"]["resource"]["name"]) if item["input"]["operation"] == operation else None
         if counts is not None and item["enforced"]["result"] == "forwarded":
             item["enforced"] = enforced_fields("masked", masked_records=counts[0], masked_fields=counts[1])
+
+
+class RequestDraft:
+    """A request record before it is built: what it is made of, taken when the request was
+    decided (the policy revision, the principal's fields, the approvals' waits), so the record
+    says what held then. The data path builds it (``record``) only after the client has its
+    answer: the client waits for the broker, not for the record."""
+
+    __slots__ = ("approvals", "consume_masked", "decisions", "expects_response", "fields", "forwarded", "inputs",
+                 "ops", "produce_masked", "revision")
+
+    def __init__(self, fields: dict[str, Any], ops: list[Operation], inputs: list[dict[str, Any]],
+                 decisions: list[Decision], revision: str | None, forwarded: bool, expects_response: bool = True,
+                 produce_masked: dict[str, tuple[int, int]] | None = None,
+                 approvals: list[dict[str, Any] | None] | None = None) -> None:
+        self.fields = fields  # session, principal, client, api, correlation_id
+        self.ops, self.inputs, self.decisions = ops, inputs, decisions
+        self.revision, self.forwarded, self.expects_response = revision, forwarded, expects_response
+        self.produce_masked = produce_masked  # topic -> (records, fields) masked in the request
+        self.consume_masked: dict[str, tuple[int, int]] | None = None  # the same, in the answer
+        self.approvals = approvals  # per operation: {"id", "status", "waited_ms"} once held, else None
+
+    def record(self, outcome: dict[str, Any], latency_ms: float) -> dict[str, Any]:
+        """The request record's fields (``docs/audit.md``)."""
+        operations = operation_entries(self.ops, self.inputs, self.decisions, self.revision, self.forwarded,
+                                       self.expects_response)
+        mark_masked(operations, "produce", self.produce_masked)
+        mark_masked(operations, "consume", self.consume_masked)
+        if self.approvals is not None:
+            for item, approval in zip(operations, self.approvals, strict=True):
+                if approval is not None:
+                    item["enforced"]["approval"] = approval
+        return {**self.fields, "operations": operations, "outcome": outcome, "latency_ms": latency_ms}
 
 
 def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], resolve: Resolve,
@@ -114,18 +151,21 @@ def fetched_partitions(response: Any, version: int) -> list[FetchedPartition]:
 def broker_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) -> dict[str, Any]:
     """The outcome of a Produce or Fetch ``request`` from the broker's response ``frame``,
     walked in place (CodecError when the broker's bytes do not read)."""
-    return read_outcome(request, frame, resolve)[0]
+    return read_outcome(request, frame, resolve)[0]()
 
 
-def read_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) -> tuple[dict[str, Any], bool]:
-    """``broker_outcome``, and whether the walk saw that the answer has nothing to rewrite (a
-    Produce answer that ends without tagged fields); False when it cannot tell."""
+def read_outcome(request: Any, frame: bytes | memoryview, resolve: Resolve) -> tuple[Callable[[], dict[str, Any]], bool]:
+    """The broker's response ``frame`` to a Produce or Fetch ``request``, walked in place now
+    (CodecError when its bytes do not read): how to build the outcome from what the walk found
+    (a Fetch's partitions are views of ``frame``, which must not change), and whether the walk
+    saw that the answer has nothing to rewrite (a Produce answer that ends without tagged
+    fields); False when it cannot tell."""
     version = request.header.api_version
     try:
         start = response_header_size(frame, request.spec, version)
         if request.header.api_key == 0:
             partitions, untagged = produce_response_read(frame, start, version)
-            return produce_outcome(request.fields, partitions, resolve, by_id=version >= 13), untagged
-        return fetch_outcome(fetch_response_partitions(frame, start, version), resolve), False
+            return partial(produce_outcome, request.fields, partitions, resolve, by_id=version >= 13), untagged
+        return partial(fetch_outcome, fetch_response_partitions(frame, start, version), resolve), False
     except (CodecError, IndexError) as e:
         raise CodecError(f"broker response to {request.spec.name} v{version} does not decode: {e}") from e

@@ -31,7 +31,7 @@ from gatekeeper.kafka.apis.consumer_groups import (
     TopicListingNeeded,
 )
 from gatekeeper.kafka.apis.share_groups import Subscriptions
-from gatekeeper.kafka.auditing import mark_masked, operation_entries
+from gatekeeper.kafka.auditing import Outcome, RequestDraft
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.denials import ErrorResponseUnavailable, error_response
 from gatekeeper.kafka.entry import Entry
@@ -122,6 +122,9 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._bytes_in = 0
         self._bytes_out = 0
         self._audit_principal: tuple[Any, dict[str, Any] | None] | None = None  # (principal, its record fields)
+        # Request records whose outcome is known, built and handed to the trail once the client
+        # has its answer (_record_due, at the end of _flush): (slot, draft, outcome, latency).
+        self._audit_due: list[tuple[Any, RequestDraft, Outcome, float]] = []
         self._close_reason: str | None = None
         self._ended_by = "client"
         self._ended = False
@@ -221,6 +224,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         if self._streamed is not None:
             entry, self._streamed = self._streamed[0], None
             self._audit_outcome(entry, {"from": "broker", "error": "the connection ended while the broker's answer was passed on"})
+        self._record_due()
         trail.record("session_end", {
             "session": self.session.id, "duration_ms": max(0, int(1000 * (self.s.clock() - self.session.started_at))),
             "requests": self._requests_seen, "bytes": {"from_client": self._bytes_in, "to_client": self._bytes_out},
@@ -266,6 +270,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             peer=self.peer, listener=self.listener.name, session=self._session_id(), principal=self._principal_name(), why=why,
         )
         self.io.close(abort_upstream)
+        self._record_due()  # what was answered before the close
 
     def _upstream_broken(self, why: str) -> None:
         self.s.metrics.inc("gatekeeper_upstream_errors_total", kind="protocol")
@@ -625,7 +630,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         outcome = enforce.plan(request, ops, decisions, self.s.cluster.topic_name, throttle_ms)
         if slot is not None:
             forwarded = isinstance(outcome, enforce.Forward | enforce.Partial)
-            entry.audit = (slot, self._request_fields(entry, ops, inputs, decisions, forwarded))
+            entry.audit = (slot, self._request_draft(entry, ops, inputs, decisions, forwarded))
         if isinstance(outcome, enforce.Close):
             self._audit_outcome(entry, {"from": "none", "error": outcome.reason})
             self._close(outcome.reason, rejected="policy")
@@ -659,39 +664,58 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         entry.response = response
         self._flush()
 
-    def _request_fields(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]],
-                        decisions: list[Decision], forwarded: bool) -> dict[str, Any]:
-        """The request record, but for its outcome and latency (filled in when the broker answers)."""
+    def _request_draft(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]],
+                       decisions: list[Decision], forwarded: bool) -> RequestDraft:
+        """The request record as it stands when the request is decided: built once the broker
+        (or Gatekeeper) has answered and the client has the answer (``_record_due``)."""
         request = entry.request
         assert request is not None and self.session is not None
         h = request.header
-        operations = operation_entries(ops, inputs, decisions, self.s.policy_revision(), forwarded, request.expects_response)
-        mark_masked(operations, "produce", entry.masked)
-        for op, item in zip(ops, operations, strict=True):
-            held = (entry.approvals or {}).get((op.name, op.resource))
-            if held is not None and held.get("id"):
-                waited = max(0, int(1000 * (self.s.clock() - entry.received_at)))
-                item["enforced"]["approval"] = {"id": held["id"], "status": str(held.get("status")), "waited_ms": waited}
+        approvals = None
+        if entry.approvals:
+            waited = max(0, int(1000 * (self.s.clock() - entry.received_at)))
+            approvals = []
+            for op in ops:
+                held = entry.approvals.get((op.name, op.resource))
+                approvals.append({"id": held["id"], "status": str(held.get("status")), "waited_ms": waited}
+                                 if held is not None and held.get("id") else None)
         principal = self.session.principal
         if self._audit_principal is None or self._audit_principal[0] is not principal:
             # The same (never changed) fields in every record until the principal changes.
             self._audit_principal = (principal, principal_fields(principal))
-        return {
+        fields = {
             "session": self.session.id, "principal": self._audit_principal[1],
             "client": {"id": h.client_id, "address": self.session.client_address},
             "api": {"key": h.api_key, "name": request.api_name, "version": h.api_version},
-            "correlation_id": h.correlation_id, "operations": operations,
+            "correlation_id": h.correlation_id,
         }
+        return RequestDraft(fields, ops, inputs, decisions, self.s.policy_revision(), forwarded, request.expects_response,
+                            entry.masked, approvals)
 
-    def _audit_outcome(self, entry: Entry, outcome: dict[str, Any]) -> None:
-        """Complete an entry's request record with the broker's (or Gatekeeper's) answer."""
+    def _audit_outcome(self, entry: Entry, outcome: Outcome) -> None:
+        """The broker's (or Gatekeeper's) answer to an entry is known: its request record is
+        built and recorded once the answer has gone to the client (``_record_due``)."""
         if entry.audit is None:
             return
-        slot, fields = entry.audit
+        slot, draft = entry.audit
         entry.audit = None
-        fields["outcome"] = outcome
-        fields["latency_ms"] = round(1000 * max(0.0, (entry.forwarded_at or self.s.clock()) - entry.received_at), 3)
-        slot.record("request", fields)
+        latency = round(1000 * max(0.0, (entry.forwarded_at or self.s.clock()) - entry.received_at), 3)
+        self._audit_due.append((slot, draft, outcome, latency))
+
+    def _record_due(self) -> None:
+        """Build the request records whose outcome is known and hand them to the trail, in the
+        order their outcomes came. A record that cannot be built (a Gatekeeper bug) is recorded
+        with the error in place of its outcome: the operation happened."""
+        while self._audit_due:
+            due, self._audit_due = self._audit_due, []
+            for slot, draft, outcome, latency in due:
+                try:
+                    fields = draft.record(outcome if type(outcome) is dict else outcome(), latency)  # type: ignore[operator]
+                except Exception as e:
+                    log.failure("bug: the audit outcome of a request in session {session} was not built",
+                                session=self._session_id())
+                    fields = draft.record({"from": "broker", "error": f"outcome not read: {type(e).__name__}"}, latency)
+                slot.record("request", fields)
 
     def _log_denial(self, decision: Decision, policy_input: dict[str, Any], now: float) -> None:
         """One line per (principal, operation, resource) per interval; the next one counts those

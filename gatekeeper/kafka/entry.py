@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.kafka.apis.base import Listing
 from gatekeeper.kafka.request import DecodedRequest
+
+if TYPE_CHECKING:
+    from gatekeeper.kafka.auditing import RequestDraft
 
 __all__ = ["Entry"]
 
@@ -27,7 +30,7 @@ class Entry:
         self.filter_listing: Listing | None = None  # drop listed resources the principal may not see
         self.mask: dict[Any, tuple[str, Any]] | None = None  # Fetch: topic key -> (name, mask plan)
         self.approvals: dict[Any, dict[str, Any]] | None = None  # (operation, resource) -> approval outcome, once held
-        self.audit: tuple[Any, dict[str, Any]] | None = None  # (trail slot, request record) until its outcome
+        self.audit: tuple[Any, RequestDraft] | None = None  # (trail slot, request record to be) until its outcome
         self.masked: dict[str, tuple[int, int]] | None = None  # produce: topic -> (records, fields) masked
         self.received_at = 0.0
         self.forwarded_at: float | None = None

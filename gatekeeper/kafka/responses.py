@@ -19,10 +19,9 @@ from gatekeeper.kafka.apis import UNITS
 from gatekeeper.kafka.apis.base import Listing, ResponseContext, topic_resource
 from gatekeeper.kafka.auditing import (
     AUDITED_RESPONSES,
-    broker_outcome,
+    Outcome,
     fetch_outcome,
     fetched_partitions,
-    mark_masked,
     read_outcome,
 )
 from gatekeeper.kafka.codec import CodecError
@@ -58,6 +57,7 @@ class ResponseSide:
     _held: bool
     _probing: set[Any]
     _upstream_ready: bool
+    _audit_due: list[Any]
     _upstream_auth: UpstreamAuthenticator | None
     _target: Any
 
@@ -94,7 +94,10 @@ class ResponseSide:
     def _mask_plans(self, ops: list[Any], decisions: list[Decision]) -> tuple[list[Decision], dict[Any, Any]]:
         raise NotImplementedError
 
-    def _audit_outcome(self, entry: Entry, outcome: dict[str, Any]) -> None:
+    def _audit_outcome(self, entry: Entry, outcome: Outcome) -> None:
+        raise NotImplementedError
+
+    def _record_due(self) -> None:
         raise NotImplementedError
 
     def upstream_data(self, data: bytes) -> None:
@@ -241,7 +244,7 @@ class ResponseSide:
         bytes, a large one (or one gathered as it passed) through a view (no copy)."""
         try:
             body = frame[4:] if type(frame) is bytes and len(frame) < 65536 else memoryview(frame)[4:]
-            outcome = broker_outcome(entry.request, body, self.s.cluster.topic_name)
+            outcome, _ = read_outcome(entry.request, body, self.s.cluster.topic_name)
         except CodecError as e:
             self._audit_outcome(entry, {"from": "broker", "error": f"passed on, but {e}"})
             self._upstream_broken(str(e))
@@ -371,7 +374,7 @@ class ResponseSide:
             entry.response, counts, outcome = result
             self._count_masking(counts, "consume")
             if entry.audit is not None and outcome is not None:
-                mark_masked(entry.audit[1]["operations"], "consume", masked_by_topic(counts))
+                entry.audit[1].consume_masked = masked_by_topic(counts)
                 self._audit_outcome(entry, outcome)
             self._flush()
 
@@ -466,16 +469,19 @@ class ResponseSide:
         return self.listener.advertised_host, self.listener.broker_ports[slot]
 
     def _flush(self) -> None:
+        """Answer the client what can be answered in order; then record what the audit trail
+        is due (after the answers: the client does not wait for its records)."""
         order = self._order
-        if self._stream_left:
-            return
-        out: list[bytes] = []
-        # Only requests that expect a response are queued, so each waits for its response.
-        while order and (response := order[0].response) is not None:
-            order.popleft()
-            out += (_CID.pack(len(response)), response)
-        if out and not self.closing:
-            self._write_client(out)
-        if self._held and len(order) <= self.s.config.limits.max_pending_requests // 2:
-            self._held = False
-            self.io.resume_client()
+        if not self._stream_left:
+            out: list[bytes] = []
+            # Only requests that expect a response are queued, so each waits for its response.
+            while order and (response := order[0].response) is not None:
+                order.popleft()
+                out += (_CID.pack(len(response)), response)
+            if out and not self.closing:
+                self._write_client(out)
+            if self._held and len(order) <= self.s.config.limits.max_pending_requests // 2:
+                self._held = False
+                self.io.resume_client()
+        if self._audit_due:
+            self._record_due()

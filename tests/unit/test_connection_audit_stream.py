@@ -7,6 +7,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import pytest
+
 from gatekeeper.testing.audit import RecordingTrail
 from gatekeeper.testing.connection import RecordingIO
 from tests.unit.test_connection import (
@@ -82,6 +84,45 @@ def test_a_produce_answer_reaches_the_client_before_its_record_is_made() -> None
     core.upstream_data(produce_response(1, "orders"))
     assert records_when_written == [0]  # the answer went out first
     assert len(trail.requests()) == 1
+
+
+@pytest.mark.parametrize("version", [9, 12])
+def test_a_produce_answer_that_is_read_whole_reaches_the_client_before_its_record_is_made(version: int) -> None:
+    # From v10 on an answer may name a new leader's address (KIP-951), so it is reassembled and
+    # walked before it goes on; its record is still built only once it has gone, and several
+    # answers that arrive together go out together, then are recorded in their order.
+    core, io, trail = audited()
+    core.client_data(produce(1, "orders", version=version) + produce(2, "billing", version=version))
+    answer(core, io, ALLOW)
+    answer(core, io, ALLOW)
+    seen: list[int] = []
+    to_client = io.to_client
+    io.to_client = lambda data: (seen.append(len(trail.requests())), to_client(data))  # type: ignore[method-assign]
+    raw = produce_response(1, "orders", version=version) + produce_response(2, "billing", version=version)
+    core.upstream_data(raw)
+    assert b"".join(io.client) == raw
+    assert seen and set(seen) == {0}  # every answer went out before any record was made
+    assert [(r["correlation_id"], r["outcome"]["partitions"][0]["topic"], r["outcome"]["partitions"][0]["base_offset"])
+            for r in trail.requests()] == [(1, "orders", 7), (2, "billing", 7)]
+
+
+def test_a_record_whose_outcome_cannot_be_built_is_still_made_and_says_so() -> None:
+    # A Gatekeeper bug in building the outcome: the operation happened, so its record is made,
+    # with the error in place of the outcome; the connection goes on.
+    core, io, trail = audited()
+    core.client_data(produce(1, "orders", version=12))
+    answer(core, io, ALLOW)
+    (entry,) = core._sent
+
+    def broken() -> dict[str, Any]:
+        raise KeyError("a bug")
+
+    core._audit_outcome(entry, broken)
+    core._flush()
+    (produced,) = trail.requests()
+    assert produced["outcome"] == {"from": "broker", "error": "outcome not read: KeyError"}
+    assert produced["operations"][0]["enforced"] == {"result": "forwarded"}
+    assert io.closed == []
 
 
 def test_an_audited_answer_that_does_not_read_is_recorded_as_such_and_ends_the_connection() -> None:

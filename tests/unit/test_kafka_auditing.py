@@ -11,7 +11,7 @@ import pytest
 
 from gatekeeper.api import Decision, Operation, Resource
 from gatekeeper.kafka.apis.base import UNKNOWN_TOPIC_ID_PREFIX
-from gatekeeper.kafka.auditing import mark_masked, operation_entries, produce_outcome
+from gatekeeper.kafka.auditing import RequestDraft, mark_masked, operation_entries, produce_outcome
 from gatekeeper.kafka.batches import Record, build_batch
 from gatekeeper.kafka.codec import API_TABLE, decode_request
 from gatekeeper.kafka.records import records_span
@@ -36,6 +36,31 @@ def test_masked_topics_are_recorded_as_masked_with_their_counts_and_nothing_else
     mark_masked(untouched, "produce", {"pii": (3, 7)})  # another operation's counts
     mark_masked(untouched, "consume", None)
     assert untouched == _entries()
+
+
+def test_a_request_draft_is_built_into_the_record_it_stood_for() -> None:
+    ops = [Operation("consume", Resource("topic", t)) for t in ("pii", "plain", "secret")]
+    inputs = [{"operation": "consume", "resource": {"type": "topic", "name": t}} for t in ("pii", "plain", "secret")]
+    decisions = [Decision("allow"), Decision("allow"), Decision("deny", reason="no")]
+    fields = {"session": "s1", "correlation_id": 4}
+    held = {"id": "a1", "status": "approved", "waited_ms": 12}
+    draft = RequestDraft(fields, ops, inputs, decisions, "sha256:r1", True, approvals=[None, held, None])
+    draft.consume_masked = {"pii": (3, 7)}
+    record = draft.record({"from": "broker"}, 1.5)
+    expected = _entries()
+    mark_masked(expected, "consume", {"pii": (3, 7)})
+    for e in expected:
+        e["decision"]["revision"] = "sha256:r1"
+    expected[1]["enforced"]["approval"] = held
+    assert record == {"session": "s1", "correlation_id": 4, "operations": expected, "outcome": {"from": "broker"},
+                      "latency_ms": 1.5}
+    assert fields == {"session": "s1", "correlation_id": 4}  # the draft's own fields are not changed
+    # An acks=0 produce that was denied: dropped, not denied (no answer carries its error).
+    produce = RequestDraft({}, [Operation("produce", Resource("topic", "t"))],
+                           [{"operation": "produce", "resource": {"type": "topic", "name": "t"}}],
+                           [Decision("deny", reason="no")], None, False, expects_response=False,
+                           produce_masked={"t": (1, 1)})
+    assert produce.record({"from": "none"}, 0.0)["operations"][0]["enforced"] == {"result": "dropped"}
 
 
 def test_fetch_offsets_span_the_complete_batches_only() -> None:
