@@ -7,8 +7,8 @@ as the Kafka data path writes them, in groups of 1, 5, 20 and 100 records per wr
 writer's group commit gathers the records of ``audit.group_commit``: at about 1,000 requests a
 second, 200 ms makes groups of about 200), with fsync never, interval and always. Prints the
 process CPU (user + system) per record. The records come as the trail hands them over from the
-reactor thread: rendered (serialised but for their place in the chain) and placed in the chain
-(``gatekeeper.audit.chain``); the CPU of both is printed apart. The rest of the reactor
+reactor thread: serialised and sealed in their place in the chain (``gatekeeper.audit.chain``),
+whose CPU is printed apart. The rest of the reactor
 thread's share (the record's fields) is measured by ``bench/connection_micro.py --audit``; the
 whole cost, as a throughput ratio, by ``bench/throughput.py --audit``.
 """
@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gatekeeper.api import AuditSinkContext  # noqa: E402
 from gatekeeper.audit.chain import Chain  # noqa: E402
 from gatekeeper.audit.file_sink import FileSink  # noqa: E402
-from gatekeeper.audit.records import format_time, render  # noqa: E402
 from gatekeeper.audit.writer import WorkQueue, Writer  # noqa: E402
 from gatekeeper.testing.audit import sample_fields  # noqa: E402
 
@@ -51,8 +50,8 @@ def produce_record() -> dict[str, Any]:
     return fields
 
 
-def cpu_per_record(fsync: str, group: int, records: int) -> tuple[float, float, float]:
-    """(rendering, placing in the chain, the writer's share), each in µs of CPU per record."""
+def cpu_per_record(fsync: str, group: int, records: int) -> tuple[float, float]:
+    """(sealing in the chain, the writer's share), each in µs of CPU per record."""
     with tempfile.TemporaryDirectory(prefix="gk-audit-bench-") as directory:
         sink = FileSink({"directory": directory, "fsync": fsync}, AuditSinkContext("file", "bench"))
         writer = Writer(sink, WorkQueue(), _Quiet())
@@ -60,16 +59,12 @@ def cpu_per_record(fsync: str, group: int, records: int) -> tuple[float, float, 
         opened = sink.open()
         chain = Chain(opened, key=b"k" * 32, instance="bench", segments=sink.segments)
         now = time.time()
-        # The trail's share, on the reactor thread: each record rendered (serialised but for its
-        # place in the chain), as AuditTrail.record does once the chain is known, then placed.
+        # The trail's share, on the reactor thread: each record serialised and sealed in its
+        # place in the chain, as AuditTrail.record does once the chain is known.
+        lines = [chain.start(now, "file")]
         started = time.process_time()
-        rendered = [render("request", fields, instance="bench", chain=chain.name,
-                           time=format_time(now + i * 1e-4)) or fields for i in range(records)]
-        rendering = time.process_time() - started
-        started = time.process_time()
-        lines = [chain.start(now, "file")] + [chain.record("request", r, now + i * 1e-4)
-                                                      for i, r in enumerate(rendered)]
-        placing = time.process_time() - started
+        lines += [chain.record("request", fields, now + i * 1e-4) for i in range(records)]
+        sealing = time.process_time() - started
         writer._take(lines[0])
         started = time.process_time()
         for i in range(1, records + 1, group):
@@ -78,7 +73,7 @@ def cpu_per_record(fsync: str, group: int, records: int) -> tuple[float, float, 
             writer._write()
         spent = time.process_time() - started
         sink.close()
-    return rendering / records * 1e6, placing / records * 1e6, spent / records * 1e6
+    return sealing / records * 1e6, spent / records * 1e6
 
 
 def main() -> int:
@@ -87,14 +82,12 @@ def main() -> int:
     args = ap.parse_args()
     print(f"audit writer thread CPU per record (us), {args.records:,} Produce request records")
     print("records per write " + "".join(f"{g:>10}" for g in GROUPS))
-    rendering, placing = [], []
+    sealing = []
     for fsync in FSYNC:
         row = [cpu_per_record(fsync, g, args.records) for g in GROUPS]
-        rendering += [r for r, _, _ in row]
-        placing += [p for _, p, _ in row]
-        print(f"fsync {fsync:<12}" + "".join(f"{w:>10.1f}" for _, _, w in row))
-    print("on the reactor thread, before the writer, per record: rendering "
-          f"{statistics.median(rendering):.1f} us, placing in the chain {statistics.median(placing):.1f} us")
+        sealing += [r for r, _ in row]
+        print(f"fsync {fsync:<12}" + "".join(f"{w:>10.1f}" for _, w in row))
+    print(f"on the reactor thread, before the writer, per record: sealing in the chain {statistics.median(sealing):.1f} us")
     return 0
 
 

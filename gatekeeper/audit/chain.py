@@ -4,7 +4,7 @@ thread.
 
 The trail (``gatekeeper.audit.trail``) keeps its chain on the reactor thread, where each record
 is made, and hands the writer thread finished lines (``AuditLine``) that it only stores. Chaining
-there costs a hash per record (``records.place``); chaining on the writer thread cost that and
+there costs a hash per record (``records.seal_record``); chaining on the writer thread cost that and
 more, paid while the reactor thread waited for the interpreter's lock (``docs/audit.md``, "What
 it costs").
 """
@@ -19,11 +19,8 @@ from gatekeeper.api import AuditLine, AuditOpened, SegmentPolicy
 from gatekeeper.audit.records import (
     CHECKPOINT,
     GENESIS,
-    Rendered,
-    envelope,
     format_time,
-    place,
-    seal,
+    seal_record,
     serialize,
     sign_checkpoint,
 )
@@ -61,18 +58,13 @@ class Chain:
             fields["repaired"] = dict(opened.repaired)
         return self.checkpoint(fields, time)
 
-    def record(self, kind: str, fields: Mapping[str, Any] | Rendered, time: float) -> AuditLine:
-        """The line of a record made at ``time``: ``fields`` rendered for this chain
-        (``records.render``), or the kind's fields, sealed here."""
-        if isinstance(fields, Rendered):
-            if fields.chain != self.name:
-                raise ValueError(f"a record rendered for chain {fields.chain} came to chain {self.name}")  # our bug
-            data, digest = place(fields, self.seq, self.prev)
-            session: Any = fields.session
-        else:
-            data, digest = seal(envelope(kind, fields, instance=self.instance, chain=self.name, seq=self.seq,
-                                         prev=self.prev, time=format_time(time)))
-            session = fields.get("session")
+    def record(self, kind: str, fields: Mapping[str, Any], time: float) -> AuditLine:
+        """The line of a record of ``kind`` made at ``time``, sealed here (``records.seal_record``).
+        Raises what the JSON writer raises for fields that do not serialise, and ValueError (our
+        bug) for fields that use an envelope key; the chain is then as it was."""
+        data, digest = seal_record(kind, fields, instance=self.instance, chain=self.name, seq=self.seq, prev=self.prev,
+                                   time=format_time(time))
+        session = fields.get("session")
         key = session.encode() if type(session) is str and session else self._name_key
         self.since_checkpoint += 1
         if time > self.last_time:

@@ -24,7 +24,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -42,12 +42,10 @@ __all__ = [
     "key_id",
     "make_record",
     "parse_time",
-    "place",
     "policy_revision",
     "record_hash",
-    "render",
-    "Rendered",
     "seal",
+    "seal_record",
     "serialize",
     "sign_checkpoint",
     "verify_checkpoint",
@@ -105,93 +103,59 @@ def serialize(record: Mapping[str, Any]) -> bytes:
 
 def seal(record: Mapping[str, Any]) -> tuple[bytes, str]:
     """The stored line of ``record`` (which has no ``hash`` yet) and its hash, with one pass of
-    the JSON writer instead of two (``record_hash``, then ``serialize``): the record is cut as
-    ``render`` cuts it and ``place`` puts its own ``seq`` and ``prev`` back, byte for byte what
-    ``serialize`` writes (a property test compares them). What cannot be cut (no ``hash`` slot,
-    a ``seq`` or ``prev`` that is not the writer's int and hex, a value orjson refuses) goes the
-    two-pass way."""
-    seq, prev = record.get("seq"), record.get("prev")
-    pieces = None
-    if "hash" not in record and type(seq) is int and type(prev) is str and prev.isascii() and prev.isalnum():
-        pieces = _cut(record)
-    if pieces is None:
-        digest = record_hash(record)
-        return serialize({**record, "hash": digest}), digest
-    return _place(pieces, record["seq"], record["prev"])  # checked above: an int and a hex string
+    the JSON writer instead of two (``record_hash``, then ``serialize``): byte for byte what
+    ``serialize`` writes (a property test compares them). What cannot be sealed in one pass (a
+    ``hash`` already there, a value orjson refuses) goes the two-pass way."""
+    if "hash" not in record:
+        sealed = _seal_marked({**record, "hash": _HASH_MARK})
+        if sealed is not None:
+            return sealed
+    digest = record_hash(record)
+    return serialize({**record, "hash": digest}), digest
 
 
-class Rendered(NamedTuple):
-    """A record serialised where it was made (the reactor thread, where its fields are fresh in
-    the cache), but for its place in the chain: its canonical line cut around the ``hash``,
-    ``prev`` and ``seq`` items, which ``place`` fills in on the writer thread. The writer thus
-    reads one bytes object per record, never the record's dicts and lists."""
-
-    chain: str
-    session: str | None  # the record's session (the Kafka sink's key)
-    pieces: tuple[bytes, bytes, bytes, bytes]
-
-
-# Markers (random per process) standing for seq, prev and hash while a record is written.
-_MARK = secrets.token_hex(16)
-_MARK_BYTES = _MARK.encode()
-_HASH_MARK, _PREV_MARK, _SEQ_MARK = f"{_MARK}h", f"{_MARK}p", f"{_MARK}s"
-_HASH_OPEN, _PREV_OPEN, _SEQ_OPEN = b'"hash":"', b'"prev":"', b'"seq":"'
-
-
-def render(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, time: str) -> Rendered | None:
-    """``fields`` as the record of ``kind`` in ``chain``, for ``place`` to finish; None when it
-    cannot be cut (orjson refuses a value, or the fields hold a marker: never in practice),
-    and the writer seals it whole. Raises ValueError (our bug) when ``fields`` uses an envelope
-    key."""
+def seal_record(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, seq: int, prev: str,
+                time: str) -> tuple[bytes, str]:
+    """``seal(envelope(...))`` with the envelope and the hash's marker put in one dict (this runs
+    once per record on the reactor thread). Raises ValueError (our bug) when ``fields`` uses an
+    envelope key."""
     if not _ENVELOPE_KEYS.isdisjoint(fields):
-        envelope(kind, fields, instance=instance, chain=chain, seq=0, prev="", time=time)  # raises
-    # The envelope and the markers in one dict (this runs once per record on the reactor thread).
-    pieces = _cut_marked({"v": VERSION, "kind": kind, "instance": instance, "chain": chain, "time": time, **fields,
-                          "seq": _SEQ_MARK, "prev": _PREV_MARK, "hash": _HASH_MARK})
-    if pieces is None:
-        return None
-    session = fields.get("session")
-    return Rendered(chain, session if isinstance(session, str) else None, pieces)
+        envelope(kind, fields, instance=instance, chain=chain, seq=seq, prev=prev, time=time)  # raises
+    sealed = _seal_marked({"v": VERSION, "kind": kind, "instance": instance, "chain": chain, "seq": seq, "time": time,
+                           "prev": prev, **fields, "hash": _HASH_MARK})
+    if sealed is not None:
+        return sealed
+    record = envelope(kind, fields, instance=instance, chain=chain, seq=seq, prev=prev, time=time)
+    digest = record_hash(record)
+    return serialize({**record, "hash": digest}), digest
 
 
-def _cut(record: Mapping[str, Any]) -> tuple[bytes, bytes, bytes, bytes] | None:
-    """The canonical line of ``record`` (an envelope: "chain" sorts before "hash", "time"
-    after "seq") written with markers for seq, prev and hash and cut around them; None when
-    orjson refuses a value or the bytes hold a marker elsewhere."""
-    return _cut_marked({**record, "seq": _SEQ_MARK, "prev": _PREV_MARK, "hash": _HASH_MARK})
+# A marker (random per process) standing for the hash while a record is written: the line is
+# written once with it, hashed without its item and stored with the hash in its place.
+_HASH_MARK = secrets.token_hex(32)  # as long as a hash
+_MARK_BYTES = _HASH_MARK.encode()
+_HASH_ITEM_OPEN = b',"hash":"'
 
 
-def _cut_marked(record: Mapping[str, Any]) -> tuple[bytes, bytes, bytes, bytes] | None:
-    """``_cut`` of a record whose seq, prev and hash are the markers already."""
+def _seal_marked(record: Mapping[str, Any]) -> tuple[bytes, str] | None:
+    """The stored line and hash of ``record``, whose ``hash`` is the marker; None when orjson
+    refuses a value, or the marker is not exactly once the whole value of a ``hash`` item with
+    items before and after it (an envelope's always has: "chain" sorts before "hash", "v" after)."""
     try:
         line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
-    # One pass: exactly three markers, in the order the sorted keys put them ("hash" < "prev" <
-    # "seq"), each the whole value of its item, and the hash item not the first one.
-    parts = line.split(_MARK_BYTES)
-    if len(parts) != 4:
+    at = line.find(_MARK_BYTES)
+    end = at + len(_MARK_BYTES)
+    if (at < len(_HASH_ITEM_OPEN) or line.find(_MARK_BYTES, end) != -1
+            or line[at - len(_HASH_ITEM_OPEN):at] != _HASH_ITEM_OPEN or line[end:end + 2] != b'",'):
         return None
-    before, after_hash, after_prev, after_seq = parts
-    if not (before.endswith(_HASH_OPEN) and after_hash.startswith(b'h",') and after_hash.endswith(_PREV_OPEN)
-            and after_prev.startswith(b'p",') and after_prev.endswith(_SEQ_OPEN) and after_seq.startswith(b's"')
-            and before[-len(_HASH_OPEN) - 1:-len(_HASH_OPEN)] == b","):
-        return None
-    return (before[:-len(_HASH_OPEN)], after_hash[2:-len(_PREV_OPEN)], after_prev[2:-len(_SEQ_OPEN)],
-            after_seq[2:])
-
-
-def place(rendered: Rendered, seq: int, prev: str) -> tuple[bytes, str]:
-    """The stored line of a rendered record at ``seq`` after ``prev`` (a hex digest), and its
-    hash: byte for byte what ``seal`` gives for the same record (a property test compares them)."""
-    return _place(rendered.pieces, seq, prev)
-
-
-def _place(pieces: tuple[bytes, bytes, bytes, bytes], seq: int, prev: str) -> tuple[bytes, str]:
-    before, after_hash, after_prev, after_seq = pieces
-    rest = b"".join((b'"prev":"', prev.encode(), b'"', after_prev, b'"seq":', str(seq).encode(), after_seq))
-    digest = hashlib.sha256(before + after_hash[1:] + rest).hexdigest()  # without the hash item and its comma
-    return b"".join((before, b'"hash":"', digest.encode(), b'"', after_hash, rest, b"\n")), digest
+    view = memoryview(line)
+    # The canonical form has no hash item: the line without ``,"hash":"<marker>"``.
+    h = hashlib.sha256(view[:at - len(_HASH_ITEM_OPEN)])
+    h.update(view[end + 1:])
+    digest = h.hexdigest()
+    return b"".join((view[:at], digest.encode(), view[end:], b"\n")), digest
 
 
 # The last whole second formatted, and its text: one (second, text) pair, replaced whole, so a

@@ -1,7 +1,7 @@
 """The audit trail service: the reactor side of the writer thread.
 
 ``record(kind, fields)`` runs on the reactor thread in O(1): it checks the bound, serialises the
-record and gives it its place in the chain (``gatekeeper.audit.chain``: seq, previous hash, the
+record in its place in the chain (``gatekeeper.audit.chain``: seq, previous hash, the
 signed checkpoints), then hands the line to the writer thread (``gatekeeper.audit.writer``),
 which only stores it.
 The trail tells its callers whether it can take records (``available``, ``on_change``,
@@ -28,7 +28,7 @@ from twisted.logger import Logger
 
 from gatekeeper.api import AuditOpened, AuditSink, AuditSinkContext
 from gatekeeper.audit.chain import UNCOUNTED, Chain
-from gatekeeper.audit.records import KINDS, format_time, render
+from gatekeeper.audit.records import KINDS, format_time
 from gatekeeper.audit.writer import LINGER, Barrier, Stop, WorkQueue, Writer
 from gatekeeper.plugins import AUDIT_SINKS, load
 from gatekeeper.ratelimit import LogSampler
@@ -311,9 +311,8 @@ class AuditTrail:
         else:
             try:
                 # Serialised here, where the fields were just built, and placed in the chain: the
-                # writer thread only stores the line (see records.render and gatekeeper.audit.chain).
-                rendered = render(kind, fields, instance=self.instance, chain=self._chain.name, time=format_time(t))
-                self._chain_record(self._chain, kind, fields if rendered is None else rendered, t)
+                # writer thread only stores the line (gatekeeper.audit.chain).
+                self._chain_record(self._chain, kind, fields, t)
             except Exception:
                 self._unrecordable(kind)
                 return False

@@ -14,7 +14,12 @@ from functools import partial
 from typing import Any
 
 from gatekeeper.api import Decision, Operation
-from gatekeeper.audit.shapes import enforced_fields, operation_entry, produced_partition
+from gatekeeper.audit.shapes import (
+    decision_fields,
+    enforced_fields,
+    operation_entry,
+    produced_partition,
+)
 from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_name, withdrawn
 from gatekeeper.kafka.codec import CodecError, response_header_size
 from gatekeeper.kafka.records import records_span
@@ -26,7 +31,7 @@ from gatekeeper.kafka.walks import (
     produce_response_read,
 )
 
-__all__ = ["AUDITED_RESPONSES", "Outcome", "RequestDraft", "broker_outcome", "enforced", "fetch_outcome", "fetched_partitions",
+__all__ = ["AUDITED_RESPONSES", "DecisionMemo", "Outcome", "RequestDraft", "broker_outcome", "enforced", "fetch_outcome", "fetched_partitions",
            "mark_masked", "operation_entries", "produce_outcome", "read_outcome"]
 
 AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are read for the outcome
@@ -65,36 +70,74 @@ def mark_masked(operations: list[dict[str, Any]], operation: str, masked: dict[s
             item["enforced"] = enforced_fields("masked", masked_records=counts[0], masked_fields=counts[1])
 
 
+# What was done with an operation, for the usual results: shared by every record that carries
+# them, so never changed (a record's "enforced" is replaced, as mark_masked does, not edited).
+_FORWARDED = enforced_fields("forwarded")
+_DROPPED = enforced_fields("dropped")
+
+
+class DecisionMemo:
+    """A connection's decisions as its records carry them (``decision_fields``), made once per
+    decision and policy revision: a decision the cache holds is the very same object request
+    after request. The fields are shared by the records, so never changed."""
+
+    __slots__ = ("_made",)
+    _MAX = 64
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[Decision, str | None, dict[str, Any]]] = {}
+
+    def fields(self, decision: Decision, revision: str | None) -> dict[str, Any]:
+        made = self._made.get(id(decision))  # the decision is held while it is here: its id is its own
+        if made is not None and made[0] is decision and made[1] == revision:
+            return made[2]
+        if len(self._made) >= self._MAX:
+            self._made.clear()
+        fields = decision_fields(decision, revision)
+        self._made[id(decision)] = (decision, revision, fields)
+        return fields
+
+
 class RequestDraft:
     """A request record before it is built: what it is made of, taken when the request was
-    decided (the policy revision, the principal's fields, the approvals' waits), so the record
-    says what held then. The data path builds it (``record``) only after the client has its
-    answer: the client waits for the broker, not for the record."""
+    decided (the decisions as recorded, with the policy revision in force then, and the
+    approvals' waits), so the record says what held then. The data path builds it (``record``)
+    only after the client has its answer: the client waits for the broker, not for the record."""
 
-    __slots__ = ("approvals", "consume_masked", "decisions", "expects_response", "fields", "forwarded", "inputs",
-                 "ops", "produce_masked", "revision")
+    __slots__ = ("approvals", "consume_masked", "decided", "decisions", "expects_response", "fields", "inputs", "ops",
+                 "produce_masked")
 
     def __init__(self, fields: dict[str, Any], ops: list[Operation], inputs: list[dict[str, Any]],
-                 decisions: list[Decision], revision: str | None, forwarded: bool, expects_response: bool = True,
+                 decisions: list[Decision], decided: list[dict[str, Any]], expects_response: bool = True,
                  produce_masked: dict[str, tuple[int, int]] | None = None,
                  approvals: list[dict[str, Any] | None] | None = None) -> None:
         self.fields = fields  # session, principal, client, api, correlation_id
         self.ops, self.inputs, self.decisions = ops, inputs, decisions
-        self.revision, self.forwarded, self.expects_response = revision, forwarded, expects_response
+        self.decided = decided  # each decision's fields (decision_fields)
+        self.expects_response = expects_response
         self.produce_masked = produce_masked  # topic -> (records, fields) masked in the request
         self.consume_masked: dict[str, tuple[int, int]] | None = None  # the same, in the answer
         self.approvals = approvals  # per operation: {"id", "status", "waited_ms"} once held, else None
 
     def record(self, outcome: dict[str, Any], latency_ms: float) -> dict[str, Any]:
-        """The request record's fields (``docs/audit.md``)."""
-        operations = operation_entries(self.ops, self.inputs, self.decisions, self.revision, self.forwarded,
-                                       self.expects_response)
+        """The request record's fields (``docs/audit.md``): what ``operation_entries`` makes of
+        the operations, with the masked counts and approvals, the outcome and the latency."""
+        operations = []
+        for op, policy_input, decision, decided in zip(self.ops, self.inputs, self.decisions, self.decided,
+                                                       strict=True):
+            if decision.action == "allow":
+                done = _FORWARDED
+            else:
+                done = enforced(op, decision, True)
+                if not self.expects_response and done["result"] == "denied":
+                    done = _DROPPED
+            operations.append({"input": policy_input, "decision": decided, "enforced": done})
         mark_masked(operations, "produce", self.produce_masked)
         mark_masked(operations, "consume", self.consume_masked)
         if self.approvals is not None:
             for item, approval in zip(operations, self.approvals, strict=True):
                 if approval is not None:
-                    item["enforced"]["approval"] = approval
+                    item["enforced"] = {**item["enforced"], "approval": approval}
         return {**self.fields, "operations": operations, "outcome": outcome, "latency_ms": latency_ms}
 
 
@@ -102,23 +145,24 @@ def produce_outcome(request_body: Any, partitions: Iterable[ProducedPartition], 
                     by_id: bool = False) -> dict[str, Any]:
     """Each partition the broker answered (``walks.produce_response_read``): its error
     code and base offset and the number of records sent (from the request), so the records can
-    be read back by offset. ``by_id``: the request names its topics by id (Produce v13+), so
-    neither side is asked for a name it does not carry (a kafka-python field outside the
-    decoded version costs a failed lookup first)."""
-    sent: dict[tuple[str, int], int] = {}
-    names: dict[Any, str] = {}  # topic id -> name, resolved once per answer
-
-    def named(topic_id: Any) -> str:
-        return names.get(topic_id) or names.setdefault(topic_id, topic_name(None, topic_id, resolve))
-
+    be read back by offset. ``by_id``: the request names its topics by id (Produce v13+), as
+    its answer does: the partitions sent are matched by id, and each id is named once (a
+    kafka-python field outside the decoded version costs a failed lookup first)."""
+    sent: dict[tuple[Any, int], int] = {}
     for t in request_body.topic_data or ():
-        name = named(t.topic_id) if by_id else t.name or ""
+        topic = t.topic_id if by_id else t.name or ""
         for p in t.partition_data or ():
-            sent[(name, p.index)] = partition_records(p)
+            sent[(topic, p.index)] = partition_records(p)
+    names: dict[Any, str] = {}  # topic id -> name, resolved once per answer
     parts = []
     for topic, index, error_code, base_offset in partitions:
-        name = topic if type(topic) is str else named(topic)
-        parts.append(produced_partition(name, index, error_code, base_offset, sent.get((name, index), 0)))
+        if type(topic) is str:
+            name = topic
+        else:
+            name = names.get(topic)  # type: ignore[assignment]
+            if name is None:
+                name = names[topic] = topic_name(None, topic, resolve)
+        parts.append(produced_partition(name, index, error_code, base_offset, sent.get((topic, index), 0)))
     return {"from": "broker", "partitions": parts}
 
 

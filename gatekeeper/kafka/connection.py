@@ -31,7 +31,7 @@ from gatekeeper.kafka.apis.consumer_groups import (
     TopicListingNeeded,
 )
 from gatekeeper.kafka.apis.share_groups import Subscriptions
-from gatekeeper.kafka.auditing import Outcome, RequestDraft
+from gatekeeper.kafka.auditing import DecisionMemo, Outcome, RequestDraft
 from gatekeeper.kafka.codec import CodecError, UnsupportedApi, encode_body
 from gatekeeper.kafka.denials import ErrorResponseUnavailable, error_response
 from gatekeeper.kafka.entry import Entry
@@ -125,6 +125,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         # Request records whose outcome is known, built and handed to the trail once the client
         # has its answer (_record_due, at the end of _flush): (slot, draft, outcome, latency).
         self._audit_due: list[tuple[Any, RequestDraft, Outcome, float]] = []
+        self._audit_decisions = DecisionMemo()
         self._close_reason: str | None = None
         self._ended_by = "client"
         self._ended = False
@@ -629,8 +630,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
                 metrics.inc("gatekeeper_denials_throttled_total", api=request.api_name)
         outcome = enforce.plan(request, ops, decisions, self.s.cluster.topic_name, throttle_ms)
         if slot is not None:
-            forwarded = isinstance(outcome, enforce.Forward | enforce.Partial)
-            entry.audit = (slot, self._request_draft(entry, ops, inputs, decisions, forwarded))
+            entry.audit = (slot, self._request_draft(entry, ops, inputs, decisions))
         if isinstance(outcome, enforce.Close):
             self._audit_outcome(entry, {"from": "none", "error": outcome.reason})
             self._close(outcome.reason, rejected="policy")
@@ -665,7 +665,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._flush()
 
     def _request_draft(self, entry: Entry, ops: list[Operation], inputs: list[dict[str, Any]],
-                       decisions: list[Decision], forwarded: bool) -> RequestDraft:
+                       decisions: list[Decision]) -> RequestDraft:
         """The request record as it stands when the request is decided: built once the broker
         (or Gatekeeper) has answered and the client has the answer (``_record_due``)."""
         request = entry.request
@@ -689,8 +689,9 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
             "api": {"key": h.api_key, "name": request.api_name, "version": h.api_version},
             "correlation_id": h.correlation_id,
         }
-        return RequestDraft(fields, ops, inputs, decisions, self.s.policy_revision(), forwarded, request.expects_response,
-                            entry.masked, approvals)
+        revision, memo = self.s.policy_revision(), self._audit_decisions
+        return RequestDraft(fields, ops, inputs, decisions, [memo.fields(d, revision) for d in decisions],
+                            request.expects_response, entry.masked, approvals)
 
     def _audit_outcome(self, entry: Entry, outcome: Outcome) -> None:
         """The broker's (or Gatekeeper's) answer to an entry is known: its request record is

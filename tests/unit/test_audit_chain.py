@@ -13,7 +13,14 @@ from gatekeeper.api import AuditHead, AuditLine, AuditOpened, AuditSinkContext, 
 from gatekeeper.audit import key_id, verify
 from gatekeeper.audit.chain import Chain
 from gatekeeper.audit.file_sink import FileSink
-from gatekeeper.audit.records import GENESIS, format_time, record_hash, render, verify_checkpoint
+from gatekeeper.audit.records import (
+    GENESIS,
+    envelope,
+    format_time,
+    record_hash,
+    seal,
+    verify_checkpoint,
+)
 from gatekeeper.testing.audit import sample_fields
 
 KEY = b"chain-key-0123456789abcdef"
@@ -49,21 +56,23 @@ def test_a_new_chain_starts_with_a_signed_checkpoint_at_genesis_and_links_every_
     assert (chain.seq, chain.prev, chain.since_checkpoint, chain.last_time) == (4, records[-1]["hash"], 3, T + 2)
 
 
-def test_a_rendered_record_is_placed_byte_for_byte_as_its_fields_are_sealed() -> None:
-    a, _ = new_chain()
-    b, _ = new_chain()
-    fields = sample_fields("request")
-    rendered = render("request", fields, instance="gk1", chain="gk1", time=format_time(T))
-    assert rendered is not None
-    assert a.record("request", rendered, T) == b.record("request", fields, T)
-
-
-def test_a_record_rendered_for_another_chain_is_our_bug() -> None:
+def test_a_record_is_sealed_in_its_place_as_the_whole_envelope_would_be() -> None:
     chain, _ = new_chain()
-    rendered = render("request", sample_fields("request"), instance="gk1", chain="gk2", time=format_time(T))
-    assert rendered is not None
-    with pytest.raises(ValueError, match="chain gk2 came to chain gk1"):
-        chain.record("request", rendered, T)
+    fields = sample_fields("request")
+    seq, prev = chain.seq, chain.prev
+    line = chain.record("request", fields, T)
+    assert (line.data, chain.prev) == seal(envelope("request", fields, instance="gk1", chain="gk1", seq=seq, prev=prev,
+                                                     time=format_time(T)))
+
+
+def test_a_record_that_does_not_serialise_leaves_the_chain_as_it_was() -> None:
+    chain, _ = new_chain()
+    before = (chain.seq, chain.prev, chain.since_checkpoint)
+    with pytest.raises(TypeError):
+        chain.record("request", {"session": "s", "note": object()}, T)
+    with pytest.raises(ValueError, match="envelope keys: seq"):
+        chain.record("request", {"seq": 1}, T)
+    assert (chain.seq, chain.prev, chain.since_checkpoint) == before
 
 
 def test_a_continued_chain_starts_after_the_head_and_says_what_was_repaired() -> None:

@@ -9,7 +9,6 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
-import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,11 +25,10 @@ from gatekeeper.audit.records import (
     key_id,
     make_record,
     parse_time,
-    place,
     policy_revision,
     record_hash,
-    render,
     seal,
+    seal_record,
     serialize,
     sign_checkpoint,
     verify_checkpoint,
@@ -108,28 +106,30 @@ def test_sealing_writes_what_serialize_writes_and_the_hash_record_hash_gives(fie
 
 @given(st.dictionaries(st.text(max_size=8).filter(lambda k: k not in ENVELOPE), _JSON, max_size=6), st.sampled_from(KINDS),
        st.integers(0, 2**63 - 1), st.sampled_from([GENESIS, "ab" * 32]))
-def test_a_record_rendered_on_one_thread_and_placed_on_another_is_the_sealed_record(
-        fields: dict[str, Any], kind: str, seq: int, prev: str) -> None:
-    """The trail serialises a record on the reactor thread (``render``) and the writer adds its
-    seq, prev and hash (``place``): the same line and hash as sealing the whole record there."""
-    rendered = render(kind, fields, instance="i", chain="c", time=T)
+def test_a_record_sealed_in_its_place_is_the_sealed_envelope(fields: dict[str, Any], kind: str, seq: int, prev: str) -> None:
+    """The trail seals each record with its seq and prev on the reactor thread (``seal_record``):
+    the same line and hash as sealing the whole envelope, and as the two-pass definition."""
     record = envelope(kind, fields, instance="i", chain="c", seq=seq, prev=prev, time=T)
-    if rendered is None:  # only what orjson refuses (integers beyond 64 bits) is not rendered
-        with pytest.raises(orjson.JSONEncodeError):
-            orjson.dumps(record)
-        return
-    assert rendered.session == (fields.get("session") if isinstance(fields.get("session"), str) else None)
-    assert place(rendered, seq, prev) == seal(record)
+    sealed = seal_record(kind, fields, instance="i", chain="c", seq=seq, prev=prev, time=T)
+    assert sealed == seal(record)
+    assert sealed == (serialize({**record, "hash": record_hash(record)}), record_hash(record))
 
 
-def test_a_record_holding_the_render_marker_is_sealed_whole() -> None:
-    """Fields that happen to hold the cut marker are not rendered (the writer seals them)."""
+def test_a_record_holding_the_hash_marker_is_sealed_the_two_pass_way() -> None:
+    """Fields that happen to hold the marker standing for the hash (random per process) are
+    sealed without it, to the same bytes."""
     from gatekeeper.audit import records
 
-    for note in (f"{records._MARK}h", f"a{records._MARK}", f"{records._MARK}s\"", records._MARK):
-        fields = {"note": note, **REQUEST_FIELDS}
-        assert render("request", fields, instance="i", chain="c", time=T) is None, note
-    assert render("request", REQUEST_FIELDS, instance="i", chain="c", time=T) is not None
+    mark = records._HASH_MARK
+    for fields in ({"note": mark}, {"note": f"a{mark}b"}, {"zz": {"hash": mark}}, {"aa": {"hash": mark, "x": 1}}):
+        fields = {**fields, **REQUEST_FIELDS}
+        record = envelope("request", fields, instance="i", chain="c", seq=3, prev=GENESIS, time=T)
+        assert records._seal_marked({**record, "hash": mark}) is None, fields
+        line, digest = seal_record("request", fields, instance="i", chain="c", seq=3, prev=GENESIS, time=T)
+        assert (line, digest) == (serialize({**record, "hash": record_hash(record)}), record_hash(record))
+        assert json.loads(line)["hash"] == digest
+    assert records._seal_marked({**envelope("request", REQUEST_FIELDS, instance="i", chain="c", seq=3, prev=GENESIS,
+                                            time=T), "hash": mark}) is not None
 
 
 def test_sealing_a_request_record_matches_make_record() -> None:
@@ -151,7 +151,8 @@ def test_fields_may_not_set_envelope_keys() -> None:
     with pytest.raises(ValueError, match="envelope keys: seq"):
         make_record("request", {"seq": 3}, instance="gk1", chain="gk1", seq=0, prev=GENESIS, time=T)
     with pytest.raises(ValueError, match="envelope keys: hash, time"):
-        render("request", {"time": 1, "hash": "x", "note": 2}, instance="gk1", chain="gk1", time=T)
+        seal_record("request", {"time": 1, "hash": "x", "note": 2}, instance="gk1", chain="gk1", seq=0, prev=GENESIS,
+                    time=T)
 
 
 def test_checkpoint_signature_verifies_with_its_key_only() -> None:

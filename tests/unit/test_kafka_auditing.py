@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from gatekeeper.api import Decision, Operation, Resource
+from gatekeeper.audit.shapes import decision_fields
 from gatekeeper.kafka.apis.base import UNKNOWN_TOPIC_ID_PREFIX
-from gatekeeper.kafka.auditing import RequestDraft, mark_masked, operation_entries, produce_outcome
+from gatekeeper.kafka.auditing import (
+    DecisionMemo,
+    RequestDraft,
+    mark_masked,
+    operation_entries,
+    produce_outcome,
+)
 from gatekeeper.kafka.batches import Record, build_batch
 from gatekeeper.kafka.codec import API_TABLE, decode_request
 from gatekeeper.kafka.records import records_span
@@ -44,7 +51,9 @@ def test_a_request_draft_is_built_into_the_record_it_stood_for() -> None:
     decisions = [Decision("allow"), Decision("allow"), Decision("deny", reason="no")]
     fields = {"session": "s1", "correlation_id": 4}
     held = {"id": "a1", "status": "approved", "waited_ms": 12}
-    draft = RequestDraft(fields, ops, inputs, decisions, "sha256:r1", True, approvals=[None, held, None])
+    memo = DecisionMemo()
+    draft = RequestDraft(fields, ops, inputs, decisions, [memo.fields(d, "sha256:r1") for d in decisions],
+                         approvals=[None, held, None])
     draft.consume_masked = {"pii": (3, 7)}
     record = draft.record({"from": "broker"}, 1.5)
     expected = _entries()
@@ -58,9 +67,41 @@ def test_a_request_draft_is_built_into_the_record_it_stood_for() -> None:
     # An acks=0 produce that was denied: dropped, not denied (no answer carries its error).
     produce = RequestDraft({}, [Operation("produce", Resource("topic", "t"))],
                            [{"operation": "produce", "resource": {"type": "topic", "name": "t"}}],
-                           [Decision("deny", reason="no")], None, False, expects_response=False,
+                           [Decision("deny", reason="no")], [decision_fields(Decision("deny", reason="no"), None)],
+                           expects_response=False,
                            produce_masked={"t": (1, 1)})
     assert produce.record({"from": "none"}, 0.0)["operations"][0]["enforced"] == {"result": "dropped"}
+
+
+def test_a_connections_decisions_are_made_into_record_fields_once_per_decision_and_revision() -> None:
+    memo = DecisionMemo()
+    allow, deny = Decision("allow", reason="ok"), Decision("deny", reason="no", error="policy_violation")
+    first = memo.fields(allow, "sha256:a")
+    assert first == decision_fields(allow, "sha256:a")
+    assert memo.fields(allow, "sha256:a") is first  # the cached decision, again
+    assert memo.fields(allow, "sha256:b") == decision_fields(allow, "sha256:b")  # a reload: the new revision
+    assert memo.fields(Decision("allow", reason="ok"), "sha256:a") == first  # an equal decision, its own fields
+    assert memo.fields(deny, None) == decision_fields(deny, None)
+    many = [Decision("allow", reason=str(i)) for i in range(200)]  # bounded: still right past its size
+    assert [memo.fields(d, None)["reason"] for d in many] == [str(i) for i in range(200)]
+
+
+def test_records_that_share_a_decisions_fields_do_not_change_each_other() -> None:
+    op = Operation("produce", Resource("topic", "t"))
+    policy_input = {"operation": "produce", "resource": {"type": "topic", "name": "t"}}
+    memo, allow = DecisionMemo(), Decision("allow")
+
+    def draft(**kw: Any) -> RequestDraft:
+        return RequestDraft({}, [op], [policy_input], [allow], [memo.fields(allow, None)], **kw)
+
+    held = draft(approvals=[{"id": "a1", "status": "approved", "waited_ms": 3}]).record({"from": "broker"}, 0.0)
+    masked = draft(produce_masked={"t": (2, 4)}).record({"from": "broker"}, 0.0)
+    plain = draft().record({"from": "broker"}, 0.0)
+    assert held["operations"][0]["enforced"] == {"result": "forwarded",
+                                                 "approval": {"id": "a1", "status": "approved", "waited_ms": 3}}
+    assert masked["operations"][0]["enforced"] == {"result": "masked", "masked_records": 2, "masked_fields": 4}
+    assert plain["operations"][0]["enforced"] == {"result": "forwarded"}
+    assert plain["operations"][0]["decision"] == decision_fields(allow, None)
 
 
 def test_fetch_offsets_span_the_complete_batches_only() -> None:
