@@ -233,11 +233,18 @@ class AuditTrail:
         if not self._accepts(kind):
             return False
         self._depth += 1
-        return self._put(kind, fields)
+        accepted = self._put(kind, fields)
+        self._update()
+        return accepted
 
     def reserve(self) -> Slot | None:
         """A queue place for a record to be written later (an operation's, once the broker
         answered), or None where ``record`` would refuse."""
+        if self._available and self._depth < self._low:
+            # The usual case: nothing to refuse, and one more place cannot change availability.
+            self._depth += 1
+            self._reserved += 1
+            return Slot(self)
         if not self._accepts(None):
             return None
         self._depth += 1
@@ -316,7 +323,6 @@ class AuditTrail:
             except Exception:
                 self._unrecordable(kind)
                 return False
-        self._update()
         return True
 
     def _unrecordable(self, kind: str) -> None:
@@ -359,7 +365,7 @@ class AuditTrail:
             if self.metrics is not None:
                 self.metrics.inc("gatekeeper_audit_lost_total")
             return
-        self._put(kind, fields)  # the slot's place is already counted in _depth
+        self._put(kind, fields)  # the slot's place is already counted in _depth (availability is as it was)
 
     def _release(self) -> None:
         self._slot_closed()

@@ -73,7 +73,8 @@ class WorkQueue:
 
     def __init__(self) -> None:
         self._items: collections.deque[Any] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self.abandon = False  # set by the trail when stop() gave up on a failing sink
         # What wakes the taker: the first item while it waits for one without lingering, or
         # ``_limit`` items; and an urgent item, always.
@@ -84,7 +85,7 @@ class WorkQueue:
     def put(self, item: Any, urgent: bool = False) -> None:
         """Queue ``item``; ``urgent`` (a barrier, a stop: someone waits for it) ends the taker's
         wait at once."""
-        with self._cond:
+        with self._lock:  # the condition's own lock (without the condition's Python-level enter)
             self._items.append(item)
             if urgent:
                 self._urgent = True
