@@ -126,6 +126,8 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         # has its answer (_record_due, at the end of _flush): (slot, draft, outcome, latency).
         self._audit_due: list[tuple[Any, RequestDraft, Outcome, float]] = []
         self._audit_decisions = DecisionMemo()
+        self._audit_client: dict[str, Any] | None = None
+        self._audit_apis: dict[tuple[int, int], dict[str, Any]] = {}  # bounded: API keys and versions the codec knows
         self._close_reason: str | None = None
         self._ended_by = "client"
         self._ended = False
@@ -683,12 +685,17 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         if self._audit_principal is None or self._audit_principal[0] is not principal:
             # The same (never changed) fields in every record until the principal changes.
             self._audit_principal = (principal, principal_fields(principal))
-        fields = {
-            "session": self.session.id, "principal": self._audit_principal[1],
-            "client": {"id": h.client_id, "address": self.session.client_address},
-            "api": {"key": h.api_key, "name": request.api_name, "version": h.api_version},
-            "correlation_id": h.correlation_id,
-        }
+        # The client's and the API's fields, like the principal's, shared by the records that
+        # carry the same (never changed): a connection's client id and API versions rarely do.
+        client = self._audit_client
+        if client is None or client["id"] != h.client_id:
+            client = self._audit_client = {"id": h.client_id, "address": self.session.client_address}
+        api = self._audit_apis.get((h.api_key, h.api_version))
+        if api is None:
+            api = self._audit_apis[(h.api_key, h.api_version)] = {"key": h.api_key, "name": request.api_name,
+                                                                   "version": h.api_version}
+        fields = {"session": self.session.id, "principal": self._audit_principal[1], "client": client, "api": api,
+                  "correlation_id": h.correlation_id}
         revision, memo = self.s.policy_revision(), self._audit_decisions
         return RequestDraft(fields, ops, inputs, decisions, [memo.fields(d, revision) for d in decisions],
                             request.expects_response, entry.masked, approvals)
