@@ -106,7 +106,7 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         self._upstream_auth: UpstreamAuthenticator | None = None
         self._pending_upstream: list[bytes] = []
         self._stream_left = 0  # bytes of a response being passed through as it arrives
-        self._streamed: tuple[Entry, bytearray] | None = None  # an audited answer passed through: the whole frame, filled as it passes
+        self._streamed: tuple[Entry, bytearray, int] | None = None  # an audited answer passed through: a buffer the frame fills as it passes, the frame's size
         self._order: deque[Entry] = deque()  # arrival order, for responses
         self._undecided: deque[Entry] = deque()  # arrival order, not yet forwarded
         self._sent: deque[Entry] = deque()  # send order, awaiting the broker's response

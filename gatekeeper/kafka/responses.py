@@ -31,12 +31,52 @@ from gatekeeper.kafka.masking import MaskCounts, mask_fetch, mask_share_fetch, m
 from gatekeeper.kafka.sasl_client import UpstreamAuthenticator, UpstreamAuthError
 from gatekeeper.kafka.settings import KafkaSettings
 
-__all__ = ["ResponseSide"]
+__all__ = ["GATHER_BUFFERS", "GatherBuffers", "ResponseSide"]
 
 log = Logger(namespace="gatekeeper.proxy.client")
 _CID = struct.Struct(">i")
 _LARGE_ANSWERS = frozenset((1, 78))  # Fetch, ShareFetch: the answers that run to megabytes
 _UNKNOWN_ID_SECONDS = 10.0  # a topic id the broker did not know is not asked about again for this long
+
+
+class GatherBuffers:
+    """Buffers for audited answers gathered as they pass on (a Fetch answer's copy, read for its
+    offsets once its last byte has gone), reused: a new bytearray is zeroed whole first (about
+    30 µs a MiB) before the answer overwrites it. Reactor thread only. A buffer goes back once
+    its answer was read; at most ``kept_bytes`` are kept between answers, the largest first."""
+
+    def __init__(self, kept_bytes: int = 16 << 20) -> None:
+        self.kept_bytes = kept_bytes
+        self._free: list[bytearray] = []  # smallest first
+
+    def take(self, size: int) -> bytearray:
+        """A buffer of at least ``size`` bytes (what it held before is of no meaning)."""
+        free = self._free
+        for i, buf in enumerate(free):
+            if len(buf) >= size:
+                return free.pop(i)
+        return bytearray(size)
+
+    def give(self, buf: bytearray) -> None:
+        if len(buf) > self.kept_bytes:
+            return
+        free = self._free
+        free.append(buf)
+        free.sort(key=len)
+        while sum(map(len, free)) > self.kept_bytes:
+            free.pop(0)  # the smallest goes first: the large answers are the ones worth a buffer
+
+    @property
+    def kept(self) -> int:
+        return sum(map(len, self._free))
+
+    def clear(self) -> None:
+        self._free.clear()
+
+
+# One per process, as the splicing pipe (gatekeeper/proxy/splicing.py): the reactor thread
+# gathers answers of many connections at once, but takes and gives back each buffer itself.
+GATHER_BUFFERS = GatherBuffers()
 
 
 class ResponseSide:
@@ -47,7 +87,7 @@ class ResponseSide:
     closing: bool
     responses: FrameDecoder
     _stream_left: int
-    _streamed: tuple[Entry, bytearray] | None
+    _streamed: tuple[Entry, bytearray, int] | None
     _bytes_out: int
     _from_broker: Any  # the bytes counter from the broker (settings.hot)
     _order: deque[Entry]
@@ -152,9 +192,9 @@ class ResponseSide:
                     chunk = responses.take(4 + size)
                     self._stream_left = 4 + size - len(chunk)
                     if read and self._stream_left:  # the whole answer gathered here as it passes
-                        buf = bytearray(4 + size)
+                        buf = GATHER_BUFFERS.take(4 + size)
                         buf[:len(chunk)] = chunk
-                        self._streamed = (entry, buf)
+                        self._streamed = (entry, buf, 4 + size)
                     self._write_client([chunk])
                     if not read:
                         self._audit_outcome(entry, {"from": "broker"})
@@ -187,8 +227,8 @@ class ResponseSide:
         streamed = self._streamed
         if streamed is None:  # (cleared as soon as the answer's last byte has gone)
             return None
-        buf = streamed[1]
-        return memoryview(buf)[len(buf) - self._stream_left:]
+        _, buf, size = streamed
+        return memoryview(buf)[size - self._stream_left:size]
 
     def passthrough_next(self, read: bool = False) -> bool:
         """True when the broker's next answer will be passed through as it is, whatever its
@@ -232,19 +272,27 @@ class ResponseSide:
         streamed = self._streamed
         if streamed is not None:
             self._streamed = None
-            if not self._read_outcome(streamed[0], streamed[1]):
+            entry, buf, size = streamed
+            # Read now, not when the record is built: the buffer is reused (the answer has gone).
+            read = self._read_outcome(entry, memoryview(buf)[:size], now=True)
+            GATHER_BUFFERS.give(buf)
+            if not read:
                 return False
         self._flush()
         return True
 
-    def _read_outcome(self, entry: Entry, frame: bytes | bytearray) -> bool:
+    def _read_outcome(self, entry: Entry, frame: bytes | memoryview, now: bool = False) -> bool:
         """Complete ``entry``'s request record with the outcome read from the broker's answer
         ``frame`` (length prefix included, already passed on); False (the connection is
         closing) when it does not read: the record then says so. A small answer is walked as
-        bytes, a large one (or one gathered as it passed) through a view (no copy)."""
+        bytes, a large one (or one gathered as it passed) through a view (no copy). ``now``:
+        the outcome is built at once (``frame`` is about to change), not with the record."""
         try:
             body = frame[4:] if type(frame) is bytes and len(frame) < 65536 else memoryview(frame)[4:]
+            outcome: Outcome
             outcome, _ = read_outcome(entry.request, body, self.s.cluster.topic_name)
+            if now:
+                outcome = outcome()
         except CodecError as e:
             self._audit_outcome(entry, {"from": "broker", "error": f"passed on, but {e}"})
             self._upstream_broken(str(e))

@@ -52,6 +52,44 @@ def test_a_fetch_answer_in_chunks_reaches_the_client_before_its_end_and_is_recor
     assert produced["outcome"]["partitions"][0]["base_offset"] == 7
 
 
+def test_gathered_answers_reuse_their_buffers_and_each_is_read_from_its_own_bytes() -> None:
+    # A buffer that held a larger answer before holds the next, smaller one: its record reads
+    # that answer's offsets, not the stale bytes behind them; one that did not read ends the
+    # connection as before, and its buffer is given back too.
+    from gatekeeper.kafka.responses import GATHER_BUFFERS
+
+    core, io, trail = audited()
+    GATHER_BUFFERS.clear()
+    frames = [fetch_response(cid, {"orders": records(n)}) for cid, n in ((1, 300), (2, 120), (3, 200))]
+    for cid, frame in enumerate(frames, 1):
+        core.client_data(fetch_request(cid, "orders"))
+        answer(core, io, ALLOW)
+        for at in range(0, len(frame), 4096):
+            core.upstream_data(frame[at:at + 4096])
+    assert b"".join(io.client) == b"".join(frames)
+    assert [r["outcome"]["partitions"][0]["last_offset"] for r in trail.requests()] == [299, 119, 199]
+    assert [r["outcome"]["partitions"][0]["record_count"] for r in trail.requests()] == [300, 120, 200]
+    assert GATHER_BUFFERS.kept == len(frames[0])  # the first answer's buffer, kept, served the others
+
+
+def test_gather_buffers_keep_a_bounded_number_of_bytes_the_largest_first() -> None:
+    from gatekeeper.kafka.responses import GatherBuffers
+
+    buffers = GatherBuffers(kept_bytes=1000)
+    small, large = buffers.take(100), buffers.take(600)
+    assert (len(small), len(large)) == (100, 600)
+    buffers.give(small)
+    buffers.give(large)
+    assert buffers.kept == 700
+    assert buffers.take(500) is large and buffers.take(50) is small  # the first that is large enough
+    buffers.give(small)
+    buffers.give(large)
+    buffers.give(buffers.take(900))  # 1,600 kept would be over the bound: the smallest go
+    assert buffers.kept == 900
+    buffers.give(bytearray(5000))  # larger than the bound: not kept
+    assert buffers.kept == 900
+
+
 def test_a_connection_ending_inside_an_audited_answer_still_records_the_request() -> None:
     core, io, trail = audited()
     core.client_data(fetch_request(1, "orders"))
