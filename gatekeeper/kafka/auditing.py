@@ -17,7 +17,6 @@ from gatekeeper.api import Decision, Operation
 from gatekeeper.audit.shapes import (
     decision_fields,
     enforced_fields,
-    operation_entry,
     produced_partition,
 )
 from gatekeeper.kafka.apis.base import Resolve, denial_of, topic_name, withdrawn
@@ -40,22 +39,33 @@ AUDITED_RESPONSES = frozenset({0, 1})  # Produce, Fetch: their responses are rea
 Outcome = dict[str, Any] | Callable[[], dict[str, Any]]
 
 
-def enforced(op: Operation, decision: Decision, forwarded: bool) -> dict[str, Any]:
+# What was done with an operation, for the usual results: shared by every record that carries
+# them, so never changed (a record's "enforced" is replaced, as mark_masked does, not edited).
+_FORWARDED = enforced_fields("forwarded")
+_DROPPED = enforced_fields("dropped")
+
+
+def enforced(op: Operation, decision: Decision) -> dict[str, Any]:
     """What was done with one decided operation: forwarded (allowed, or an auto-create
-    withdrawn), or denied with the Kafka error code the client got."""
+    withdrawn), or denied with the Kafka error code the client got. The forwarded entry is
+    shared: never edit it."""
     if decision.allowed or withdrawn(op, decision.allowed):
-        return enforced_fields("forwarded")
+        return _FORWARDED
     return enforced_fields("denied", error_code=denial_of(op.resource, decision).code)
 
 
 def operation_entries(ops: list[Operation], inputs: list[dict[str, Any]], decisions: list[Decision],
-                      revision: str | None, forwarded: bool, expects_response: bool = True) -> list[dict[str, Any]]:
+                      decided: list[dict[str, Any]], expects_response: bool = True) -> list[dict[str, Any]]:
+    """Each decided operation of a request record (``audit.shapes.operation_entry``'s shape):
+    its policy input, its decision as recorded (``decided``: ``decision_fields`` of each, or a
+    ``DecisionMemo``'s, shared) and what was enforced (a denied operation of a request that
+    expects no answer was dropped)."""
     out = []
-    for op, policy_input, decision in zip(ops, inputs, decisions, strict=True):
-        done = enforced(op, decision, forwarded)
+    for op, policy_input, decision, fields in zip(ops, inputs, decisions, decided, strict=True):
+        done = enforced(op, decision)
         if not expects_response and done["result"] == "denied":
-            done = enforced_fields("dropped")
-        out.append(operation_entry(policy_input, decision, revision, done))
+            done = _DROPPED
+        out.append({"input": policy_input, "decision": fields, "enforced": done})
     return out
 
 
@@ -68,12 +78,6 @@ def mark_masked(operations: list[dict[str, Any]], operation: str, masked: dict[s
         counts = masked.get(item["input"]["resource"]["name"]) if item["input"]["operation"] == operation else None
         if counts is not None and item["enforced"]["result"] == "forwarded":
             item["enforced"] = enforced_fields("masked", masked_records=counts[0], masked_fields=counts[1])
-
-
-# What was done with an operation, for the usual results: shared by every record that carries
-# them, so never changed (a record's "enforced" is replaced, as mark_masked does, not edited).
-_FORWARDED = enforced_fields("forwarded")
-_DROPPED = enforced_fields("dropped")
 
 
 class DecisionMemo:
@@ -122,16 +126,7 @@ class RequestDraft:
     def record(self, outcome: dict[str, Any], latency_ms: float) -> dict[str, Any]:
         """The request record's fields (``docs/audit.md``): what ``operation_entries`` makes of
         the operations, with the masked counts and approvals, the outcome and the latency."""
-        operations = []
-        for op, policy_input, decision, decided in zip(self.ops, self.inputs, self.decisions, self.decided,
-                                                       strict=True):
-            if decision.action == "allow":
-                done = _FORWARDED
-            else:
-                done = enforced(op, decision, True)
-                if not self.expects_response and done["result"] == "denied":
-                    done = _DROPPED
-            operations.append({"input": policy_input, "decision": decided, "enforced": done})
+        operations = operation_entries(self.ops, self.inputs, self.decisions, self.decided, self.expects_response)
         mark_masked(operations, "produce", self.produce_masked)
         mark_masked(operations, "consume", self.consume_masked)
         if self.approvals is not None:

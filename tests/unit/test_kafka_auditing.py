@@ -28,7 +28,8 @@ from gatekeeper.kafka.walks import ProducedPartition
 def _entries() -> list[dict]:
     ops = [Operation("consume", Resource("topic", t)) for t in ("pii", "plain", "secret")]
     inputs = [{"operation": "consume", "resource": {"type": "topic", "name": t}} for t in ("pii", "plain", "secret")]
-    return operation_entries(ops, inputs, [Decision("allow"), Decision("allow"), Decision("deny", reason="no")], None, True)
+    decisions = [Decision("allow"), Decision("allow"), Decision("deny", reason="no")]
+    return operation_entries(ops, inputs, decisions, [decision_fields(d, None) for d in decisions])
 
 
 def test_masked_topics_are_recorded_as_masked_with_their_counts_and_nothing_else_changes() -> None:
@@ -60,7 +61,7 @@ def test_a_request_draft_is_built_into_the_record_it_stood_for() -> None:
     mark_masked(expected, "consume", {"pii": (3, 7)})
     for e in expected:
         e["decision"]["revision"] = "sha256:r1"
-    expected[1]["enforced"]["approval"] = held
+    expected[1]["enforced"] = {**expected[1]["enforced"], "approval": held}
     assert record == {"session": "s1", "correlation_id": 4, "operations": expected, "outcome": {"from": "broker"},
                       "latency_ms": 1.5}
     assert fields == {"session": "s1", "correlation_id": 4}  # the draft's own fields are not changed
