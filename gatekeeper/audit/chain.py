@@ -62,21 +62,14 @@ class Chain:
         """The line of a record of ``kind`` made at ``time``, sealed here (``records.seal_record``).
         Raises what the JSON writer raises for fields that do not serialise, and ValueError (our
         bug) for fields that use an envelope key; the chain is then as it was."""
-        seq = self.seq
-        data, digest = seal_record(kind, fields, instance=self.instance, chain=self.name, seq=seq, prev=self.prev,
-                                   time=format_time(time))
+        data, digest = seal_record(kind, fields, instance=self.instance, chain=self.name, seq=self.seq,
+                                   prev=self.prev, time=format_time(time))
         session = fields.get("session")
-        line = AuditLine(self.name, seq, kind, time, session.encode() if type(session) is str and session
-                         else self._name_key, data)
-        # What _line does for a line that does not end its segment (the usual record).
-        self.seq, self.prev = seq + 1, digest
+        key = session.encode() if type(session) is str and session else self._name_key
         self.since_checkpoint += 1
         if time > self.last_time:
             self.last_time = time
-        self._segment_bytes += len(data)
-        if self._segment_started is None:
-            self._segment_started = time
-        return line
+        return self._line(kind, data, digest, time, key, False)
 
     def rotation_due(self, time: float) -> bool:
         """Whether the segment must be closed (a rotate checkpoint) before a record made at ``time``."""

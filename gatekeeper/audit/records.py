@@ -110,8 +110,7 @@ def seal(record: Mapping[str, Any]) -> tuple[bytes, str]:
         sealed = _seal_marked({**record, "hash": _HASH_MARK})
         if sealed is not None:
             return sealed
-    digest = record_hash(record)
-    return serialize({**record, "hash": digest}), digest
+    return _seal_twice(record)
 
 
 def seal_record(kind: str, fields: Mapping[str, Any], *, instance: str, chain: str, seq: int, prev: str,
@@ -125,7 +124,11 @@ def seal_record(kind: str, fields: Mapping[str, Any], *, instance: str, chain: s
                            "prev": prev, **fields, "hash": _HASH_MARK})
     if sealed is not None:
         return sealed
-    record = envelope(kind, fields, instance=instance, chain=chain, seq=seq, prev=prev, time=time)
+    return _seal_twice(envelope(kind, fields, instance=instance, chain=chain, seq=seq, prev=prev, time=time))
+
+
+def _seal_twice(record: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The two-pass definition: the hash of the canonical form, then the line with it."""
     digest = record_hash(record)
     return serialize({**record, "hash": digest}), digest
 

@@ -717,13 +717,14 @@ class KafkaConnection(LoginSide, ResponseSide, Connection):
         while self._audit_due:
             due, self._audit_due = self._audit_due, []
             for slot, draft, outcome, latency in due:
-                try:
-                    fields = draft.record(outcome if type(outcome) is dict else outcome(), latency)  # type: ignore[operator]
-                except Exception as e:
-                    log.failure("bug: the audit outcome of a request in session {session} was not built",
-                                session=self._session_id())
-                    fields = draft.record({"from": "broker", "error": f"outcome not read: {type(e).__name__}"}, latency)
-                slot.record("request", fields)
+                if not isinstance(outcome, dict):
+                    try:
+                        outcome = outcome()
+                    except Exception as e:
+                        log.failure("bug: the audit outcome of a request in session {session} was not built",
+                                    session=self._session_id())
+                        outcome = {"from": "broker", "error": f"outcome not read: {type(e).__name__}"}
+                slot.record("request", draft.record(outcome, latency))
 
     def _log_denial(self, decision: Decision, policy_input: dict[str, Any], now: float) -> None:
         """One line per (principal, operation, resource) per interval; the next one counts those
