@@ -80,13 +80,19 @@ def _move(way: str, sock: socket.socket, pipe: tuple[int, int], null: int, size:
         while got < size:
             k = sock.recv_into(head, _HEAD, socket.MSG_PEEK)
             length = struct.unpack_from(">i", head, 8)[0] + 12 if k >= 12 else size - got
-            if in_pipe + length > _PIPE:
-                in_pipe -= os.splice(r, null, in_pipe)
             moved = 0
             while moved < length:
-                moved += os.splice(fd, w, length - moved, flags=_FLAGS)
+                try:
+                    k = os.splice(fd, w, length - moved, flags=_FLAGS)
+                except BlockingIOError:  # the pipe is full (of bytes or of buffers): empty it
+                    while in_pipe:
+                        in_pipe -= os.splice(r, null, in_pipe)
+                    continue
+                if not k:
+                    raise EOFError("the sender closed in the middle of an answer")
+                moved += k
+                in_pipe += k
             got += length
-            in_pipe += length
         while in_pipe:
             in_pipe -= os.splice(r, null, in_pipe)
         return
